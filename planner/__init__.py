@@ -1,0 +1,3 @@
+"""planner: a terminal capacity planner for serving large language models."""
+
+__version__ = "0.1.0"

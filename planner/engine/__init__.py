@@ -1,0 +1,1 @@
+"""The analytical engine: pure Python + numpy, no Textual."""

@@ -1,0 +1,177 @@
+"""The inputs of a plan: load, targets, fleet choices, optimizations, cost knobs.
+
+These pydantic models are the profile schema's body (the profile module adds file I/O and the
+custom catalog tables). Every field has a documented default so a minimal profile is short.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from planner.engine.specs import KV_PRECISIONS, WEIGHT_PRECISIONS
+
+# Monthly hours: 8760 / 12, the infracost/AWS-calculator convention (modeling digest §7 [S41]).
+HOURS_PER_MONTH = 730.0
+# Average data-centre PUE 1.58: Uptime Institute Global Data Center Survey 2023 (digest [S44]).
+DEFAULT_PUE = 1.58
+# World average grid intensity 0.436 kg CO2/kWh in 2022: Ember Global Electricity Review 2023 ([S46]).
+DEFAULT_GRID_KG_PER_KWH = 0.436
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LengthDist(Strict):
+    """A token-length distribution. `fixed` uses the mean; `lognormal` takes its spread from the p90;
+    `exponential` is memoryless with that mean."""
+
+    kind: Literal["fixed", "lognormal", "exponential"] = "fixed"
+    mean: float = Field(gt=0, le=10_000_000)
+    p90: float | None = Field(None, gt=0, description="lognormal only: 90th percentile, above the mean")
+    max: float | None = Field(None, gt=0, description="truncate samples at this length (e.g. max_tokens)")
+
+    @model_validator(mode="after")
+    def _check(self) -> LengthDist:
+        if self.kind == "lognormal":
+            if self.p90 is None:
+                raise ValueError("lognormal needs p90 (the 90th-percentile length)")
+            if self.p90 <= self.mean:
+                raise ValueError(f"p90 ({self.p90:g}) must be above the mean ({self.mean:g}) for a lognormal")
+        return self
+
+    @property
+    def sigma(self) -> float:
+        """Lognormal shape from mean m and p90 q: q/m = exp(1.2816*s - s^2/2); solve for s."""
+        if self.kind != "lognormal" or self.p90 is None:
+            return 0.0
+        ratio = math.log(self.p90 / self.mean)
+        z = 1.2815515655446004
+        # s^2/2 - z*s + ratio = 0, smaller root
+        disc = z * z - 2 * ratio
+        if disc <= 0:
+            return z  # widest shape that still has the requested mean
+        return z - math.sqrt(disc)
+
+
+def as_length(value: float | int | dict | LengthDist) -> LengthDist:
+    if isinstance(value, LengthDist):
+        return value
+    if isinstance(value, dict):
+        return LengthDist(**value)
+    return LengthDist(kind="fixed", mean=float(value))
+
+
+class Load(Strict):
+    """Offered traffic. Give `rate_rps`, or `requests_per_day` with a `peak_factor`."""
+
+    rate_rps: float | None = Field(None, ge=0, le=1e7)
+    requests_per_day: float | None = Field(None, ge=0, le=1e12)
+    peak_factor: float = Field(1.0, ge=1.0, le=100.0)
+    input_len: LengthDist = LengthDist(kind="lognormal", mean=1000, p90=2000)
+    output_len: LengthDist = LengthDist(kind="exponential", mean=250)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lengths(cls, data):
+        if isinstance(data, dict):
+            for key in ("input_len", "output_len"):
+                if key in data and isinstance(data[key], (int, float)) and not isinstance(data[key], bool):
+                    data = {**data, key: {"kind": "fixed", "mean": data[key]}}
+        return data
+
+    @model_validator(mode="after")
+    def _one_rate(self) -> Load:
+        if self.rate_rps is None and self.requests_per_day is None:
+            raise ValueError("give rate_rps or requests_per_day")
+        if self.rate_rps is not None and self.requests_per_day is not None:
+            raise ValueError("give rate_rps or requests_per_day, not both")
+        return self
+
+    @property
+    def peak_rate_rps(self) -> float:
+        """The rate to size for: daily volume averaged over 86,400 s times the peak factor."""
+        if self.rate_rps is not None:
+            return self.rate_rps
+        return (self.requests_per_day or 0.0) / 86400.0 * self.peak_factor
+
+    @property
+    def mean_rate_rps(self) -> float:
+        if self.rate_rps is not None:
+            return self.rate_rps
+        return (self.requests_per_day or 0.0) / 86400.0
+
+
+class Targets(Strict):
+    """Latency SLOs at a percentile, and a utilisation ceiling that keeps headroom."""
+
+    ttft_ms: float | None = Field(2000.0, gt=0)
+    ttft_percentile: float = Field(99, gt=0, lt=100)
+    tpot_ms: float | None = Field(100.0, gt=0)
+    tpot_percentile: float = Field(99, gt=0, lt=100)
+    e2e_ms: float | None = Field(None, gt=0)
+    e2e_percentile: float = Field(99, gt=0, lt=100)
+    max_utilization: float = Field(0.8, gt=0, le=0.99)
+
+
+class Fleet(Strict):
+    """Hardware choice shared by the three tiers."""
+
+    gpu: str = "h100-sxm"
+    price_usd_hour: float | None = Field(None, ge=0, description="override the catalog's on-demand price")
+    discount: float = Field(0.0, ge=0, lt=1, description="reserved/spot discount off the hourly price")
+    gpus_per_node: int | None = Field(None, ge=1, le=1024, description="limit TP to this many GPUs")
+    max_gpus: int | None = Field(None, ge=1, description="refuse plans above this fleet size")
+
+
+class Optimizations(Strict):
+    """Serving-engine knobs. Unset engine knobs follow vLLM's documented defaults."""
+
+    weights: Literal["auto", *WEIGHT_PRECISIONS] = "auto"  # type: ignore[valid-type]
+    kv: Literal["auto", *KV_PRECISIONS] = "auto"  # type: ignore[valid-type]
+    tp: Literal["auto"] | int = "auto"
+    pp: int = Field(1, ge=1, le=64)
+    max_num_seqs: int | None = Field(None, ge=1, le=65536)
+    chunked_prefill: bool = True
+    max_num_batched_tokens: int | None = Field(None, ge=16, le=1_048_576)
+    gpu_mem_util: float = Field(0.9, gt=0.05, le=0.99)
+    prefix_hit: float = Field(0.0, ge=0, le=0.99)
+    spec_k: int = Field(0, ge=0, le=16)
+    spec_accept: float = Field(0.7, ge=0, le=0.99)
+    spec_draft_ratio: float = Field(0.05, ge=0, le=1.0, description="draft step cost / target step cost")
+    prune_fraction: float = Field(0.0, ge=0, le=0.9)
+    sparsity_2_4: bool = False
+
+    @model_validator(mode="after")
+    def _tp(self) -> Optimizations:
+        if isinstance(self.tp, int) and (self.tp < 1 or self.tp > 1024):
+            raise ValueError("tp must be 'auto' or a whole number from 1 to 1024")
+        return self
+
+
+class CostKnobs(Strict):
+    pue: float = Field(DEFAULT_PUE, ge=1.0, le=3.0)
+    grid_kg_per_kwh: float = Field(DEFAULT_GRID_KG_PER_KWH, ge=0, le=2.0)
+    hours_per_month: float = Field(HOURS_PER_MONTH, gt=0, le=744)
+    api_usd_per_mtok_input: float | None = Field(None, ge=0)
+    api_usd_per_mtok_output: float | None = Field(None, ge=0)
+
+
+class TierModels(Strict):
+    small: str = "llama-3.2-3b"
+    medium: str = "llama-3.1-70b"
+    large: str = "llama-3.1-405b"
+
+
+class Scenario(Strict):
+    """Everything a plan needs besides the catalogs."""
+
+    models: TierModels = TierModels()
+    fleet: Fleet = Fleet()
+    load: Load = Load(rate_rps=10.0)
+    slo: Targets = Targets()
+    optimizations: Optimizations = Optimizations()
+    cost: CostKnobs = CostKnobs()

@@ -1,0 +1,240 @@
+"""Typed specs for hardware, models and serving configurations.
+
+Pydantic models sit at the edges (catalog files, profiles, CLI); the numeric core reads plain
+floats and numpy arrays out of them.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+GIB = 1024**3
+GB = 1e9
+
+
+class Precision(str, Enum):
+    """Numeric formats for weights, activations and the KV cache."""
+
+    BF16 = "bf16"
+    FP16 = "fp16"
+    FP8 = "fp8"
+    INT8 = "int8"
+    INT4 = "int4"
+    FP4 = "fp4"
+
+
+WEIGHT_PRECISIONS = [p.value for p in Precision]
+KV_PRECISIONS = ["bf16", "fp16", "fp8", "int8"]
+
+# Bytes per stored element. 4-bit formats carry block scales: int4 (GPTQ/AWQ group 128 with an
+# fp16 scale and zero, 4 bytes per 128 weights) and NVFP4 (one fp8 scale per 16 values).
+# Source: modeling digest §2.1 (GenZ mem_multiplier, llm-analysis w16/w8/w4) plus the scale sizes.
+BYTES_PER_ELEMENT: dict[str, float] = {
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "int4": 0.5 + 4 / 128,
+    "fp4": 0.5 + 1 / 16,
+}
+
+
+class Tier(str, Enum):
+    SMALL = "small"
+    MEDIUM = "medium"
+    LARGE = "large"
+
+
+TIERS = [t.value for t in Tier]
+
+
+def tier_for_params(params_total: float) -> str:
+    """Seed tier by total parameters: small 1-7B (< 8B), medium 8-70B (70B-class such as
+    Llama-3.1-70B at 70.6B included), large 72B and up."""
+    billions = params_total / 1e9
+    if billions < 8.0:
+        return "small"
+    if billions < 72.0:
+        return "medium"
+    return "large"
+
+
+class Sourced(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class QualityScore(Sourced):
+    benchmark: str
+    score: float
+    source: str
+
+
+class GpuSpec(Sourced):
+    """One accelerator. Every figure is dense (no 2:4 sparsity) and per device."""
+
+    id: str
+    name: str
+    vendor: str
+    family: str = Field(description="calibration family, e.g. ampere, hopper, blackwell, ada, cdna3")
+    aliases: list[str] = []
+    memory_gib: float = Field(gt=0, description="HBM capacity; vendors' 'GB' figures are GiB-sized")
+    mem_bw_tb_s: float = Field(gt=0)
+    tflops: dict[str, float] = Field(description="dense peak per precision: bf16, fp16, fp8, int8, fp4")
+    sparse_2_4: bool = False
+    interconnect: str = Field(description="nvlink, pcie, infinity-fabric, ici, roce")
+    link_gb_s: float = Field(gt=0, description="scale-up bandwidth per GPU per direction")
+    max_gpus_per_node: int = Field(ge=1)
+    tdp_w: float = Field(gt=0)
+    tdp_estimated: bool = False
+    price_usd_hour: float = Field(ge=0)
+    price_provider: str
+    price_date: str
+    sources: dict[str, str] = Field(description="figure name -> source URL")
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _needs_bf16(self) -> GpuSpec:
+        if "bf16" not in self.tflops and "fp16" not in self.tflops:
+            raise ValueError(f"gpu {self.id}: tflops needs a bf16 or fp16 figure")
+        return self
+
+    @property
+    def mem_bw_bytes_s(self) -> float:
+        return self.mem_bw_tb_s * 1e12
+
+    @property
+    def memory_bytes(self) -> float:
+        return self.memory_gib * GIB
+
+    def supports(self, precision: str) -> bool:
+        return precision in self.tflops or precision in ("bf16", "fp16", "int4")
+
+
+class ModelSpec(Sourced):
+    """A decoder-only transformer. MoE fields are zero for dense models."""
+
+    id: str
+    name: str
+    family: str
+    aliases: list[str] = []
+    layers: int = Field(ge=1)
+    hidden: int = Field(ge=1)
+    heads: int = Field(ge=1)
+    kv_heads: int = Field(ge=1)
+    head_dim: int = Field(ge=1)
+    ffn_dim: int = Field(ge=0, description="dense MLP intermediate size")
+    vocab: int = Field(ge=1)
+    tie_embeddings: bool = False
+    gated_mlp: bool = True
+    attention: Literal["mha", "gqa", "mla"] = "gqa"
+    # MLA (DeepSeek-V2/V3): latent KV rank and decoupled rope dims
+    kv_lora_rank: int = 0
+    q_lora_rank: int = 0
+    qk_rope_head_dim: int = 0
+    qk_nope_head_dim: int = 0
+    v_head_dim: int = 0
+    # MoE
+    experts: int = 0
+    experts_per_token: int = 0
+    shared_experts: int = 0
+    moe_ffn_dim: int = 0
+    dense_layers: int = Field(0, description="leading layers with a dense MLP in an MoE model")
+    sliding_window: int = 0
+    sliding_layers_fraction: float = 0.0
+    max_context: int = Field(ge=1)
+    dtype: str = "bf16"
+    params_published: float | None = Field(None, description="published total params, for checks")
+    active_published: float | None = None
+    quality: QualityScore | None = None
+    source: str
+    notes: str = ""
+
+    @property
+    def is_moe(self) -> bool:
+        return self.experts > 0
+
+    # --- parameter counting: every matrix, SwiGLU has three (modeling digest §1.1) ---
+    @property
+    def attn_params_per_layer(self) -> float:
+        d = self.hidden
+        if self.attention == "mla":
+            qk = self.qk_nope_head_dim + self.qk_rope_head_dim
+            q = (d * self.q_lora_rank + self.q_lora_rank * self.heads * qk) if self.q_lora_rank else d * self.heads * qk
+            kv_down = d * (self.kv_lora_rank + self.qk_rope_head_dim)
+            kv_up = self.kv_lora_rank * self.heads * (self.qk_nope_head_dim + self.v_head_dim)
+            out = self.heads * self.v_head_dim * d
+            return float(q + kv_down + kv_up + out)
+        q_and_o = 2 * d * self.heads * self.head_dim
+        k_and_v = 2 * d * self.kv_heads * self.head_dim
+        return float(q_and_o + k_and_v)
+
+    def _mlp_params(self, inner: int) -> float:
+        return float((3 if self.gated_mlp else 2) * self.hidden * inner)
+
+    @property
+    def expert_params(self) -> float:
+        """Parameters of one routed expert in one layer."""
+        return self._mlp_params(self.moe_ffn_dim) if self.is_moe else 0.0
+
+    @property
+    def moe_layers(self) -> int:
+        return self.layers - self.dense_layers if self.is_moe else 0
+
+    @property
+    def routed_expert_params(self) -> float:
+        """All routed-expert parameters of the model."""
+        return self.moe_layers * self.experts * self.expert_params
+
+    @property
+    def embedding_params(self) -> float:
+        return float(self.vocab * self.hidden)
+
+    @property
+    def lm_head_params(self) -> float:
+        """The output projection; it is read every step even when tied to the embedding."""
+        return float(self.vocab * self.hidden)
+
+    @property
+    def body_dense_params(self) -> float:
+        """Per-token-always-used params outside embeddings: attention, dense MLPs, shared experts,
+        routers and norms."""
+        per_layer_norms = 2 * self.hidden
+        dense_mlp = self._mlp_params(self.ffn_dim) * (self.dense_layers if self.is_moe else self.layers)
+        shared = self.moe_layers * self.shared_experts * self.expert_params
+        router = self.moe_layers * self.experts * self.hidden
+        return float(self.layers * (self.attn_params_per_layer + per_layer_norms) + dense_mlp + shared + router)
+
+    @property
+    def params_total(self) -> float:
+        lm_head = 0.0 if self.tie_embeddings else self.lm_head_params
+        return self.embedding_params + lm_head + self.body_dense_params + self.routed_expert_params
+
+    @property
+    def params_active(self) -> float:
+        """Parameters used per token (FLOPs = 2 x this, modeling digest §1.1)."""
+        routed = self.moe_layers * self.experts_per_token * self.expert_params
+        lm_head = 0.0 if self.tie_embeddings else self.lm_head_params
+        return self.embedding_params + lm_head + self.body_dense_params + routed
+
+    @property
+    def tier(self) -> str:
+        return tier_for_params(self.params_total)
+
+    # --- KV cache, modeling digest §2.2 ---
+    @property
+    def kv_elements_per_token_layer(self) -> float:
+        """Elements cached per token per layer (both K and V)."""
+        if self.attention == "mla":
+            # MLA caches the compressed latent plus the decoupled rope key (DeepSeek-V2, §2.2)
+            return float(self.kv_lora_rank + self.qk_rope_head_dim)
+        return float(2 * self.kv_heads * self.head_dim)
+
+    @property
+    def attn_qk_dim(self) -> int:
+        """Per-head dimension used in attention FLOPs."""
+        if self.attention == "mla":
+            return self.qk_nope_head_dim + self.qk_rope_head_dim
+        return self.head_dim

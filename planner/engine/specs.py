@@ -90,6 +90,7 @@ class GpuSpec(Sourced):
     tdp_w: float = Field(gt=0)
     tdp_estimated: bool = False
     price_usd_hour: float = Field(ge=0)
+    price_estimated: bool = Field(False, description="no quoted on-demand price was found; see notes")
     price_provider: str
     price_date: str
     sources: dict[str, str] = Field(description="figure name -> source URL")

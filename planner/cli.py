@@ -1,0 +1,309 @@
+"""Command line: `planner [PROFILE]` opens the TUI; subcommands give the same numbers to scripts.
+
+Nothing here imports Textual except the TUI launcher, so scripted calls stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+COMMANDS = ("predict", "plan", "catalog", "search", "validate", "calibrate")
+
+ENGINE_DEFAULTS = (
+    "Engine defaults follow vLLM V1 (vllm/engine/arg_utils.py get_batch_defaults): max_num_seqs 1024 and "
+    "max_num_batched_tokens 8192 on GPUs with >= 70 GiB that are not A100, else 256 and 2048; "
+    "gpu_memory_utilization 0.9; chunked prefill on; KV blocks of 16 tokens."
+)
+
+
+class UsageError(ValueError):
+    """Bad command-line input, reported as one line."""
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def mem_fraction(text: str) -> float:
+    value = fraction(text)
+    if value <= 0.05:
+        raise argparse.ArgumentTypeError(f"must be in (0.05, 1), got {text}")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, no usage dump
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="planner", description="Capacity planner for serving large language models.")
+    sub = parser.add_subparsers(dest="command")
+    _predict_parser(sub)
+    plan = sub.add_parser("plan", help="size a fleet for a profile's load and targets, per tier")
+    plan.add_argument("profile", type=Path)
+    plan.add_argument("--format", choices=("table", "json", "toml"), default="table")
+    plan.add_argument("-o", "--output", type=Path, help="write to this file (atomically) instead of stdout")
+    plan.add_argument("--force", action="store_true", help="overwrite an output file that exists")
+    cat = sub.add_parser("catalog", help="list the GPUs or models the planner knows")
+    cat.add_argument("kind", choices=("gpus", "models"))
+    cat.add_argument("--format", choices=("table", "json"), default="table")
+    return parser
+
+
+def _predict_parser(sub) -> None:
+    p = sub.add_parser("predict", help="performance of one replica under one workload", epilog=ENGINE_DEFAULTS)
+    p.add_argument("--model", required=True, help="catalog id or path to a Hugging Face config.json (or its folder)")
+    p.add_argument("--gpu", required=True, help="catalog id or alias")
+    p.add_argument("--tp", type=positive_int, help="tensor-parallel degree (default: the smallest that fits)")
+    p.add_argument("--pp", type=positive_int, default=1)
+    p.add_argument("--weights", choices=("bf16", "fp16", "fp8", "int8", "int4", "fp4"), help="default: the model's dtype")
+    p.add_argument("--kv", choices=("bf16", "fp16", "fp8", "int8"), help="default: bf16 (fp16 for fp16 models)")
+    p.add_argument("--input-len", type=positive_float, required=True, help="prompt tokens (mean)")
+    p.add_argument("--output-len", type=positive_float, required=True, help="output tokens (mean)")
+    p.add_argument("--input-dist", choices=("fixed", "lognormal", "exponential"), default="fixed")
+    p.add_argument("--output-dist", choices=("fixed", "lognormal", "exponential"), default="fixed")
+    p.add_argument("--input-p90", type=positive_float, help="p90 of a lognormal prompt length")
+    p.add_argument("--output-p90", type=positive_float, help="p90 of a lognormal output length")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--offline", action="store_true", help="all requests queued: maximum throughput")
+    mode.add_argument("--concurrency", type=positive_int, help="closed loop with N clients")
+    mode.add_argument("--rate", type=float, help="open loop: Poisson arrivals, requests/s (>= 0)")
+    p.add_argument("--max-seqs", type=positive_int, help="vLLM max_num_seqs")
+    p.add_argument("--max-batched-tokens", type=positive_int, help="chunked-prefill token budget (max_num_batched_tokens)")
+    p.add_argument("--no-chunked-prefill", action="store_true", help="whole-prompt prefill steps (vLLM V0 style)")
+    p.add_argument("--gpu-mem-util", type=mem_fraction, default=0.9)
+    p.add_argument("--prefix-hit", type=fraction, default=0.0, help="share of prompt tokens served from the prefix cache")
+    p.add_argument("--spec-k", type=int, default=0, help="speculative decoding draft length")
+    p.add_argument("--spec-accept", type=fraction, default=0.7, help="per-token acceptance rate")
+    p.add_argument("--spec-draft-ratio", type=fraction, default=0.05, help="draft step cost / target step cost")
+    p.add_argument("--prune", type=fraction, default=0.0, help="fraction of parameters removed by structured pruning")
+    p.add_argument("--sparsity-2-4", action="store_true", help="2:4 structured sparsity on sparse tensor cores")
+    p.add_argument("--calibration", type=Path, help="calibration TOML written by `planner calibrate`")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _length(mean: float, dist: str, p90: float | None):
+    from planner.engine.scenario import LengthDist
+
+    return LengthDist(kind=dist, mean=mean, p90=p90 if dist == "lognormal" else None)
+
+
+def cmd_predict(args) -> int:
+    from planner.engine import catalog
+    from planner.engine.knobs import load_calibration
+    from planner.engine.predict import PredictRequest, predict
+    from planner.engine.roofline import ServingConfig
+    from planner.engine.serving import Workload
+    from planner.report import prediction_json
+
+    if args.rate is not None and (not math.isfinite(args.rate) or args.rate < 0):
+        raise UsageError(f"--rate must be a finite number >= 0, got {args.rate}")
+    if args.spec_k < 0 or args.spec_k > 16:
+        raise UsageError(f"--spec-k must be from 0 to 16, got {args.spec_k}")
+    model = catalog.get_model(args.model)
+    gpu = catalog.get_gpu(args.gpu)
+    weights = args.weights or model.dtype
+    kv = args.kv or ("fp16" if model.dtype == "fp16" else "bf16")
+    cfg = ServingConfig(
+        tp=args.tp or 1, pp=args.pp, weights=weights, kv=kv, max_num_seqs=args.max_seqs,
+        max_num_batched_tokens=args.max_batched_tokens, chunked_prefill=not args.no_chunked_prefill,
+        gpu_mem_util=args.gpu_mem_util, prefix_hit=args.prefix_hit, spec_k=args.spec_k,
+        spec_accept=args.spec_accept, spec_draft_ratio=args.spec_draft_ratio, prune_fraction=args.prune,
+        sparsity_2_4=args.sparsity_2_4,
+    )
+    mode = "offline" if args.offline else "concurrency" if args.concurrency else "rate"
+    req = PredictRequest(
+        model=model, gpu=gpu, config=cfg, input_len=_length(args.input_len, args.input_dist, args.input_p90),
+        output_len=_length(args.output_len, args.output_dist, args.output_p90), mode=mode,
+        concurrency=args.concurrency or 0, rate_rps=args.rate or 0.0, tp_auto=args.tp is None,
+    )
+    calibration = load_calibration(args.calibration) if args.calibration else None
+    pred = predict(req, calibration)
+    wl = Workload(req.input_len, req.output_len)
+    data = prediction_json(pred, wl.mean_in, wl.mean_out)
+    if args.format == "json":
+        print(json.dumps(data, indent=2, allow_nan=False))
+    else:
+        from planner.tables import prediction_table
+
+        _print(prediction_table(data))
+    return 0 if pred.fits else 1
+
+
+def cmd_plan(args) -> int:
+    from planner.engine.plan import evaluate
+    from planner.profile import load_profile, profile_to_dict, save_text_atomic
+    from planner.report import plan_export, plan_json
+
+    loaded = load_profile(args.profile)
+    prof = loaded.profile
+    base = Path(args.profile).resolve().parent
+    plan = evaluate(prof.scenario(), prof.custom_gpus(), prof.custom_models(base), _profile_calibration(prof, base))
+    if args.format == "json":
+        text = json.dumps(plan_json(plan), indent=2, allow_nan=False) + "\n"
+    elif args.format == "toml":
+        import tomli_w
+
+        text = tomli_w.dumps(plan_export(plan, profile_to_dict(prof)))
+    else:
+        from planner.tables import plan_table
+
+        if args.output:
+            raise UsageError("-o needs --format json or toml")
+        _print(plan_table(plan_json(plan), prof.name))
+        return 0
+    if args.output:
+        if args.output.exists() and not args.force and args.output.resolve() != Path(args.profile).resolve():
+            raise UsageError(f"{args.output} exists; pass --force to overwrite it")
+        save_text_atomic(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _profile_calibration(prof, base: Path):
+    if not getattr(prof, "calibration", None):
+        return None
+    from planner.engine.knobs import load_calibration
+
+    return load_calibration(base / prof.calibration)
+
+
+def cmd_catalog(args) -> int:
+    from planner.engine import catalog
+
+    if args.kind == "gpus":
+        rows = [g.model_dump() for g in catalog.gpus().values()]
+    else:
+        rows = [m.model_dump() | {"params_total": m.params_total, "params_active": m.params_active, "tier": m.tier}
+                for m in catalog.models().values()]
+    if args.format == "json":
+        print(json.dumps(rows, indent=2, allow_nan=False))
+    else:
+        from planner.tables import catalog_table
+
+        _print(catalog_table(args.kind, rows))
+    return 0
+
+
+def _print(renderable) -> None:
+    from rich.console import Console
+
+    Console().print(renderable)
+
+
+def run_tui(profile_path: str | None) -> int:
+    try:
+        from planner.tui.app import run
+    except ImportError:
+        return summary(profile_path)
+    return run(profile_path)
+
+
+def summary(profile_path: str | None) -> int:
+    """Print the default (or given) profile's plan as a table."""
+    from planner.engine.plan import evaluate
+    from planner.profile import default_profile, load_profile
+    from planner.report import plan_json
+    from planner.tables import plan_table
+
+    if profile_path:
+        prof = load_profile(Path(profile_path)).profile
+        base = Path(profile_path).resolve().parent
+    else:
+        prof, base = default_profile(), Path.cwd()
+    plan = evaluate(prof.scenario(), prof.custom_gpus(), prof.custom_models(base))
+    _print(plan_table(plan_json(plan), prof.name))
+    return 0
+
+
+HANDLERS = {"predict": cmd_predict, "plan": cmd_plan, "catalog": cmd_catalog}
+
+
+def dispatch(argv: list[str]) -> int:
+    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
+        if len(argv) > 1:
+            raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        return run_tui(argv[0] if argv else None)
+    if argv[0] in ("-h", "--help"):
+        build_parser().print_help()
+        return 0
+    if argv[0] in ("--version", "-V"):
+        from planner import __version__
+
+        print(f"planner {__version__}")
+        return 0
+    args = build_parser().parse_args(argv)
+    handler = HANDLERS.get(args.command) or _extra_handlers().get(args.command)
+    if handler is None:
+        raise UsageError(f"unknown command {args.command!r}")
+    return handler(args)
+
+
+def _extra_handlers() -> dict:
+    return {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return dispatch(argv)
+    except SystemExit as exc:  # argparse --help inside a subcommand
+        return int(exc.code or 0)
+    except KeyboardInterrupt:
+        return 130
+    except UsageError as exc:
+        print(f"planner: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # every known failure is a ValueError/OSError subclass with a message
+        print(f"planner: error: {_one_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, (ValueError, OSError)) else 70
+
+
+def _one_line(exc: Exception) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err["loc"])
+            parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+        return "; ".join(parts)
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    text = str(exc).strip() or exc.__class__.__name__
+    return text if isinstance(exc, (ValueError, OSError)) else f"internal error ({exc.__class__.__name__}): {text}"

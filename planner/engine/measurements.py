@@ -1,0 +1,266 @@
+"""Reader for published LLM-serving measurements in the planner's CSV contract.
+
+One metric per row. Columns, in order (users' scripts depend on them):
+
+    model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,
+    max_seqs,max_batched_tokens,prefix_hit,metric,value,source
+
+Conventions:
+* `mode` is `offline` (all requests queued at once), `rate` (open loop, Poisson arrivals at
+  `rate` req/s) or `concurrency` (closed loop with `concurrency` clients; a static batch of N is
+  concurrency N).
+* `rate`, `requests_per_s`, `output_tok_s` and `total_tok_s` are for ONE replica (one TP x PP
+  group), never per GPU and never for a whole multi-replica system.
+* `input_len` / `output_len` are tokens per request (means when the source's lengths vary).
+* `source` is a URL, optionally followed by " | note" describing a unit conversion.
+* Empty optional cells (pp, rate, concurrency, max_seqs, max_batched_tokens, prefix_hit) are None;
+  the planner applies its own defaults.
+
+Bad rows do not abort the read: they come back as `RowError`s next to the good rows, so a user's
+file with one typo still calibrates. A file that is not a CSV of this shape raises
+`MeasurementsError` with one line saying why.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from planner.engine.specs import KV_PRECISIONS, WEIGHT_PRECISIONS
+
+COLUMNS: tuple[str, ...] = (
+    "model", "gpu", "tp", "pp", "weights", "kv", "mode", "rate", "concurrency", "input_len",
+    "output_len", "max_seqs", "max_batched_tokens", "prefix_hit", "metric", "value", "source",
+)
+# Columns a file may leave out of its header entirely; every other column must be present.
+OPTIONAL_COLUMNS = frozenset({"pp", "rate", "concurrency", "max_seqs", "max_batched_tokens", "prefix_hit", "source"})
+REQUIRED_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c not in OPTIONAL_COLUMNS)
+
+MODES: tuple[str, ...] = ("offline", "concurrency", "rate")
+METRICS: tuple[str, ...] = (
+    "ttft_ms_mean", "ttft_ms_p50", "ttft_ms_p90", "ttft_ms_p99",
+    "tpot_ms_mean", "tpot_ms_p50", "tpot_ms_p90", "tpot_ms_p99",
+    "itl_ms_mean",
+    "e2e_ms_mean", "e2e_ms_p50", "e2e_ms_p90", "e2e_ms_p99",
+    "output_tok_s", "total_tok_s", "requests_per_s",
+)
+
+# Sniff this many bytes for NULs: csv would otherwise report binary junk as missing columns.
+_SNIFF_BYTES = 8192
+
+
+class MeasurementsError(ValueError):
+    """The file as a whole cannot be read as a measurements CSV."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    line: int  # 1-based line in the file; the header is line 1
+    column: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}, {self.column}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One published number and the setup it was measured under."""
+
+    model: str
+    gpu: str
+    tp: int
+    pp: int | None
+    weights: str
+    kv: str
+    mode: str
+    rate: float | None
+    concurrency: int | None
+    input_len: float
+    output_len: float
+    max_seqs: int | None
+    max_batched_tokens: int | None
+    prefix_hit: float | None
+    metric: str
+    value: float
+    source: str
+
+    @property
+    def url(self) -> str:
+        """The source URL without the conversion note."""
+        return self.source.split(" | ", 1)[0].strip()
+
+
+@dataclass(frozen=True)
+class MeasurementSet:
+    path: Path
+    rows: tuple[Measurement, ...]
+    errors: tuple[RowError, ...] = field(default=())
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[Measurement]:
+        return iter(self.rows)
+
+    def where(self, **equals: object) -> MeasurementSet:
+        """Rows whose fields equal the given values, e.g. where(metric="ttft_ms_mean", gpu="h100-sxm")."""
+        rows = tuple(r for r in self.rows if all(getattr(r, k) == v for k, v in equals.items()))
+        return MeasurementSet(self.path, rows, self.errors)
+
+    def column(self, name: str) -> np.ndarray:
+        """One numeric field as a float array (None -> nan), for vectorised error statistics."""
+        return np.array([math.nan if (v := getattr(r, name)) is None else v for r in self.rows], dtype=float)
+
+
+def packaged_measurements_path() -> Path:
+    """The calibration set shipped in planner/data (a plain file in every supported install)."""
+    return Path(str(resources.files("planner") / "data" / "measurements.csv"))
+
+
+# --- cell parsers: each returns the value or raises ValueError with a user-facing message ---
+
+def _number(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise ValueError(f"not a number: {text!r}") from None
+    if not math.isfinite(x):
+        raise ValueError(f"not a finite number: {text!r}")
+    if x < 0:
+        raise ValueError(f"must not be negative: {text}")
+    return x
+
+
+def _integer(text: str) -> int:
+    x = _number(text)
+    if x != int(x):
+        raise ValueError(f"not a whole number: {text!r}")
+    return int(x)
+
+
+def _positive(parse: Callable[[str], float]) -> Callable[[str], float]:
+    def check(text: str) -> float:
+        x = parse(text)
+        if x <= 0:
+            raise ValueError(f"must be above zero: {text}")
+        return x
+    return check
+
+
+def _fraction(text: str) -> float:
+    x = _number(text)
+    if x > 1:
+        raise ValueError(f"must be a fraction between 0 and 1: {text}")
+    return x
+
+
+def _choice(allowed: tuple[str, ...] | list[str]) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"unknown value {text!r}; expected one of {', '.join(allowed)}")
+        return text
+    return check
+
+
+def _text(text: str) -> str:
+    return text
+
+
+# column -> (parser, required). Required cells may not be empty.
+_CELLS: dict[str, tuple[Callable[[str], object], bool]] = {
+    "model": (_text, True),
+    "gpu": (_text, True),
+    "tp": (_positive(_integer), True),
+    "pp": (_positive(_integer), False),
+    "weights": (_choice(WEIGHT_PRECISIONS), True),
+    "kv": (_choice(KV_PRECISIONS), True),
+    "mode": (_choice(MODES), True),
+    "rate": (_positive(_number), False),
+    "concurrency": (_positive(_integer), False),
+    "input_len": (_positive(_number), True),
+    "output_len": (_positive(_number), True),
+    "max_seqs": (_positive(_integer), False),
+    "max_batched_tokens": (_positive(_integer), False),
+    "prefix_hit": (_fraction, False),
+    "metric": (_choice(METRICS), True),
+    "value": (_number, True),
+    "source": (_text, False),
+}
+
+
+def _parse_row(raw: dict[str, str | None], line: int) -> tuple[Measurement | None, list[RowError]]:
+    values: dict[str, object] = {}
+    errors: list[RowError] = []
+    for column in COLUMNS:
+        parse, required = _CELLS[column]
+        text = (raw.get(column) or "").strip()
+        if not text:
+            values[column] = None if not required else ""
+            if required:
+                errors.append(RowError(line, column, "missing value"))
+            continue
+        try:
+            values[column] = parse(text)
+        except ValueError as exc:
+            errors.append(RowError(line, column, str(exc)))
+    # The mode says which load parameter the row needs.
+    if values.get("mode") == "rate" and values.get("rate") is None and not _has_error(errors, "rate"):
+        errors.append(RowError(line, "rate", "rate mode needs a rate (req/s)"))
+    if values.get("mode") == "concurrency" and values.get("concurrency") is None and not _has_error(errors, "concurrency"):
+        errors.append(RowError(line, "concurrency", "concurrency mode needs a concurrency (clients)"))
+    if errors:
+        return None, errors
+    values["source"] = values["source"] or ""
+    return Measurement(**values), []  # type: ignore[arg-type]
+
+
+def _has_error(errors: list[RowError], column: str) -> bool:
+    return any(e.column == column for e in errors)
+
+
+def _read_text(path: Path) -> str:
+    """The file's text, or MeasurementsError with one clear line."""
+    name = path.name or str(path)
+    if path.is_dir():
+        raise MeasurementsError(f"{name}: is a directory, expected a measurements CSV file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MeasurementsError(f"{name}: cannot read file ({exc.strerror or exc})") from None
+    if b"\x00" in data[:_SNIFF_BYTES]:
+        raise MeasurementsError(f"{name}: binary file, expected a UTF-8 CSV text file")
+    try:
+        return data.decode("utf-8-sig")  # tolerate the BOM spreadsheet exports add
+    except UnicodeDecodeError as exc:
+        raise MeasurementsError(f"{name}: not UTF-8 text (byte {exc.start}), expected a CSV file") from None
+
+
+def read_measurements(path: Path | str) -> MeasurementSet:
+    """Parse a measurements CSV. Row problems are collected, file problems raise."""
+    path = Path(path)
+    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise MeasurementsError(
+            f"{path.name}: missing columns {', '.join(missing)}; expected {','.join(COLUMNS)}"
+        )
+    reader.fieldnames = header  # stripped names, so " value" still maps to value
+    rows: list[Measurement] = []
+    errors: list[RowError] = []
+    for raw in reader:
+        if not any((v or "").strip() for v in raw.values() if isinstance(v, str)):
+            continue  # blank line
+        row, row_errors = _parse_row(raw, reader.line_num)
+        if row is not None:
+            rows.append(row)
+        errors.extend(row_errors)
+    return MeasurementSet(path, tuple(rows), tuple(errors))

@@ -1,0 +1,93 @@
+"""One replica, one workload, one mode: the engine behind `planner predict` and `validate`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from planner.engine.knobs import Calibration, Knobs, shipped_calibration
+from planner.engine.roofline import ServingConfig, memory_per_gpu, replica_params
+from planner.engine.scenario import LengthDist
+from planner.engine.serving import OperatingPoint, Workload, concurrency_point, offline_point, rate_point
+from planner.engine.specs import GB, GpuSpec, ModelSpec
+
+TP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 72)
+
+
+class PredictError(ValueError):
+    """A request the model cannot evaluate, with the reason in words."""
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    model: ModelSpec
+    gpu: GpuSpec
+    config: ServingConfig
+    input_len: LengthDist
+    output_len: LengthDist
+    mode: str  # offline | concurrency | rate
+    concurrency: int = 0
+    rate_rps: float = 0.0
+    tp_auto: bool = False
+
+
+@dataclass
+class Prediction:
+    request: PredictRequest
+    config: ServingConfig
+    fits: bool
+    reason: str
+    memory_gb: dict
+    point: OperatingPoint | None
+
+
+def smallest_fitting_tp(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Knobs) -> int | None:
+    for tp in TP_CHOICES:
+        if tp > gpu.max_gpus_per_node * 1 or tp > model.heads:
+            break
+        p = replica_params(model, gpu, replace(cfg, tp=tp), knobs)
+        if float(memory_per_gpu(p)["kv"]) > 0:
+            return tp
+    return None
+
+
+def check_support(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig) -> None:
+    if cfg.sparsity_2_4 and not gpu.sparse_2_4:
+        raise PredictError(f"2:4 sparsity needs sparse tensor cores, which {gpu.id} does not have")
+    if cfg.tp > model.heads:
+        raise PredictError(f"TP={cfg.tp} exceeds the {model.heads} attention heads of {model.id}")
+
+
+def predict(req: PredictRequest, calibration: Calibration | None = None) -> Prediction:
+    knobs = (calibration or shipped_calibration()).for_family(req.gpu.family)
+    cfg = req.config
+    check_support(req.model, req.gpu, cfg)
+    if req.tp_auto:
+        tp = smallest_fitting_tp(req.model, req.gpu, cfg, knobs)
+        if tp is None:
+            tp = min(req.gpu.max_gpus_per_node, 8)
+        cfg = replace(cfg, tp=tp)
+    p = replica_params(req.model, req.gpu, cfg, knobs)
+    mem = memory_per_gpu(p)
+    memory_gb = {"weights": float(mem["weights"]) / GB, "kv": float(mem["kv"]) / GB, "other": float(mem["other"]) / GB,
+                 "budget": float(mem["budget"]) / GB}
+    if float(mem["kv"]) <= 0:
+        reason = (
+            f"does not fit (memory capacity bound): {req.model.id} {cfg.weights} needs {memory_gb['weights']:.1f} GB of "
+            f"weights plus {memory_gb['other']:.1f} GB runtime per GPU at TP={cfg.tp} PP={cfg.pp}, "
+            f"{float(mem['shortfall']) / GB:.1f} GB over the {memory_gb['budget']:.1f} GB budget of {req.gpu.id}"
+        )
+        return Prediction(req, cfg, False, reason, memory_gb, None)
+    wl = Workload(req.input_len, req.output_len)
+    if req.mode == "offline":
+        point = offline_point(p, wl)
+    elif req.mode == "concurrency":
+        point = concurrency_point(p, wl, req.concurrency)
+    else:
+        point = rate_point(p, wl, req.rate_rps)
+    if point.max_batch < 1:
+        reason = (
+            f"does not fit (memory capacity bound): KV cache holds {point.kv_tokens:.0f} tokens, less than one "
+            f"request of {wl.decode_ctx_mean:.0f} tokens"
+        )
+        return Prediction(req, cfg, False, reason, memory_gb, None)
+    return Prediction(req, cfg, True, "", memory_gb, point)

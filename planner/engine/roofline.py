@@ -1,0 +1,290 @@
+"""Memory and step time of one serving replica (TP x PP GPUs), vectorised with numpy.
+
+`ReplicaParams` holds per-configuration scalars as floats or equal-length numpy arrays, so one
+configuration and a grid of twenty thousand run through the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from planner.engine.knobs import Knobs
+from planner.engine.specs import BYTES_PER_ELEMENT, GB, GIB, GpuSpec, ModelSpec
+
+# vLLM reserves CUDA context, CUDA graphs and allocator slack outside the profiled peak; 1 GiB is
+# the low end of the 0.5-2 GB CUDA-graph range plus context (modeling digest §2.3, fleet-sim).
+RUNTIME_RESERVE_BYTES = 1.0 * GIB
+# NCCL buffers per GPU when TP > 1: 342-392 MB in aiconfigurator system files (digest §2.3).
+NCCL_BYTES = 0.4 * GB
+# vLLM samples logits in fp32 for every running sequence during its profiling run.
+LOGIT_BYTES = 4.0
+# vLLM pages KV in 16-token blocks; on average half a block per sequence is unused (digest §2.4).
+BLOCK_TOKENS = 16
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """Engine configuration of one replica; None means "vLLM's default for this GPU"."""
+
+    tp: int = 1
+    pp: int = 1
+    weights: str = "bf16"
+    kv: str = "bf16"
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    chunked_prefill: bool = True
+    gpu_mem_util: float = 0.9
+    prefix_hit: float = 0.0
+    spec_k: int = 0
+    spec_accept: float = 0.7
+    spec_draft_ratio: float = 0.05
+    prune_fraction: float = 0.0
+    sparsity_2_4: bool = False
+
+
+def vllm_default_max_seqs(gpu: GpuSpec) -> int:
+    """vLLM V1 get_batch_defaults: 1024 seqs on >= 70 GiB non-A100 GPUs, else 256 (digest §2.5 [S17])."""
+    return 1024 if gpu.memory_gib >= 70 and gpu.family != "ampere" else 256
+
+
+def vllm_default_batched_tokens(gpu: GpuSpec) -> int:
+    """vLLM V1 API-server token budget: 8192 on >= 70 GiB non-A100 GPUs, else 2048 ([S17])."""
+    return 8192 if gpu.memory_gib >= 70 and gpu.family != "ampere" else 2048
+
+
+@dataclass(frozen=True)
+class ReplicaParams:
+    """Everything the step-time and memory formulas need, as floats or arrays."""
+
+    layers: np.ndarray | float
+    hidden: np.ndarray | float
+    vocab: np.ndarray | float
+    q_heads_per_gpu: np.ndarray | float
+    attn_dim: np.ndarray | float  # qk + v head dims: attention FLOPs per key = 2 * attn_dim
+    tp: np.ndarray | float
+    pp: np.ndarray | float
+    # bytes and FLOP-parameters
+    body_bytes: np.ndarray | float  # always-read body weights (attention, dense MLP, shared experts)
+    head_bytes: np.ndarray | float  # lm head (read each step) ; embeddings are gathered, not streamed
+    expert_bytes: np.ndarray | float  # one routed expert in one layer
+    experts: np.ndarray | float
+    experts_per_token: np.ndarray | float
+    moe_layers: np.ndarray | float
+    active_body_params: np.ndarray | float  # FLOP params per token excluding the lm head
+    head_params: np.ndarray | float
+    weights_total_bytes: np.ndarray | float  # resident, all GPUs of the replica
+    kv_bytes_token_gpu: np.ndarray | float  # KV bytes per token on one GPU, all its layers
+    kv_bytes_token_layers: np.ndarray | float  # KV bytes per token read per step across the pipeline
+    # hardware
+    mem_bytes: np.ndarray | float
+    bw_bytes_s: np.ndarray | float
+    flops_linear: np.ndarray | float  # dense FLOP/s at the weight precision
+    flops_attn: np.ndarray | float
+    link_bytes_s: np.ndarray | float
+    # engine
+    max_num_seqs: np.ndarray | float
+    budget_tokens: np.ndarray | float  # chunked-prefill token budget (inf when off)
+    chunked: np.ndarray | float
+    gpu_mem_util: np.ndarray | float
+    prefix_hit: np.ndarray | float
+    spec_k: np.ndarray | float
+    spec_accept: np.ndarray | float
+    spec_draft_ratio: np.ndarray | float
+    # knobs
+    eta_weights: np.ndarray | float
+    eta_kv: np.ndarray | float
+    eta_compute: np.ndarray | float
+    eta_attention: np.ndarray | float
+    eta_link: np.ndarray | float
+    allreduce_latency_s: np.ndarray | float
+    step_overhead_s: np.ndarray | float
+    layer_overhead_s: np.ndarray | float
+    seq_overhead_s: np.ndarray | float
+    api_overhead_s: np.ndarray | float
+
+
+def compute_flops(gpu: GpuSpec, weights: str) -> float:
+    """Dense FLOP/s of the linear layers at this weight precision. W8A8 and FP4 run on their own
+    tensor-core rates where the GPU has them; weight-only 4-bit dequantises to bf16."""
+    bf16 = gpu.tflops.get("bf16", gpu.tflops.get("fp16", 0.0)) * 1e12
+    if weights in ("fp8", "int8", "fp4") and weights in gpu.tflops:
+        return gpu.tflops[weights] * 1e12
+    if weights == "fp8" and "int8" in gpu.tflops and "fp8" not in gpu.tflops:
+        return bf16  # fp8 weights on Ampere run as W8A16 (Marlin): bf16 math
+    # weight-only int4 (and fp4 without fp4 tensor cores) dequantises into bf16 GEMMs: Marlin is
+    # near-ideal while memory-bound and runs at the bf16 rate once compute-bound (digest §6.3 [S40])
+    return bf16
+
+
+def replica_params(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Knobs) -> ReplicaParams:
+    """Per-replica scalars for one configuration (modeling digest §2 and §9.1)."""
+    keep = 1.0 - cfg.prune_fraction  # structured width pruning shrinks every body matrix alike
+    b_w = BYTES_PER_ELEMENT[cfg.weights]
+    b_kv = BYTES_PER_ELEMENT[cfg.kv]
+    sparse = 0.5 + 0.5 / (4 * b_w) if cfg.sparsity_2_4 else 1.0  # 2:4 keeps half plus 2-bit indices
+    # embeddings and lm head stay in bf16 under vLLM's fp8/int4 schemes
+    head_bytes = model.lm_head_params * 2.0
+    embed_bytes = 0.0 if model.tie_embeddings else model.embedding_params * 2.0
+    body_params = model.body_dense_params * keep
+    expert_params = model.expert_params * keep
+    body_bytes = body_params * b_w * sparse
+    expert_bytes = expert_params * b_w * sparse
+    routed_bytes = model.moe_layers * model.experts * expert_bytes
+    weights_total = body_bytes + routed_bytes + head_bytes + embed_bytes
+    active_body = body_params + model.moe_layers * model.experts_per_token * expert_params
+    # KV per token (digest §2.2): GQA heads shard over TP but never below one head per GPU; the MLA
+    # latent is replicated on every TP rank.
+    kv_per_layer = model.kv_elements_per_token_layer * b_kv * keep
+    if model.attention == "mla":
+        kv_layer_gpu = kv_per_layer
+    else:
+        kv_layer_gpu = kv_per_layer * max(1.0 / cfg.tp, 1.0 / model.kv_heads)
+    kv_bytes_token_gpu = kv_layer_gpu * model.layers / cfg.pp
+    flops = compute_flops(gpu, cfg.weights) * (2.0 if cfg.sparsity_2_4 else 1.0)
+    bf16 = gpu.tflops.get("bf16", gpu.tflops.get("fp16", 0.0)) * 1e12
+    budget = cfg.max_num_batched_tokens or vllm_default_batched_tokens(gpu)
+    return ReplicaParams(
+        layers=float(model.layers),
+        hidden=float(model.hidden),
+        vocab=float(model.vocab),
+        q_heads_per_gpu=model.heads * keep / cfg.tp,
+        attn_dim=float(model.attn_qk_dim + (model.v_head_dim or model.head_dim)),
+        tp=float(cfg.tp),
+        pp=float(cfg.pp),
+        body_bytes=body_bytes,
+        head_bytes=head_bytes,
+        expert_bytes=expert_bytes,
+        experts=float(model.experts),
+        experts_per_token=float(model.experts_per_token),
+        moe_layers=float(model.moe_layers),
+        active_body_params=active_body,
+        head_params=model.lm_head_params,
+        weights_total_bytes=weights_total,
+        kv_bytes_token_gpu=kv_bytes_token_gpu,
+        kv_bytes_token_layers=kv_layer_gpu * model.layers,
+        mem_bytes=gpu.memory_bytes,
+        bw_bytes_s=gpu.mem_bw_bytes_s,
+        flops_linear=flops,
+        flops_attn=bf16,
+        link_bytes_s=gpu.link_gb_s * 1e9,
+        max_num_seqs=float(cfg.max_num_seqs or vllm_default_max_seqs(gpu)),
+        budget_tokens=float(budget) if cfg.chunked_prefill else np.inf,
+        chunked=1.0 if cfg.chunked_prefill else 0.0,
+        gpu_mem_util=cfg.gpu_mem_util,
+        prefix_hit=cfg.prefix_hit,
+        spec_k=float(cfg.spec_k),
+        spec_accept=cfg.spec_accept,
+        spec_draft_ratio=cfg.spec_draft_ratio,
+        eta_weights=knobs.eta_weights,
+        eta_kv=knobs.eta_kv,
+        eta_compute=knobs.eta_compute,
+        eta_attention=knobs.eta_attention,
+        eta_link=knobs.eta_link,
+        allreduce_latency_s=knobs.allreduce_latency_us * 1e-6,
+        step_overhead_s=knobs.step_overhead_us * 1e-6,
+        layer_overhead_s=knobs.layer_overhead_us * 1e-6,
+        seq_overhead_s=knobs.seq_overhead_us * 1e-6,
+        api_overhead_s=knobs.api_overhead_ms * 1e-3,
+    )
+
+
+def stack_params(items: list[ReplicaParams]) -> ReplicaParams:
+    """Stack per-configuration params into one ReplicaParams of arrays."""
+    return ReplicaParams(**{f.name: np.array([getattr(p, f.name) for p in items], dtype=float) for f in fields(ReplicaParams)})
+
+
+def take_params(p: ReplicaParams, index) -> ReplicaParams:
+    """Select configurations (by index or mask) from a stacked ReplicaParams."""
+    return ReplicaParams(**{f.name: np.asarray(getattr(p, f.name))[index] for f in fields(ReplicaParams)})
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory (digest §2.3): per GPU, budget = util * HBM - weights share - runtime reserve - NCCL -
+# profiled activation peak; KV capacity in tokens is that budget over KV bytes per token.
+
+
+def activation_bytes(p: ReplicaParams) -> np.ndarray | float:
+    """Peak activations of vLLM's profiling forward pass: a budget-sized batch of hidden states
+    and sharded MLP intermediates in bf16, plus fp32 logits for max_num_seqs sequences."""
+    tokens = np.where(np.isinf(p.budget_tokens), 8192.0, p.budget_tokens)
+    hidden_states = tokens * p.hidden * 2.0 * 4  # residual, normed input, attention out, MLP out
+    logits = p.max_num_seqs * p.vocab * LOGIT_BYTES / p.tp
+    return hidden_states + logits
+
+
+def memory_per_gpu(p: ReplicaParams) -> dict[str, np.ndarray | float]:
+    gpus = p.tp * p.pp
+    weights = p.weights_total_bytes / gpus
+    other = RUNTIME_RESERVE_BYTES + np.where(p.tp > 1, NCCL_BYTES, 0.0) + activation_bytes(p)
+    budget = p.gpu_mem_util * p.mem_bytes
+    kv = np.maximum(budget - weights - other, 0.0)
+    return {"weights": weights, "other": other, "kv": kv, "budget": budget, "shortfall": np.maximum(weights + other - budget, 0.0)}
+
+
+def kv_capacity_tokens(p: ReplicaParams) -> np.ndarray | float:
+    """Tokens of KV cache the replica holds (every GPU holds its slice of every token)."""
+    mem = memory_per_gpu(p)
+    return np.floor(mem["kv"] / p.kv_bytes_token_gpu)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step time (digest §9.2): one engine iteration of one micro-batch through every layer.
+
+
+def touched_experts(p: ReplicaParams, tokens) -> np.ndarray | float:
+    """Expected distinct experts per MoE layer hit by `tokens` tokens under uniform top-k routing:
+    E * (1 - (1 - k/E)^T) (digest §3.3, derived)."""
+    e = np.maximum(p.experts, 1.0)
+    frac = np.clip(p.experts_per_token / e, 0.0, 1.0)
+    return np.where(p.experts > 0, e * (1.0 - (1.0 - frac) ** np.maximum(tokens, 0.0)), 0.0)
+
+
+@dataclass(frozen=True)
+class StepTime:
+    total_s: np.ndarray
+    compute_s: np.ndarray  # linear-layer FLOPs plus prefill attention
+    memory_s: np.ndarray  # weight streaming plus KV reads
+    comm_s: np.ndarray
+    overhead_s: np.ndarray
+
+
+def step_time(p: ReplicaParams, n_decode, decode_ctx_sum, n_prefill, prefill_attn_work, spec_tokens=1.0) -> StepTime:
+    """Duration of one step with `n_decode` decoding sequences (reading `decode_ctx_sum` cached
+    tokens in total) and `n_prefill` prompt tokens whose causal attention work is
+    `prefill_attn_work` = sum c*(c/2+q) over chunks (c new tokens after q cached ones).
+
+    T = max(FLOPs/F, bytes/BW) for linear layers + KV reads/BW + prefill attention FLOPs
+        + TP all-reduces + PP hand-offs + overheads  (scaling book [S2], digest §9.2).
+    `spec_tokens` = tokens verified per decoding sequence (speculative decoding: k + 1).
+    """
+    n_decode = np.asarray(n_decode, dtype=float)
+    n_prefill = np.asarray(n_prefill, dtype=float)
+    tokens = n_decode * spec_tokens + n_prefill
+    logits = n_decode * spec_tokens + np.where(n_prefill > 0, 1.0, 0.0)
+    flops = 2.0 * p.active_body_params * tokens + 2.0 * p.head_params * logits
+    weight_bytes = p.body_bytes + p.head_bytes + p.moe_layers * touched_experts(p, tokens) * p.expert_bytes
+    t_flops = flops / (p.tp * p.eta_compute * p.flops_linear)
+    t_weights = weight_bytes / (p.tp * p.eta_weights * p.bw_bytes_s)
+    t_kv = np.asarray(decode_ctx_sum, dtype=float) * p.kv_bytes_token_layers / (p.eta_kv * p.bw_bytes_s)
+    # causal attention over a chunk: 2 * attn_dim FLOPs per (query, key) pair per head
+    attn_flops = 2.0 * p.attn_dim * p.q_heads_per_gpu * p.layers * np.asarray(prefill_attn_work, dtype=float)
+    t_attn = attn_flops / (p.eta_attention * p.flops_attn)
+    # ring all-reduce, twice per layer: alpha + 2(n-1)/n * bytes / BW (nccl-tests [S18], digest §3.1)
+    msg = tokens * p.hidden * 2.0
+    t_tp = np.where(p.tp > 1, 2.0 * p.layers * (p.allreduce_latency_s + 2.0 * (p.tp - 1) / p.tp * msg / (p.eta_link * p.link_bytes_s)), 0.0)
+    t_pp = (p.pp - 1) * (p.allreduce_latency_s + msg / (p.eta_link * p.link_bytes_s))
+    overhead = p.step_overhead_s + p.layers * p.layer_overhead_s + (n_decode + np.where(n_prefill > 0, 1.0, 0.0)) * p.seq_overhead_s
+    linear = np.maximum(t_flops, t_weights)
+    compute = np.where(t_flops >= t_weights, t_flops, 0.0) + t_attn
+    memory = np.where(t_flops >= t_weights, 0.0, t_weights) + t_kv
+    total = linear + t_kv + t_attn + t_tp + t_pp + overhead
+    return StepTime(total_s=total, compute_s=compute, memory_s=memory, comm_s=t_tp + t_pp, overhead_s=overhead)
+
+
+def bound_name(st: StepTime) -> np.ndarray:
+    """Which resource dominates a step: compute, memory bandwidth, interconnect or overhead."""
+    parts = np.stack(np.broadcast_arrays(st.compute_s, st.memory_s, st.comm_s, st.overhead_s))
+    names = np.array(["compute", "memory bandwidth", "interconnect", "overhead"])
+    return names[np.argmax(parts, axis=0)]

@@ -1,0 +1,165 @@
+"""Plain data (JSON-ready dicts) and rich tables for predictions and plans. The CLI prints them; the
+TUI renders the same dicts, so both show identical numbers."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+from planner import __version__
+from planner.engine.plan import Plan, TierPlan
+from planner.engine.predict import Prediction
+from planner.engine.serving import OperatingPoint
+
+
+def finite(x: float | None, digits: int = 4) -> float | None:
+    """JSON never carries NaN or inf: an unbounded value is null (and the row says why)."""
+    if x is None or not math.isfinite(x):
+        return None
+    return round(float(x), digits)
+
+
+def _ms(dist: dict, keys=("mean", "p50", "p90", "p99")) -> dict:
+    return {k: finite(dist[k] * 1e3, 3) if k in dist else None for k in keys}
+
+
+def point_metrics(point: OperatingPoint | None) -> dict:
+    if point is None or not point.stable:
+        empty = {"mean": None, "p50": None, "p90": None, "p99": None}
+        return {"ttft_ms": empty, "tpot_ms": dict(empty), "e2e_ms": dict(empty)}
+    return {"ttft_ms": _ms(point.ttft_s), "tpot_ms": _ms(point.tpot_s), "e2e_ms": _ms(point.e2e_s)}
+
+
+def prediction_json(pred: Prediction, mean_in: float, mean_out: float) -> dict:
+    req, cfg, point = pred.request, pred.config, pred.point
+    out = {
+        "model": req.model.id, "gpu": req.gpu.id, "tp": cfg.tp, "pp": cfg.pp, "weights": cfg.weights, "kv": cfg.kv,
+        "mode": req.mode, "fits": pred.fits,
+        "memory_gb": {k: finite(v, 3) for k, v in pred.memory_gb.items()} | {"per_gpu": True},
+    }
+    if req.mode == "rate":
+        out["rate_rps"] = req.rate_rps
+    if req.mode == "concurrency":
+        out["concurrency"] = req.concurrency
+    if not pred.fits or point is None:
+        out["reason"] = pred.reason
+        return out
+    stable = point.stable
+    rps = point.requests_per_s if stable else None
+    out |= {
+        "stable": stable,
+        "max_seqs": int(point.max_batch),
+        "kv_capacity_tokens": int(point.kv_tokens),
+        "batch": finite(point.batch, 2) if stable else None,
+        **point_metrics(point),
+        "output_tok_s": finite(rps * mean_out, 2) if rps else None,
+        "total_tok_s": finite(rps * (mean_in + mean_out), 2) if rps else None,
+        "requests_per_s": finite(rps, 4) if rps else None,
+        "max_rate_rps": finite(point.max_rate_rps, 4),
+        "utilization": finite(point.utilization, 4),
+        "bound": {"prefill": point.prefill_bound or None, "decode": point.decode_bound or None},
+    }
+    if not stable:
+        out["reason"] = f"unstable: {point.note}"
+    elif point.note:
+        out["note"] = point.note
+    return out
+
+
+def tier_json(t: TierPlan) -> dict:
+    point = t.point if t.feasible else None
+    cost = t.cost
+    out = {
+        "tier": t.tier, "model": t.model.id, "gpu": t.gpu.id, "gpus": t.gpus, "replicas": t.replicas,
+        "tp": t.config.tp, "pp": t.config.pp, "weights": t.config.weights, "kv": t.config.kv,
+        "feasible": t.feasible, "meets_slo": t.meets_slo, "binding": t.binding, "bound": t.bound or None,
+        **point_metrics(point),
+        "output_tok_s": None, "utilization": None, "usd_month": None, "usd_per_mtok": None,
+        "usd_per_mtok_total": None, "kwh_month": None, "co2_kg_month": None,
+        "memory_gb_per_gpu": {k: finite(v, 3) for k, v in t.memory_gb.items()},
+        "quality": t.model.quality.model_dump() if t.model.quality else None,
+        "params_b": finite(t.model.params_total / 1e9, 2),
+        "alternatives": [{k: (finite(v, 2) if isinstance(v, float) else v) for k, v in a.items()} for a in t.alternatives],
+    }
+    if not t.feasible:
+        out["reason"] = t.reason
+    if t.feasible and cost is not None and point is not None:
+        mean_rate = point.requests_per_s * t.replicas
+        out |= {
+            "output_tok_s": finite(mean_rate * t.mean_output_tokens, 2),
+            "utilization": finite(point.utilization, 4),
+            "usd_month": finite(cost.usd_month, 2),
+            "usd_per_mtok": finite(cost.usd_per_mtok_output, 4),
+            "usd_per_mtok_total": finite(cost.usd_per_mtok_total, 4),
+            "kwh_month": finite(cost.kwh_month, 1),
+            "co2_kg_month": finite(cost.co2_kg_month, 1),
+            "api_usd_month": finite(cost.api_usd_month, 2) if cost.api_usd_month is not None else None,
+            "break_even_rps": finite(cost.break_even_rps, 4) if cost.break_even_rps is not None else None,
+        }
+    if t.feasible and not t.meets_slo:
+        out["misses"] = t.misses
+    return out
+
+
+def plan_json(plan: Plan) -> dict:
+    s = plan.scenario
+    return {
+        "planner_version": __version__,
+        "load": {
+            "peak_rate_rps": finite(plan.peak_rate_rps, 4),
+            "mean_rate_rps": finite(s.load.mean_rate_rps, 4),
+            "input_len": s.load.input_len.model_dump(exclude_none=True),
+            "output_len": s.load.output_len.model_dump(exclude_none=True),
+            "mean_input_tokens": finite(plan.workload.mean_in, 1),
+            "mean_output_tokens": finite(plan.workload.mean_out, 1),
+        },
+        "slo": s.slo.model_dump(exclude_none=True),
+        "fleet": s.fleet.model_dump(exclude_none=True),
+        "tiers": [tier_json(t) for t in plan.tiers],
+    }
+
+
+def plan_export(plan: Plan, inputs: dict) -> dict:
+    """The TOML export: the full inputs plus a [plan] table of results."""
+    results = plan_json(plan)
+    return inputs | {"plan": {"planner_version": __version__, "date": date.today().isoformat(), "tiers": _drop_none(results["tiers"])}}
+
+
+def _drop_none(value):
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Human formatting shared by the CLI tables and the TUI
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None:
+        return "∞"
+    if value >= 10_000:
+        return f"{value / 1000:,.1f} s"
+    if value >= 100:
+        return f"{value:,.0f} ms"
+    return f"{value:.1f} ms"
+
+
+def fmt_usd(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 1000:
+        return f"${value:,.0f}"
+    return f"${value:,.2f}"
+
+
+def fmt_num(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:.2f}M{unit}"
+    if abs(value) >= 1e4:
+        return f"{value / 1e3:.1f}k{unit}"
+    return f"{value:,.1f}{unit}" if abs(value) < 100 else f"{value:,.0f}{unit}"

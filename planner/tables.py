@@ -1,0 +1,93 @@
+"""Rich tables for the CLI, built from the same dicts `--format json` prints."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+
+from planner.report import fmt_ms, fmt_num, fmt_usd
+
+
+def _dist_cells(d: dict) -> list[str]:
+    return [fmt_ms(d.get(k)) for k in ("mean", "p50", "p90", "p99")]
+
+
+def prediction_table(data: dict) -> Table:
+    title = f"{data['model']} on {data['gpu']}  TP={data['tp']} PP={data['pp']}  weights {data['weights']}  KV {data['kv']}  ({data['mode']})"
+    table = Table(title=title, title_justify="left", show_header=True, header_style="bold")
+    table.add_column("metric")
+    for col in ("mean", "p50", "p90", "p99"):
+        table.add_column(col, justify="right")
+    mem = data["memory_gb"]
+    if not data["fits"] or "ttft_ms" not in data:
+        table.add_row("result", Text(data.get("reason", "does not fit"), style="red"), "", "", "")
+        return table
+    if not data.get("stable", True):
+        table.add_row("result", Text(data.get("reason", "unstable"), style="red"), "", "", "")
+    else:
+        table.add_row("TTFT", *_dist_cells(data["ttft_ms"]))
+        table.add_row("TPOT", *_dist_cells(data["tpot_ms"]))
+        table.add_row("E2E", *_dist_cells(data["e2e_ms"]))
+        table.add_row("throughput", f"{fmt_num(data['output_tok_s'])} out tok/s", f"{fmt_num(data['total_tok_s'])} tok/s",
+                      f"{fmt_num(data['requests_per_s'])} req/s", "")
+        table.add_row("batch", f"{fmt_num(data['batch'])} running", f"cap {data['max_seqs']}",
+                      f"util {data['utilization']:.0%}" if data["utilization"] is not None else "", "")
+    table.add_row("memory/GPU", f"weights {mem['weights']:.1f} GB", f"KV {mem['kv']:.1f} GB", f"other {mem['other']:.1f} GB",
+                  f"of {mem['budget']:.1f} GB")
+    bound = data.get("bound", {})
+    table.add_row("bound", f"prefill: {bound.get('prefill')}", f"decode: {bound.get('decode')}", "", "")
+    if data.get("note"):
+        table.caption = data["note"]
+    return table
+
+
+def plan_table(data: dict, name: str) -> Table:
+    load = data["load"]
+    table = Table(title=f"{name}: peak {load['peak_rate_rps']:g} req/s, {load['mean_input_tokens']:.0f} in / {load['mean_output_tokens']:.0f} out tokens",
+                  title_justify="left", header_style="bold")
+    table.add_column("")
+    tiers = data["tiers"]
+    for t in tiers:
+        table.add_column(f"{t['tier']}: {t['model']}", justify="right")
+
+    def row(label: str, fn) -> None:
+        table.add_row(label, *[fn(t) for t in tiers])
+
+    def ok(t) -> bool:
+        return t["feasible"]
+
+    row("GPUs", lambda t: f"{t['gpus']} x {t['gpu']}" if ok(t) else Text("infeasible", style="red"))
+    row("replicas x TP", lambda t: f"{t['replicas']} x TP{t['tp']}" if ok(t) else "-")
+    for metric in ("ttft_ms", "tpot_ms", "e2e_ms"):
+        label = metric.split("_")[0].upper()
+        row(f"{label} p50/p99", lambda t, m=metric: f"{fmt_ms(t[m]['p50'])} / {fmt_ms(t[m]['p99'])}" if ok(t) else "-")
+    row("output tok/s", lambda t: fmt_num(t["output_tok_s"]))
+    row("utilisation", lambda t: f"{t['utilization']:.0%}" if t["utilization"] is not None else "-")
+    row("USD/month", lambda t: fmt_usd(t["usd_month"]))
+    row("USD/M out tok", lambda t: fmt_usd(t["usd_per_mtok"]))
+    row("kWh/month", lambda t: fmt_num(t["kwh_month"]))
+    row("CO2 kg/month", lambda t: fmt_num(t["co2_kg_month"]))
+    row("quality", lambda t: f"{t['quality']['score']:.1f} {t['quality']['benchmark']}" if t.get("quality") else "-")
+    row("binding", lambda t: t["binding"] if ok(t) else Text(t.get("reason", ""), style="red"))
+    row("meets SLO", lambda t: Text("yes", style="green") if t["meets_slo"] else Text("no: " + ", ".join(t.get("misses", [])), style="red"))
+    return table
+
+
+def catalog_table(kind: str, rows: list[dict]) -> Table:
+    table = Table(title=f"{kind}", header_style="bold")
+    if kind == "gpus":
+        for col in ("id", "memory GiB", "TB/s", "bf16 TFLOPS", "fp8", "fp4", "link GB/s", "TDP W", "USD/h"):
+            table.add_column(col, justify="left" if col == "id" else "right")
+        for g in rows:
+            t = g["tflops"]
+            table.add_row(g["id"], f"{g['memory_gib']:g}", f"{g['mem_bw_tb_s']:g}", f"{t.get('bf16', t.get('fp16', 0)):g}",
+                          f"{t['fp8']:g}" if "fp8" in t else "-", f"{t['fp4']:g}" if "fp4" in t else "-",
+                          f"{g['link_gb_s']:g} {g['interconnect']}", f"{g['tdp_w']:g}", f"{g['price_usd_hour']:.2f}")
+    else:
+        for col in ("id", "tier", "params B", "active B", "layers", "attention", "experts", "context", "dtype"):
+            table.add_column(col, justify="left" if col in ("id", "tier", "attention", "dtype") else "right")
+        for m in rows:
+            table.add_row(m["id"], m["tier"], f"{m['params_total'] / 1e9:.1f}", f"{m['params_active'] / 1e9:.1f}", str(m["layers"]),
+                          m["attention"], f"{m['experts']}/{m['experts_per_token']}" if m["experts"] else "-",
+                          f"{m['max_context']:,}", m["dtype"])
+    return table

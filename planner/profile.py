@@ -141,9 +141,9 @@ class Profile(Strict):
 
             config_path = Path(base_dir) / Path(entry.config).expanduser()
             try:
-                spec = model_from_hf_config(config_path)
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise ProfileError(f"{config_path}: model {entry.id!r}: {_one_line(exc)}") from exc
+                spec = model_from_hf_config(config_path, display=str(config_path))
+            except (OSError, ValueError, KeyError, TypeError) as exc:  # the reader names the file
+                raise ProfileError(f"[[model]] {entry.id!r}: {_one_line(exc)}") from exc
             specs.append(spec.model_copy(update={"id": entry.id}))
         return specs
 
@@ -192,13 +192,19 @@ def profile_from_toml(text: str, path_for_messages: str = "<profile>") -> Profil
         raise ProfileError(_validation_message(where, exc)) from None
 
 
-def profile_to_toml(profile: Profile, *, plan: dict | None = None) -> str:
-    """The profile as TOML; `plan` (results of an export) is written as a trailing [plan] table."""
+def profile_to_dict(profile: Profile) -> dict:
+    """The profile as TOML-ready data (no None, "off" for disabled targets, no [plan])."""
     data = profile.model_dump(mode="json", exclude={"plan"})
     data = _drop_none(_none_to_off(data))
     for table in ("gpu", "model"):  # `gpu = []` would only be noise
         if not data[table]:
             del data[table]
+    return data
+
+
+def profile_to_toml(profile: Profile, *, plan: dict | None = None) -> str:
+    """The profile as TOML; `plan` (results of an export) is written as a trailing [plan] table."""
+    data = profile_to_dict(profile)
     if plan is not None:
         data["plan"] = _drop_none(plan)
     return tomli_w.dumps(data)
@@ -270,6 +276,8 @@ def save_text_atomic(path: Path | str, text: str) -> None:
     """Write text to a temp file beside path, fsync it and rename it over path: readers see the
     old file or the new one, never a half-written one (crash, full disk). Raises ProfileError."""
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()  # replace the link's target; renaming over the link would cut it
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         # 0o666 lets the umask decide a new file's mode, as a plain open() would.
@@ -419,7 +427,10 @@ def _validation_message(where: str, exc: ValidationError) -> str:
         value = error.get("input")
         shown = f" = {_fmt(value)}" if error["type"] != "extra_forbidden" and _is_scalar(value) else ""
         place = _join(parts) + shown
-        problems.setdefault(place, []).append(_explain(error, owner, target, parts))
+        text = _explain(error, owner, target, parts)
+        if parts and owner in SECTIONS.values() and parts[-1] in _off_fields(owner):
+            text += f' or "{OFF}"'
+        problems.setdefault(place, []).append(text)
     lines = [f"{place}: {_merge(texts)}" if place else _merge(texts) for place, texts in problems.items()]
     for parent, keys in missing.items():
         noun = "key" if len(keys) == 1 else "keys"

@@ -257,13 +257,19 @@ def simulate_trace(
 
     def decode_run() -> bool:
         """Fast path for a run of decode-only steps with an unchanging batch: no prompt in flight,
-        nothing admissible (queue empty or running at max_num_seqs) and enough free KV for the run.
+        nothing admissible (queue empty, running at max_num_seqs or the queue head's prompt
+        blocked on KV) and enough free KV for the whole run.
         Steps are still timed one by one; the arrays are updated once. The run ends at the first
         step that finishes a request or at the step end at/after which the next request arrives
         (exactly where the step-by-step loop would change course). Returns False if not applicable.
         """
         nonlocal t, free, n_steps, busy_w, batch_w, max_running
-        if prefilling or (waiting and nd < cfg.max_num_seqs):
+        if prefilling:
+            return False
+        # Is admission blocked for the whole run? Slots only free up at a finish (which ends the
+        # run) and free KV only shrinks during the run; later arrivals queue behind the head.
+        blocked = nd >= cfg.max_num_seqs or (bool(waiting) and -(-prompt[waiting[0]] // B) > free)
+        if waiting and not blocked:
             return False
         if budget_cap is not None and nd > budget_cap:
             return False
@@ -274,8 +280,8 @@ def simulate_trace(
             extra = np.maximum(-(-(ctx + (kmax - 1)) // B) - d_blk[:nd], 0)
             if int(extra.sum()) > free:
                 return False
-        # an arrival changes the next step unless the batch is full (it would just queue)
-        nxt = arr_l[next_arr] if next_arr < n and nd < cfg.max_num_seqs else math.inf
+        # an arrival changes the next step unless admission is blocked (it would just queue)
+        nxt = arr_l[next_arr] if next_arr < n and not blocked else math.inf
         ctx_sum = int(ctx.sum())
         t0 = t
         k = 0

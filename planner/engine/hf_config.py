@@ -1,0 +1,277 @@
+"""Read a local Hugging Face config.json into a ModelSpec (never touches the network).
+
+Key names follow the transformers configuration classes of each architecture (LlamaConfig,
+MistralConfig, MixtralConfig, Qwen2Config, Qwen2MoeConfig, Qwen3Config, Qwen3MoeConfig,
+Gemma2Config, Phi3Config, DeepseekV3Config, Llama4TextConfig, GptOssConfig).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from planner.engine.specs import ModelSpec
+
+
+class HfConfigError(ValueError):
+    """A config.json that cannot be read as a supported decoder-only model."""
+
+
+DENSE = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "phi3"}
+ROUTED = {"mixtral", "gpt_oss", "qwen2_moe", "qwen3_moe", "llama4_text"}
+MLA = {"deepseek_v3", "deepseek_v2"}
+SUPPORTED = DENSE | ROUTED | MLA
+
+# architectures[0] -> model_type, for configs that omit model_type
+_ARCH_TO_TYPE = {
+    "LlamaForCausalLM": "llama",
+    "MistralForCausalLM": "mistral",
+    "MixtralForCausalLM": "mixtral",
+    "Qwen2ForCausalLM": "qwen2",
+    "Qwen2MoeForCausalLM": "qwen2_moe",
+    "Qwen3ForCausalLM": "qwen3",
+    "Qwen3MoeForCausalLM": "qwen3_moe",
+    "Gemma2ForCausalLM": "gemma2",
+    "Phi3ForCausalLM": "phi3",
+    "DeepseekV3ForCausalLM": "deepseek_v3",
+    "DeepseekV2ForCausalLM": "deepseek_v2",
+    "Llama4ForConditionalGeneration": "llama4",
+    "Llama4ForCausalLM": "llama4_text",
+    "GptOssForCausalLM": "gpt_oss",
+}
+
+# float32 checkpoints (e.g. google/gemma-2-9b) are served in bf16, so they plan as bf16
+_TORCH_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "bf16", "float8_e4m3fn": "fp8"}
+
+_BASE_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size", "max_position_embeddings")
+_FAMILY_KEYS = {
+    "mixtral": ("intermediate_size", "num_local_experts", "num_experts_per_tok"),
+    "gpt_oss": ("intermediate_size", "num_local_experts", "num_experts_per_tok"),
+    "llama4_text": ("intermediate_size", "num_local_experts", "num_experts_per_tok"),
+    "qwen2_moe": ("moe_intermediate_size", "num_experts", "num_experts_per_tok"),
+    "qwen3_moe": ("moe_intermediate_size", "num_experts", "num_experts_per_tok"),
+    "deepseek_v3": ("intermediate_size", "moe_intermediate_size", "n_routed_experts", "num_experts_per_tok",
+                    "kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim"),
+}
+_FAMILY_KEYS["deepseek_v2"] = _FAMILY_KEYS["deepseek_v3"]
+
+
+def model_from_hf_config(path: Path, display: str | None = None) -> ModelSpec:
+    """Parse `path` (a config.json or a folder holding one). `display` is how the user wrote the
+    path; it names the file in errors and in the spec's source."""
+    path = Path(path)
+    file = path / "config.json" if path.is_dir() else path
+    given = display or str(path)
+    # errors name the file itself, even when the user gave its folder
+    shown = given if given.endswith(".json") else str(Path(given) / "config.json")
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise HfConfigError(f"{shown}: cannot read config.json: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise HfConfigError(f"{shown}: config.json is not a JSON object")
+    cfg, model_type = _text_config(raw)
+    _check(cfg, model_type, shown)
+    fields = _common(cfg, model_type) | _family_fields(cfg, model_type)
+    fields |= _sliding(cfg, model_type, fields["layers"], fields["max_context"])
+    return ModelSpec(
+        id=_model_id(file, raw),
+        name=raw.get("_name_or_path") or file.parent.name or "custom model",
+        family=model_type,
+        aliases=[raw["_name_or_path"]] if raw.get("_name_or_path") else [],
+        dtype=_dtype(raw, cfg, shown),
+        source=f"config.json at {given}",
+        **fields,
+    )
+
+
+def _text_config(raw: dict) -> tuple[dict, str]:
+    """Multimodal wrappers (Llama 4) keep the language model under text_config; outer keys such as
+    quantization_config stay readable from `raw`."""
+    model_type = raw.get("model_type") or _ARCH_TO_TYPE.get((raw.get("architectures") or [""])[0], "")
+    if isinstance(raw.get("text_config"), dict):
+        text = raw["text_config"]
+        inner = text.get("model_type") or model_type
+        return text, ("llama4_text" if inner in ("llama4", "llama4_text") else inner)
+    return raw, ("llama4_text" if model_type == "llama4" else model_type)
+
+
+def _check(cfg: dict, model_type: str, shown: str) -> None:
+    if model_type not in SUPPORTED:
+        arch = (cfg.get("architectures") or ["?"])[0]
+        raise HfConfigError(
+            f"{shown}: unsupported architecture {arch!r} (model_type {model_type!r}); "
+            f"supported model_types: {', '.join(sorted(SUPPORTED))}"
+        )
+    needed = _BASE_KEYS + _FAMILY_KEYS.get(model_type, ("intermediate_size",))
+    missing = [key for key in needed if cfg.get(key) is None]
+    if missing:
+        raise HfConfigError(f"{shown}: cannot read a model: missing {', '.join(missing)} (model_type {model_type!r})")
+
+
+def _common(cfg: dict, model_type: str) -> dict[str, Any]:
+    heads = int(cfg["num_attention_heads"])
+    kv_heads = int(cfg.get("num_key_value_heads") or heads)
+    hidden = int(cfg["hidden_size"])
+    return {
+        "layers": int(cfg["num_hidden_layers"]),
+        "hidden": hidden,
+        "heads": heads,
+        "kv_heads": kv_heads,
+        "head_dim": int(cfg.get("head_dim") or hidden // heads),
+        "ffn_dim": int(cfg.get("intermediate_size") or 0),
+        "vocab": int(cfg["vocab_size"]),
+        # Gemma2Config defaults tie_word_embeddings to True; the others default to False
+        "tie_embeddings": bool(cfg.get("tie_word_embeddings", model_type == "gemma2")),
+        "attention": "gqa" if kv_heads < heads else "mha",
+        "max_context": int(cfg["max_position_embeddings"]),
+    }
+
+
+def _family_fields(cfg: dict, model_type: str) -> dict[str, Any]:
+    if model_type in MLA:
+        return _deepseek(cfg)
+    if model_type in ("qwen2_moe", "qwen3_moe"):
+        return _qwen_moe(cfg)
+    if model_type == "llama4_text":
+        return _llama4(cfg)
+    if model_type in ("mixtral", "gpt_oss"):
+        # every layer routes; intermediate_size is the expert width (MixtralConfig, GptOssConfig)
+        return {
+            "experts": int(cfg["num_local_experts"]),
+            "experts_per_token": int(cfg["num_experts_per_tok"]),
+            "moe_ffn_dim": int(cfg["intermediate_size"]),
+        }
+    return {}
+
+
+def _qwen_moe(cfg: dict) -> dict[str, Any]:
+    """Qwen2MoeSparseMoeBlock: routed experts of moe_intermediate_size plus (Qwen2-MoE only) one
+    shared expert of shared_expert_intermediate_size. ModelSpec sizes shared experts like routed
+    ones, so the shared expert counts as round(shared/moe) experts; this is exact for released
+    checkpoints (Qwen1.5-MoE-A2.7B 5632/1408 = 4, Qwen2-57B-A14B 20480/2560 = 8)."""
+    layers, moe = int(cfg["num_hidden_layers"]), int(cfg["moe_intermediate_size"])
+    step = int(cfg.get("decoder_sparse_step") or 1)
+    mlp_only = set(cfg.get("mlp_only_layers") or [])
+    # transformers Qwen2MoeDecoderLayer: sparse iff not in mlp_only_layers and (i + 1) % step == 0
+    moe_layers = sum(1 for i in range(layers) if i not in mlp_only and (i + 1) % step == 0)
+    return {
+        "experts": int(cfg["num_experts"]),
+        "experts_per_token": int(cfg["num_experts_per_tok"]),
+        "moe_ffn_dim": moe,
+        "shared_experts": round(int(cfg.get("shared_expert_intermediate_size") or 0) / moe),
+        "dense_layers": layers - moe_layers,
+    }
+
+
+def _llama4(cfg: dict) -> dict[str, Any]:
+    """Llama 4: MoE layers hold num_local_experts routed experts of intermediate_size plus one
+    shared expert of the same size; the other layers are dense with intermediate_size_mlp.
+    MoE layers are listed in moe_layers, or every interleave_moe_layer_step-th layer. ModelSpec
+    places dense layers first; the count, not the position, sets params and FLOPs."""
+    layers = int(cfg["num_hidden_layers"])
+    step = int(cfg.get("interleave_moe_layer_step") or 1)
+    moe_layers = cfg.get("moe_layers")
+    n_moe = len(moe_layers) if moe_layers is not None else sum(1 for i in range(layers) if (i + 1) % step == 0)
+    return {
+        "experts": int(cfg["num_local_experts"]),
+        "experts_per_token": int(cfg["num_experts_per_tok"]),
+        "shared_experts": 1,
+        "moe_ffn_dim": int(cfg["intermediate_size"]),
+        "ffn_dim": int(cfg.get("intermediate_size_mlp") or cfg["intermediate_size"]),
+        "dense_layers": layers - n_moe,
+    }
+
+
+def _deepseek(cfg: dict) -> dict[str, Any]:
+    """DeepSeek-V2/V3 MLA + MoE. The first first_k_dense_replace layers are dense; head_dim is the
+    nominal no-RoPE q/k width (hidden/heads does not describe MLA heads)."""
+    return {
+        "attention": "mla",
+        "head_dim": int(cfg["qk_nope_head_dim"]),
+        "kv_lora_rank": int(cfg["kv_lora_rank"]),
+        "q_lora_rank": int(cfg.get("q_lora_rank") or 0),  # V2-Lite has no query compression
+        "qk_rope_head_dim": int(cfg["qk_rope_head_dim"]),
+        "qk_nope_head_dim": int(cfg["qk_nope_head_dim"]),
+        "v_head_dim": int(cfg["v_head_dim"]),
+        "experts": int(cfg["n_routed_experts"]),
+        "experts_per_token": int(cfg["num_experts_per_tok"]),
+        "shared_experts": int(cfg.get("n_shared_experts") or 0),
+        "moe_ffn_dim": int(cfg["moe_intermediate_size"]),
+        "dense_layers": int(cfg.get("first_k_dense_replace") or 0),
+    }
+
+
+def _sliding(cfg: dict, model_type: str, layers: int, max_context: int) -> dict[str, Any]:
+    """Sliding-window (or Llama 4 chunked) attention and the share of layers that use it."""
+    if model_type == "llama4_text" and cfg.get("attention_chunk_size"):
+        # Llama 4 uses chunked attention on 3 of every 4 layers (no_rope_layer_interval 4); a
+        # chunk bounds the KV a layer keeps like a window of the same size (upper bound).
+        return {"sliding_window": int(cfg["attention_chunk_size"]), "sliding_layers_fraction": 0.75}
+    window = cfg.get("sliding_window")
+    if not window or int(window) >= max_context or cfg.get("use_sliding_window") is False:
+        return {}  # e.g. Phi-3.5's 262144 exceeds its context; Qwen2 ships use_sliding_window false
+    layer_types = cfg.get("layer_types")
+    if layer_types:
+        fraction = sum(kind == "sliding_attention" for kind in layer_types) / len(layer_types)
+    elif model_type == "gemma2":
+        fraction = 0.5  # local and global layers alternate (Gemma 2 report, arXiv 2408.00118)
+    else:
+        fraction = 1.0  # Mistral-7B-v0.1: every layer windowed
+    return {"sliding_window": int(window), "sliding_layers_fraction": fraction}
+
+
+def _dtype(raw: dict, cfg: dict, shown: str) -> str:
+    quant = raw.get("quantization_config") or cfg.get("quantization_config")
+    if quant:
+        return _quant_dtype(quant, shown)
+    torch_dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or raw.get("torch_dtype") or "bfloat16")
+    return _TORCH_DTYPES.get(torch_dtype.removeprefix("torch."), "bf16")
+
+
+def _quant_dtype(quant: dict, shown: str) -> str:
+    """Weight format from quantization_config (transformers quantizer names)."""
+    method = str(quant.get("quant_method", "")).lower()
+    if method in ("fp8", "fbgemm_fp8"):
+        return "fp8"
+    if method in ("mxfp4", "nvfp4"):
+        return "fp4"
+    if method in ("gptq", "awq"):
+        return _int_bits(int(quant.get("bits", 4)), shown)
+    if method == "bitsandbytes":
+        return "int4" if quant.get("load_in_4bit") else "int8"
+    if method == "modelopt":
+        algo = str(quant.get("quant_algo", "")).upper()
+        return "fp4" if "FP4" in algo else "fp8"
+    if method == "compressed-tensors":
+        return _compressed_tensors(quant, shown)
+    raise HfConfigError(f"{shown}: unsupported quantization_config quant_method {method!r}")
+
+
+def _int_bits(bits: int, shown: str) -> str:
+    if bits not in (4, 8):
+        raise HfConfigError(f"{shown}: unsupported {bits}-bit integer quantization")
+    return f"int{bits}"
+
+
+def _compressed_tensors(quant: dict, shown: str) -> str:
+    """llm-compressor configs: weight bits and type live in config_groups.*.weights."""
+    if "fp4" in str(quant.get("format", "")).lower():
+        return "fp4"  # e.g. "nvfp4-pack-quantized"
+    for group in (quant.get("config_groups") or {}).values():
+        weights = group.get("weights") or {}
+        bits, kind = int(weights.get("num_bits", 16)), str(weights.get("type", "int"))
+        if kind == "float":
+            return {8: "fp8", 4: "fp4"}.get(bits, "bf16")
+        return _int_bits(bits, shown)
+    raise HfConfigError(f"{shown}: compressed-tensors quantization_config has no config_groups weights")
+
+
+def _model_id(file: Path, raw: dict) -> str:
+    """The folder name, else the tail of _name_or_path, lowercased."""
+    folder = file.resolve().parent.name
+    if folder:
+        return folder.lower()
+    tail = str(raw.get("_name_or_path") or "custom-model").rstrip("/").split("/")[-1]
+    return tail.lower()

@@ -1,0 +1,149 @@
+"""Reading Hugging Face config.json files (fixtures in tests/data/hf/<id>/config.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from planner.engine import catalog
+from planner.engine.hf_config import HfConfigError, model_from_hf_config
+
+FIXTURES = Path(__file__).parent / "data" / "hf"
+FIXTURE_DIRS = sorted(p for p in FIXTURES.iterdir() if (p / "config.json").is_file())
+ARCH_FIELDS = [
+    "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn_dim", "vocab", "tie_embeddings", "gated_mlp",
+    "attention", "kv_lora_rank", "q_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim",
+    "experts", "experts_per_token", "shared_experts", "moe_ffn_dim", "dense_layers", "sliding_window",
+    "sliding_layers_fraction", "max_context", "dtype",
+]
+
+
+def _write(tmp_path: Path, config: dict, folder: str = "custom") -> Path:
+    path = tmp_path / folder / "config.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(config))
+    return path
+
+
+def _base_config(**overrides) -> dict:
+    config = json.loads((FIXTURES / "llama-3.1-8b" / "config.json").read_text())
+    config.update(overrides)
+    return config
+
+
+def test_every_supported_architecture_has_a_fixture():
+    types = {model_from_hf_config(d).family for d in FIXTURE_DIRS}
+    assert types >= {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma2", "phi3",
+                     "deepseek_v3", "llama4_text"}
+
+
+@pytest.mark.parametrize("folder", FIXTURE_DIRS, ids=lambda p: p.name)
+def test_fixture_matches_catalog_entry(folder):
+    spec = model_from_hf_config(folder)
+    assert spec.id == folder.name
+    assert spec.source == f"config.json at {folder}"
+    entry = catalog.models().get(folder.name)
+    if entry is None:
+        pytest.skip(f"{folder.name} has no catalog entry")
+    for field in ARCH_FIELDS:
+        assert getattr(spec, field) == getattr(entry, field), f"{folder.name}.{field}"
+
+
+def test_deepseek_v3_reads_mla_moe_and_fp8():
+    spec = model_from_hf_config(FIXTURES / "deepseek-v3" / "config.json")
+    assert spec.attention == "mla" and spec.kv_lora_rank == 512 and spec.qk_rope_head_dim == 64
+    assert (spec.experts, spec.experts_per_token, spec.shared_experts, spec.dense_layers) == (256, 8, 1, 3)
+    assert spec.dtype == "fp8"
+    assert spec.params_total == pytest.approx(671e9, rel=0.03)
+
+
+def test_qwen2_moe_shared_expert_counts_as_expert_multiples():
+    spec = model_from_hf_config(FIXTURES / "qwen1.5-moe-a2.7b")
+    assert spec.shared_experts == 4  # 5632 / 1408
+    # model card: "14.3B parameters in total and 2.7B activated"
+    assert spec.params_total == pytest.approx(14.3e9, rel=0.03)
+    assert spec.params_active == pytest.approx(2.7e9, rel=0.03)
+
+
+def test_llama4_nested_text_config():
+    spec = model_from_hf_config(FIXTURES / "llama-4-scout-17b-16e")
+    assert spec.family == "llama4_text" and spec.hidden == 5120 and spec.layers == 48
+    assert (spec.experts, spec.experts_per_token, spec.shared_experts, spec.dense_layers) == (16, 1, 1, 0)
+    # Meta: 109B total, 17B active
+    assert spec.params_total == pytest.approx(109e9, rel=0.03)
+    assert spec.params_active == pytest.approx(17e9, rel=0.03)
+
+
+def test_llama4_interleaved_moe_layers(tmp_path):
+    config = json.loads((FIXTURES / "llama-4-scout-17b-16e" / "config.json").read_text())
+    config["text_config"]["interleave_moe_layer_step"] = 2  # Maverick's layout
+    spec = model_from_hf_config(_write(tmp_path, config))
+    assert spec.dense_layers == 24 and spec.ffn_dim == 16384
+
+
+def test_gemma2_defaults_to_tied_embeddings_and_bf16():
+    spec = model_from_hf_config(FIXTURES / "gemma-2-9b")
+    assert spec.tie_embeddings and spec.head_dim == 256
+    assert spec.dtype == "bf16"  # the float32 checkpoint is served in bf16
+
+
+def test_phi3_is_mha_and_ignores_an_oversized_window():
+    spec = model_from_hf_config(FIXTURES / "phi-3.5-mini")
+    assert spec.attention == "mha" and spec.head_dim == 96
+    assert spec.sliding_window == 0
+    assert spec.aliases == ["Phi-3.5-mini-instruct"]
+
+
+def test_mistral_v01_window_covers_every_layer(tmp_path):
+    spec = model_from_hf_config(_write(tmp_path, _base_config(model_type="mistral", sliding_window=4096)))
+    assert spec.sliding_window == 4096 and spec.sliding_layers_fraction == 1.0
+
+
+@pytest.mark.parametrize(
+    "quant, dtype",
+    [
+        ({"quant_method": "fp8"}, "fp8"),
+        ({"quant_method": "gptq", "bits": 4}, "int4"),
+        ({"quant_method": "awq", "bits": 4}, "int4"),
+        ({"quant_method": "gptq", "bits": 8}, "int8"),
+        ({"quant_method": "mxfp4"}, "fp4"),
+        ({"quant_method": "modelopt", "quant_algo": "NVFP4"}, "fp4"),
+        ({"quant_method": "compressed-tensors", "format": "float-quantized",
+          "config_groups": {"group_0": {"weights": {"num_bits": 8, "type": "float"}}}}, "fp8"),
+        ({"quant_method": "compressed-tensors", "format": "pack-quantized",
+          "config_groups": {"group_0": {"weights": {"num_bits": 4, "type": "int"}}}}, "int4"),
+        ({"quant_method": "compressed-tensors", "format": "nvfp4-pack-quantized", "config_groups": {}}, "fp4"),
+    ],
+)
+def test_quantization_config_sets_dtype(tmp_path, quant, dtype):
+    assert model_from_hf_config(_write(tmp_path, _base_config(quantization_config=quant))).dtype == dtype
+
+
+def test_torch_dtype_sets_dtype(tmp_path):
+    assert model_from_hf_config(_write(tmp_path, _base_config(torch_dtype="float16"))).dtype == "fp16"
+
+
+def test_unknown_architecture_is_a_clear_error(tmp_path):
+    path = _write(tmp_path, {"architectures": ["FooForCausalLM"], "model_type": "foo", "hidden_size": 8})
+    with pytest.raises(HfConfigError, match=r"config\.json: unsupported architecture 'FooForCausalLM' \(model_type 'foo'\)"):
+        model_from_hf_config(path)
+
+
+def test_missing_keys_are_named(tmp_path):
+    config = _base_config()
+    del config["num_hidden_layers"], config["hidden_size"]
+    path = _write(tmp_path, config)
+    with pytest.raises(HfConfigError) as err:
+        model_from_hf_config(path, display="models/custom/config.json")
+    assert str(err.value) == (
+        "models/custom/config.json: cannot read a model: missing num_hidden_layers, hidden_size (model_type 'llama')"
+    )
+
+
+def test_unreadable_file_is_an_hf_config_error(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text("{not json")
+    with pytest.raises(HfConfigError, match="cannot read config.json"):
+        model_from_hf_config(path)

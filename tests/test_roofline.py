@@ -1,0 +1,114 @@
+"""Formulas against hand-worked numbers (the arithmetic is in each test)."""
+
+import math
+
+import pytest
+
+from planner.engine.knobs import Knobs
+from planner.engine.roofline import ServingConfig, kv_capacity_tokens, memory_per_gpu, replica_params, step_time, touched_experts
+from specs_fixtures import h100, llama8b, llama70b, mixtral
+
+KNOBS = Knobs(eta_weights=0.75, eta_kv=0.6, eta_compute=0.55, eta_attention=0.5, eta_link=0.75, allreduce_latency_us=10,
+              step_overhead_us=130, layer_overhead_us=10, seq_overhead_us=4, api_overhead_ms=0)
+
+
+def test_param_counts_include_all_three_swiglu_matrices():
+    m = llama8b()
+    # per layer: attention 2*4096*4096 (q,o) + 2*4096*1024 (k,v) = 41,943,040; MLP 3*4096*14336 = 176,160,768;
+    # norms 8192 -> 218,112,000 x 32 = 6,979,584,000; + embeddings and untied head 2*128256*4096 = 1,050,673,152
+    # + final norm ignored -> 8,030,257,152 (Meta publishes 8.03B)
+    assert m.params_total == 8_030_257_152
+    assert m.params_active == m.params_total
+
+
+def test_moe_active_params():
+    m = mixtral()
+    # expert = 3*4096*14336 = 176,160,768; routed total 32*8*expert = 45.1B; active uses 2 of 8 per layer
+    assert m.expert_params == 176_160_768
+    assert m.params_total == pytest.approx(46.70e9, rel=0.01)  # Mistral: 46.7B total
+    assert m.params_active == pytest.approx(12.9e9, rel=0.01)  # 12.9B active
+
+
+def test_kv_bytes_per_token():
+    p = replica_params(llama8b(), h100(), ServingConfig(), KNOBS)
+    # 2 (K,V) * 32 layers * 8 kv heads * 128 dims * 2 bytes = 131,072 bytes
+    assert p.kv_bytes_token_gpu == 131_072
+    p4 = replica_params(llama70b(), h100(), ServingConfig(tp=4, kv="fp8"), KNOBS)
+    # 2 * 80 * 8 * 128 * 1 byte = 163,840 per token per replica; TP4 holds 2 heads per GPU -> 40,960 per GPU
+    assert p4.kv_bytes_token_gpu == 40_960
+    p16 = replica_params(llama70b(), h100(max_gpus_per_node=16), ServingConfig(tp=16), KNOBS)
+    # 16 ranks over 8 KV heads: heads are replicated, never below one head per GPU: 2*80*1*128*2 = 40,960
+    assert p16.kv_bytes_token_gpu == 40_960
+
+
+def test_memory_budget_and_kv_capacity():
+    p = replica_params(llama8b(), h100(), ServingConfig(), KNOBS)
+    mem = memory_per_gpu(p)
+    # weights 8,030,257,152 * 2 bytes = 16.06 GB
+    assert mem["weights"] == pytest.approx(16.0605e9, rel=1e-4)
+    # other: 1 GiB runtime + activations 8192 tok * 4096 * 2 B * 4 = 268.4 MB + fp32 logits 1024 seqs * 128256 * 4 = 525.3 MB
+    assert mem["other"] == pytest.approx(1.073741824e9 + 268_435_456 + 525_336_576, rel=1e-9)
+    # budget 0.9 * 80 GiB = 77.309 GB; KV = 77.309 - 16.061 - 1.868 = 59.381 GB -> / 131,072 = 453,044 tokens
+    assert kv_capacity_tokens(p) == 453_044
+
+
+def test_decode_step_is_weight_streaming_bound_at_batch_one():
+    p = replica_params(llama8b(), h100(), ServingConfig(), KNOBS)
+    st = step_time(p, 1, 1000, 0, 0)
+    # weights read: body 6,979,584,000 * 2 + head 525,336,576 * 2 = 15.0098 GB at 0.75 * 3.35 TB/s -> 5.974 ms
+    # KV: 1000 tokens * 131,072 B at 0.6 * 3.35 TB/s -> 0.0652 ms; overhead 130 + 32*10 + 4 us = 0.454 ms
+    expected = 15.0098e9 / 2.5125e12 + 1000 * 131072 / 2.01e12 + 454e-6
+    assert float(st.total_s) == pytest.approx(expected, rel=1e-3)
+    assert float(st.memory_s) > float(st.compute_s)
+
+
+def test_prefill_is_compute_bound():
+    p = replica_params(llama8b(), h100(), ServingConfig(), KNOBS)
+    st = step_time(p, 0, 0, 4096, 4096 * 4096 / 2)
+    # linear: 2 * 6.98e9 * 4096 + 2 * 525e6 (one logit row) = 5.718e13 FLOP at 0.55 * 989 TF -> 105.1 ms
+    # attention: 2 * 256 dims * 32 heads * 32 layers * 4096^2/2 = 4.40e12 at 0.5 * 989 TF -> 8.9 ms
+    linear = (2 * 6_979_584_000 * 4096 + 2 * 525_336_576) / (0.55 * 989e12)
+    attn = 2 * 256 * 32 * 32 * 4096 * 4096 / 2 / (0.5 * 989e12)
+    assert float(st.total_s) == pytest.approx(linear + attn + 130e-6 + 320e-6 + 4e-6, rel=1e-3)
+    assert float(st.compute_s) > float(st.memory_s)
+
+
+def test_tensor_parallel_allreduce_over_nvlink_and_pcie():
+    cfg = ServingConfig(tp=2)
+    nv = replica_params(llama8b(), h100(), cfg, KNOBS)
+    pcie = replica_params(llama8b(), h100(interconnect="pcie", link_gb_s=64), cfg, KNOBS)
+    t_nv, t_pcie = step_time(nv, 64, 64_000, 0, 0), step_time(pcie, 64, 64_000, 0, 0)
+    # per step 2 all-reduces x 32 layers; message 64 tok * 4096 * 2 B = 524,288 B; ring factor 2*(2-1)/2 = 1
+    # NVLink: 64 * (10 us + 524,288 / (0.75 * 450e9)) = 64 * 11.553 us = 0.739 ms
+    assert float(t_nv.comm_s) == pytest.approx(64 * (10e-6 + 524_288 / (0.75 * 450e9)), rel=1e-6)
+    # PCIe Gen5 64 GB/s: 64 * (10 us + 10.92 us) = 1.339 ms
+    assert float(t_pcie.comm_s) == pytest.approx(64 * (10e-6 + 524_288 / (0.75 * 64e9)), rel=1e-6)
+
+
+def test_moe_touches_fewer_experts_at_small_batch():
+    p = replica_params(mixtral(), h100(), ServingConfig(tp=2), KNOBS)
+    # uniform top-2 of 8: one token touches 2 experts; 8 tokens touch 8*(1-(6/8)^8) = 7.20 on average
+    assert float(touched_experts(p, 1)) == pytest.approx(2.0)
+    assert float(touched_experts(p, 8)) == pytest.approx(8 * (1 - 0.75**8))
+    one, many = step_time(p, 1, 1000, 0, 0), step_time(p, 256, 256_000, 0, 0)
+    assert float(one.total_s) < float(many.total_s)
+
+
+def test_fp8_halves_weight_bytes_and_doubles_flops():
+    b = replica_params(llama70b(), h100(), ServingConfig(tp=4), KNOBS)
+    f = replica_params(llama70b(), h100(), ServingConfig(tp=4, weights="fp8"), KNOBS)
+    assert f.body_bytes == pytest.approx(b.body_bytes / 2)
+    assert f.flops_linear == 1979e12 and b.flops_linear == 989e12  # dense fp8 and bf16 peaks
+    assert float(step_time(f, 8, 8000, 0, 0).total_s) < float(step_time(b, 8, 8000, 0, 0).total_s)
+
+
+def test_pruning_and_sparsity_touch_only_their_terms():
+    base = replica_params(llama8b(), h100(), ServingConfig(), KNOBS)
+    pruned = replica_params(llama8b(), h100(), ServingConfig(prune_fraction=0.25), KNOBS)
+    assert pruned.body_bytes == pytest.approx(base.body_bytes * 0.75)
+    assert pruned.head_bytes == base.head_bytes  # the vocabulary projection is not pruned
+    sparse = replica_params(llama8b(), h100(), ServingConfig(sparsity_2_4=True), KNOBS)
+    # 2:4 keeps half the values plus 2-bit indices per kept value: bf16 -> 0.5 + 0.5/8 = 0.5625 of the bytes
+    assert sparse.body_bytes == pytest.approx(base.body_bytes * 0.5625)
+    assert sparse.flops_linear == 2 * base.flops_linear
+    assert math.isclose(sparse.kv_bytes_token_gpu, base.kv_bytes_token_gpu)

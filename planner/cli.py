@@ -75,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--format", choices=("table", "json", "toml"), default="table")
     plan.add_argument("-o", "--output", type=Path, help="write to this file (atomically) instead of stdout")
     plan.add_argument("--force", action="store_true", help="overwrite an output file that exists")
+    val = sub.add_parser("validate", help="compare predictions with a measurements CSV")
+    val.add_argument("measurements", type=Path, nargs="?", help="CSV in the measurements format (default: the shipped set)")
+    val.add_argument("--calibration", type=Path, help="calibration TOML to evaluate (default: the shipped one)")
+    val.add_argument("--uncalibrated", action="store_true", help="use the default knobs, not the shipped calibration")
+    val.add_argument("--format", choices=("table", "json"), default="table")
+    cal = sub.add_parser("calibrate", help="fit the model's knobs to a measurements CSV")
+    cal.add_argument("measurements", type=Path)
+    cal.add_argument("-o", "--output", type=Path, required=True, help="calibration TOML to write")
+    cal.add_argument("--force", action="store_true", help="overwrite the output file")
     cat = sub.add_parser("catalog", help="list the GPUs or models the planner knows")
     cat.add_argument("kind", choices=("gpus", "models"))
     cat.add_argument("--format", choices=("table", "json"), default="table")
@@ -251,7 +260,72 @@ def summary(profile_path: str | None) -> int:
     return 0
 
 
-HANDLERS = {"predict": cmd_predict, "plan": cmd_plan, "catalog": cmd_catalog}
+def _measurements(path: Path | None):
+    from planner.engine.measurements import packaged_measurements_path, read_measurements
+
+    return read_measurements(path or packaged_measurements_path())
+
+
+def cmd_validate(args) -> int:
+    from planner.engine.knobs import Calibration, load_calibration, shipped_calibration
+    from planner.engine.validate import evaluate_rows, summarize
+
+    data = _measurements(args.measurements)
+    if args.uncalibrated:
+        calibration = Calibration()
+    else:
+        calibration = load_calibration(args.calibration) if args.calibration else shipped_calibration()
+    results = evaluate_rows(data, calibration)
+    report = summarize(results)
+    rows = [_validation_row(r) for r in results]
+    if args.format == "json":
+        skipped = [{"line": e.line, "column": e.column, "reason": e.message} for e in data.errors]
+        print(json.dumps({"rows": rows, **report, "unparsed": skipped}, indent=2, allow_nan=False))
+    else:
+        from planner.tables import validation_tables
+
+        for table in validation_tables(rows, report, [str(e) for e in data.errors]):
+            _print(table)
+    return 0
+
+
+def _validation_row(r) -> dict:
+    m = r.row
+    err = r.error_pct
+    row = {"model": m.model, "gpu": m.gpu, "tp": m.tp, "mode": m.mode, "rate": m.rate, "concurrency": m.concurrency,
+           "input_len": m.input_len, "output_len": m.output_len, "metric": m.metric, "measured": m.value,
+           "predicted": round(r.predicted, 4) if r.predicted is not None else None,
+           "error_pct": round(err, 2) if err is not None else None, "abs_error_pct": round(abs(err), 2) if err is not None else None,
+           "source": m.source}
+    if r.predicted is None:
+        row["reason"] = r.reason
+    return row
+
+
+def cmd_calibrate(args) -> int:
+    import tomli_w
+
+    from planner.engine.knobs import Calibration
+    from planner.engine.validate import calibrate, evaluate_rows, group_errors, summarize
+    from planner.profile import save_text_atomic
+
+    if args.output.exists() and not args.force:
+        raise UsageError(f"{args.output} exists; pass --force to overwrite it")
+    data = _measurements(args.measurements)
+    before = summarize(evaluate_rows(data, Calibration()))["overall"]
+    fitted, skipped = calibrate(data)
+    results = evaluate_rows(data, fitted)
+    after = summarize(results)["overall"]
+    fitted = fitted.model_copy(update={"source": f"planner calibrate {args.measurements.name}", "error_pct": group_errors(results)})
+    save_text_atomic(args.output, tomli_w.dumps(fitted.model_dump(exclude_none=True)))
+    print(f"fitted {len(fitted.families)} GPU families on {len(data.rows)} rows: median error {before['median_ape']}% -> {after['median_ape']}%")
+    for family, why in skipped.items():
+        print(f"not fitted: {family}: {why}")
+    print(f"wrote {args.output}")
+    return 0
+
+
+HANDLERS = {"predict": cmd_predict, "plan": cmd_plan, "catalog": cmd_catalog, "validate": cmd_validate, "calibrate": cmd_calibrate}
 
 
 def dispatch(argv: list[str]) -> int:

@@ -91,3 +91,24 @@ def catalog_table(kind: str, rows: list[dict]) -> Table:
                           m["attention"], f"{m['experts']}/{m['experts_per_token']}" if m["experts"] else "-",
                           f"{m['max_context']:,}", m["dtype"])
     return table
+
+
+def validation_tables(rows: list[dict], report: dict, unparsed: list[str]) -> list:
+    detail = Table(title="predicted vs measured", header_style="bold", title_justify="left")
+    for col in ("model", "gpu", "tp", "mode", "in/out", "metric", "measured", "predicted", "error"):
+        detail.add_column(col, justify="right" if col in ("measured", "predicted", "error", "tp") else "left")
+    for r in rows:
+        load = r["mode"] if r["mode"] == "offline" else f"{r['mode']} {r['rate'] or r['concurrency']}"
+        err = Text(f"{r['error_pct']:+.1f}%", style="green" if abs(r["error_pct"]) <= 15 else "red") if r["error_pct"] is not None else Text(r.get("reason", ""), style="yellow")
+        detail.add_row(r["model"], r["gpu"], str(r["tp"]), load, f"{r['input_len']:g}/{r['output_len']:g}", r["metric"],
+                       f"{r['measured']:,.4g}", f"{r['predicted']:,.4g}" if r["predicted"] is not None else "-", err)
+    summary = Table(title="absolute % error per metric", header_style="bold", title_justify="left")
+    for col in ("metric", "n", "median", "mean"):
+        summary.add_column(col, justify="left" if col == "metric" else "right")
+    for metric, s in list(report["summary"].items()) + [("overall", report["overall"])]:
+        summary.add_row(metric, str(s["n"]), f"{s['median_ape']}%" if s["median_ape"] is not None else "-",
+                        f"{s['mean_ape']}%" if s["mean_ape"] is not None else "-")
+    out = [detail, summary]
+    if unparsed:
+        out.append(Text("rows not parsed:\n" + "\n".join(unparsed), style="yellow"))
+    return out

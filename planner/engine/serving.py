@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from planner.engine import lengths
-from planner.engine.queueing import mg1_wait_quantiles
+from planner.engine.queueing import mg1_wait_quantiles, pk_mean_wait
 from planner.engine.roofline import BLOCK_TOKENS, ReplicaParams, StepTime, bound_name, kv_capacity_tokens, step_time
 from planner.engine.scenario import LengthDist
 
@@ -230,8 +230,21 @@ def rate_point(p: ReplicaParams, wl: Workload, rate: float, detailed: bool = Tru
     mid = len(wl.in_grid) // 2
     st_p = step_time(p, batch / lanes, batch / lanes * wl.decode_ctx_mean, new_in[mid] / n_ch[mid], new_in[mid] ** 2 / 2 / n_ch[mid])
     point.prefill_bound = str(bound_name(st_p))
-    _distributions(p, wl, point, rate / lanes, service, own, excess, t_d, rho_x)
+    if detailed:
+        _distributions(p, wl, point, rate / lanes, service, own, excess, t_d, rho_x, n_ch)
+    else:
+        _means(p, wl, point, rate / lanes, service, own, t_d, rho_x)
     return point
+
+
+def _means(p, wl, point, lane_rate, service, own, t_d, rho_x) -> None:
+    """Means only (P-K wait, half a step of residual): what closed-loop solving and validation need."""
+    wait = pk_mean_wait(lane_rate, service)
+    busy = 1.0 - np.exp(-point.batch)
+    ttft = busy * 0.5 * t_d / max(1.0 - rho_x, 1e-12) + wait + float(own.mean()) + float(p.api_overhead_s)
+    e2e = ttft + max(wl.mean_out - 1.0, 0.0) * point.tpot_mean_s
+    point.ttft_s, point.tpot_s, point.e2e_s = {"mean": ttft}, {"mean": point.tpot_mean_s}, {"mean": e2e}
+    point.ttft_mean_s, point.e2e_mean_s = ttft, e2e
 
 
 def _idle_point(p: ReplicaParams, wl: Workload, point: OperatingPoint) -> OperatingPoint:
@@ -252,10 +265,11 @@ def _pct(x: np.ndarray) -> dict:
     return {"mean": float(x.mean()), "p50": float(q[0]), "p90": float(q[1]), "p99": float(q[2])}
 
 
-def _distributions(p, wl, point, lane_rate, service, own, excess, t_d, rho_x) -> None:
+def _distributions(p, wl, point, lane_rate, service, own, excess, t_d, rho_x, n_chunks=None) -> None:
     """Percentiles from deterministic stratified joint samples of (L_in, L_out, wait, residual)."""
     rng = np.random.default_rng(RNG_SEED)
     n = SAMPLES
+    n_chunks = np.ones_like(own) if n_chunks is None else n_chunks
     u = (np.arange(n) + 0.5) / n
     perm = [rng.permutation(n) for _ in range(4)]
     l_out = wl.out_grid[perm[0]]
@@ -266,12 +280,17 @@ def _distributions(p, wl, point, lane_rate, service, own, excess, t_d, rho_x) ->
     residual = np.where(u[perm[3]] < busy, u[perm[3]] / max(busy, 1e-12), 0.0) * t_d / max(1.0 - rho_x, 1e-12)
     residual = np.where(u[perm[3]] < busy, residual, 0.0)
     api = float(p.api_overhead_s)
-    ttft = residual + wait + own[in_idx] + api
+    # prompts arriving during the residual join this prompt's step (the budget admits them together)
+    joiners = rng.poisson(lane_rate * residual)
+    joined = joiners * excess[rng.integers(0, len(excess), size=n)]
+    ttft = residual + wait + own[in_idx] + joined + api
     # decode window of each request: (L_out - 1)/tokens steps; prefill excess landing in it is compound
     # Poisson with rate lane_rate over the window duration, approximated by a moment-matched gamma
     tokens = float(spec_tokens_per_step(p))
     steps = np.maximum(l_out - 1.0, 0.0) / tokens
-    window = steps * t_d / max(1.0 - rho_x, 1e-12)
+    # prompts that arrived during this request's own last prefill step are prefilled in its first
+    # decode step, so its window of arrivals starts one prefill step early
+    window = steps * t_d / max(1.0 - rho_x, 1e-12) + own[in_idx] / n_chunks[in_idx]
     mean_x, mean_x2 = float(excess.mean()), float((excess * excess).mean())
     lam_w = lane_rate * window
     mu = lam_w * mean_x
@@ -289,7 +308,7 @@ def _distributions(p, wl, point, lane_rate, service, own, excess, t_d, rho_x) ->
     point.e2e_mean_s = point.e2e_s["mean"]
 
 
-def concurrency_point(p: ReplicaParams, wl: Workload, clients: int) -> OperatingPoint:
+def concurrency_point(p: ReplicaParams, wl: Workload, clients: int, detailed: bool = True) -> OperatingPoint:
     """Closed loop: `clients` users each send their next request when the last one completes.
     Mean-value analysis: throughput X solves X * E2E_mean(X) = clients, with the open-loop model
     at rate X supplying E2E (clients beyond the batch cap wait for a slot)."""
@@ -298,22 +317,24 @@ def concurrency_point(p: ReplicaParams, wl: Workload, clients: int) -> Operating
         return OperatingPoint(mode="concurrency", stable=False, note="does not fit")
     lo, hi = 0.0, max_rate * 0.999
     best = None
-    for _ in range(40):
+    for _ in range(30):
         mid = (lo + hi) / 2
-        pt = rate_point(p, wl, mid)
+        pt = rate_point(p, wl, mid, detailed=False)
         if pt.stable and mid * pt.e2e_mean_s < clients:
             lo, best = mid, pt
         else:
             hi = mid
     if best is None or lo >= max_rate * 0.99:
         # saturated: clients keep the engine at its offline throughput; extra clients queue
-        best = rate_point(p, wl, max_rate * 0.99)
+        best = rate_point(p, wl, max_rate * 0.99, detailed=detailed)
         x = max_rate
         e2e = clients / x
         best.requests_per_s = x
         best.note = "closed loop saturates the replica; requests wait for a batch slot"
         best.e2e_mean_s = e2e
         best.ttft_mean_s = max(best.ttft_mean_s, e2e - (wl.mean_out - 1) * best.tpot_mean_s)
+    elif detailed:
+        best = rate_point(p, wl, lo, detailed=True)
     best.mode = "concurrency"
     best.utilization = best.requests_per_s / max_rate
     return best

@@ -1,0 +1,194 @@
+"""Compare predictions with measurements, and fit the calibration knobs to them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from planner.engine import catalog
+from planner.engine.knobs import Calibration, Knobs
+from planner.engine.measurements import Measurement, MeasurementSet
+from planner.engine.roofline import ServingConfig, replica_params
+from planner.engine.scenario import LengthDist
+from planner.engine.serving import Workload, concurrency_point, offline_point, rate_point
+from planner.engine.specs import GpuSpec, ModelSpec
+
+METRIC_GROUPS = {
+    "throughput": ("output_tok_s", "total_tok_s", "requests_per_s"),
+    "tpot": ("tpot_ms_mean", "tpot_ms_p50", "tpot_ms_p90", "itl_ms_mean"),
+    "ttft": ("ttft_ms_mean", "ttft_ms_p50", "ttft_ms_p90"),
+    "e2e": ("e2e_ms_mean", "e2e_ms_p50", "e2e_ms_p90"),
+    "p99": ("ttft_ms_p99", "tpot_ms_p99", "e2e_ms_p99"),
+}
+
+
+@dataclass
+class RowResult:
+    row: Measurement
+    predicted: float | None
+    reason: str = ""
+
+    @property
+    def error_pct(self) -> float | None:
+        if self.predicted is None or self.row.value == 0:
+            return None
+        return (self.predicted / self.row.value - 1.0) * 100.0
+
+
+def _config_key(m: Measurement) -> tuple:
+    return (m.model, m.gpu, m.tp, m.pp or 1, m.weights, m.kv, m.mode, m.rate, m.concurrency, m.input_len, m.output_len,
+            m.max_seqs, m.max_batched_tokens, m.prefix_hit or 0.0)
+
+
+def _resolve(m: Measurement, base_dir: Path, cache: dict) -> tuple[ModelSpec, GpuSpec]:
+    key = (m.model, m.gpu)
+    if key not in cache:
+        cache[key] = (catalog.get_model(m.model, base_dir=base_dir), catalog.get_gpu(m.gpu))
+    return cache[key]
+
+
+def _metric(point, m: Measurement, mean_in: float, mean_out: float) -> float | None:
+    name = m.metric
+    if name in ("output_tok_s", "total_tok_s", "requests_per_s"):
+        rps = point.requests_per_s
+        return {"output_tok_s": rps * mean_out, "total_tok_s": rps * (mean_in + mean_out), "requests_per_s": rps}[name]
+    kind, _, stat = name.partition("_ms_")
+    kind = "tpot" if kind == "itl" else kind
+    dist = {"ttft": point.ttft_s, "tpot": point.tpot_s, "e2e": point.e2e_s}[kind]
+    value = dist.get(stat)
+    return value * 1e3 if value is not None else None
+
+
+def evaluate_rows(data: MeasurementSet, calibration: Calibration | None = None, base_dir: Path | None = None) -> list[RowResult]:
+    """Predict every row; rows sharing a configuration share one prediction."""
+    calibration = calibration or Calibration()
+    base_dir = base_dir or data.path.parent
+    specs: dict = {}
+    points: dict = {}
+    out = []
+    for m in data.rows:
+        key = _config_key(m)
+        if key not in points:
+            points[key] = _predict_row(m, calibration, base_dir, specs)
+        point, reason, mean_in, mean_out = points[key]
+        if point is None:
+            out.append(RowResult(m, None, reason))
+            continue
+        value = _metric(point, m, mean_in, mean_out)
+        if value is None or not np.isfinite(value):
+            out.append(RowResult(m, None, reason or f"model gives no {m.metric} in {m.mode} mode"))
+        else:
+            out.append(RowResult(m, float(value)))
+    return out
+
+
+def _predict_row(m: Measurement, calibration: Calibration, base_dir: Path, specs: dict):
+    try:
+        model, gpu = _resolve(m, base_dir, specs)
+    except ValueError as exc:
+        return None, str(exc).split(";")[0], 0.0, 0.0
+    cfg = ServingConfig(tp=m.tp, pp=m.pp or 1, weights=m.weights, kv=m.kv, max_num_seqs=m.max_seqs,
+                        max_num_batched_tokens=m.max_batched_tokens, prefix_hit=m.prefix_hit or 0.0)
+    p = replica_params(model, gpu, cfg, calibration.for_family(gpu.family))
+    wl = Workload(LengthDist(kind="fixed", mean=m.input_len), LengthDist(kind="fixed", mean=m.output_len))
+    try:
+        if m.mode == "offline":
+            point = offline_point(p, wl)
+        elif m.mode == "concurrency":
+            point = concurrency_point(p, wl, int(m.concurrency or 1), detailed=False)
+        else:
+            point = rate_point(p, wl, float(m.rate or 0.0), detailed=False)
+    except (ValueError, ZeroDivisionError) as exc:
+        return None, str(exc), 0.0, 0.0
+    if not point.stable:
+        return None, point.note or "does not fit or is unstable", 0.0, 0.0
+    return point, "", wl.mean_in, wl.mean_out
+
+
+def summarize(results: list[RowResult]) -> dict:
+    per_metric: dict[str, list[float]] = {}
+    for r in results:
+        if r.error_pct is not None:
+            per_metric.setdefault(r.row.metric, []).append(abs(r.error_pct))
+    summary = {k: _stats(v) for k, v in sorted(per_metric.items())}
+    overall = _stats([x for v in per_metric.values() for x in v])
+    return {"summary": summary, "overall": overall}
+
+
+def group_errors(results: list[RowResult]) -> dict[str, float]:
+    """Median absolute % error per metric group (the error bands the plan shows)."""
+    out = {}
+    for group, metrics in METRIC_GROUPS.items():
+        errs = [abs(r.error_pct) for r in results if r.error_pct is not None and r.row.metric in metrics]
+        if errs:
+            out[group] = float(np.median(errs))
+    return out
+
+
+def _stats(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0, "median_ape": None, "mean_ape": None}
+    arr = np.asarray(values)
+    return {"n": int(arr.size), "median_ape": round(float(np.median(arr)), 2), "mean_ape": round(float(arr.mean()), 2)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration: coordinate search on a few physical knobs per GPU family, minimising the median
+# absolute log error of the rows that identify each knob.
+
+KNOB_GRID = {
+    "eta_weights": np.linspace(0.45, 0.95, 11),
+    "eta_kv": np.linspace(0.3, 0.95, 14),
+    "eta_compute": np.linspace(0.3, 0.9, 13),
+    "step_overhead_us": np.array([50, 130, 300, 600, 1000, 2000, 4000]),
+    "layer_overhead_us": np.array([0, 5, 10, 20, 40]),
+}
+MIN_ROWS_PER_FAMILY = 8
+
+
+def _loss(results: list[RowResult]) -> float:
+    errs = [abs(np.log(r.predicted / r.row.value)) for r in results if r.predicted and r.row.value > 0]
+    if not errs:
+        return float("inf")
+    return float(np.median(errs)) + 0.25 * float(np.mean(errs)) + 0.5 * (1 - len(errs) / len(results))
+
+
+def fit_family(data: MeasurementSet, family: str, start: Knobs, rounds: int = 2) -> tuple[Knobs, float]:
+    knobs = start
+    best = _loss(evaluate_rows(data, Calibration(default=knobs)))
+    for _ in range(rounds):
+        for name, grid in KNOB_GRID.items():
+            for value in grid:
+                trial = knobs.scaled(**{name: float(value)})
+                loss = _loss(evaluate_rows(data, Calibration(default=trial)))
+                if loss < best - 1e-9:
+                    best, knobs = loss, trial
+    return knobs, best
+
+
+def calibrate(data: MeasurementSet, start: Calibration | None = None, base_dir: Path | None = None) -> tuple[Calibration, dict[str, str]]:
+    """Fit knobs per GPU family; families with too few usable rows keep the default and are named."""
+    start = start or Calibration()
+    families: dict[str, list[Measurement]] = {}
+    skipped: dict[str, str] = {}
+    for m in data.rows:
+        try:
+            gpu = catalog.get_gpu(m.gpu)
+        except ValueError:
+            continue
+        families.setdefault(gpu.family, []).append(m)
+    fitted = dict(start.families)
+    for family, rows in sorted(families.items()):
+        if len(rows) < MIN_ROWS_PER_FAMILY:
+            skipped[family] = f"only {len(rows)} rows; need {MIN_ROWS_PER_FAMILY} (offline throughput and low-load TPOT/TTFT rows identify the knobs)"
+            continue
+        subset = replace(data, rows=tuple(rows), errors=())
+        knobs, _ = fit_family(subset, family, start.for_family(family))
+        fitted[family] = knobs
+    return replace_calibration(start, fitted), skipped
+
+
+def replace_calibration(cal: Calibration, families: dict[str, Knobs]) -> Calibration:
+    return cal.model_copy(update={"families": families})

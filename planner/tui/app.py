@@ -1,0 +1,57 @@
+"""The planner TUI: `planner [PROFILE.toml]` opens a profile (or the built-in default) in the
+interactive planner. `make_app` is the one factory used by the CLI, the tests, the screenshot
+script and the benchmark."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from textual.app import App
+
+from planner.profile import LoadedProfile, ProfileError, default_profile, load_profile
+from planner.tui.compute import Evaluate
+from planner.tui.screens.main import PlannerScreen
+
+
+class PlannerApp(App[int]):
+    CSS_PATH = ["app.tcss", "dialogs.tcss"]
+    TITLE = "planner"
+
+    def __init__(self, loaded: LoadedProfile | None = None, *, engine: Evaluate | None = None) -> None:
+        super().__init__()
+        self.loaded = loaded
+        self.engine = engine
+
+    def get_default_screen(self) -> PlannerScreen:
+        if self.loaded is None:
+            return PlannerScreen(default_profile(), engine=self.engine)
+        return PlannerScreen(self.loaded.profile, self.loaded.path, self.loaded.mtime_ns, engine=self.engine)
+
+    @property
+    def planner(self) -> PlannerScreen:
+        screen = self.screen_stack[0]
+        assert isinstance(screen, PlannerScreen)
+        return screen
+
+    async def action_quit(self) -> None:
+        """Quit, asking first when the inputs have unsaved changes."""
+        if len(self.screen_stack) > 1 and self.planner.dirty:
+            return  # a dialog is open; answer it first
+        self.planner.request_quit()
+
+
+def make_app(profile_path: str | Path | None = None, *, engine: Evaluate | None = None) -> PlannerApp:
+    """The app for a profile file (None: the built-in default). Raises ProfileError."""
+    loaded = load_profile(Path(profile_path)) if profile_path else None
+    return PlannerApp(loaded, engine=engine)
+
+
+def run(profile_path: str | None) -> int:
+    try:
+        app = make_app(profile_path)
+    except ProfileError as exc:
+        print(f"planner: error: {exc}", file=sys.stderr)
+        return 2
+    result = app.run()
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,154 @@
+"""The rows of the results table, declared once: label, help text and how to format a tier's
+value from the JSON the CLI prints (`planner.report.tier_json`), so both show the same numbers.
+The help screen lists these rows; the table widget renders them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from planner.engine.plan import TierPlan, percentile_of
+from planner.engine.scenario import Targets
+from planner.report import fmt_ms, fmt_num, fmt_usd
+
+MISSED = "✗"
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    missed: bool = False
+    dim: bool = False
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    label: str
+    help: str
+    cell: Callable[[dict, TierPlan, Targets], Cell]
+
+
+def status(t: dict) -> str:
+    """'ok', 'infeasible', 'overloaded' or 'misses'."""
+    if not t["feasible"]:
+        return "infeasible"
+    if "unstable" in (t.get("misses") or []):
+        return "overloaded"
+    if not t["meets_slo"]:
+        return "misses"
+    return "ok"
+
+
+def _status(t: dict, tp: TierPlan, slo: Targets) -> Cell:
+    kind = status(t)
+    if kind == "ok":
+        return Cell("✓ meets SLOs")
+    if kind == "misses":
+        return Cell(f"{MISSED} misses {', '.join(t['misses'])}", missed=True)
+    return Cell(f"{MISSED} {kind}", missed=True)
+
+
+def _missed_metric(t: dict, tp: TierPlan, metric: str, high: bool) -> bool:
+    """Whether a target on this metric is missed, shown on the p99 cell (or p50 for p<=50)."""
+    misses = list(t.get("misses") or [])
+    if "unstable" in misses:
+        return True
+    if not t["feasible"] and t["binding"].startswith(metric):
+        misses.append(t["binding"])
+    for miss in misses:
+        name, _, pct = miss.partition(" p")
+        if name == metric and pct:
+            return (float(pct) > 50) == high
+    return False
+
+
+def _latency(metric: str, key: str, pct: str) -> Callable[[dict, TierPlan, Targets], Cell]:
+    def cell(t: dict, tp: TierPlan, slo: Targets) -> Cell:
+        missed = _missed_metric(t, tp, metric, pct == "p99")
+        value = t[key][pct]
+        if value is None and not t["feasible"]:
+            floor = _floor_ms(tp, metric, slo) if missed else None
+            if floor is not None:
+                return Cell(f"≥{fmt_ms(floor)} {MISSED}", missed=True)
+            return Cell("-", dim=True)
+        text = fmt_ms(value)
+        return Cell(f"{text} {MISSED}" if missed else text, missed=missed)
+
+    return cell
+
+
+def _floor_ms(tp: TierPlan, metric: str, slo: Targets) -> float | None:
+    """The single-request (zero-load) latency at the target's percentile: why a target is out
+    of reach whatever the fleet size."""
+    if tp.floor is None or not tp.floor.stable:
+        return None
+    dist = {"TTFT": tp.floor.ttft_s, "TPOT": tp.floor.tpot_s, "E2E": tp.floor.e2e_s}[metric]
+    pct = {"TTFT": slo.ttft_percentile, "TPOT": slo.tpot_percentile, "E2E": slo.e2e_percentile}[metric]
+    return percentile_of(dist, pct) * 1e3 if dist else None
+
+
+def _plain(fn: Callable[[dict], str]) -> Callable[[dict, TierPlan, Targets], Cell]:
+    def cell(t: dict, tp: TierPlan, slo: Targets) -> Cell:
+        text = fn(t)
+        return Cell(text, dim=text in ("-", ""))
+
+    return cell
+
+
+def _replicas(t: dict) -> str:
+    if not t["feasible"]:
+        return "-"
+    pp = f"×PP{t['pp']}" if t["pp"] > 1 else ""
+    return f"{t['replicas']} × TP{t['tp']}{pp}"
+
+
+def _util(t: dict) -> str:
+    return "-" if t["utilization"] is None else f"{t['utilization'] * 100:.0f}%"
+
+
+def _binding(t: dict, tp: TierPlan, slo: Targets) -> Cell:
+    short = {"utilisation ceiling": "util ceiling", "memory capacity": "memory", "hardware support": "hardware"}
+    text = short.get(t["binding"], t["binding"] or "-")
+    return Cell(f"{text} {MISSED}" if not t["feasible"] else text, missed=not t["feasible"])
+
+
+ROWS: tuple[Row, ...] = (
+    Row("model", "Model", "The tier's model (catalog id, or a custom one).", _plain(lambda t: t["model"])),
+    Row("status", "Status", "Whether the tier meets every target: ✓, infeasible (no fleet size can meet them, "
+        "see the detail), overloaded (the load exceeds what the fleet can serve) or the targets it misses.",
+        _status),
+    Row("gpus", "GPUs", "GPUs in the tier's fleet: replicas × TP × PP.",
+        _plain(lambda t: f"{t['gpus']:,}" if t["feasible"] else "-")),
+    Row("replicas", "Replicas × TP", "Independent engine copies, each spanning TP tensor-parallel GPUs (and PP "
+        "pipeline stages). Load is spread evenly over the replicas.", _plain(_replicas)),
+    Row("precision", "Weights / KV", "Weight and KV-cache precision after resolving 'auto'.",
+        _plain(lambda t: f"{t['weights']} / {t['kv']}")),
+    Row("ttft_p50", "TTFT p50", "Time to first token, median: queueing for prefill plus the prompt's own "
+        "prefill steps.", _latency("TTFT", "ttft_ms", "p50")),
+    Row("ttft_p99", "TTFT p99", "Time to first token, 99th percentile. Marked ✗ when the TTFT target is missed "
+        "(≥ value: the zero-load floor is already above the target).", _latency("TTFT", "ttft_ms", "p99")),
+    Row("tpot_p50", "TPOT p50", "Time per output token after the first, median.", _latency("TPOT", "tpot_ms", "p50")),
+    Row("tpot_p99", "TPOT p99", "Time per output token, 99th percentile; includes prefill chunks that share "
+        "steps with the request's decoding.", _latency("TPOT", "tpot_ms", "p99")),
+    Row("e2e_p50", "E2E p50", "Whole request: TTFT + (output tokens − 1) × TPOT, median.",
+        _latency("E2E", "e2e_ms", "p50")),
+    Row("e2e_p99", "E2E p99", "Whole request, 99th percentile (long outputs dominate).",
+        _latency("E2E", "e2e_ms", "p99")),
+    Row("tok_s", "Output tok/s", "Generated tokens per second across the fleet at the mean load.",
+        _plain(lambda t: fmt_num(t["output_tok_s"]))),
+    Row("util", "Utilisation", "Offered load per replica as a share of its saturation throughput.",
+        _plain(_util)),
+    Row("usd_month", "$/month", "GPUs × $/GPU-hour (after discount) × hours per month (730).",
+        _plain(lambda t: fmt_usd(t["usd_month"]))),
+    Row("usd_mtok", "$/M out tok", "Monthly cost divided by the output tokens generated at the mean load, per "
+        "million.", _plain(lambda t: fmt_usd(t["usd_per_mtok"]))),
+    Row("kwh", "kWh/month", "GPU energy at the modelled activity, times the data-centre PUE.",
+        _plain(lambda t: fmt_num(t["kwh_month"]))),
+    Row("co2", "CO₂ kg/month", "Energy × grid carbon intensity (kg CO₂ per kWh, a cost knob in the profile).",
+        _plain(lambda t: fmt_num(t["co2_kg_month"]))),
+    Row("binding", "Binding", "What sized the fleet: the utilisation ceiling, a latency target (one replica "
+        "fewer would miss it), or, for infeasible tiers, what rules it out (memory, a target below the "
+        "zero-load floor, hardware support).", _binding),
+)

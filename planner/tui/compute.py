@@ -1,0 +1,197 @@
+"""What the TUI computes, without Textual: the plan for a profile, the latency-vs-load curve of
+one tier and the cost of every catalog model at the current load (the chart data).
+
+Everything here calls the engine; no serving math is repeated. The functions take a
+`should_stop` callable so a worker thread can abandon stale work between engine calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from planner.engine import catalog
+from planner.engine.knobs import Calibration, load_calibration
+from planner.engine.plan import Plan, TierPlan, evaluate, knobs_for, percentile_of, plan_tier
+from planner.engine.roofline import replica_params
+from planner.engine.scenario import Scenario
+from planner.engine.serving import Workload, offline_throughput, rate_point
+from planner.engine.specs import GpuSpec, ModelSpec
+from planner.profile import Profile, ProfileError
+from planner.report import plan_json
+
+Evaluate = Callable[..., Plan]
+
+# Load points of the latency curve, as shares of one replica's saturation throughput: dense near
+# saturation, where the curve bends.
+CURVE_SHARES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.94, 0.97, 0.99)
+
+
+def never() -> bool:
+    return False
+
+
+class ComputeError(ValueError):
+    """The inputs are valid but the engine cannot plan them (unknown model, bad config.json)."""
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """A profile resolved against its folder: custom catalog entries and calibration loaded."""
+
+    profile: Profile
+    scenario: Scenario
+    custom_gpus: list[GpuSpec]
+    custom_models: list[ModelSpec]
+    calibration: Calibration | None
+
+
+def resolve(profile: Profile, base_dir: Path) -> Inputs:
+    """Load what the profile points at. Tier models given as a path to a Hugging Face
+    config.json are read relative to the profile's folder and passed as custom models."""
+    try:
+        customs = profile.custom_models(base_dir)
+        scenario = profile.scenario()
+        for tier in ("small", "medium", "large"):
+            name = getattr(scenario.models, tier)
+            try:
+                catalog.get_model(name, customs)
+            except catalog.CatalogError:
+                spec = catalog.get_model(name, customs, base_dir=base_dir)
+                customs.append(spec.model_copy(update={"id": name}))
+        catalog.get_gpu(scenario.fleet.gpu, profile.custom_gpus())
+        path = profile.calibration_path(base_dir)
+        calibration = load_calibration(path) if path is not None else None
+    except (ProfileError, catalog.CatalogError) as exc:
+        raise ComputeError(str(exc)) from exc
+    except (OSError, ValueError) as exc:
+        raise ComputeError(" ".join(str(exc).split()) or type(exc).__name__) from exc
+    return Inputs(profile, scenario, profile.custom_gpus(), customs, calibration)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One evaluated profile: the engine's plan and the JSON the CLI prints for it."""
+
+    inputs: Inputs
+    plan: Plan
+    data: dict
+
+    def tier(self, name: str) -> TierPlan:
+        return next(t for t in self.plan.tiers if t.tier == name)
+
+    def tier_data(self, name: str) -> dict:
+        return next(t for t in self.data["tiers"] if t["tier"] == name)
+
+
+def compute(profile: Profile, base_dir: Path, engine: Evaluate = evaluate) -> Result:
+    inputs = resolve(profile, base_dir)
+    try:
+        plan = engine(inputs.scenario, inputs.custom_gpus, inputs.custom_models, inputs.calibration)
+    except catalog.CatalogError as exc:
+        raise ComputeError(str(exc)) from exc
+    return Result(inputs, plan, plan_json(plan))
+
+
+# ---------------------------------------------------------------- latency against load
+
+
+@dataclass(frozen=True)
+class LatencyCurve:
+    """p-th percentile TTFT and TPOT of one tier's fleet from idle to saturation."""
+
+    tier: str
+    replicas: int
+    rates_rps: list[float]  # offered load on the whole fleet
+    ttft_ms: list[float]
+    tpot_ms: list[float]
+    ttft_pct: float
+    tpot_pct: float
+    ttft_target_ms: float | None
+    tpot_target_ms: float | None
+    saturation_rps: float
+    peak_rps: float
+    note: str = ""
+
+
+def latency_curve(result: Result, tier: str, should_stop: Callable[[], bool] = never) -> LatencyCurve | None:
+    """Sample the engine's open-loop operating point at CURVE_SHARES of saturation. The fleet keeps
+    the plan's replica count (at least one), and each replica gets an equal share of the load."""
+    tp = result.tier(tier)
+    scenario = result.plan.scenario
+    slo = scenario.slo
+    base = dict(
+        tier=tier, replicas=max(tp.replicas, 1), ttft_pct=slo.ttft_percentile, tpot_pct=slo.tpot_percentile,
+        ttft_target_ms=slo.ttft_ms, tpot_target_ms=slo.tpot_ms, peak_rps=result.plan.peak_rate_rps,
+    )
+    if tp.binding in ("memory capacity", "hardware support"):
+        return LatencyCurve(rates_rps=[], ttft_ms=[], tpot_ms=[], saturation_rps=0.0, note=tp.reason, **base)
+    params = replica_params(tp.model, tp.gpu, tp.config, knobs_for(tp.gpu, result.inputs.calibration))
+    wl = result.plan.workload
+    max_rate, _, _ = offline_throughput(params, wl)
+    if max_rate <= 0:
+        return LatencyCurve(rates_rps=[], ttft_ms=[], tpot_ms=[], saturation_rps=0.0,
+                            note="no room for a single request's KV cache", **base)
+    n = base["replicas"]
+    rates, ttft, tpot = [], [], []
+    for share in CURVE_SHARES:
+        if should_stop():
+            return None
+        point = rate_point(params, wl, share * max_rate)
+        if not point.stable:
+            break
+        rates.append(share * max_rate * n)
+        ttft.append(percentile_of(point.ttft_s, slo.ttft_percentile) * 1e3)
+        tpot.append(percentile_of(point.tpot_s, slo.tpot_percentile) * 1e3)
+    return LatencyCurve(rates_rps=rates, ttft_ms=ttft, tpot_ms=tpot, saturation_rps=max_rate * n, **base)
+
+
+# ---------------------------------------------------------------- cost against model size
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    model: str
+    tier: str
+    params_b: float
+    feasible: bool
+    usd_month: float | None
+    gpus: int
+
+
+@dataclass(frozen=True)
+class CostSweep:
+    points: list[SweepPoint] = field(default_factory=list)
+    chosen: dict[str, str] = field(default_factory=dict)  # tier -> model id in the plan
+
+
+def sweep_key(inputs: Inputs) -> str:
+    """Everything the sweep depends on: the scenario without the tier choices, plus customs."""
+    scenario = inputs.scenario.model_dump_json(exclude={"models"})
+    gpus = ",".join(g.model_dump_json() for g in inputs.custom_gpus)
+    models = ",".join(m.id for m in inputs.custom_models)
+    return f"{scenario}|{gpus}|{models}|{inputs.calibration.model_dump_json() if inputs.calibration else ''}"
+
+
+def cost_sweep(inputs: Inputs, models: Iterable[ModelSpec] | None = None,
+               should_stop: Callable[[], bool] = never) -> list[SweepPoint] | None:
+    """Plan every catalog model (and the profile's custom ones) at the current load, fleet and
+    targets, each in its own size tier. None if stopped."""
+    scenario = inputs.scenario
+    gpu = catalog.get_gpu(scenario.fleet.gpu, inputs.custom_gpus)
+    wl = Workload(scenario.load.input_len, scenario.load.output_len)
+    specs = list(models) if models is not None else [*catalog.models().values(), *inputs.custom_models]
+    seen: set[str] = set()
+    points = []
+    for spec in specs:
+        if spec.id in seen:
+            continue
+        seen.add(spec.id)
+        if should_stop():
+            return None
+        tp = plan_tier(scenario, spec.tier, spec, gpu, wl, inputs.calibration)
+        usd = tp.cost.usd_month if tp.feasible and tp.cost is not None else None
+        points.append(SweepPoint(spec.id, spec.tier, spec.params_total / 1e9, tp.feasible, usd, tp.gpus))
+    return points
+

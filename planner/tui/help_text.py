@@ -1,0 +1,99 @@
+"""The help screen's Markdown, assembled from the same tables the UI is built from (inputs,
+result rows, commands), plus a factual note on where the numbers come from."""
+
+from __future__ import annotations
+
+from planner.tui.columns import ROWS
+from planner.tui.commands import COMMANDS, key_display
+from planner.tui.fields import FIELDS, LOAD_MODE_HELP, PANES, TIER_HELP
+
+INTRO = """\
+# planner — help
+
+planner sizes a serving fleet for three model tiers (small, medium, large) on one GPU type: for each
+tier it finds the cheapest number of replicas and tensor-parallel degree that meets every latency
+target at the peak load, and reports latency percentiles, cost, energy and what limited the plan.
+Every valid change to an input recomputes the plan at once; while an input is invalid, the message
+under it says what is allowed and the last valid plan stays on screen.
+"""
+
+SOURCES = """\
+## Where the numbers come from
+
+**Step time (roofline).** One engine step of a replica takes the larger of its matrix FLOPs divided
+by the GPU's peak rate and its weight bytes divided by HBM bandwidth, plus KV-cache reads, prefill
+attention, tensor-parallel all-reduces (ring all-reduce, 2(n−1)/n of the message per GPU, after
+nccl-tests), pipeline hand-offs and fixed per-step, per-layer and per-sequence overheads. The method
+follows J. Austin et al., *How to Scale Your Model* (the "scaling book", Google DeepMind 2025).
+Achieved efficiencies (fraction of peak bandwidth and FLOPS, overheads) are calibration knobs with
+defaults from published simulators (BLIS, aiconfigurator, DistServe fits) and per-GPU-family values
+fitted to the packaged measurements.
+
+**Memory.** Weights (at the chosen precision, with block scales for 4-bit formats), a runtime
+reserve, NCCL buffers and activations come out of `gpu_mem_util` × GPU memory; the rest holds the KV
+cache in 16-token blocks (vLLM PagedAttention). The KV cache caps the running batch.
+
+**Serving (queueing).** A vLLM-style continuous-batching scheduler with chunked prefill: the running
+batch follows Little's law (batch = rate × decode tokens × TPOT, solved as a fixed point); prompts
+wait first-come-first-served for prefill work, an M/G/1 queue evaluated exactly (Pollaczek–Khinchine
+form); TTFT = residual step + wait + own prefill; TPOT adds the prefill chunks that land in a
+request's decode window; E2E = TTFT + (output − 1) × TPOT. Percentiles come from deterministic
+samples of the length distributions, so the same inputs always give the same numbers.
+
+**Engine defaults** follow vLLM V1 (`get_batch_defaults`): max_num_seqs 1024 and a token budget of
+8192 on GPUs with ≥ 70 GiB other than A100, else 256 and 2048; gpu_memory_utilization 0.9; chunked
+prefill on. Speculative decoding yields (1 − a^(k+1)) / (1 − a) tokens per step at acceptance a
+(Leviathan et al., 2023). Prefix-cache hits skip prefill of whole cached blocks (vLLM automatic
+prefix caching).
+
+**Sizing.** Per tier and TP degree: the fewest replicas whose per-replica load meets every target
+at its percentile and stays under the utilisation ceiling; the cheapest TP degree wins. A target
+below the zero-load floor (one request on an idle replica) makes the tier infeasible.
+
+**Cost.** GPUs × $/GPU-hour (catalog on-demand price, or your override, less the discount) × 730
+hours a month (8760 / 12). Energy: GPU power from 43% of TDP idle to 86% busy (fitted to ML.ENERGY
+measurements) × PUE 1.58 (Uptime Institute 2023 survey average); CO₂ = energy × 0.436 kg/kWh (Ember
+2023 world average). Both are cost knobs in the profile.
+
+The model is an estimate, not a measurement: compare with a benchmark of your own stack before
+buying hardware.
+"""
+
+
+def help_markdown() -> str:
+    parts = [INTRO, "## Keys\n", "| Key | Command | What it does |", "|---|---|---|"]
+    for c in COMMANDS:
+        parts.append(f"| {key_display(c.key)} | {c.title} | {c.help} |")
+    parts.append("| Tab / Shift+Tab | | Next / previous input |")
+    parts.append("| Ctrl+P | | Command palette: every command above, and the theme picker |")
+    parts.append("")
+    parts.append("## Inputs\n")
+    parts.append(f"### {PANES['models']}\n")
+    for tier, text in TIER_HELP.items():
+        parts.append(f"- **{tier.capitalize()}** — {text} Pick a catalog model, a `[[model]]` from the "
+                     "profile, or *custom* to type a catalog id or a path to a Hugging Face `config.json`.")
+    for pane in ("fleet", "load", "optimizations"):
+        parts.append(f"\n### {PANES[pane]}\n")
+        if pane == "load":
+            parts.append(f"- **Size for** — {LOAD_MODE_HELP}")
+        for spec in FIELDS:
+            if spec.pane != pane:
+                continue
+            allowed = f" *Allowed: {spec.allowed()}.*" if spec.kind in ("float", "int") else ""
+            name = ".".join(spec.path)
+            parts.append(f"- **{spec.label}** (`{name}`) — {spec.help}{allowed}")
+    parts.append("\n## Results\n")
+    parts.append("One column per tier; the selected tier (Ctrl+T or click) is highlighted and shown in the "
+                 "detail view and the latency chart. Missed targets are marked ✗.\n")
+    for row in ROWS:
+        parts.append(f"- **{row.label}** — {row.help}")
+    parts.append("\n**Detail view** — memory per GPU (weights, KV cache, other, against the usable budget), "
+                 "which resource bounds a decode step and why, what sized the fleet, and the cost of each "
+                 "tensor-parallel option that was tried.\n")
+    parts.append("**Latency vs load** — the selected tier's TTFT and TPOT at the target percentiles as the "
+                 "offered load on its fleet rises from zero to saturation (log scale); horizontal lines are "
+                 "the targets, the vertical line the planned peak rate.\n")
+    parts.append("**Cost vs model size** — monthly cost of every catalog model at the current load, fleet and "
+                 "targets (each planned in its own tier); ◆ marks the three chosen models.\n")
+    parts.append(SOURCES)
+    return "\n".join(parts)

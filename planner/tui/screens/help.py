@@ -1,0 +1,29 @@
+"""The help screen: every key, input and result explained, and where the numbers come from."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Markdown
+
+from planner.tui.help_text import help_markdown
+
+
+class HelpScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape,f1,q", "close", "Close help", id="help.close"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="help-scroll"):
+            yield Markdown(help_markdown(), id="help-text")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#help-scroll").focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,528 @@
+"""The main screen: four input panes on the left, the plan on the right.
+
+The screen owns the state: the last valid Profile, the file it came from and the last computed
+Result. Panes post `InputPane.Edited`; a valid edit replaces the profile and starts the plan
+worker (a thread, one at a time, the newest inputs win); results come back as messages and are
+handed down to the widgets as attributes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+from textual.worker import get_current_worker
+
+from planner.engine.plan import Plan
+from planner.engine.specs import TIERS
+from planner.profile import (
+    Profile,
+    ProfileConflictError,
+    ProfileError,
+    load_profile,
+    profile_to_toml,
+    save_profile,
+    save_text_atomic,
+    user_profiles,
+    user_profiles_dir,
+)
+from planner.report import fmt_num, plan_export
+from planner.tui import commands
+from planner.tui.compute import (
+    ComputeError,
+    Evaluate,
+    LatencyCurve,
+    Result,
+    SweepPoint,
+    compute,
+    cost_sweep,
+    latency_curve,
+    resolve,
+    sweep_key,
+)
+from planner.tui.fields import BY_PATH, set_value
+from planner.tui.screens.dialogs import ConfirmDialog, FileDialog
+from planner.tui.screens.help import HelpScreen
+from planner.tui.widgets.charts import CostChart, LatencyChart
+from planner.tui.widgets.panes import PANE_CLASSES, InputPane
+from planner.tui.widgets.results import TierDetail, TierTable
+
+SWEEP_CACHE_SIZE = 8
+
+
+@dataclass
+class PlanReady(Message):
+    generation: int
+    result: Result
+
+
+@dataclass
+class PlanFailed(Message):
+    generation: int
+    error: str
+
+
+@dataclass
+class CurveReady(Message):
+    generation: int
+    curve: LatencyCurve
+
+
+@dataclass
+class SweepReady(Message):
+    key: str
+    points: list[SweepPoint]
+
+
+def display_path(path: Path) -> str:
+    """A path for people: inside the home folder as ~/..."""
+    try:
+        return "~/" + str(path.expanduser().resolve().relative_to(Path.home().resolve()))
+    except (ValueError, RuntimeError, OSError):
+        return str(path)
+
+
+class PlannerScreen(Screen[None]):
+    BINDINGS = commands.bindings()
+    COMMANDS = {commands.PlannerCommands}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (130, "-wide")]
+    HELP = "Edit the inputs on the left; the plan on the right follows. F1 explains everything."
+
+    tier: reactive[str] = reactive("medium", init=False)
+
+    def __init__(self, profile: Profile, path: Path | None = None, mtime_ns: int | None = None,
+                 engine: Evaluate | None = None) -> None:
+        super().__init__(id="planner")
+        self.profile = profile  # the last valid inputs
+        self.saved = profile  # as on disk (or the built-in default): dirty = profile != saved
+        self.path = path
+        self.mtime_ns = mtime_ns
+        self.base_dir = path.parent if path is not None else Path.cwd()
+        self.engine = engine
+        self.result: Result | None = None
+        self.invalid: dict[str, str] = {}  # input id -> message
+        self.compute_error = ""
+        self.generation = 0  # inputs version; bumped on every valid change
+        self.shown_generation = -1  # version of the result on screen
+        self._computing = False
+        self._pending = False
+        self._curves: dict[str, LatencyCurve] = {}
+        self._sweeps: dict[str, list[SweepPoint]] = {}
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="body"):
+            with VerticalScroll(id="inputs"):
+                for pane in PANE_CLASSES:
+                    yield pane(self.profile)
+            with VerticalScroll(id="results"):
+                yield Static("", id="status")
+                with Horizontal(id="results-top"):
+                    yield TierTable(id="tiers")
+                    yield TierDetail(id="detail")
+                with Horizontal(id="charts"):
+                    yield LatencyChart(id="latency-chart")
+                    yield CostChart(id="cost-chart")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(TierTable).selected = self.tier
+        self.query_one(TierDetail).tier = self.tier
+        self.show_profile()
+        self.update_title()
+        self.recompute()
+
+    @property
+    def panes(self) -> list[InputPane]:
+        return list(self.query(InputPane))
+
+    def show_profile(self) -> None:
+        for pane in self.panes:
+            pane.show(self.profile)
+        self.invalid.clear()
+
+    @property
+    def dirty(self) -> bool:
+        return self.profile != self.saved
+
+    @property
+    def settled(self) -> bool:
+        """No plan or chart computation is running or waiting (tests and benchmarks wait on it)."""
+        return not self._computing and not self._pending and not any(
+            w.group == "charts" and not w.is_finished for w in self.workers)
+
+    def update_title(self) -> None:
+        where = self.path.name if self.path is not None else "built-in default"
+        self.app.sub_title = f"{self.profile.name} · {where}" + (" · modified" if self.dirty else "")
+
+    def update_status(self) -> None:
+        parts: list = []
+        if self.result is not None:
+            load = self.result.data["load"]
+            scenario = self.result.plan.scenario
+            parts.append(f"peak {fmt_num(load['peak_rate_rps'])} req/s · prompt ~{fmt_num(load['mean_input_tokens'])} "
+                         f"tok · output ~{fmt_num(load['mean_output_tokens'])} tok · {scenario.fleet.gpu}")
+        if self.invalid:
+            n = len(self.invalid)
+            parts.append(("   ⚠ " + (f"{n} invalid inputs" if n > 1 else "1 invalid input")
+                          + ": showing the last valid plan", "$warning"))
+        if self.compute_error:
+            parts.append((f"   ✗ {self.compute_error} (showing the last valid plan)", "$error"))
+        self.query_one("#status", Static).update(Content.assemble(*parts))
+
+    # ------------------------------------------------------------------ edits
+
+    @on(InputPane.Edited)
+    def _edited(self, event: InputPane.Edited) -> None:
+        event.stop()
+        key = event.input_id or "-".join(event.path)
+        if event.error:
+            self.invalid[key] = event.error
+            self.update_status()
+            return
+        self.invalid.pop(key, None)
+        self.apply(event.pane, event.path, event.value, key)
+
+    def apply(self, pane: InputPane, path: tuple[str, ...], value, input_id: str) -> None:
+        """Validate the profile with one change; on success recompute, else explain under the input."""
+        data = self.profile.model_dump()
+        restructure = False
+        if path == ("load", "mode"):
+            load, current = dict(data["load"]), self.profile.load
+            if value == "daily" and current.requests_per_day is None:
+                load["requests_per_day"] = round(current.peak_rate_rps * 86400 / current.peak_factor)
+                load["rate_rps"] = None
+            elif value == "rate" and current.rate_rps is None:
+                load["rate_rps"] = round(current.peak_rate_rps, 6)
+                load["requests_per_day"] = None
+            data["load"] = load
+            restructure = True
+        elif path[-1] == "kind":
+            dist = dict(data[path[0]][path[1]])
+            dist["kind"] = value
+            if value == "lognormal":
+                if dist.get("p90") is None or dist["p90"] <= dist["mean"]:
+                    dist["p90"] = round(dist["mean"] * 2, 6)
+            else:
+                dist["p90"] = None
+            data = set_value(data, path[:2], dist)
+            restructure = True
+        else:
+            data = set_value(data, path, value)
+        try:
+            profile = Profile.model_validate(data)
+        except ValidationError as exc:
+            target, message = self._place_error(exc, input_id)
+            pane.set_error(target, message)
+            self.invalid[target] = message
+            self.update_status()
+            return
+        if profile == self.profile and not restructure:
+            return  # e.g. a widget announcing the value it was given
+        # a valid profile clears messages that came from cross-field checks
+        for key in [k for k, msg in self.invalid.items() if msg.startswith("✗ ")]:
+            self.invalid.pop(key)
+            for p in self.panes:
+                p.set_error(key, "")
+        self.profile = profile
+        if restructure:
+            pane.show(profile)
+            for key in list(self.invalid):
+                if pane.query(f"#{key}"):
+                    self.invalid.pop(key)
+        self.update_title()
+        self.recompute()
+
+    def _place_error(self, exc: ValidationError, input_id: str) -> tuple[str, str]:
+        """The input a validation error belongs to, and the message (prefixed ✗ to mark it as a
+        cross-field message that a later valid change clears)."""
+        err = exc.errors()[0]
+        loc = tuple(str(x) for x in err["loc"])
+        message = str(err["msg"]).removeprefix("Value error, ")
+        spec = BY_PATH.get(loc) or BY_PATH.get((*loc, "p90"))
+        target = spec.id if spec is not None else input_id
+        return target, f"✗ {message}"
+
+    # ------------------------------------------------------------------ computing
+
+    def recompute(self) -> None:
+        self.generation += 1
+        self.workers.cancel_group(self, "charts")
+        if self._computing:
+            self._pending = True  # the running plan finishes, then the newest inputs run
+            return
+        self._start_plan()
+
+    def _start_plan(self) -> None:
+        self._computing, self._pending = True, False
+        self._plan_worker(self.profile, self.base_dir, self.generation)
+
+    @work(thread=True, exclusive=True, group="plan", exit_on_error=False, description="planning")
+    def _plan_worker(self, profile: Profile, base_dir: Path, generation: int) -> None:
+        try:
+            result = compute(profile, base_dir, self.engine) if self.engine else compute(profile, base_dir)
+        except ComputeError as exc:
+            self.post_message(PlanFailed(generation, str(exc)))
+            return
+        except Exception as exc:  # an engine bug must not take the UI down
+            self.post_message(PlanFailed(generation, f"internal error ({type(exc).__name__}): {exc}"))
+            return
+        self.post_message(PlanReady(generation, result))
+
+    def _finished(self) -> None:
+        self._computing = False
+        if self._pending:
+            self._start_plan()
+
+    def on_plan_ready(self, message: PlanReady) -> None:
+        self._finished()
+        if message.generation != self.generation:
+            return
+        self.result = message.result
+        self.shown_generation = message.generation
+        self.compute_error = ""
+        self._curves = {}
+        self.query_one(TierTable).result = message.result
+        self.query_one(TierDetail).result = message.result
+        self.query_one(CostChart).result = message.result
+        self.update_status()
+        self._start_charts()
+
+    def on_plan_failed(self, message: PlanFailed) -> None:
+        self._finished()
+        if message.generation != self.generation:
+            return
+        self.compute_error = message.error
+        self.shown_generation = message.generation
+        self.update_status()
+        self.notify(message.error, title="Cannot plan these inputs", severity="error")
+
+    def _start_charts(self) -> None:
+        result = self.result
+        if result is None:
+            return
+        key = sweep_key(result.inputs)
+        sweep = self._sweeps.get(key)
+        self.query_one(CostChart).sweep = sweep
+        curve = self._curves.get(self.tier)
+        if curve is not None:
+            self.query_one(LatencyChart).curve = curve
+        if curve is None or sweep is None:
+            self._charts_worker(result, self.tier, self.generation, curve is None, key if sweep is None else "")
+
+    @work(thread=True, exclusive=True, group="charts", exit_on_error=False, description="charts")
+    def _charts_worker(self, result: Result, tier: str, generation: int, want_curve: bool, sweep_for: str) -> None:
+        worker = get_current_worker()
+
+        def stop() -> bool:
+            return worker.is_cancelled
+
+        try:
+            if want_curve:
+                curve = latency_curve(result, tier, stop)
+                if curve is None:
+                    return
+                self.post_message(CurveReady(generation, curve))
+            if sweep_for:
+                points = cost_sweep(result.inputs, should_stop=stop)
+                if points is not None:
+                    self.post_message(SweepReady(sweep_for, points))
+        except Exception as exc:  # charts are secondary: report, keep the plan
+            self.post_message(PlanFailed(-1, f"chart: {type(exc).__name__}: {exc}"))
+
+    def on_curve_ready(self, message: CurveReady) -> None:
+        if message.generation != self.generation:
+            return
+        self._curves[message.curve.tier] = message.curve
+        if message.curve.tier == self.tier:
+            self.query_one(LatencyChart).curve = message.curve
+
+    def on_sweep_ready(self, message: SweepReady) -> None:
+        self._sweeps[message.key] = message.points
+        while len(self._sweeps) > SWEEP_CACHE_SIZE:
+            self._sweeps.pop(next(iter(self._sweeps)))
+        if self.result is not None and sweep_key(self.result.inputs) == message.key:
+            self.query_one(CostChart).sweep = message.points
+
+    def watch_tier(self, tier: str) -> None:
+        self.query_one(TierTable).selected = tier
+        self.query_one(TierDetail).tier = tier
+        if self.result is not None:
+            self.workers.cancel_group(self, "charts")
+            self._start_charts()
+
+    @on(TierTable.Selected)
+    def _tier_clicked(self, event: TierTable.Selected) -> None:
+        self.tier = event.tier
+
+    # ------------------------------------------------------------------ actions
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen())
+
+    def action_switch_tier(self) -> None:
+        self.tier = TIERS[(TIERS.index(self.tier) + 1) % len(TIERS)]
+
+    def action_toggle_theme(self) -> None:
+        self.app.theme = "textual-light" if self.app.current_theme.dark else "textual-dark"
+
+    def action_focus_pane(self, step: int) -> None:
+        panes = self.panes
+        focused = self.app.focused
+        index = -1 if step > 0 else 0
+        for i, pane in enumerate(panes):
+            if focused is not None and pane in focused.ancestors:
+                index = i
+        target = panes[(index + step) % len(panes)]
+        for widget in target.query("Input, Select, Switch"):
+            if widget.focusable:
+                widget.focus()
+                target.scroll_visible()
+                return
+
+    def action_open_profile(self) -> None:
+        folder = user_profiles_dir()
+        self.app.push_screen(FileDialog("Open profile", folder, action="Open", files=user_profiles()),
+                             self._open_path)
+
+    def _open_path(self, path: Path | None) -> None:
+        if path is None:
+            return
+        try:
+            loaded = load_profile(path)
+            resolve(loaded.profile, loaded.base_dir)  # unknown models, bad config.json, calibration
+        except (ProfileError, ComputeError) as exc:
+            self.notify(str(exc), title="Cannot open profile", severity="error", timeout=8)
+            return
+
+        def apply(answer: str | None = "discard") -> None:
+            if answer != "discard":
+                return
+            self.profile = self.saved = loaded.profile
+            self.path, self.mtime_ns, self.base_dir = loaded.path, loaded.mtime_ns, loaded.base_dir
+            self.compute_error = ""
+            self.show_profile()
+            self.update_title()
+            self.update_status()
+            self.recompute()
+            self.notify(f"Opened {display_path(loaded.path)}", title="Profile")
+
+        if self.dirty:
+            self.app.push_screen(ConfirmDialog("Unsaved changes", f"Discard the changes to {self.profile.name} and "
+                                               f"open {loaded.path.name}?",
+                                               [("discard", "Discard and open"), ("cancel", "Cancel")]), apply)
+        else:
+            apply()
+
+    def action_save_profile(self) -> None:
+        if self.path is None:
+            self.action_save_profile_as()
+        else:
+            self.save_to(self.path, self.mtime_ns)
+
+    def action_save_profile_as(self) -> None:
+        folder = user_profiles_dir()
+        initial = self.path.name if self.path is not None else f"{self.profile.name}.toml"
+        self.app.push_screen(FileDialog("Save profile as", folder, initial=initial, action="Save"), self._save_as)
+
+    def _save_as(self, path: Path | None) -> None:
+        if path is None:
+            return
+        if path.exists() and path != self.path:
+            self.app.push_screen(
+                ConfirmDialog("File exists", f"{display_path(path)} exists. Replace it?",
+                              [("replace", "Replace"), ("cancel", "Cancel")]),
+                lambda answer: self.save_to(path, None) if answer == "replace" else None)
+            return
+        self.save_to(path, None)
+
+    def save_to(self, path: Path, expected_mtime_ns: int | None, overwrite: bool = False,
+                then_quit: bool = False) -> bool:
+        if path.parent == user_profiles_dir():
+            user_profiles_dir(create=True)
+        try:
+            saved = save_profile(self.profile, path, expected_mtime_ns=expected_mtime_ns, overwrite_changed=overwrite)
+        except ProfileConflictError as exc:
+            def answer(choice: str | None) -> None:
+                if choice == "overwrite":
+                    self.save_to(path, expected_mtime_ns, overwrite=True, then_quit=then_quit)
+
+            self.notify(str(exc), title="Not saved", severity="warning")
+            self.app.push_screen(ConfirmDialog("Changed on disk", f"{path.name} changed on disk since it was opened. "
+                                               "Overwrite it with these inputs?",
+                                               [("overwrite", "Overwrite"), ("cancel", "Cancel")]), answer)
+            return False
+        except ProfileError as exc:
+            self.notify(str(exc), title="Not saved", severity="error", timeout=8)
+            return False
+        self.saved = saved.profile
+        self.path, self.mtime_ns, self.base_dir = saved.path, saved.mtime_ns, saved.path.parent
+        self.update_title()
+        note = f" ({len(self.invalid)} invalid input(s) not saved)" if self.invalid else ""
+        self.notify(f"Saved {display_path(path)}{note}", title="Profile")
+        if then_quit:
+            self.app.exit(0)
+        return True
+
+    def action_export_plan(self) -> None:
+        if self.result is None:
+            self.notify("No plan yet", severity="warning")
+            return
+        folder = user_profiles_dir()
+        stem = self.path.stem if self.path is not None else self.profile.name
+        self.app.push_screen(FileDialog("Export plan (inputs + results, TOML)", folder, initial=f"{stem}-plan.toml",
+                                        action="Export"), self._export)
+
+    def _export(self, path: Path | None, confirmed: bool = False) -> None:
+        if path is None or self.result is None:
+            return
+        if path.exists() and not confirmed:
+            self.app.push_screen(
+                ConfirmDialog("File exists", f"{display_path(path)} exists. Replace it?",
+                              [("replace", "Replace"), ("cancel", "Cancel")]),
+                lambda answer: self._export(path, True) if answer == "replace" else None)
+            return
+        text = export_text(self.result.inputs.profile, self.result.plan)
+        try:
+            if path.parent == user_profiles_dir():
+                user_profiles_dir(create=True)
+            save_text_atomic(path, text)
+        except ProfileError as exc:
+            self.notify(str(exc), title="Not exported", severity="error", timeout=8)
+            return
+        self.notify(f"Exported {display_path(path)}", title="Plan")
+
+    def request_quit(self) -> None:
+        if not self.dirty:
+            self.app.exit(0)
+            return
+
+        def answer(choice: str | None) -> None:
+            if choice == "discard":
+                self.app.exit(0)
+            elif choice == "save":
+                if self.path is None:
+                    self.action_save_profile_as()
+                else:
+                    self.save_to(self.path, self.mtime_ns, then_quit=True)
+
+        self.app.push_screen(ConfirmDialog("Unsaved changes", f"Save the changes to {self.profile.name} before "
+                                           "quitting?", [("save", "Save"), ("discard", "Quit without saving"),
+                                                         ("cancel", "Cancel")]), answer)
+
+
+def export_text(profile: Profile, plan: Plan) -> str:
+    """The inputs plus a [plan] table of results: what `planner plan --format toml` writes."""
+    return profile_to_toml(profile, plan=plan_export(plan, {})["plan"])
+

@@ -1,0 +1,65 @@
+"""The analytical queueing model against a discrete-event simulation of the same scheduler.
+
+Both sides use the same step-time function, so the comparison isolates the queueing and batching
+approximations. Tolerance: analytical p50/p90/p99 of TTFT, TPOT and E2E within 10% of the
+simulation. It holds at utilisations 0.1 and 0.3 for three model sizes; above that the model
+underestimates the TTFT and TPOT tails (up to -20% at 0.7, much more near saturation), which the
+second test records so that an improvement shows up as an unexpected pass.
+"""
+
+import numpy as np
+import pytest
+
+from planner.engine import lengths
+from planner.engine.knobs import Knobs
+from planner.engine.roofline import ServingConfig, kv_capacity_tokens, replica_params, step_time
+from planner.engine.scenario import LengthDist
+from planner.engine.serving import Workload, offline_throughput, rate_point
+from simulation.des import SimConfig, simulate
+from specs_fixtures import h100, llama8b, llama70b, mixtral
+
+TOLERANCE = 0.10
+INPUT = LengthDist(kind="lognormal", mean=1000, p90=2000)
+OUTPUT = LengthDist(kind="exponential", mean=250)
+MODELS = {"8b-tp1": (llama8b, 1), "70b-tp4": (llama70b, 4), "mixtral-tp2": (mixtral, 2)}
+
+
+def compare(model_key: str, utilization: float, n_requests: int = 12000) -> dict[str, float]:
+    make, tp = MODELS[model_key]
+    p = replica_params(make(), h100(), ServingConfig(tp=tp), Knobs())
+    wl = Workload(INPUT, OUTPUT)
+    max_rate, _, _ = offline_throughput(p, wl)
+    rate = utilization * max_rate
+    analytic = rate_point(p, wl, rate)
+    assert analytic.stable
+
+    def step_s(n_decode, ctx_sum, n_prefill, attn_work):
+        return float(step_time(p, n_decode, ctx_sum, n_prefill, attn_work).total_s)
+
+    def sample(rng, n):
+        return lengths.sample(INPUT, rng, n), lengths.sample(OUTPUT, rng, n)
+
+    cfg = SimConfig(rate_rps=rate, n_requests=n_requests, warmup_requests=n_requests // 10, max_num_seqs=int(p.max_num_seqs),
+                    max_batched_tokens=int(p.budget_tokens), kv_capacity_tokens=float(kv_capacity_tokens(p)), seed=7)
+    sim = simulate(cfg, sample, step_s)
+    assert sim.stable
+    errors = {}
+    for name, dist, samples in (("ttft", analytic.ttft_s, sim.ttft_s), ("tpot", analytic.tpot_s, sim.tpot_s), ("e2e", analytic.e2e_s, sim.e2e_s)):
+        for pct in (50, 90, 99):
+            errors[f"{name}_p{pct}"] = dist[f"p{pct}"] / float(np.percentile(samples, pct)) - 1.0
+    return errors
+
+
+@pytest.mark.parametrize("model_key", sorted(MODELS))
+@pytest.mark.parametrize("utilization", [0.1, 0.3])
+def test_analytical_percentiles_match_simulation(model_key, utilization):
+    errors = compare(model_key, utilization)
+    worst = {k: round(v * 100, 1) for k, v in errors.items() if abs(v) > TOLERANCE}
+    assert not worst, f"beyond {TOLERANCE:.0%} of the simulation (in %): {worst}"
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: TTFT/TPOT tails underestimated near saturation")
+@pytest.mark.parametrize("model_key", ["70b-tp4"])
+def test_tails_near_saturation_known_gap(model_key):
+    errors = compare(model_key, 0.9, n_requests=8000)
+    assert all(abs(v) <= TOLERANCE for v in errors.values())

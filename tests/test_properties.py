@@ -1,0 +1,355 @@
+"""Properties of the engine over synthetic GPUs, models and workloads (hypothesis), plus a sweep of
+the real catalog. Formulas against hand-worked numbers live in test_roofline.py; these tests only
+check shapes that must hold for every input: finite, ordered, monotone.
+
+Deterministic: every hypothesis test runs derandomized with no example database.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from planner.engine import catalog
+from planner.engine.knobs import Knobs
+from planner.engine.predict import PredictRequest, predict, smallest_fitting_tp
+from planner.engine.roofline import ServingConfig, kv_capacity_tokens, memory_per_gpu, replica_params, step_time
+from planner.engine.scenario import LengthDist
+from planner.engine.serving import (
+    Workload,
+    batch_cap,
+    decode_step,
+    offline_throughput,
+    rate_point,
+    spec_tokens_per_step,
+)
+from planner.engine.specs import KV_PRECISIONS, WEIGHT_PRECISIONS, GpuSpec, ModelSpec
+from specs_fixtures import llama8b, llama70b, mixtral
+
+KNOBS = Knobs()
+PROPS = settings(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=60,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+FEW = settings(PROPS, max_examples=30)  # the rate-mode properties evaluate several operating points each
+
+# a dense grid of engine states: decoding batch 0-4096 and prompt chunk 0-65536 tokens
+BATCHES = np.array([0, 1, 2, 3, 7, 16, 31, 64, 100, 255, 512, 1000, 2048, 4095, 4096], dtype=float)
+PREFILLS = np.array([0, 1, 15, 128, 500, 2048, 8192, 20000, 32768, 65536], dtype=float)
+
+
+# ---------------------------------------------------------------------------------------------
+# strategies
+
+
+@st.composite
+def synthetic_gpus(draw, fp8: bool | None = None) -> GpuSpec:
+    bf16 = draw(st.floats(50, 3000))
+    with_fp8 = draw(st.booleans()) if fp8 is None else fp8
+    tflops = {"bf16": bf16} | ({"fp8": 2.0 * bf16} if with_fp8 else {})
+    return GpuSpec(
+        id="prop-gpu", name="Synthetic GPU", vendor="nvidia", family="synthetic",
+        memory_gib=draw(st.floats(16, 300)), mem_bw_tb_s=draw(st.floats(0.3, 10)), tflops=tflops,
+        interconnect="nvlink", link_gb_s=draw(st.floats(25, 1800)), max_gpus_per_node=8, tdp_w=700,
+        price_usd_hour=2.0, price_provider="test", price_date="2026-01-01", sources={},
+    )
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+@st.composite
+def dense_models(draw) -> ModelSpec:
+    units = draw(st.integers(8, 128))  # hidden / 128
+    hidden = 128 * units
+    heads = draw(st.sampled_from(_divisors(units)))
+    kv_heads = draw(st.sampled_from(_divisors(heads)))
+    return ModelSpec(
+        id="prop-dense", name="Synthetic dense", family="synthetic", layers=draw(st.integers(8, 128)), hidden=hidden,
+        heads=heads, kv_heads=kv_heads, head_dim=hidden // heads, ffn_dim=draw(st.integers(2 * hidden, 4 * hidden)),
+        vocab=draw(st.integers(32_000, 256_000)), tie_embeddings=draw(st.booleans()), max_context=131072, source="test",
+    )
+
+
+FIXTURE_MODELS = [llama8b(), llama70b(), mixtral()]
+models = st.one_of(st.sampled_from(FIXTURE_MODELS), dense_models())
+input_lens = st.integers(1, 32_000)
+output_lens = st.integers(1, 4_000)
+
+
+@st.composite
+def length_dists(draw, lo: int, hi: int) -> LengthDist:
+    mean = float(draw(st.integers(lo, hi)))
+    kind = draw(st.sampled_from(["fixed", "exponential", "lognormal"]))
+    if kind == "lognormal":
+        return LengthDist(kind=kind, mean=mean, p90=mean * draw(st.floats(1.05, 4.0)))
+    return LengthDist(kind=kind, mean=mean)
+
+
+def fixed(n: float) -> LengthDist:
+    return LengthDist(kind="fixed", mean=float(n))
+
+
+@st.composite
+def engine_configs(draw) -> ServingConfig:
+    """Any engine configuration, fitting or not (TP is fixed up later where it must fit)."""
+    return ServingConfig(
+        tp=draw(st.sampled_from([1, 2, 4, 8])),
+        pp=draw(st.sampled_from([1, 1, 2, 4])),
+        weights=draw(st.sampled_from(WEIGHT_PRECISIONS)),
+        kv=draw(st.sampled_from(KV_PRECISIONS)),
+        max_num_seqs=draw(st.one_of(st.none(), st.integers(1, 4096))),
+        max_num_batched_tokens=draw(st.one_of(st.none(), st.integers(16, 65536))),
+        chunked_prefill=draw(st.booleans()),
+        prefix_hit=draw(st.sampled_from([0.0, 0.0, 0.5, 0.9])),
+        spec_k=draw(st.sampled_from([0, 0, 2, 4])),
+        prune_fraction=draw(st.sampled_from([0.0, 0.0, 0.3])),
+        sparsity_2_4=draw(st.booleans()),
+    )
+
+
+def fitted(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig = ServingConfig()) -> ServingConfig | None:
+    """cfg at the smallest TP whose weights leave room for KV cache, or None."""
+    tp = smallest_fitting_tp(model, gpu, cfg, KNOBS)
+    return None if tp is None else replace(cfg, tp=tp)
+
+
+def serving(model: ModelSpec, gpu: GpuSpec, wl: Workload, cfg: ServingConfig = ServingConfig()):
+    """Replica params of a configuration that holds at least one request, else the example is skipped."""
+    cfg = fitted(model, gpu, cfg)
+    assume(cfg is not None)
+    p = replica_params(model, gpu, cfg, KNOBS)
+    assume(batch_cap(p, wl) >= 1.0)
+    return p, cfg
+
+
+def grid_step(p, ctx: float):
+    """Step time over the BATCHES x PREFILLS grid with `ctx` cached tokens per decoding sequence."""
+    b, n = np.meshgrid(BATCHES, PREFILLS, indexing="ij")
+    return step_time(p, b, b * ctx, n, n * n / 2.0)
+
+
+def _finite_nonneg(x) -> bool:
+    x = np.asarray(x, dtype=float)
+    return bool(np.all(np.isfinite(x)) and np.all(x >= 0))
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) step time is always a finite, non-negative duration
+
+
+@PROPS
+@given(model=models, gpu=synthetic_gpus(), cfg=engine_configs(), ctx=st.integers(0, 40_000),
+       batch=st.integers(0, 4096), prefill=st.integers(0, 65536), cached=st.integers(0, 32_000))
+def test_step_time_finite_and_non_negative(model, gpu, cfg, ctx, batch, prefill, cached):
+    p = replica_params(model, gpu, cfg, KNOBS)
+    st_grid = grid_step(p, float(ctx))
+    for part in (st_grid.total_s, st_grid.compute_s, st_grid.memory_s, st_grid.comm_s, st_grid.overhead_s):
+        assert _finite_nonneg(part)
+    assert np.all(st_grid.total_s > 0)  # every step pays the scheduler overhead
+    spec = float(spec_tokens_per_step(p)) if cfg.spec_k else 1.0
+    one = step_time(p, batch, batch * ctx, prefill, prefill * (prefill / 2.0 + cached), spec_tokens=spec)
+    assert _finite_nonneg(one.total_s) and float(one.total_s) > 0
+    assert _finite_nonneg(decode_step(p, float(batch), float(ctx)).total_s)
+
+
+# ---------------------------------------------------------------------------------------------
+# (b) more memory bandwidth is never slower
+
+
+@PROPS
+@given(model=models, gpu=synthetic_gpus(), cfg=engine_configs(), ctx=st.integers(0, 40_000), factor=st.floats(1.0, 8.0))
+def test_more_bandwidth_never_slower_step(model, gpu, cfg, ctx, factor):
+    fast_gpu = gpu.model_copy(update={"mem_bw_tb_s": gpu.mem_bw_tb_s * factor})
+    slow = grid_step(replica_params(model, gpu, cfg, KNOBS), float(ctx)).total_s
+    fast = grid_step(replica_params(model, fast_gpu, cfg, KNOBS), float(ctx)).total_s
+    assert np.all(fast <= slow)
+
+
+@FEW
+@given(model=models, gpu=synthetic_gpus(), in_len=input_lens, out_len=output_lens, factor=st.floats(1.01, 8.0),
+       load=st.floats(0.05, 0.9))
+def test_more_bandwidth_never_slower_at_the_same_rate(model, gpu, in_len, out_len, factor, load):
+    wl = Workload(fixed(in_len), fixed(out_len))
+    p_slow, cfg = serving(model, gpu, wl)
+    fast_gpu = gpu.model_copy(update={"mem_bw_tb_s": gpu.mem_bw_tb_s * factor})
+    p_fast = replica_params(model, fast_gpu, cfg, KNOBS)
+    max_slow = offline_throughput(p_slow, wl)[0]
+    assert offline_throughput(p_fast, wl)[0] >= max_slow
+    rate = load * max_slow
+    slow, fast = rate_point(p_slow, wl, rate), rate_point(p_fast, wl, rate)
+    if slow.stable:
+        assert fast.stable, fast.note
+        assert fast.ttft_mean_s <= slow.ttft_mean_s
+        assert fast.tpot_mean_s <= slow.tpot_mean_s
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) a bigger running batch never lowers decode throughput while its KV cache fits
+
+
+@PROPS
+@given(model=models, gpu=synthetic_gpus(), in_len=input_lens, out_len=output_lens, spec_k=st.sampled_from([0, 0, 3]),
+       weights=st.sampled_from(["bf16", "fp8", "int4"]))
+def test_bigger_batch_never_lowers_decode_throughput(model, gpu, in_len, out_len, spec_k, weights):
+    wl = Workload(fixed(in_len), fixed(out_len))
+    p, _ = serving(model, gpu, wl, ServingConfig(weights=weights, spec_k=spec_k))
+    ctx = wl.decode_ctx_mean
+    fits = int(min(float(kv_capacity_tokens(p)) // (ctx + 8), 4096))
+    b = np.arange(1, fits + 1, dtype=float)
+    tok_s = b * float(spec_tokens_per_step(p)) / decode_step(p, b, ctx).total_s
+    assert np.all(np.diff(tok_s) >= 0), f"decode tokens/s drops after batch {int(b[np.argmax(np.diff(tok_s) < 0)])}"
+
+
+@PROPS
+@given(model=models, gpu=synthetic_gpus(), in_len=input_lens, out_len=output_lens, chunked=st.booleans(),
+       seqs=st.integers(1, 2048), more=st.integers(1, 2048))
+def test_raising_max_num_seqs_never_lowers_offline_throughput(model, gpu, in_len, out_len, chunked, seqs, more):
+    wl = Workload(fixed(in_len), fixed(out_len))
+    cfg = fitted(model, gpu, ServingConfig(chunked_prefill=chunked))
+    assume(cfg is not None)
+    small = offline_throughput(replica_params(model, gpu, replace(cfg, max_num_seqs=seqs), KNOBS), wl)[0]
+    large = offline_throughput(replica_params(model, gpu, replace(cfg, max_num_seqs=seqs + more), KNOBS), wl)[0]
+    assert large >= small
+
+
+# ---------------------------------------------------------------------------------------------
+# (d) fp8 weights are never slower than bf16 on a GPU with fp8 tensor cores
+
+
+@PROPS
+@given(model=models, gpu=synthetic_gpus(fp8=True), ctx=st.integers(0, 40_000), tp=st.sampled_from([1, 2, 4, 8]),
+       kv=st.sampled_from(["bf16", "fp8"]))
+def test_fp8_step_never_slower_than_bf16(model, gpu, ctx, tp, kv):
+    bf16 = grid_step(replica_params(model, gpu, ServingConfig(tp=tp, kv=kv), KNOBS), float(ctx)).total_s
+    fp8 = grid_step(replica_params(model, gpu, ServingConfig(tp=tp, kv=kv, weights="fp8"), KNOBS), float(ctx)).total_s
+    assert np.all(fp8 <= bf16)
+
+
+@FEW
+@given(model=models, gpu=synthetic_gpus(fp8=True), in_len=input_lens, out_len=output_lens, load=st.floats(0.05, 0.9))
+def test_fp8_serving_never_slower_than_bf16(model, gpu, in_len, out_len, load):
+    wl = Workload(fixed(in_len), fixed(out_len))
+    p_bf16, cfg = serving(model, gpu, wl)
+    p_fp8 = replica_params(model, gpu, replace(cfg, weights="fp8"), KNOBS)
+    max_bf16 = offline_throughput(p_bf16, wl)[0]
+    assert offline_throughput(p_fp8, wl)[0] >= max_bf16
+    rate = load * max_bf16
+    bf16, fp8 = rate_point(p_bf16, wl, rate), rate_point(p_fp8, wl, rate)
+    if bf16.stable:
+        assert fp8.stable, fp8.note
+        assert fp8.ttft_mean_s <= bf16.ttft_mean_s
+        assert fp8.tpot_mean_s <= bf16.tpot_mean_s
+
+
+# ---------------------------------------------------------------------------------------------
+# (e) a longer prompt never lowers TTFT
+
+
+@PROPS
+@given(model=models, gpu=synthetic_gpus(), cfg=engine_configs(), short=st.integers(1, 65536), extra=st.integers(1, 65536))
+def test_longer_prompt_never_faster_single_prefill_step(model, gpu, cfg, short, extra):
+    p = replica_params(model, gpu, cfg, KNOBS)
+    lengths = np.array([short, short + extra], dtype=float)
+    t = step_time(p, 0.0, 0.0, lengths, lengths * lengths / 2.0).total_s
+    assert t[1] >= t[0]
+
+
+@FEW
+@given(model=models, gpu=synthetic_gpus(), short=input_lens, extra=st.integers(1, 16_000), out_len=output_lens,
+       chunked=st.booleans(), load=st.floats(0.01, 0.2))
+def test_longer_prompt_never_lowers_ttft_at_a_fixed_low_rate(model, gpu, short, extra, out_len, chunked, load):
+    short_wl, long_wl = Workload(fixed(short), fixed(out_len)), Workload(fixed(short + extra), fixed(out_len))
+    p, _ = serving(model, gpu, long_wl, ServingConfig(chunked_prefill=chunked))
+    rate = load * offline_throughput(p, long_wl)[0]
+    for r in (0.0, rate):  # the unloaded floor and a fixed low rate
+        a, b = rate_point(p, short_wl, r), rate_point(p, long_wl, r)
+        assert a.stable and b.stable, (a.note, b.note)
+        assert b.ttft_mean_s >= a.ttft_mean_s
+
+
+# ---------------------------------------------------------------------------------------------
+# (f) offline throughput is a finite, non-negative number for every configuration
+
+
+@PROPS
+@given(model=models, gpu=synthetic_gpus(), cfg=engine_configs(), in_len=length_dists(1, 32_000),
+       out_len=length_dists(1, 4_000))
+def test_offline_throughput_finite_and_non_negative(model, gpu, cfg, in_len, out_len):
+    wl = Workload(in_len, out_len)
+    p = replica_params(model, gpu, cfg, KNOBS)
+    rate, batch, st_ = offline_throughput(p, wl)
+    assert math.isfinite(rate) and rate >= 0
+    assert math.isfinite(batch) and batch >= 0
+    assert _finite_nonneg(st_.total_s)
+    if float(memory_per_gpu(p)["kv"]) <= 0:
+        assert rate == 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# (g) rate-mode percentiles: ordered and finite when stable; never a finite p99 past capacity
+
+
+@FEW
+@given(model=models, gpu=synthetic_gpus(), in_len=length_dists(1, 32_000), out_len=length_dists(1, 4_000),
+       chunked=st.booleans(), load=st.floats(0.0, 0.98))
+def test_rate_point_percentiles_ordered_when_stable(model, gpu, in_len, out_len, chunked, load):
+    wl = Workload(in_len, out_len)
+    p, _ = serving(model, gpu, wl, ServingConfig(chunked_prefill=chunked))
+    point = rate_point(p, wl, load * offline_throughput(p, wl)[0])
+    if not point.stable:
+        assert point.note  # an unstable point says why
+        return
+    for dist in (point.ttft_s, point.tpot_s, point.e2e_s):
+        values = [dist["mean"], dist["p50"], dist["p90"], dist["p99"]]
+        assert all(math.isfinite(v) and v >= 0 for v in values), dist
+        assert dist["p50"] <= dist["p90"] <= dist["p99"], dist
+    assert point.e2e_s["p50"] >= point.ttft_s["p50"]
+
+
+@FEW
+@given(model=models, gpu=synthetic_gpus(), in_len=length_dists(1, 32_000), out_len=length_dists(1, 4_000),
+       chunked=st.booleans(), over=st.floats(1.0, 100.0))
+def test_rate_at_or_above_capacity_is_unstable(model, gpu, in_len, out_len, chunked, over):
+    wl = Workload(in_len, out_len)
+    p, _ = serving(model, gpu, wl, ServingConfig(chunked_prefill=chunked))
+    max_rate = offline_throughput(p, wl)[0]
+    point = rate_point(p, wl, over * max_rate)
+    assert not point.stable
+    assert point.note
+    for dist in (point.ttft_s, point.tpot_s, point.e2e_s):
+        assert not math.isfinite(dist.get("p99", math.inf))
+    assert not math.isfinite(point.ttft_mean_s)
+
+
+# ---------------------------------------------------------------------------------------------
+# the real catalog: every model on every GPU at its smallest fitting TP
+
+
+@pytest.mark.parametrize("gpu_id", list(catalog.gpus()))
+def test_catalog_pairs_offline_finite_or_clear_reason(gpu_id):
+    gpu = catalog.gpus()[gpu_id]
+    problems = []
+    for model in catalog.models().values():
+        cfg = ServingConfig(weights=model.dtype, kv="fp16" if model.dtype == "fp16" else "bf16")
+        req = PredictRequest(model=model, gpu=gpu, config=cfg, input_len=fixed(1000), output_len=fixed(200), mode="offline",
+                             tp_auto=True)
+        pred = predict(req)
+        if pred.fits:
+            pt = pred.point
+            ok = pt is not None and pt.stable and math.isfinite(pt.requests_per_s) and pt.requests_per_s > 0
+            ok = ok and all(math.isfinite(x) and x > 0 for x in (pt.ttft_mean_s, pt.tpot_mean_s, pt.e2e_mean_s))
+            if not ok:
+                problems.append(f"{model.id}: fits at TP={pred.config.tp} but offline point is {pt}")
+        elif "memory capacity" not in pred.reason or model.id not in pred.reason and "KV cache" not in pred.reason:
+            problems.append(f"{model.id}: fits=False without a clear reason: {pred.reason!r}")
+    assert not problems, "\n".join(problems)

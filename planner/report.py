@@ -81,6 +81,7 @@ def tier_json(t: TierPlan) -> dict:
         "params_b": finite(t.model.params_total / 1e9, 2),
         "alternatives": [{k: (finite(v, 2) if isinstance(v, float) else v) for k, v in a.items()} for a in t.alternatives],
     }
+    out["error_band_pct"], out["validated"] = error_band(t)
     if not t.feasible:
         out["reason"] = t.reason
     if t.feasible and cost is not None and point is not None:
@@ -99,6 +100,15 @@ def tier_json(t: TierPlan) -> dict:
     if t.feasible and not t.meets_slo:
         out["misses"] = t.misses
     return out
+
+
+def error_band(t: TierPlan) -> tuple[dict, bool]:
+    """Expected error from validation (median absolute %), and whether this GPU family was
+    calibrated on measurements at all (outside it, the band is a guess)."""
+    from planner.engine.knobs import shipped_calibration
+
+    cal = shipped_calibration()
+    return {k: round(v, 1) for k, v in cal.error_pct.items()}, t.gpu.family in cal.families
 
 
 def plan_json(plan: Plan) -> dict:

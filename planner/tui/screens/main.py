@@ -228,7 +228,7 @@ class PlannerScreen(Screen[None]):
             self.invalid[target] = message
             self.update_status()
             return
-        if profile == self.profile and not restructure:
+        if profile == self.profile:
             return  # e.g. a widget announcing the value it was given
         # a valid profile clears messages that came from cross-field checks
         for key in [k for k, msg in self.invalid.items() if msg.startswith("✗ ")]:

@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--format", choices=("table", "json", "toml"), default="table")
     plan.add_argument("-o", "--output", type=Path, help="write to this file (atomically) instead of stdout")
     plan.add_argument("--force", action="store_true", help="overwrite an output file that exists")
+    srch = sub.add_parser("search", help="cheapest fleets meeting the profile's targets, and the cost-latency frontier")
+    srch.add_argument("profile", type=Path)
+    srch.add_argument("--tier", choices=("small", "medium", "large", "all"), default="all")
+    srch.add_argument("--top", type=positive_int, default=5)
+    srch.add_argument("--gpus", help="comma-separated GPU ids (default: the whole catalog)")
+    srch.add_argument("--all-models", action="store_true", help="every catalog model of the tier, not just the profile's")
+    srch.add_argument("--format", choices=("table", "json"), default="table")
     val = sub.add_parser("validate", help="compare predictions with a measurements CSV")
     val.add_argument("measurements", type=Path, nargs="?", help="CSV in the measurements format (default: the shipped set)")
     val.add_argument("--calibration", type=Path, help="calibration TOML to evaluate (default: the shipped one)")
@@ -260,6 +267,40 @@ def summary(profile_path: str | None) -> int:
     return 0
 
 
+def cmd_search(args) -> int:
+    from planner.engine.search import search
+    from planner.profile import load_profile
+
+    prof = load_profile(args.profile).profile
+    base = Path(args.profile).resolve().parent
+    tiers = ["small", "medium", "large"] if args.tier == "all" else [args.tier]
+    gpu_ids = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
+    results = search(prof.scenario(), tiers, gpu_ids, args.top, args.all_models, prof.custom_gpus(), prof.custom_models(base))
+    data = [_search_json(r) for r in results]
+    if args.format == "json":
+        print(json.dumps({"tiers": data}, indent=2, allow_nan=False))
+    else:
+        from planner.tables import search_tables
+
+        for table in search_tables(data):
+            _print(table)
+    return 0
+
+
+def _search_json(r) -> dict:
+    from planner.report import finite
+
+    def cand(c) -> dict:
+        return {"model": c.model.id, "gpu": c.gpu.id, "tp": c.config.tp, "weights": c.config.weights, "kv": c.config.kv,
+                "max_seqs": c.config.max_num_seqs, "max_batched_tokens": c.config.max_num_batched_tokens,
+                "replicas": c.replicas, "gpus": c.gpus, "usd_month": finite(c.usd_month, 2),
+                "e2e_p99_ms": finite(c.e2e_p99_ms, 1), "ttft_p99_ms": finite(c.ttft_p99_ms, 1), "binding": c.binding}
+
+    return {"tier": r.tier, "screened": r.screened, "exact_sizings": r.exact_evaluations, "screen_ms": round(r.screen_s * 1e3, 1),
+            "excluded": r.excluded, "top": [cand(c) for c in r.ranked], "frontier_e2e_p99": [cand(c) for c in r.frontier_e2e],
+            "frontier_ttft_p99": [cand(c) for c in r.frontier_ttft], "notes": r.notes}
+
+
 def _measurements(path: Path | None):
     from planner.engine.measurements import packaged_measurements_path, read_measurements
 
@@ -325,7 +366,7 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-HANDLERS = {"predict": cmd_predict, "plan": cmd_plan, "catalog": cmd_catalog, "validate": cmd_validate, "calibrate": cmd_calibrate}
+HANDLERS = {"predict": cmd_predict, "plan": cmd_plan, "catalog": cmd_catalog, "validate": cmd_validate, "search": cmd_search, "calibrate": cmd_calibrate}
 
 
 def dispatch(argv: list[str]) -> int:

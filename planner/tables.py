@@ -114,3 +114,23 @@ def validation_tables(rows: list[dict], report: dict, unparsed: list[str]) -> li
     if unparsed:
         out.append(Text("rows not parsed:\n" + "\n".join(unparsed), style="yellow"))
     return out
+
+
+def search_tables(data: list[dict]) -> list:
+    out = []
+    for tier in data:
+        table = Table(title=f"{tier['tier']}: {tier['screened']:,} configurations screened in {tier['screen_ms']} ms, "
+                      f"{tier['exact_sizings']} sized exactly", title_justify="left", header_style="bold")
+        for col in ("#", "model", "GPUs", "TP", "weights/KV", "max seqs", "budget", "USD/month", "TTFT p99", "E2E p99", "binding"):
+            table.add_column(col, justify="right" if col in ("#", "GPUs", "TP", "USD/month", "TTFT p99", "E2E p99") else "left")
+        frontier = {(c["model"], c["gpu"], c["tp"], c["weights"], c["kv"], c["max_seqs"], c["max_batched_tokens"]) for c in tier["frontier_e2e_p99"]}
+        for i, c in enumerate(tier["top"], 1):
+            mark = "*" if (c["model"], c["gpu"], c["tp"], c["weights"], c["kv"], c["max_seqs"], c["max_batched_tokens"]) in frontier else ""
+            table.add_row(f"{i}{mark}", c["model"], f"{c['gpus']} x {c['gpu']}", str(c["tp"]), f"{c['weights']}/{c['kv']}",
+                          str(c["max_seqs"]), str(c["max_batched_tokens"]), fmt_usd(c["usd_month"]), fmt_ms(c["ttft_p99_ms"]),
+                          fmt_ms(c["e2e_p99_ms"]), c["binding"])
+        excluded = ", ".join(f"{n:,} {why}" for why, n in tier["excluded"].items())
+        table.caption = (f"excluded: {excluded}. " if excluded else "") + "* on the cost / p99 E2E frontier" + (
+            "; " + "; ".join(tier["notes"]) if tier["notes"] else "")
+        out.append(table)
+    return out

@@ -1,0 +1,211 @@
+"""Cheapest fleets: a vectorised screen of every configuration, then exact sizing of the best.
+
+Stage 1 evaluates the whole grid (GPU x model x weight precision x KV precision x TP x max batch x
+token budget) as numpy arrays: memory fit, saturation throughput, the single-request latency floors
+and a lower bound on replicas from the utilisation ceiling, hence a lower bound on monthly cost.
+Stage 2 sizes candidates exactly with the same function `planner plan` uses, cheapest lower bound
+first, and stops once the next lower bound exceeds the best exact cost found: the winner is the
+plan's own answer, never beaten by a configuration the screen kept.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+
+from planner.engine import catalog
+from planner.engine.knobs import Calibration, shipped_calibration
+from planner.engine.plan import serving_config, size_replicas
+from planner.engine.roofline import ReplicaParams, ServingConfig, kv_capacity_tokens, memory_per_gpu, replica_params, step_time
+from planner.engine.scenario import Scenario
+from planner.engine.serving import Workload
+from planner.engine.specs import GpuSpec, ModelSpec
+
+WEIGHTS = ("bf16", "fp8", "int8", "int4", "fp4")
+KVS = ("bf16", "fp8")
+TPS = (1, 2, 4, 8)
+MAX_SEQS = (64, 128, 256, 512, 1024)
+BUDGETS = (2048, 4096, 8192, 16384)
+EXACT_LIMIT = 40  # exact sizings per tier at most (each is a full plan sizing)
+
+
+@dataclass
+class Candidate:
+    model: ModelSpec
+    gpu: GpuSpec
+    config: ServingConfig
+    lower_bound_usd: float
+    usd_month: float = math.inf
+    gpus: int = 0
+    replicas: int = 0
+    e2e_p99_ms: float = math.inf
+    ttft_p99_ms: float = math.inf
+    feasible: bool = False
+    binding: str = ""
+    reason: str = ""
+
+
+@dataclass
+class SearchResult:
+    tier: str
+    screened: int
+    excluded: dict[str, int]
+    ranked: list[Candidate]
+    frontier_e2e: list[Candidate]
+    frontier_ttft: list[Candidate]
+    screen_s: float = 0.0
+    exact_evaluations: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _grid(models: list[ModelSpec], gpus: list[GpuSpec], scenario: Scenario, node_limit: int | None):
+    """Per-(model, gpu, weights, kv, tp) params, then expanded over engine knobs as arrays."""
+    items, meta = [], []
+    for model in models:
+        for gpu in gpus:
+            knobs = (shipped_calibration()).for_family(gpu.family)
+            limit = min(gpu.max_gpus_per_node, node_limit or gpu.max_gpus_per_node)
+            base = serving_config(scenario, model, gpu, 1)
+            for w in WEIGHTS:
+                if w in ("fp8", "int8", "fp4") and w not in gpu.tflops and not (w == "fp4" and gpu.vendor.lower() == "nvidia"):
+                    continue
+                for kv in KVS:
+                    for tp in TPS:
+                        if tp > limit or tp > model.heads:
+                            continue
+                        cfg = replace(base, tp=tp, weights=w, kv=kv)
+                        items.append(replica_params(model, gpu, cfg, knobs))
+                        meta.append((model, gpu, cfg))
+    if not items:
+        return None, []
+    knob_rows = [(s, b) for s in MAX_SEQS for b in BUDGETS]
+    n_base, n_knob = len(items), len(knob_rows)
+    stacked = {f.name: np.repeat(np.array([getattr(p, f.name) for p in items], dtype=float), n_knob) for f in fields(ReplicaParams)}
+    stacked["max_num_seqs"] = np.tile(np.array([s for s, _ in knob_rows], dtype=float), n_base)
+    if scenario.optimizations.chunked_prefill:
+        stacked["budget_tokens"] = np.tile(np.array([b for _, b in knob_rows], dtype=float), n_base)
+    expanded = [(model, gpu, replace(cfg, max_num_seqs=s, max_num_batched_tokens=b)) for model, gpu, cfg in meta for s, b in knob_rows]
+    return ReplicaParams(**stacked), expanded
+
+
+def screen(p: ReplicaParams, wl: Workload, scenario: Scenario, prices: np.ndarray) -> dict[str, np.ndarray]:
+    """Vectorised: fit, saturation rate, idle latency floors, replica and cost lower bounds."""
+    mem = memory_per_gpu(p)
+    kv_tokens = kv_capacity_tokens(p)
+    ctx = wl.decode_ctx_mean
+    cap = np.minimum(p.max_num_seqs, kv_tokens / (ctx + 8.0))
+    grid = wl.in_grid[:: max(1, len(wl.in_grid) // 64)][None, :]
+    hit = np.asarray(p.prefix_hit, dtype=float)[:, None]
+    cached = np.floor(hit * grid / 16.0) * 16.0  # whole 16-token blocks, as prompt_tokens()
+    new = np.maximum(grid - cached, 1.0)
+    mean_new = new.mean(axis=-1)
+    attn_mean = (new * new / 2 + new * cached).mean(axis=-1)
+    m_out = wl.mean_out
+    b = np.minimum(cap, p.budget_tokens / (1.0 + mean_new / m_out))
+    b = np.maximum(b, 1e-9)
+    per_step = b * mean_new / m_out
+    step = step_time(p, b, b * ctx, per_step, per_step * attn_mean / np.maximum(mean_new, 1e-9)).total_s
+    max_rate = np.where(cap >= 1.0, b / (m_out * step), 0.0)
+    tpot_floor_ms = step_time(p, 1.0, ctx, 0.0, 0.0).total_s * 1e3
+    ttft_floor_ms = step_time(p, 0.0, 0.0, np.minimum(mean_new, p.budget_tokens), mean_new * mean_new / 2).total_s * 1e3
+    rate = scenario.load.peak_rate_rps
+    util = scenario.slo.max_utilization
+    with np.errstate(divide="ignore", invalid="ignore"):
+        replicas_lb = np.where(max_rate > 0, np.maximum(np.ceil(rate / (max_rate * util) - 1e-9), 1.0 if rate > 0 else 0.0), np.inf)
+    usd_lb = replicas_lb * p.tp * p.pp * prices * scenario.cost.hours_per_month
+    slo = scenario.slo
+    fits = (mem["kv"] > 0) & (cap >= 1.0)
+    tpot_ok = np.ones_like(fits) if slo.tpot_ms is None else tpot_floor_ms <= slo.tpot_ms
+    ttft_ok = np.ones_like(fits) if slo.ttft_ms is None else ttft_floor_ms <= slo.ttft_ms
+    return {"fits": fits, "tpot_ok": tpot_ok, "ttft_ok": ttft_ok, "usd_lb": usd_lb, "max_rate": max_rate}
+
+
+def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: list[GpuSpec], top: int = 5,
+                calibration: Calibration | None = None) -> SearchResult:
+    import time
+
+    wl = Workload(scenario.load.input_len, scenario.load.output_len)
+    start = time.perf_counter()
+    p, meta = _grid(models, gpus, scenario, scenario.fleet.gpus_per_node)
+    if p is None:
+        return SearchResult(tier, 0, {"no configuration for these GPUs and models": 1}, [], [], [])
+    price_of = {g.id: (scenario.fleet.price_usd_hour if scenario.fleet.price_usd_hour is not None else g.price_usd_hour) * (1 - scenario.fleet.discount) for g in gpus}
+    prices = np.array([price_of[g.id] for _, g, _ in meta])
+    s = screen(p, wl, scenario, prices)
+    screen_s = time.perf_counter() - start
+    excluded = {
+        "do not fit in memory": int((~s["fits"]).sum()),
+        "cannot meet the TPOT target even idle": int((s["fits"] & ~s["tpot_ok"]).sum()),
+        "cannot meet the TTFT target even idle": int((s["fits"] & s["tpot_ok"] & ~s["ttft_ok"]).sum()),
+    }
+    keep = s["fits"] & s["tpot_ok"] & s["ttft_ok"]
+    notes: list[str] = []
+    order = np.argsort(np.where(keep, s["usd_lb"], np.inf), kind="stable")
+    candidates, exact, costs = [], 0, []
+    seen = set()
+    for i in order:
+        if not keep[i]:
+            break
+        threshold = sorted(costs)[top - 1] if len(costs) >= top else math.inf
+        if s["usd_lb"][i] > threshold:
+            break
+        if exact >= EXACT_LIMIT:
+            notes.append(f"stopped after {EXACT_LIMIT} exact sizings; cheaper fleets may remain unexamined")
+            break
+        model, gpu, cfg = meta[i]
+        key = (model.id, gpu.id, cfg)
+        if key in seen:
+            continue
+        seen.add(key)
+        cand = _exact(scenario, model, gpu, cfg, wl, float(s["usd_lb"][i]), price_of[gpu.id], calibration)
+        exact += 1
+        candidates.append(cand)
+        if cand.feasible:
+            costs.append(cand.usd_month)
+    misses: dict[str, int] = {}
+    for c in candidates:
+        if not c.feasible:
+            misses[f"miss {c.binding}"] = misses.get(f"miss {c.binding}", 0) + 1
+    excluded |= misses
+    feasible = sorted([c for c in candidates if c.feasible], key=lambda c: (c.usd_month, c.e2e_p99_ms))
+    return SearchResult(tier, len(meta), {k: v for k, v in excluded.items() if v}, feasible[:top],
+                        pareto(feasible, "e2e_p99_ms"), pareto(feasible, "ttft_p99_ms"), screen_s, exact, notes)
+
+
+def _exact(scenario, model, gpu, cfg, wl, usd_lb, price, calibration) -> Candidate:
+    knobs = (calibration or shipped_calibration()).for_family(gpu.family)
+    sized = size_replicas(scenario, model, gpu, cfg, knobs, wl, scenario.load.peak_rate_rps)
+    cand = Candidate(model, gpu, cfg, usd_lb, feasible=sized.feasible, binding=sized.binding, reason=sized.reason)
+    if sized.feasible:
+        cand.replicas = sized.replicas
+        cand.gpus = sized.replicas * cfg.tp * cfg.pp
+        cand.usd_month = cand.gpus * price * scenario.cost.hours_per_month
+        if sized.point is not None and sized.point.e2e_s:
+            cand.e2e_p99_ms = sized.point.e2e_s["p99"] * 1e3
+            cand.ttft_p99_ms = sized.point.ttft_s["p99"] * 1e3
+    return cand
+
+
+def pareto(cands: list[Candidate], latency: str) -> list[Candidate]:
+    """Non-dominated set on (monthly cost, latency): sorted by cost, strictly falling latency."""
+    out, best = [], math.inf
+    for c in sorted(cands, key=lambda c: (c.usd_month, getattr(c, latency))):
+        if getattr(c, latency) < best:
+            out.append(c)
+            best = getattr(c, latency)
+    return out
+
+
+def search(scenario: Scenario, tiers: list[str], gpu_ids: list[str] | None = None, top: int = 5, all_models: bool = False,
+           custom_gpus=(), custom_models=()) -> list[SearchResult]:
+    gpus = [catalog.get_gpu(g, custom_gpus) for g in gpu_ids] if gpu_ids else list(catalog.gpus().values())
+    results = []
+    for tier in tiers:
+        if all_models:
+            models = [m for m in catalog.models().values() if m.tier == tier]
+        else:
+            models = [catalog.get_model(getattr(scenario.models, tier), list(custom_models))]
+        results.append(search_tier(scenario, tier, models, gpus, top))
+    return results

@@ -79,7 +79,7 @@ def catalog_table(kind: str, rows: list[dict]) -> Table:
     table = Table(title=f"{kind}", header_style="bold")
     if kind == "gpus":
         for col in ("id", "memory GiB", "TB/s", "bf16 TFLOPS", "fp8", "fp4", "link GB/s", "TDP W", "USD/h"):
-            table.add_column(col, justify="left" if col == "id" else "right")
+            table.add_column(col, justify="left" if col == "id" else "right", no_wrap=col == "id")
         for g in rows:
             t = g["tflops"]
             table.add_row(g["id"], f"{g['memory_gib']:g}", f"{g['mem_bw_tb_s']:g}", f"{t.get('bf16', t.get('fp16', 0)):g}",
@@ -87,7 +87,7 @@ def catalog_table(kind: str, rows: list[dict]) -> Table:
                           f"{g['link_gb_s']:g} {g['interconnect']}", f"{g['tdp_w']:g}", f"{g['price_usd_hour']:.2f}")
     else:
         for col in ("id", "tier", "params B", "active B", "layers", "attention", "experts", "context", "dtype"):
-            table.add_column(col, justify="left" if col in ("id", "tier", "attention", "dtype") else "right")
+            table.add_column(col, justify="left" if col in ("id", "tier", "attention", "dtype") else "right", no_wrap=col == "id")
         for m in rows:
             table.add_row(m["id"], m["tier"], f"{m['params_total'] / 1e9:.1f}", f"{m['params_active'] / 1e9:.1f}", str(m["layers"]),
                           m["attention"], f"{m['experts']}/{m['experts_per_token']}" if m["experts"] else "-",

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, example, given, settings
 from hypothesis import strategies as st
 
 from planner.engine import catalog
@@ -29,17 +29,19 @@ from planner.engine.serving import (
     spec_tokens_per_step,
 )
 from planner.engine.specs import KV_PRECISIONS, WEIGHT_PRECISIONS, GpuSpec, ModelSpec
-from specs_fixtures import llama8b, llama70b, mixtral
+from specs_fixtures import h100, llama8b, llama70b, mixtral
 
 KNOBS = Knobs()
 PROPS = settings(
     derandomize=True,
     database=None,
     deadline=None,
-    max_examples=60,
+    max_examples=300,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 FEW = settings(PROPS, max_examples=30)  # the rate-mode properties evaluate several operating points each
+# known engine bugs (xfail): find a counterexample, skip shrinking it (the pinned @example says it all)
+KNOWN_BUG = settings(FEW, phases=[Phase.explicit, Phase.generate])
 
 # a dense grid of engine states: decoding batch 0-4096 and prompt chunk 0-65536 tokens
 BATCHES = np.array([0, 1, 2, 3, 7, 16, 31, 64, 100, 255, 512, 1000, 2048, 4095, 4096], dtype=float)
@@ -175,22 +177,42 @@ def test_more_bandwidth_never_slower_step(model, gpu, cfg, ctx, factor):
     assert np.all(fast <= slow)
 
 
-@FEW
-@given(model=models, gpu=synthetic_gpus(), in_len=input_lens, out_len=output_lens, factor=st.floats(1.01, 8.0),
-       load=st.floats(0.05, 0.9))
-def test_more_bandwidth_never_slower_at_the_same_rate(model, gpu, in_len, out_len, factor, load):
+def _bandwidth_pair(model, gpu, in_len, out_len, factor, load):
+    """Operating points of the same replica on `gpu` and on `gpu` with `factor` times its bandwidth, at
+    the same offered rate (`load` times the slower replica's capacity)."""
     wl = Workload(fixed(in_len), fixed(out_len))
     p_slow, cfg = serving(model, gpu, wl)
     fast_gpu = gpu.model_copy(update={"mem_bw_tb_s": gpu.mem_bw_tb_s * factor})
     p_fast = replica_params(model, fast_gpu, cfg, KNOBS)
-    max_slow = offline_throughput(p_slow, wl)[0]
-    assert offline_throughput(p_fast, wl)[0] >= max_slow
+    max_slow, max_fast = offline_throughput(p_slow, wl)[0], offline_throughput(p_fast, wl)[0]
     rate = load * max_slow
-    slow, fast = rate_point(p_slow, wl, rate), rate_point(p_fast, wl, rate)
+    return max_slow, max_fast, rate_point(p_slow, wl, rate), rate_point(p_fast, wl, rate)
+
+
+BANDWIDTH_RATE_ARGS = dict(model=models, gpu=synthetic_gpus(), in_len=input_lens, out_len=output_lens,
+                           factor=st.floats(1.01, 8.0), load=st.floats(0.05, 0.9))
+
+
+@FEW
+@given(**BANDWIDTH_RATE_ARGS)
+def test_more_bandwidth_never_lowers_capacity_or_raises_tpot(model, gpu, in_len, out_len, factor, load):
+    max_slow, max_fast, slow, fast = _bandwidth_pair(model, gpu, in_len, out_len, factor, load)
+    assert max_fast >= max_slow
+    if slow.stable:
+        assert fast.stable, fast.note
+        assert fast.tpot_mean_s <= slow.tpot_mean_s
+
+
+@FEW
+@given(**BANDWIDTH_RATE_ARGS)
+# regression: H100 SXM -> H200 bandwidth (3.35 -> 4.8 TB/s), Mixtral TP2, 1000 in / 10 out at 80 % load raised
+# mean TTFT 43.9 -> 48.2 ms when the prefill queue's service was the excess over a decode step
+@example(model=mixtral(), gpu=h100(), in_len=1000, out_len=10, factor=4.8 / 3.35, load=0.8)
+def test_more_bandwidth_never_raises_ttft_at_the_same_rate(model, gpu, in_len, out_len, factor, load):
+    _, _, slow, fast = _bandwidth_pair(model, gpu, in_len, out_len, factor, load)
     if slow.stable:
         assert fast.stable, fast.note
         assert fast.ttft_mean_s <= slow.ttft_mean_s
-        assert fast.tpot_mean_s <= slow.tpot_mean_s
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,13 +235,19 @@ def test_bigger_batch_never_lowers_decode_throughput(model, gpu, in_len, out_len
 @PROPS
 @given(model=models, gpu=synthetic_gpus(), in_len=input_lens, out_len=output_lens, chunked=st.booleans(),
        seqs=st.integers(1, 2048), more=st.integers(1, 2048))
-def test_raising_max_num_seqs_never_lowers_offline_throughput(model, gpu, in_len, out_len, chunked, seqs, more):
+def test_offline_throughput_grows_with_the_running_batch(model, gpu, in_len, out_len, chunked, seqs, more):
+    """Raising max_num_seqs lets the offline batch grow, and a bigger batch never lowers throughput. The
+    batch can only shrink because vLLM reserves fp32 logits for max_num_seqs sequences out of the KV pool."""
     wl = Workload(fixed(in_len), fixed(out_len))
     cfg = fitted(model, gpu, ServingConfig(chunked_prefill=chunked))
     assume(cfg is not None)
-    small = offline_throughput(replica_params(model, gpu, replace(cfg, max_num_seqs=seqs), KNOBS), wl)[0]
-    large = offline_throughput(replica_params(model, gpu, replace(cfg, max_num_seqs=seqs + more), KNOBS), wl)[0]
-    assert large >= small
+    p_small = replica_params(model, gpu, replace(cfg, max_num_seqs=seqs), KNOBS)
+    p_large = replica_params(model, gpu, replace(cfg, max_num_seqs=seqs + more), KNOBS)
+    (small, b_small, _), (large, b_large, _) = offline_throughput(p_small, wl), offline_throughput(p_large, wl)
+    if b_large >= b_small:
+        assert large >= small
+    else:
+        assert float(kv_capacity_tokens(p_large)) < float(kv_capacity_tokens(p_small))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,11 +293,12 @@ def test_longer_prompt_never_faster_single_prefill_step(model, gpu, cfg, short, 
 
 
 @FEW
-@given(model=models, gpu=synthetic_gpus(), short=input_lens, extra=st.integers(1, 16_000), out_len=output_lens,
-       chunked=st.booleans(), load=st.floats(0.01, 0.2))
-def test_longer_prompt_never_lowers_ttft_at_a_fixed_low_rate(model, gpu, short, extra, out_len, chunked, load):
+@given(model=models, gpu=synthetic_gpus(), cfg=engine_configs(), short=input_lens, extra=st.integers(1, 16_000),
+       out_len=output_lens, load=st.floats(0.01, 0.2))
+def test_longer_prompt_never_lowers_ttft_at_a_fixed_low_rate(model, gpu, cfg, short, extra, out_len, load):
+    # no prefix cache here: with block-granular hits a longer prompt can legitimately need less prefill
     short_wl, long_wl = Workload(fixed(short), fixed(out_len)), Workload(fixed(short + extra), fixed(out_len))
-    p, _ = serving(model, gpu, long_wl, ServingConfig(chunked_prefill=chunked))
+    p, _ = serving(model, gpu, long_wl, replace(cfg, prefix_hit=0.0))
     rate = load * offline_throughput(p, long_wl)[0]
     for r in (0.0, rate):  # the unloaded floor and a fixed low rate
         a, b = rate_point(p, short_wl, r), rate_point(p, long_wl, r)
@@ -301,10 +330,10 @@ def test_offline_throughput_finite_and_non_negative(model, gpu, cfg, in_len, out
 
 @FEW
 @given(model=models, gpu=synthetic_gpus(), in_len=length_dists(1, 32_000), out_len=length_dists(1, 4_000),
-       chunked=st.booleans(), load=st.floats(0.0, 0.98))
-def test_rate_point_percentiles_ordered_when_stable(model, gpu, in_len, out_len, chunked, load):
+       cfg=engine_configs(), load=st.floats(0.0, 0.999))
+def test_rate_point_percentiles_ordered_when_stable(model, gpu, in_len, out_len, cfg, load):
     wl = Workload(in_len, out_len)
-    p, _ = serving(model, gpu, wl, ServingConfig(chunked_prefill=chunked))
+    p, _ = serving(model, gpu, wl, cfg)
     point = rate_point(p, wl, load * offline_throughput(p, wl)[0])
     if not point.stable:
         assert point.note  # an unstable point says why
@@ -318,10 +347,10 @@ def test_rate_point_percentiles_ordered_when_stable(model, gpu, in_len, out_len,
 
 @FEW
 @given(model=models, gpu=synthetic_gpus(), in_len=length_dists(1, 32_000), out_len=length_dists(1, 4_000),
-       chunked=st.booleans(), over=st.floats(1.0, 100.0))
-def test_rate_at_or_above_capacity_is_unstable(model, gpu, in_len, out_len, chunked, over):
+       cfg=engine_configs(), over=st.floats(1.0, 100.0))
+def test_rate_at_or_above_capacity_is_unstable(model, gpu, in_len, out_len, cfg, over):
     wl = Workload(in_len, out_len)
-    p, _ = serving(model, gpu, wl, ServingConfig(chunked_prefill=chunked))
+    p, _ = serving(model, gpu, wl, cfg)
     max_rate = offline_throughput(p, wl)[0]
     point = rate_point(p, wl, over * max_rate)
     assert not point.stable
@@ -329,6 +358,29 @@ def test_rate_at_or_above_capacity_is_unstable(model, gpu, in_len, out_len, chun
     for dist in (point.ttft_s, point.tpot_s, point.e2e_s):
         assert not math.isfinite(dist.get("p99", math.inf))
     assert not math.isfinite(point.ttft_mean_s)
+
+
+# ---------------------------------------------------------------------------------------------
+# (h) more offered load never lowers latency (size_replicas bisects on this)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, database=None)
+@given(model=models, gpu=synthetic_gpus(), in_len=length_dists(1, 32_000), out_len=length_dists(1, 4_000),
+       load=st.floats(0.02, 0.9), step=st.floats(1.0, 1.1))
+@example(model=llama70b(), gpu=h100(), in_len=LengthDist(kind="lognormal", mean=1000, p90=2000),
+         out_len=LengthDist(kind="exponential", mean=250), load=0.49, step=0.50 / 0.49)
+def test_more_load_never_lowers_latency(model, gpu, in_len, out_len, load, step):
+    wl = Workload(in_len, out_len)
+    p, _ = serving(model, gpu, wl)
+    max_rate = offline_throughput(p, wl)[0]
+    low, high = rate_point(p, wl, load * max_rate), rate_point(p, wl, min(load * step, 0.95) * max_rate)
+    # TPOT is defined only for requests that decode (more than one output token)
+    names = ("ttft_s", "tpot_s", "e2e_s") if (wl.out_grid > 1.0).any() else ("ttft_s", "e2e_s")
+    if high.stable:
+        assert low.stable, low.note
+        for name in names:
+            for stat in ("mean", "p99"):
+                assert getattr(high, name)[stat] >= getattr(low, name)[stat], (name, stat)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from planner.engine.cost import FleetCost, fleet_cost
 from planner.engine.knobs import Calibration, Knobs, shipped_calibration
 from planner.engine.roofline import ServingConfig, memory_per_gpu, replica_params
 from planner.engine.scenario import Scenario
-from planner.engine.serving import OperatingPoint, Workload, offline_throughput, rate_point
+from planner.engine.serving import FULL, QUICK, OperatingPoint, Workload, offline_throughput, rate_point
 from planner.engine.specs import GB, TIERS, GpuSpec, ModelSpec
 
 MAX_REPLICAS = 100_000
@@ -74,12 +74,18 @@ def fitting_tp_degrees(model: ModelSpec, gpu: GpuSpec, base: ServingConfig, knob
     limit = min(gpu.max_gpus_per_node, node_limit or gpu.max_gpus_per_node)
     out = []
     for tp in TP_DEGREES:
-        if tp > limit or tp > model.heads:
+        if tp > limit or not tp_divides(model, tp):
             continue
         p = replica_params(model, gpu, _with(base, tp=tp), knobs)
         if float(memory_per_gpu(p)["kv"]) > 0:
             out.append(tp)
     return out
+
+
+def tp_divides(model: ModelSpec, tp: int) -> bool:
+    """vLLM shards attention heads evenly: heads % tp == 0, and KV heads either split evenly or
+    replicate evenly."""
+    return model.heads % tp == 0 and (model.kv_heads % tp == 0 or tp % model.kv_heads == 0)
 
 
 def _with(cfg: ServingConfig, **changes) -> ServingConfig:
@@ -167,11 +173,13 @@ class SizingResult:
     floor: OperatingPoint | None = None
 
 
-def size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Knobs, wl: Workload, rate: float) -> SizingResult:
-    """Smallest replica count whose per-replica load meets every target and the utilisation ceiling."""
+def size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Knobs, wl: Workload, rate: float,
+                  confirm: bool = True) -> SizingResult:
+    """Smallest replica count whose per-replica load meets every target and the utilisation ceiling.
+    The search runs at quick fidelity; `confirm` re-checks the answer at full fidelity."""
     p = replica_params(model, gpu, cfg, knobs)
     max_rate, _, _ = offline_throughput(p, wl)
-    floor = rate_point(p, wl, 0.0)
+    floor = rate_point(p, wl, 0.0, fidelity=QUICK)
     if max_rate <= 0:
         return SizingResult(cfg.tp, 0, None, False, "no room for a single request's KV cache", "memory capacity", floor)
     floor_misses = slo_misses(scenario, floor)
@@ -182,13 +190,18 @@ def size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Servi
     util_cap = scenario.slo.max_utilization
     lo = max(1, math.ceil(rate / (max_rate * util_cap) - 1e-9))
 
-    def ok(n: int) -> tuple[bool, OperatingPoint]:
-        pt = rate_point(p, wl, rate / n)
+    def ok(n: int, fidelity=QUICK) -> tuple[bool, OperatingPoint]:
+        pt = rate_point(p, wl, rate / n, fidelity=fidelity)
         return not slo_misses(scenario, pt, util_cap), pt
+
+    def done(n: int, binding: str, point: OperatingPoint) -> SizingResult:
+        if confirm:
+            return _confirmed(n, binding, ok, cfg, floor)
+        return SizingResult(cfg.tp, n, point, True, "", binding, floor)
 
     good, point = ok(lo)
     if good:
-        return SizingResult(cfg.tp, lo, point, True, "", "utilisation ceiling", floor)
+        return done(lo, "utilisation ceiling" if lo > 1 else "one replica suffices", point)
     hi = lo
     while not good:
         hi *= 2
@@ -205,7 +218,27 @@ def size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Servi
             left = mid
     _, below = ok(hi - 1) if hi - 1 >= 1 else (True, None)
     binding = slo_misses(scenario, below, util_cap)[0] if below is not None and slo_misses(scenario, below, util_cap) else "latency"
-    return SizingResult(cfg.tp, hi, point, True, "", binding, floor)
+    return done(hi, binding, point)
+
+
+def confirm_replicas(scenario, model, gpu, cfg, knobs, wl, rate, quick: SizingResult) -> SizingResult:
+    p = replica_params(model, gpu, cfg, knobs)
+
+    def ok(n: int, fidelity=FULL):
+        pt = rate_point(p, wl, rate / n, fidelity=fidelity)
+        return not slo_misses(scenario, pt, scenario.slo.max_utilization), pt
+
+    return _confirmed(quick.replicas, quick.binding, ok, cfg, quick.floor)
+
+
+def _confirmed(n: int, binding: str, ok, cfg: ServingConfig, floor) -> SizingResult:
+    """Re-check the count the quick search found at full fidelity (the numbers shown); step up if
+    sampling moved a percentile across its target."""
+    for extra in range(8):
+        good, point = ok(n + extra, FULL)
+        if good:
+            return SizingResult(cfg.tp, n + extra, point, True, "", binding, floor)
+    return SizingResult(cfg.tp, 0, point, False, f"the full-fidelity check misses the targets even at {n + 7} replicas", binding, floor)
 
 
 def _floor_reason(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, floor: OperatingPoint, miss: str) -> str:
@@ -244,11 +277,16 @@ def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl:
     results = []
     for tp in degrees:
         cfg = _with(base, tp=tp)
-        sized = size_replicas(scenario, model, gpu, cfg, knobs, wl, rate)
+        sized = size_replicas(scenario, model, gpu, cfg, knobs, wl, rate, confirm=False)
         results.append((cfg, sized))
     feasible = [(c, s) for c, s in results if s.feasible]
     if feasible:
-        cfg, best = min(feasible, key=lambda cs: (cs[1].replicas * cs[0].tp * cs[0].pp, _p99(cs[1].point)))
+        # fewest GPUs, then (with no load, all zero) the smallest replica, then the lowest latency
+        cfg, best = min(feasible, key=lambda cs: (cs[1].replicas * cs[0].tp * cs[0].pp, cs[0].tp if cs[1].replicas == 0 else 0,
+                                                  _p99(cs[1].point)))
+        if best.replicas > 0:  # the numbers shown: re-check the chosen count at full fidelity
+            best = confirm_replicas(scenario, model, gpu, cfg, knobs, wl, rate, best)
+            results = [(c, best if c == cfg else s) for c, s in results]
     else:
         cfg, best = results[0]
     tp_plan = _tier_result(scenario, tier, model, gpu, cfg, best, knobs, wl, price)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from planner.engine.knobs import Calibration, Knobs, shipped_calibration
+from planner.engine.plan import tp_divides
 from planner.engine.roofline import ServingConfig, memory_per_gpu, replica_params
 from planner.engine.scenario import LengthDist
 from planner.engine.serving import OperatingPoint, Workload, concurrency_point, offline_point, rate_point
@@ -42,8 +43,10 @@ class Prediction:
 
 def smallest_fitting_tp(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Knobs) -> int | None:
     for tp in TP_CHOICES:
-        if tp > gpu.max_gpus_per_node * 1 or tp > model.heads:
+        if tp > gpu.max_gpus_per_node:
             break
+        if not tp_divides(model, tp):
+            continue
         p = replica_params(model, gpu, replace(cfg, tp=tp), knobs)
         if float(memory_per_gpu(p)["kv"]) > 0:
             return tp
@@ -53,8 +56,8 @@ def smallest_fitting_tp(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knob
 def check_support(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig) -> None:
     if cfg.sparsity_2_4 and not gpu.sparse_2_4:
         raise PredictError(f"2:4 sparsity needs sparse tensor cores, which {gpu.id} does not have")
-    if cfg.tp > model.heads:
-        raise PredictError(f"TP={cfg.tp} exceeds the {model.heads} attention heads of {model.id}")
+    if not tp_divides(model, cfg.tp):
+        raise PredictError(f"TP={cfg.tp} does not divide the {model.heads} attention heads ({model.kv_heads} KV heads) of {model.id}")
 
 
 def predict(req: PredictRequest, calibration: Calibration | None = None) -> Prediction:

@@ -109,11 +109,11 @@ class Targets(Strict):
     """Latency SLOs at a percentile, and a utilisation ceiling that keeps headroom."""
 
     ttft_ms: float | None = Field(2000.0, gt=0)
-    ttft_percentile: float = Field(99, gt=0, lt=100)
+    ttft_percentile: float = Field(99, ge=50, le=99, description="50 to 99: the model reports p50, p90 and p99")
     tpot_ms: float | None = Field(100.0, gt=0)
-    tpot_percentile: float = Field(99, gt=0, lt=100)
+    tpot_percentile: float = Field(99, ge=50, le=99, description="50 to 99: the model reports p50, p90 and p99")
     e2e_ms: float | None = Field(None, gt=0)
-    e2e_percentile: float = Field(99, gt=0, lt=100)
+    e2e_percentile: float = Field(99, ge=50, le=99, description="50 to 99: the model reports p50, p90 and p99")
     max_utilization: float = Field(0.8, gt=0, le=0.99)
 
 

@@ -17,10 +17,12 @@ Model (derived in the modeling digest §4.3 and §9.3):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
 from planner.engine import lengths
+from planner.engine.lengths import _norm_ppf
 from planner.engine.queueing import mg1_wait_quantiles, pk_mean_wait
 from planner.engine.roofline import BLOCK_TOKENS, ReplicaParams, StepTime, bound_name, kv_capacity_tokens, step_time
 from planner.engine.scenario import LengthDist
@@ -130,34 +132,6 @@ def batch_cap(p: ReplicaParams, wl: Workload) -> float:
     return float(min(p.max_num_seqs, kv / (wl.decode_ctx_mean + BLOCK_TOKENS / 2)))
 
 
-def _mean_terms(p: ReplicaParams, wl: Workload, rate: float, batch: float):
-    """Step time, prefill excess share and TPOT at a given running batch (per replica)."""
-    lanes = float(p.pp)
-    b = batch / lanes
-    ctx = wl.decode_ctx_mean
-    t_d = float(decode_step(p, b, ctx).total_s)
-    n_ch, own, excess, mixed = prefill_cost(p, b, ctx, wl.in_grid)
-    rho_x = rate * float(excess.mean()) / lanes
-    tokens = float(spec_tokens_per_step(p))
-    tpot = t_d / max(1.0 - rho_x, 1e-12) / tokens if rho_x < 1 else float("inf")
-    return t_d, rho_x, tpot, (n_ch, own, excess, mixed)
-
-
-def solve_batch(p: ReplicaParams, wl: Workload, rate: float, cap: float):
-    """Least fixed point of B = rate (E[L_out] - 1) TPOT(B), iterated up from zero."""
-    decode_tokens = max(wl.mean_out - 1.0, 0.0)
-    batch = 0.0
-    for _ in range(FIXED_POINT_ITERATIONS):
-        *_, tpot, _ = _mean_terms(p, wl, rate, batch)
-        new = rate * decode_tokens * tpot
-        if not np.isfinite(new) or new > cap:
-            return None
-        if abs(new - batch) <= 1e-6 * max(1.0, batch):
-            return new
-        batch = new
-    return batch
-
-
 def offline_throughput(p: ReplicaParams, wl: Workload) -> tuple[float, float, StepTime]:
     """Saturation throughput in requests/s: the queue never empties, the batch sits at its cap
     (or where the token budget just keeps up with replacing finished sequences)."""
@@ -192,72 +166,212 @@ def offline_throughput(p: ReplicaParams, wl: Workload) -> tuple[float, float, St
     return rate, b * lanes, decode_step(p, b, wl.decode_ctx_mean)
 
 
-def rate_point(p: ReplicaParams, wl: Workload, rate: float, detailed: bool = True) -> OperatingPoint:
+# ---------------------------------------------------------------------------------------------
+# Open loop. The engine runs in "cycles": the steps that prefill the prompts which arrived during
+# the previous cycle (vLLM V1 admits every waiting prompt into the next step, up to the token
+# budget; a larger backlog spills into further steps). A cycle without prompts is one plain decode
+# step. Cycle durations therefore form a Markov chain: C' = duration(prompts arriving in C).
+
+MIX_SAMPLES = 48  # prompt-sum samples per arrival count (mean-value fixed point)
+
+
+@dataclass(frozen=True)
+class PromptPool:
+    """Prompt samples (new tokens after prefix hits, causal attention work) and a fixed index
+    stream, so sums of N prompts are deterministic cumulative-sum differences."""
+
+    tokens: np.ndarray
+    attn: np.ndarray
+    order: np.ndarray
+
+    @classmethod
+    def build(cls, p: ReplicaParams, wl: Workload) -> PromptPool:
+        new, cached = prompt_tokens(p, wl.in_grid)
+        order = np.random.default_rng(RNG_SEED).permutation(len(new))
+        return cls(tokens=new, attn=new * new / 2.0 + new * cached, order=order)
+
+    def sums(self, counts: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Token and attention sums of counts[i] prompts starting at stream position offsets[i]."""
+        counts = np.asarray(counts, dtype=np.int64)
+        n = len(self.order)
+        span = int(counts.max(initial=0)) + 1
+        reps = (int(offsets.max(initial=0)) + span) // n + 2
+        stream = np.tile(self.order, reps)
+        tok = np.concatenate([[0.0], np.cumsum(self.tokens[stream])])
+        att = np.concatenate([[0.0], np.cumsum(self.attn[stream])])
+        return tok[offsets + counts] - tok[offsets], att[offsets + counts] - att[offsets]
+
+
+def cycle_duration(p: ReplicaParams, b: float, ctx: float, tokens, attn, t_d: float):
+    """Duration and step count of the cycle that prefills `tokens` prompt tokens next to b decodes.
+    Chunked: ceil(tokens / room) mixed steps. Whole-prompt: one prefill-only step, then the decode
+    step the running sequences were waiting for."""
+    tokens = np.asarray(tokens, dtype=float)
+    attn = np.asarray(attn, dtype=float)
+    has = tokens > 0
+    spec = p.spec_k + 1.0
+    draft = t_d - float(step_time(p, b, b * ctx, 0.0, 0.0, spec_tokens=spec).total_s)
+    if float(p.chunked) > 0:
+        room = max(float(p.budget_tokens) - b, 1.0)
+        n = np.where(has, np.ceil(tokens / room), 1.0)
+        mixed = step_time(p, b, b * ctx, tokens / n, attn / n, spec_tokens=spec).total_s + draft
+        return np.where(has, n * mixed, t_d), n
+    prefill = step_time(p, 0.0, 0.0, tokens, attn).total_s
+    return np.where(has, prefill + t_d, t_d), np.ones_like(tokens)
+
+
+def cycle_samples(p, pool: PromptPool, b: float, ctx: float, t_d: float, k_max: int, per_count: int):
+    """Durations and step counts of cycles carrying k = 0..k_max prompts, `per_count` draws each.
+    The j-th prompt of a draw comes from a fixed permutation of stratified quantiles (a Latin
+    hypercube over the length distribution), so every prompt position is sampled evenly and the
+    fixed point does not wobble with sampling noise."""
+    n_pool = len(pool.tokens)  # ascending: the grid holds quantiles of the length distribution
+    strata = ((np.arange(per_count) + 0.5) / per_count * n_pool).astype(np.int64)
+    perms = _latin_columns(per_count, k_max)
+    idx = strata[perms]  # (per_count, k_max)
+    tokens = np.cumsum(pool.tokens[idx], axis=1).T  # row k-1: sums of k prompts
+    attn = np.cumsum(pool.attn[idx], axis=1).T
+    dur, steps = cycle_duration(p, b, ctx, tokens, attn, t_d)
+    return np.vstack([np.full(per_count, t_d), dur]), np.vstack([np.ones(per_count), steps])
+
+
+@lru_cache(maxsize=64)
+def _latin_columns(per_count: int, k_max: int) -> np.ndarray:
+    rng = np.random.default_rng(RNG_SEED)
+    return np.stack([rng.permutation(per_count) for _ in range(k_max)], axis=1)
+
+
+def _count_pmf(mean: float, var_cycle: float, mean_cycle_s: float) -> np.ndarray:
+    """Arrivals during a random cycle: Poisson given the cycle, mixed over a gamma-shaped cycle
+    length, i.e. negative binomial with mean lambda E[C] and extra variance lambda^2 Var(C)."""
+    if mean <= 0:
+        return np.array([1.0])
+    extra = mean * mean * var_cycle / max(mean_cycle_s * mean_cycle_s, 1e-300)
+    n_max = int(mean + 8.0 * np.sqrt(mean + extra) + 3)
+    k = np.arange(n_max + 1, dtype=float)
+    if extra <= 1e-9 * mean:
+        log_pmf = k * np.log(mean) - mean - np.concatenate([[0.0], np.cumsum(np.log(k[1:]))])
+    else:
+        r = mean * mean / extra  # gamma shape of the cycle length
+        q = mean / (mean + r)
+        log_pmf = r * np.log(1.0 - q) + np.concatenate([[0.0], np.cumsum(np.log((k[1:] - 1.0 + r) / k[1:] * q))])
+    pmf = np.exp(log_pmf - log_pmf.max())
+    return pmf / pmf.sum()
+
+
+@dataclass
+class RateState:
+    batch: float
+    t_decode_s: float
+    cycle_s: float
+    steps_per_cycle: float
+    cycle2_s2: float
+    count_pmf: np.ndarray
+    cycle_slope_s: float = 0.0  # d E[cycle] / d running batch (per sequence)
+    gain: float = 0.0  # d B_next / d B of the fixed point: near 1, the batch wanders slowly and far
+
+    @property
+    def step_s(self) -> float:
+        return self.cycle_s / self.steps_per_cycle
+
+
+MAX_PROMPTS_PER_CYCLE = 400
+
+
+def solve_rate(p: ReplicaParams, wl: Workload, pool: PromptPool, rate: float, cap: float) -> RateState | None:
+    """Fixed point of the running batch (Little's law, B = rate (E[L_out] - 1) x mean step / tokens
+    per step) and of the first two moments of the cycle length, iterated up from an empty engine.
+    The next cycle's arrivals are Poisson over the previous cycle, mixed over its (gamma-shaped)
+    length. None when it diverges: prompts arrive faster than cycles clear them, or the batch
+    passes its cap."""
+    lanes = float(p.pp)
+    lane_rate = rate / lanes
+    ctx = wl.decode_ctx_mean
+    tokens = float(spec_tokens_per_step(p))
+    decode_tokens = max(wl.mean_out - 1.0, 0.0)
+    batch, cycle, cycle2 = 0.0, 0.0, 0.0
+    for _ in range(FIXED_POINT_ITERATIONS):
+        b = batch / lanes
+        t_d = float(decode_step(p, b, ctx).total_s)
+        cycle, cycle2 = max(cycle, t_d), max(cycle2, t_d * t_d)
+        pmf = _count_pmf(lane_rate * cycle, max(cycle2 - cycle * cycle, 0.0), cycle)
+        if len(pmf) > MAX_PROMPTS_PER_CYCLE:
+            return None
+        k_max = len(pmf) - 1
+        dur, steps = cycle_samples(p, pool, b, ctx, t_d, k_max, MIX_SAMPLES) if k_max > 0 else (np.full((1, 1), t_d), np.ones((1, 1)))
+        mean_c = float(pmf @ dur.mean(axis=1))
+        c2 = float(pmf @ (dur * dur).mean(axis=1))
+        mean_steps = float(pmf @ steps.mean(axis=1))
+        new_batch = rate * decode_tokens * (mean_c / mean_steps) / tokens
+        if new_batch > cap or not np.isfinite(mean_c) or mean_c > 1e4 * t_d:
+            return None
+        done = abs(new_batch - batch) <= 1e-4 * max(batch, 1.0) and abs(mean_c - cycle) <= 1e-4 * mean_c
+        batch, cycle, cycle2 = new_batch, mean_c, c2
+        if done:
+            state = RateState(batch, t_d, mean_c, mean_steps, c2, pmf)
+            _batch_sensitivity(p, pool, state, lane_rate, ctx, rate * decode_tokens / tokens)
+            return state
+    return None  # still climbing: the queue of prompts grows
+
+
+def _batch_sensitivity(p, pool, state: RateState, lane_rate: float, ctx: float, batch_per_step_s: float) -> None:
+    """How much a longer-lived excess of running sequences stretches the cycles, and the gain of the
+    batch fixed point (B = batch_per_step_s x mean step): fluctuations of the batch are amplified
+    by 1/(1 - gain) and decay that much more slowly (critical slowing near saturation)."""
+    lanes = float(p.pp)
+    delta = max(1.0, 0.05 * state.batch / lanes)
+    b = state.batch / lanes + delta
+    t_d = float(decode_step(p, b, ctx).total_s)
+    k_max = len(state.count_pmf) - 1
+    dur, steps = cycle_samples(p, pool, b, ctx, t_d, k_max, MIX_SAMPLES) if k_max > 0 else (np.full((1, 1), t_d), np.ones((1, 1)))
+    shifted = float(state.count_pmf @ dur.mean(axis=1)) / float(state.count_pmf @ steps.mean(axis=1))
+    # longer cycles also gather more prompts: the arrival feedback divides by (1 - prefill share)
+    prefill_share = min(max(1.0 - state.t_decode_s / state.step_s, 0.0), 0.95)
+    state.cycle_slope_s = max((shifted - state.step_s) / (delta * lanes), 0.0) / (1.0 - prefill_share)
+    state.gain = min(batch_per_step_s * state.cycle_slope_s, 0.95)
+
+
+def rate_point(p: ReplicaParams, wl: Workload, rate: float, detailed: bool = True, fidelity: Fidelity | None = None) -> OperatingPoint:
     """Open-loop Poisson arrivals at `rate` req/s to one replica."""
     cap = batch_cap(p, wl)
     max_rate, _, _ = offline_throughput(p, wl)
     util = rate / max_rate if max_rate > 0 else float("inf")
-    point = OperatingPoint(mode="rate", stable=False, max_rate_rps=max_rate, utilization=util, max_batch=cap,
+    point = OperatingPoint(mode="rate", stable=False, max_rate_rps=max_rate, utilization=max(util, 0.0), max_batch=cap,
                            kv_tokens=float(kv_capacity_tokens(p)))
-    if rate <= 0:
-        return _idle_point(p, wl, point)
+    if cap < 1.0:
+        point.note = "no room for a single request's KV cache"
+        return point
+    rate = max(rate, 0.0)
     if util >= 1.0:
         point.note = f"offered {rate:.3g} req/s is at or above the replica's maximum {max_rate:.3g} req/s"
         return point
-    batch = solve_batch(p, wl, rate, cap)
-    if batch is None:
-        point.note = f"the running batch would exceed its cap of {cap:.0f} sequences at {rate:.3g} req/s"
+    pool = PromptPool.build(p, wl)
+    state = solve_rate(p, wl, pool, rate, cap) if rate > 0 else _idle_state(p, wl)
+    if state is None:
+        point.note = f"prefill work outgrows the engine at {rate:.3g} req/s (queue grows without bound)"
         return point
     lanes = float(p.pp)
-    t_d, rho_x, tpot, (n_ch, own, excess, mixed) = _mean_terms(p, wl, rate, batch)
-    room = np.maximum(float(p.budget_tokens) - batch / lanes, 1.0)
-    new_in, _ = prompt_tokens(p, wl.in_grid)
-    full_step = float(mixed.max()) if float(p.chunked) == 0 else float(np.max(mixed))
-    share = new_in / room * np.maximum(full_step, t_d)
-    service = np.maximum(excess, share) if float(p.chunked) > 0 else own
-    rho_s = rate * float(service.mean()) / lanes
-    if rho_s >= 1.0:
-        point.note = f"prefill queue saturates at {rate:.3g} req/s (prefill busy {rho_s:.0%})"
-        return point
     point.stable = True
-    point.batch = batch
-    point.decode_step_s = t_d
-    point.tpot_mean_s = tpot
-    point.prefill_rho = rho_s
+    point.batch = state.batch if rate > 0 else 0.0
+    point.decode_step_s = state.t_decode_s
+    point.tpot_mean_s = state.step_s / float(spec_tokens_per_step(p))
+    point.prefill_rho = 1.0 - state.t_decode_s / state.step_s if state.step_s > 0 else 0.0
     point.requests_per_s = rate
-    st_d = decode_step(p, batch / lanes, wl.decode_ctx_mean)
-    point.decode_bound = str(bound_name(st_d))
-    mid = len(wl.in_grid) // 2
-    st_p = step_time(p, batch / lanes, batch / lanes * wl.decode_ctx_mean, new_in[mid] / n_ch[mid], new_in[mid] ** 2 / 2 / n_ch[mid])
-    point.prefill_bound = str(bound_name(st_p))
+    b = max(state.batch, 1.0) / lanes
+    point.decode_bound = str(bound_name(decode_step(p, b, wl.decode_ctx_mean)))
+    mid = float(np.median(pool.tokens))
+    room = float(p.budget_tokens) - b if float(p.chunked) > 0 else np.inf
+    point.prefill_bound = str(bound_name(step_time(p, b, b * wl.decode_ctx_mean, min(mid, room), mid * mid / 2)))
     if detailed:
-        _distributions(p, wl, point, rate / lanes, service, own, excess, t_d, rho_x, n_ch)
+        _distributions(p, wl, pool, point, rate / lanes, state, fidelity or FULL)
     else:
-        _means(p, wl, point, rate / lanes, service, own, t_d, rho_x)
+        _means(p, wl, pool, point, rate / lanes, state)
     return point
 
 
-def _means(p, wl, point, lane_rate, service, own, t_d, rho_x) -> None:
-    """Means only (P-K wait, half a step of residual): what closed-loop solving and validation need."""
-    wait = pk_mean_wait(lane_rate, service)
-    busy = 1.0 - np.exp(-point.batch)
-    ttft = busy * 0.5 * t_d / max(1.0 - rho_x, 1e-12) + wait + float(own.mean()) + float(p.api_overhead_s)
-    e2e = ttft + max(wl.mean_out - 1.0, 0.0) * point.tpot_mean_s
-    point.ttft_s, point.tpot_s, point.e2e_s = {"mean": ttft}, {"mean": point.tpot_mean_s}, {"mean": e2e}
-    point.ttft_mean_s, point.e2e_mean_s = ttft, e2e
-
-
-def _idle_point(p: ReplicaParams, wl: Workload, point: OperatingPoint) -> OperatingPoint:
-    """Zero load: a lone request sees an idle engine (no queue, batch of one)."""
-    point.stable = True
-    point.utilization = 0.0
-    _, _, tpot, (n_ch, own, excess, mixed) = _mean_terms(p, wl, 0.0, 1.0)
-    point.decode_step_s = tpot
-    point.tpot_mean_s = tpot
-    point.decode_bound = str(bound_name(decode_step(p, 1.0, wl.decode_ctx_mean)))
-    point.prefill_bound = point.decode_bound
-    _distributions(p, wl, point, 0.0, own * 0, own, excess * 0, tpot, 0.0)
-    return point
+def _idle_state(p: ReplicaParams, wl: Workload) -> RateState:
+    t_d = float(decode_step(p, 1.0, wl.decode_ctx_mean).total_s)
+    return RateState(batch=1.0, t_decode_s=t_d, cycle_s=t_d, steps_per_cycle=1.0, cycle2_s2=t_d * t_d, count_pmf=np.array([1.0]))
 
 
 def _pct(x: np.ndarray) -> dict:
@@ -265,47 +379,160 @@ def _pct(x: np.ndarray) -> dict:
     return {"mean": float(x.mean()), "p50": float(q[0]), "p90": float(q[1]), "p99": float(q[2])}
 
 
-def _distributions(p, wl, point, lane_rate, service, own, excess, t_d, rho_x, n_chunks=None) -> None:
-    """Percentiles from deterministic stratified joint samples of (L_in, L_out, wait, residual)."""
+def _means(p, wl, pool: PromptPool, point: OperatingPoint, lane_rate: float, state: RateState) -> None:
+    """Means only: what closed-loop solving and validation need (no chain sampling)."""
+    ctx = wl.decode_ctx_mean
+    b = state.batch / float(p.pp) if point.batch > 0 else 0.0
+    residual = state.cycle2_s2 / (2.0 * state.cycle_s)  # length-biased residual E[C^2] / 2E[C]
+    co_count = lane_rate * 2.0 * residual  # arrivals during the (length-biased) cycle in progress
+    co_tokens = co_count * float(pool.tokens.mean())
+    co_attn = co_count * float(pool.attn.mean())
+    own, _ = cycle_duration(p, b, ctx, pool.tokens + co_tokens, pool.attn + co_attn, state.t_decode_s)
+    busy = 1.0 - np.exp(-point.batch) if point.batch > 0 else 0.0
+    ttft = busy * residual + float(own.mean()) + float(p.api_overhead_s)
+    e2e = ttft + max(wl.mean_out - 1.0, 0.0) * point.tpot_mean_s
+    point.ttft_s, point.tpot_s, point.e2e_s = {"mean": ttft}, {"mean": point.tpot_mean_s}, {"mean": e2e}
+    point.ttft_mean_s, point.e2e_mean_s = ttft, e2e
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """Sample counts of the distributions: `FULL` for what is shown, `QUICK` inside the sizing
+    search (its answer is re-checked at full fidelity)."""
+
+    ttft: int
+    tpot: int
+    table: int  # prompt-sum draws per arrival count in the stationary cycle table
+    path: int  # cycles followed after a request's own prefill (its decode window)
+
+
+FULL = Fidelity(ttft=8192, tpot=8192, table=1024, path=16)
+QUICK = Fidelity(ttft=1024, tpot=1024, table=128, path=8)
+
+
+def cycle_table(p, pool: PromptPool, lane_rate: float, b: float, ctx: float, state: RateState, per_count: int):
+    """Stationary cycle durations as weighted samples (deterministic, so percentiles do not
+    jitter): `per_count` prompt-sum draws for each arrival count of the stationary pmf."""
+    pmf = state.count_pmf
+    k_max = len(pmf) - 1
+    if k_max == 0:
+        return np.array([state.t_decode_s]), np.array([1.0]), np.array([1.0])
+    dur, steps = cycle_samples(p, pool, b, ctx, state.t_decode_s, k_max, per_count)
+    weights = np.repeat(pmf, per_count) / per_count
+    return dur.ravel(), weights / weights.sum(), steps.ravel()
+
+
+POISSON_EXACT_BELOW = 30.0
+
+
+def poisson_counts(rng: np.random.Generator, means: np.ndarray) -> np.ndarray:
+    """Poisson draws by inverse CDF of fixed seeded uniforms: the same uniform maps to a count that
+    only grows with the mean, so latencies built on these draws only grow with the load (no
+    sampling wobble in the sizing search). Large means use the normal approximation."""
+    means = np.asarray(means, dtype=float)
+    u = rng.random(len(means))
+    small = np.minimum(means, POISSON_EXACT_BELOW)
+    pmf = np.exp(-small)
+    cdf = pmf.copy()
+    counts = np.zeros(len(means))
+    k_max = int(POISSON_EXACT_BELOW + 6.0 * np.sqrt(POISSON_EXACT_BELOW) + 5)
+    for k in range(1, k_max + 1):
+        below = cdf < u
+        if not below.any():
+            break
+        counts += below
+        pmf = pmf * small / k
+        cdf = cdf + pmf
+    z = _norm_ppf(np.clip(u, 1e-12, 1 - 1e-12))
+    large = np.maximum(np.rint(means + z * np.sqrt(means)), 0.0)
+    return np.where(means < POISSON_EXACT_BELOW, counts, large).astype(np.int64)
+
+
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, u: np.ndarray) -> np.ndarray:
+    order = np.argsort(values)
+    cdf = np.cumsum(weights[order])
+    return values[order][np.minimum(np.searchsorted(cdf, u * cdf[-1]), len(values) - 1)]
+
+
+def _distributions(p, wl, pool: PromptPool, point: OperatingPoint, lane_rate: float, state: RateState, fid: Fidelity) -> None:
+    """Percentiles from seeded, stratified joint samples: the cycle in progress at arrival
+    (length-biased), the residual of it, the prompts that arrive during it and share this prompt's
+    cycle, and the cycles that follow (the decode window, each cycle's prompts having arrived
+    during the one before)."""
     rng = np.random.default_rng(RNG_SEED)
-    n = SAMPLES
-    n_chunks = np.ones_like(own) if n_chunks is None else n_chunks
-    u = (np.arange(n) + 0.5) / n
-    perm = [rng.permutation(n) for _ in range(4)]
-    l_out = wl.out_grid[perm[0]]
-    in_idx = perm[1]
-    wait = mg1_wait_quantiles(lane_rate, service, u)[perm[2]]
-    # the step in progress at arrival: none if the engine is idle (no running batch, no prefill work)
-    busy = 1.0 - np.exp(-point.batch) * (1.0 - min(lane_rate * float(service.mean()), 1.0))
-    residual = np.where(u[perm[3]] < busy, u[perm[3]] / max(busy, 1e-12), 0.0) * t_d / max(1.0 - rho_x, 1e-12)
-    residual = np.where(u[perm[3]] < busy, residual, 0.0)
-    api = float(p.api_overhead_s)
-    # prompts arriving during the residual join this prompt's step (the budget admits them together)
-    joiners = rng.poisson(lane_rate * residual)
-    joined = joiners * excess[rng.integers(0, len(excess), size=n)]
-    ttft = residual + wait + own[in_idx] + joined + api
-    # decode window of each request: (L_out - 1)/tokens steps; prefill excess landing in it is compound
-    # Poisson with rate lane_rate over the window duration, approximated by a moment-matched gamma
-    tokens = float(spec_tokens_per_step(p))
-    steps = np.maximum(l_out - 1.0, 0.0) / tokens
-    # prompts that arrived during this request's own last prefill step are prefilled in its first
-    # decode step, so its window of arrivals starts one prefill step early
-    window = steps * t_d / max(1.0 - rho_x, 1e-12) + own[in_idx] / n_chunks[in_idx]
-    mean_x, mean_x2 = float(excess.mean()), float((excess * excess).mean())
-    lam_w = lane_rate * window
-    mu = lam_w * mean_x
-    var = lam_w * mean_x2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shape = np.where(var > 0, mu * mu / var, 0.0)
-        scale = np.where(mu > 0, var / np.maximum(mu, 1e-300), 0.0)
-    extra = np.where(shape > 0, rng.gamma(np.maximum(shape, 1e-9), np.maximum(scale, 1e-300)), 0.0)
+    ctx = wl.decode_ctx_mean
+    running = point.batch > 0
+    b = state.batch / float(p.pp) if running else 0.0
+    t_d = state.t_decode_s
+    durations, weights, steps = cycle_table(p, pool, lane_rate, b, ctx, state, fid.table)
+    n = fid.ttft
+    strata = (np.arange(n) + 0.5) / n
+    idle = np.exp(-point.batch) * (t_d / state.step_s) if running else 1.0
+    busy = rng.permutation(strata) >= idle
+    current = _weighted_quantiles(durations, weights * durations, rng.permutation(strata))
+    residual = np.where(busy, rng.permutation(strata) * current, 0.0)
+    co_tok, co_att = pool.sums(np.where(busy, poisson_counts(rng, lane_rate * current), 0), rng.integers(0, len(pool.order), size=n))
+    pick = np.tile(np.arange(len(pool.tokens)), n // len(pool.tokens) + 1)[:n][rng.permutation(n)]
+    own, _ = cycle_duration(p, b, ctx, pool.tokens[pick] + co_tok, pool.attn[pick] + co_att, t_d)
+    ttft = residual + own + float(p.api_overhead_s)
+    m = fid.tpot
+    l_out = lengths.grid(wl.output_len, m)[rng.permutation(m)]
+    per_step = durations / steps
+    step_sd = float(np.sqrt(max(weights @ (per_step - weights @ per_step) ** 2, 0.0)))
+    tpot = _tpot_samples(p, pool, rng, lane_rate, b, ctx, state, point.batch, own[:m], l_out, step_sd, fid.path)
     has_decode = l_out > 1.0
-    tpot = np.where(has_decode, (steps * t_d + extra) / np.maximum(steps * tokens, 1e-12), np.nan)
-    e2e = ttft + np.where(has_decode, (l_out - 1.0) * tpot, 0.0)
-    tpot_valid = tpot[has_decode] if has_decode.any() else np.array([t_d / tokens])
-    point.ttft_s, point.tpot_s, point.e2e_s = _pct(ttft), _pct(tpot_valid), _pct(e2e)
-    point.ttft_mean_s = point.ttft_s["mean"]
-    point.e2e_mean_s = point.e2e_s["mean"]
+    e2e = ttft[:m] + np.where(has_decode, (l_out - 1.0) * tpot, 0.0)
+    point.ttft_s, point.e2e_s = _pct(ttft), _pct(e2e)
+    point.tpot_s = _pct(tpot[has_decode] if has_decode.any() else np.array([point.tpot_mean_s]))
+    point.ttft_mean_s, point.e2e_mean_s = point.ttft_s["mean"], point.e2e_s["mean"]
+
+
+def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own, l_out, step_sd: float, path_cycles: int) -> np.ndarray:
+    """Per-request TPOT: follow the cycles after the request's own prefill cycle (prompts arriving
+    during one cycle are prefilled in the next), then extend with the stationary step statistics."""
+    n = len(l_out)
+    tokens = float(spec_tokens_per_step(p))
+    need = np.maximum(l_out - 1.0, 1.0) / tokens  # decode steps in the request's window
+    offsets = lambda: rng.integers(0, len(pool.order), size=n)  # noqa: E731
+    prev = own
+    cum_t, cum_s = np.zeros(n), np.zeros(n)
+    times, counts = [], []
+    for _ in range(path_cycles if lane_rate > 0 else 1):
+        tok, att = pool.sums(poisson_counts(rng, lane_rate * prev) if lane_rate > 0 else np.zeros(n, dtype=np.int64), offsets())
+        dur, st = cycle_duration(p, b, ctx, tok, att, state.t_decode_s)
+        cum_t, cum_s = cum_t + dur, cum_s + st
+        times.append(cum_t)
+        counts.append(cum_s)
+        prev = dur
+    times_a, counts_a = np.array(times), np.array(counts)
+    reached = counts_a >= need[None, :]
+    inside = reached.any(axis=0)
+    j = np.where(inside, reached.argmax(axis=0), len(times) - 1)
+    cols = np.arange(n)
+    t_before = np.where(j > 0, times_a[np.maximum(j - 1, 0), cols], 0.0)
+    s_before = np.where(j > 0, counts_a[np.maximum(j - 1, 0), cols], 0.0)
+    per_step = (times_a[j, cols] - t_before) / np.maximum(counts_a[j, cols] - s_before, 1.0)
+    within = t_before + (need - s_before) * per_step
+    # beyond the followed cycles: stationary mean per step; prefill clusters inflate the variance
+    rest = np.maximum(need - counts_a[-1], 0.0)
+    rho = max(1.0 - state.t_decode_s / state.step_s, 0.0)
+    sd = step_sd * np.sqrt((1.0 + rho) / max(1.0 - rho, 0.05))  # AR(1)-like clustering of prefill cycles
+    beyond = times_a[-1] + rest * state.step_s + np.sqrt(rest) * sd * rng.standard_normal(n)
+    total = np.where(inside, within, np.maximum(beyond, times_a[-1] + rest * state.t_decode_s))
+    # the running batch drifts around its mean: Poisson spread for an M/G/inf occupancy, widened and
+    # slowed by the fixed-point gain; a short request sees its own deviation, a long one the average
+    if batch > 0:
+        lanes = float(p.pp)
+        amplify = 1.0 / (1.0 - state.gain)
+        dev = rng.standard_normal(n) * np.sqrt(batch * amplify)
+        residence = batch / max(lane_rate * lanes, 1e-9)
+        memory = residence * amplify
+        # the mean of an Ornstein-Uhlenbeck deviation over a window of x correlation times has
+        # variance 2 (x - 1 + e^-x) / x^2 of the pointwise one
+        x = np.maximum(need * state.step_s / memory, 1e-9)
+        window_sd = np.sqrt(2.0 * (x - 1.0 + np.exp(-x)) / (x * x))
+        total = total + need * state.cycle_slope_s * dev * window_sd
+    return np.maximum(total, 1e-12) / (need * tokens)
 
 
 def concurrency_point(p: ReplicaParams, wl: Workload, clients: int, detailed: bool = True) -> OperatingPoint:

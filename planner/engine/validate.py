@@ -149,10 +149,17 @@ MIN_ROWS_PER_FAMILY = 8
 
 
 def _loss(results: list[RowResult]) -> float:
-    errs = [abs(np.log(r.predicted / r.row.value)) for r in results if r.predicted and r.row.value > 0]
-    if not errs:
+    """Median absolute log error per metric, averaged over metrics (so 600 throughput rows do not
+    drown 60 latency rows), plus a penalty for rows the knobs make unpredictable."""
+    per_metric: dict[str, list[float]] = {}
+    for r in results:
+        if r.predicted and r.row.value > 0:
+            per_metric.setdefault(r.row.metric, []).append(abs(np.log(r.predicted / r.row.value)))
+    if not per_metric:
         return float("inf")
-    return float(np.median(errs)) + 0.25 * float(np.mean(errs)) + 0.5 * (1 - len(errs) / len(results))
+    usable = sum(len(v) for v in per_metric.values())
+    spread = [float(np.median(v)) + 0.25 * float(np.mean(v)) for v in per_metric.values()]
+    return float(np.mean(spread)) + 0.5 * (1 - usable / len(results))
 
 
 def fit_family(data: MeasurementSet, family: str, start: Knobs, rounds: int = 2) -> tuple[Knobs, float]:

@@ -2,9 +2,10 @@
 
 Both sides use the same step-time function, so the comparison isolates the queueing and batching
 approximations. Tolerance: analytical p50/p90/p99 of TTFT, TPOT and E2E within 10% of the
-simulation. It holds at utilisations 0.1 and 0.3 for three model sizes; above that the model
-underestimates the TTFT and TPOT tails (up to -20% at 0.7, much more near saturation), which the
-second test records so that an improvement shows up as an unexpected pass.
+simulation, for three model sizes (8B dense, 70B dense on TP4, Mixtral MoE on TP4) at utilisations
+0.1 to 0.9 of the replica's capacity. Near saturation the running batch wanders further in the
+simulation than the model allows, so the TPOT body (p90) and E2E tails come out low; those cases
+are listed in KNOWN_GAPS as strict expected failures, so an improvement shows up as a pass.
 """
 
 import numpy as np
@@ -20,11 +21,11 @@ from specs_fixtures import h100, llama8b, llama70b, mixtral
 
 TOLERANCE = 0.10
 INPUT = LengthDist(kind="lognormal", mean=1000, p90=2000)
-OUTPUT = LengthDist(kind="exponential", mean=250)
-MODELS = {"8b-tp1": (llama8b, 1), "70b-tp4": (llama70b, 4), "mixtral-tp2": (mixtral, 2)}
+OUTPUT = LengthDist(kind="exponential", mean=128)
+MODELS = {"8b-tp1": (llama8b, 1), "70b-tp4": (llama70b, 4), "mixtral-tp4": (mixtral, 4)}
 
 
-def compare(model_key: str, utilization: float, n_requests: int = 12000) -> dict[str, float]:
+def compare(model_key: str, utilization: float, n_requests: int = 30000) -> dict[str, float]:
     make, tp = MODELS[model_key]
     p = replica_params(make(), h100(), ServingConfig(tp=tp), Knobs())
     wl = Workload(INPUT, OUTPUT)
@@ -50,16 +51,22 @@ def compare(model_key: str, utilization: float, n_requests: int = 12000) -> dict
     return errors
 
 
-@pytest.mark.parametrize("model_key", sorted(MODELS))
-@pytest.mark.parametrize("utilization", [0.1, 0.3])
+# Cases where the model is known to miss by more than the tolerance (measured: worst metric).
+KNOWN_GAPS = {
+    ("8b-tp1", 0.7): "TPOT p90 -10.2%",
+    ("8b-tp1", 0.9): "TPOT p90 -21%, E2E p99 -14%",
+    ("70b-tp4", 0.9): "TPOT p90 -23%, E2E p99 -15%",
+    ("mixtral-tp4", 0.9): "TPOT p90 -14%, TTFT p99 +11%",
+}
+CASES = [
+    pytest.param(m, u, marks=pytest.mark.xfail(strict=True, reason=f"known gap near saturation: {KNOWN_GAPS[(m, u)]}"))
+    if (m, u) in KNOWN_GAPS else (m, u)
+    for m in sorted(MODELS) for u in (0.1, 0.3, 0.5, 0.7, 0.9)
+]
+
+
+@pytest.mark.parametrize(("model_key", "utilization"), CASES)
 def test_analytical_percentiles_match_simulation(model_key, utilization):
     errors = compare(model_key, utilization)
     worst = {k: round(v * 100, 1) for k, v in errors.items() if abs(v) > TOLERANCE}
     assert not worst, f"beyond {TOLERANCE:.0%} of the simulation (in %): {worst}"
-
-
-@pytest.mark.xfail(strict=True, reason="known gap: TTFT/TPOT tails underestimated near saturation")
-@pytest.mark.parametrize("model_key", ["70b-tp4"])
-def test_tails_near_saturation_known_gap(model_key):
-    errors = compare(model_key, 0.9, n_requests=8000)
-    assert all(abs(v) <= TOLERANCE for v in errors.values())

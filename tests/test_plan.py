@@ -1,0 +1,282 @@
+"""Sizing a fleet from a Scenario with the real catalog: monotone in load, targets and price; clear
+reasons when a tier cannot be served; cost, energy and API comparison against hand-worked numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from planner.engine.cost import fleet_cost, gpu_power_w
+from planner.engine.plan import evaluate, knobs_for, percentile_of
+from planner.engine.roofline import replica_params
+from planner.engine.scenario import CostKnobs, Fleet, Load, Optimizations, Scenario, Targets, TierModels
+from planner.engine.serving import offline_throughput
+from planner.engine.specs import TIERS
+from planner.report import plan_json
+
+BOUNDS = ("compute", "memory bandwidth", "interconnect", "overhead")
+RATES = (0.5, 3.0, 15.0, 60.0)
+
+
+def scenario(**sections) -> Scenario:
+    base = dict(fleet=Fleet(gpu="h100-sxm"), load=Load(rate_rps=10.0), optimizations=Optimizations(weights="fp8"))
+    return Scenario(**(base | sections))
+
+
+def gpus_needed(plan) -> dict[str, float]:
+    """GPUs per tier; an infeasible tier needs unboundedly many."""
+    return {t.tier: t.gpus if t.feasible else math.inf for t in plan.tiers}
+
+
+def _strict_json(text: str):
+    def reject(token):
+        raise ValueError(f"JSON carries {token}")
+
+    return json.loads(text, parse_constant=reject)
+
+
+# ---------------------------------------------------------------------------------------------
+# monotone sizing
+
+
+@pytest.mark.parametrize("gpu, weights", [("h100-sxm", "fp8"), ("l40s", "fp8")])
+def test_more_load_never_fewer_gpus(gpu, weights):
+    plans = [evaluate(scenario(fleet=Fleet(gpu=gpu), load=Load(rate_rps=r), optimizations=Optimizations(weights=weights)))
+             for r in RATES]
+    for tier in TIERS:
+        needed = [gpus_needed(p)[tier] for p in plans]
+        assert needed == sorted(needed), f"{tier} on {gpu}: GPUs {needed} at rates {RATES}"
+        cost = [next(t for t in p.tiers if t.tier == tier).cost for p in plans]
+        usd = [c.usd_month if c else math.inf for c in cost]
+        assert usd == sorted(usd), f"{tier} on {gpu}: USD/month {usd}"
+    # and the load sizes something: the largest rate needs more than one GPU on every feasible tier
+    assert all(n > 1 for n in gpus_needed(plans[-1]).values() if math.isfinite(n))
+
+
+def test_requests_per_day_sizes_for_the_peak():
+    by_rate = evaluate(scenario(load=Load(rate_rps=20.0)))
+    by_day = evaluate(scenario(load=Load(requests_per_day=10.0 * 86400, peak_factor=2.0)))
+    assert gpus_needed(by_day) == gpus_needed(by_rate)
+
+
+@pytest.mark.parametrize("field, strict_to_loose", [
+    ("tpot_ms", [20.0, 35.0, 60.0, 200.0, None]),
+    ("ttft_ms", [300.0, 600.0, 2000.0, None]),
+    ("e2e_ms", [10_000.0, 30_000.0, 80_000.0, None]),
+    ("max_utilization", [0.4, 0.6, 0.8, 0.95]),
+])
+def test_looser_target_never_more_gpus(field, strict_to_loose):
+    needed = [gpus_needed(evaluate(scenario(slo=Targets(**{field: value})))) for value in strict_to_loose]
+    for tier in TIERS:
+        series = [n[tier] for n in needed]
+        assert series == sorted(series, reverse=True), f"{tier}: GPUs {series} as {field} loosens {strict_to_loose}"
+    assert needed[0] != needed[-1], "the sweep should change at least one tier's fleet"
+
+
+def test_looser_percentile_never_more_gpus():
+    needed = [gpus_needed(evaluate(scenario(slo=Targets(ttft_ms=500.0, tpot_ms=35.0, ttft_percentile=p, tpot_percentile=p))))
+              for p in (99.0, 90.0, 50.0)]
+    for tier in TIERS:
+        series = [n[tier] for n in needed]
+        assert series == sorted(series, reverse=True), f"{tier}: {series}"
+
+
+def test_cheaper_gpu_hour_never_costs_more_for_the_same_fleet():
+    prices = [
+        Fleet(gpu="h100-sxm", price_usd_hour=4.0),
+        Fleet(gpu="h100-sxm", price_usd_hour=3.0),
+        Fleet(gpu="h100-sxm", price_usd_hour=3.0, discount=0.3),
+        Fleet(gpu="h100-sxm", price_usd_hour=1.0),
+        Fleet(gpu="h100-sxm", price_usd_hour=0.0),
+    ]
+    plans = [evaluate(scenario(fleet=f)) for f in prices]
+    for i, tier in enumerate(TIERS):
+        tiers = [p.tiers[i] for p in plans]
+        assert len({(t.gpus, t.replicas, t.config.tp) for t in tiers}) == 1, "price must not change the fleet"
+        usd = [t.cost.usd_month for t in tiers]
+        assert usd == sorted(usd, reverse=True)
+        for fleet, t in zip(prices, tiers):  # GPUs x $/h x (1 - discount) x 730 h
+            assert t.cost.usd_month == pytest.approx(t.gpus * fleet.price_usd_hour * (1 - fleet.discount) * 730.0)
+        assert tiers[-1].cost.usd_month == 0.0 and tiers[-1].cost.usd_per_mtok_output == 0.0
+
+
+def test_cost_per_token_matches_the_fleet_bill():
+    plan = evaluate(scenario(load=Load(rate_rps=10.0, input_len=1000, output_len=250)))
+    for t in plan.tiers:
+        # USD/month over output tokens/month: 10 req/s x 250 tokens x 730 h x 3600 s = 6.57e9 tokens
+        assert t.cost.usd_per_mtok_output == pytest.approx(t.cost.usd_month / 6570.0)
+        assert t.cost.usd_per_mtok_total == pytest.approx(t.cost.usd_month / (6570.0 * 1250 / 250))
+
+
+# ---------------------------------------------------------------------------------------------
+# infeasible plans say why
+
+
+def test_tpot_below_the_single_request_floor_is_infeasible():
+    plan = evaluate(scenario(slo=Targets(tpot_ms=1.0)))
+    for t in plan.tiers:
+        assert not t.feasible and not t.meets_slo
+        assert t.binding == "TPOT p99"
+        assert "single-request floor" in t.reason
+        assert "TPOT p99 target 1 ms" in t.reason
+        assert any(f"({b} bound)" in t.reason for b in BOUNDS), t.reason
+        assert f"({t.floor.decode_bound} bound)" in t.reason
+        assert t.gpus == 0
+    data = plan_json(plan)
+    assert all(tier["usd_month"] is None and tier["reason"] for tier in data["tiers"])
+
+
+def test_ttft_below_the_single_request_floor_names_the_prefill_bound():
+    plan = evaluate(scenario(slo=Targets(ttft_ms=0.5)))
+    for t in plan.tiers:
+        assert not t.feasible and t.binding == "TTFT p99"
+        assert "single-request floor" in t.reason
+        assert f"({t.floor.prefill_bound} bound)" in t.reason
+
+
+def test_model_that_fits_nowhere_reports_memory_capacity():
+    sc = scenario(models=TierModels(large="llama-3.1-405b"), fleet=Fleet(gpu="l4", gpus_per_node=1),
+                  optimizations=Optimizations(weights="bf16"))
+    large = evaluate(sc).tiers[2]
+    assert large.model.id == "llama-3.1-405b" and large.gpu.id == "l4"
+    assert not large.feasible and large.binding == "memory capacity"
+    assert "memory capacity" in large.reason and "does not fit" in large.reason
+    assert large.config.tp == 1  # gpus_per_node = 1 caps tensor parallelism
+    assert large.memory_gb["shortfall"] > 0
+    assert large.gpus == 0 and large.cost is None
+    tier = plan_json(evaluate(sc))["tiers"][2]
+    assert tier["feasible"] is False and "memory capacity" in tier["reason"] and tier["usd_month"] is None
+
+
+def test_zero_load_needs_no_gpus_and_costs_nothing():
+    for load in (Load(rate_rps=0.0), Load(requests_per_day=0.0, peak_factor=3.0)):
+        plan = evaluate(scenario(load=load))
+        for t in plan.tiers:
+            assert t.feasible, t.reason
+            assert t.replicas == 0 and t.gpus == 0
+            assert t.cost.usd_month == 0.0 and t.cost.kwh_month == 0.0 and t.cost.co2_kg_month == 0.0
+            assert t.cost.usd_per_mtok_output == 0.0
+        text = json.dumps(plan_json(plan), allow_nan=False)
+        assert all(tier["gpus"] == 0 and tier["usd_month"] == 0 for tier in _strict_json(text)["tiers"])
+
+
+# ---------------------------------------------------------------------------------------------
+# binding constraint labels
+
+
+def test_utilisation_ceiling_binds_only_when_one_fewer_replica_would_breach_it():
+    sc = scenario()
+    plan = evaluate(sc)
+    for t in plan.tiers:
+        if t.feasible and t.binding == "utilisation ceiling":
+            max_rate = offline_throughput(replica_params(t.model, t.gpu, t.config, knobs_for(t.gpu, None)), plan.workload)[0]
+            assert t.replicas > 1, f"{t.tier}: one replica at {t.point.utilization:.0%} is not held by the ceiling"
+            assert sc.load.peak_rate_rps / ((t.replicas - 1) * max_rate) > sc.slo.max_utilization
+
+
+# ---------------------------------------------------------------------------------------------
+# cost, energy and carbon: hand-worked
+
+
+def _cost(**changes):
+    args = dict(gpus=8, usd_per_gpu_hour=2.0, tdp_w=700.0, activity=0.5, mean_rate_rps=10.0, mean_in=1000.0, mean_out=250.0,
+                replica_usd_month=8 * 2.0 * 730.0, replica_max_rps=20.0, knobs=CostKnobs())
+    return fleet_cost(**(args | changes))
+
+
+def test_fleet_cost_hand_worked():
+    c = _cost()
+    assert c.usd_month == pytest.approx(11_680.0)  # 8 GPUs x $2/h x 730 h
+    # 700 W x (0.43 idle + (0.86 - 0.43) x 0.5 activity) = 451.5 W per GPU
+    assert c.power_w_per_gpu == pytest.approx(451.5)
+    kwh = 451.5 * 8 * 730 / 1000 * 1.58  # 2,636.76 kWh at the GPUs x PUE 1.58 = 4,166.0808 kWh
+    assert kwh == pytest.approx(4166.0808)
+    assert c.kwh_month == pytest.approx(kwh)
+    assert c.co2_kg_month == pytest.approx(kwh * 0.436)  # 1,816.41 kg at the world-average grid
+    # 10 req/s x 250 out tokens x 2,628,000 s = 6.57e9 output tokens: $11,680 / 6,570 M = $1.7778/M
+    assert c.usd_per_mtok_output == pytest.approx(11_680 / 6_570)
+    assert c.usd_per_mtok_total == pytest.approx(11_680 / (6_570 * 5))  # 1,250 tokens per request
+    assert c.api_usd_month is None and c.break_even_rps is None  # no API prices given
+
+
+def test_power_is_clamped_between_idle_and_busy():
+    assert gpu_power_w(700.0, 0.0) == pytest.approx(301.0)  # 0.43 x 700
+    assert gpu_power_w(700.0, 1.0) == pytest.approx(602.0)  # 0.86 x 700
+    assert gpu_power_w(700.0, 7.0) == gpu_power_w(700.0, 1.0)
+    assert gpu_power_w(700.0, -1.0) == gpu_power_w(700.0, 0.0)
+
+
+def test_cost_knobs_scale_energy_and_carbon():
+    c = _cost(knobs=CostKnobs(pue=1.2, grid_kg_per_kwh=0.1, hours_per_month=720.0))
+    assert c.usd_month == pytest.approx(8 * 2.0 * 720)
+    assert c.kwh_month == pytest.approx(451.5 * 8 * 720 / 1000 * 1.2)
+    assert c.co2_kg_month == pytest.approx(451.5 * 8 * 720 / 1000 * 1.2 * 0.1)
+
+
+def test_idle_fleet_has_infinite_cost_per_token():
+    c = _cost(mean_rate_rps=0.0)
+    assert c.usd_per_mtok_output == math.inf and c.usd_per_mtok_total == math.inf
+    free = _cost(gpus=0, mean_rate_rps=0.0)
+    assert free.usd_month == 0.0 and free.usd_per_mtok_output == 0.0 and free.kwh_month == 0.0
+
+
+def test_api_comparison_and_break_even():
+    knobs = CostKnobs(api_usd_per_mtok_input=0.15, api_usd_per_mtok_output=0.60)
+    # one request: 1000 x $0.15/M + 250 x $0.60/M = $0.00015 + $0.00015 = $0.0003
+    c = _cost(knobs=knobs, replica_usd_month=1 * 2.0 * 730.0)
+    seconds = 730 * 3600  # 2,628,000 s
+    assert c.api_usd_month == pytest.approx(0.0003 * 10 * seconds)  # $7,884/month at 10 req/s
+    # one $1,460/month replica matches the API bill at 1460 / (0.0003 x 2,628,000) = 1.8519 req/s
+    assert c.break_even_rps == pytest.approx(1460 / 788.4)
+    assert c.break_even_rps == pytest.approx(1.851852, rel=1e-6)
+    # if one replica cannot carry that load, self-hosting never catches up at this price
+    assert _cost(knobs=knobs, replica_usd_month=1460.0, replica_max_rps=1.0).break_even_rps == math.inf
+    only_output = _cost(knobs=CostKnobs(api_usd_per_mtok_output=0.60), replica_usd_month=1460.0)
+    assert only_output.api_usd_month == pytest.approx(250 * 0.60 / 1e6 * 10 * seconds)  # $3,942
+    free_api = _cost(knobs=CostKnobs(api_usd_per_mtok_input=0.0, api_usd_per_mtok_output=0.0))
+    assert free_api.api_usd_month == 0.0 and free_api.break_even_rps is None
+
+
+def test_plan_reports_api_comparison():
+    sc = scenario(cost=CostKnobs(api_usd_per_mtok_input=0.15, api_usd_per_mtok_output=0.60),
+                  load=Load(rate_rps=10.0, input_len=1000, output_len=250))
+    for t in evaluate(sc).tiers:
+        assert t.cost.api_usd_month == pytest.approx(0.0003 * 10 * 730 * 3600)
+        replica_usd = t.config.tp * t.config.pp * t.usd_per_gpu_hour * 730
+        assert t.cost.break_even_rps == pytest.approx(replica_usd / (0.0003 * 730 * 3600)) or t.cost.break_even_rps == math.inf
+
+
+# ---------------------------------------------------------------------------------------------
+# percentiles from the p50/p90/p99 summary
+
+
+DIST = {"mean": 1.2, "p50": 1.0, "p90": 2.0, "p99": 5.0}
+
+
+@pytest.mark.parametrize("pct, value", [(50, 1.0), (50.0, 1.0), (90, 2.0), (90.0, 2.0), (99, 5.0), (99.0, 5.0)])
+def test_percentile_of_is_exact_at_the_summary_points(pct, value):
+    assert percentile_of(DIST, pct) == value
+
+
+def test_percentile_of_interpolates_in_log_tail_probability():
+    # p95: between p90 and p99 at ln(0.05/0.1) / ln(0.01/0.1) = log10(2) = 0.30103 -> 2 + 3 x 0.30103
+    assert percentile_of(DIST, 95) == pytest.approx(2.0 + 3.0 * math.log10(2.0))
+    # p75: between p50 and p90 at ln(0.25/0.5) / ln(0.1/0.5) = 0.430677 -> 1 + 0.430677
+    assert percentile_of(DIST, 75) == pytest.approx(1.0 + math.log(0.5) / math.log(0.2))
+    # continuous at the knots and monotone in between
+    assert percentile_of(DIST, 90 - 1e-9) == pytest.approx(2.0) and percentile_of(DIST, 90 + 1e-9) == pytest.approx(2.0)
+    grid = [percentile_of(DIST, p) for p in (50, 60, 70, 80, 85, 90, 92, 95, 97, 98, 99)]
+    assert grid == sorted(grid)
+    assert percentile_of(DIST, 10) == 1.0  # below p50: the median (conservative)
+
+
+def test_percentile_above_p99_is_rejected_not_judged_at_p99():
+    from pydantic import ValidationError
+
+    from planner.engine.scenario import Targets
+
+    with pytest.raises(ValidationError):
+        Targets(ttft_percentile=99.9)
+    assert Targets(ttft_percentile=99).ttft_percentile == 99

@@ -132,15 +132,25 @@ def _predict_parser(sub) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _length(mean: float, dist: str, p90: float | None):
+def _length(mean: float, dist: str, p90: float | None, which: str):
+    """A length distribution; a rejected one names the options, not the schema's fields."""
+    from pydantic import ValidationError
+
     from planner.engine.scenario import LengthDist
 
-    return LengthDist(kind=dist, mean=mean, p90=p90 if dist == "lognormal" else None)
+    try:
+        return LengthDist(kind=dist, mean=mean, p90=p90 if dist == "lognormal" else None)
+    except ValidationError as exc:
+        options = {"mean": f"--{which}-len", "p90": f"--{which}-p90"}
+        problems = []
+        for err in exc.errors():
+            field = err["loc"][0] if err["loc"] else None
+            problems.append(f"{options.get(field, f'--{which}-dist {dist}')}: {err['msg'].removeprefix('Value error, ')}")
+        raise UsageError("; ".join(problems)) from None
 
 
 def cmd_predict(args) -> int:
     from planner.engine import catalog
-    from planner.engine.knobs import load_calibration
     from planner.engine.predict import PredictRequest, predict
     from planner.engine.roofline import ServingConfig
     from planner.engine.serving import Workload
@@ -150,6 +160,8 @@ def cmd_predict(args) -> int:
         raise UsageError(f"--rate must be a finite number >= 0, got {args.rate}")
     if args.spec_k < 0 or args.spec_k > 16:
         raise UsageError(f"--spec-k must be from 0 to 16, got {args.spec_k}")
+    if not args.model.strip():  # an empty path would read ./config.json
+        raise UsageError("--model must not be empty")
     model = catalog.get_model(args.model)
     gpu = catalog.get_gpu(args.gpu)
     weights = args.weights or model.dtype
@@ -163,8 +175,8 @@ def cmd_predict(args) -> int:
     )
     mode = "offline" if args.offline else "concurrency" if args.concurrency else "rate"
     req = PredictRequest(
-        model=model, gpu=gpu, config=cfg, input_len=_length(args.input_len, args.input_dist, args.input_p90),
-        output_len=_length(args.output_len, args.output_dist, args.output_p90), mode=mode,
+        model=model, gpu=gpu, config=cfg, input_len=_length(args.input_len, args.input_dist, args.input_p90, "input"),
+        output_len=_length(args.output_len, args.output_dist, args.output_p90, "output"), mode=mode,
         concurrency=args.concurrency or 0, rate_rps=args.rate or 0.0, tp_auto=args.tp is None,
     )
     calibration = load_calibration(args.calibration) if args.calibration else None
@@ -214,9 +226,22 @@ def cmd_plan(args) -> int:
 def _profile_calibration(prof, base: Path):
     if not getattr(prof, "calibration", None):
         return None
-    from planner.engine.knobs import load_calibration
-
     return load_calibration(base / prof.calibration)
+
+
+def load_calibration(path: Path):
+    """A calibration TOML; every failure is one line naming the file. The read is bounded and never
+    blocks on a FIFO or device (knobs.load_calibration reads whatever it is given)."""
+    from pydantic import ValidationError
+
+    from planner.engine.knobs import Calibration
+    from planner.profile import parse_toml, read_text_file
+
+    text, _ = read_text_file(path, kind="calibration")
+    try:
+        return Calibration.model_validate(parse_toml(text, str(path)))
+    except ValidationError as exc:
+        raise UsageError(f"{path}: {_one_line(exc)}") from None
 
 
 def cmd_catalog(args) -> int:
@@ -274,7 +299,9 @@ def cmd_search(args) -> int:
     prof = load_profile(args.profile).profile
     base = Path(args.profile).resolve().parent
     tiers = ["small", "medium", "large"] if args.tier == "all" else [args.tier]
-    gpu_ids = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
+    gpu_ids = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus is not None else None
+    if gpu_ids == []:  # not the whole catalog: that is what leaving --gpus out means
+        raise UsageError(f"--gpus names no GPU id: {args.gpus!r}")
     results = search(prof.scenario(), tiers, gpu_ids, args.top, args.all_models, prof.custom_gpus(), prof.custom_models(base))
     data = [_search_json(r) for r in results]
     if args.format == "json":
@@ -308,7 +335,7 @@ def _measurements(path: Path | None):
 
 
 def cmd_validate(args) -> int:
-    from planner.engine.knobs import Calibration, load_calibration, shipped_calibration
+    from planner.engine.knobs import Calibration, shipped_calibration
     from planner.engine.validate import evaluate_rows, summarize
 
     data = _measurements(args.measurements)
@@ -358,12 +385,21 @@ def cmd_calibrate(args) -> int:
     results = evaluate_rows(data, fitted)
     after = summarize(results)["overall"]
     fitted = fitted.model_copy(update={"source": f"planner calibrate {args.measurements.name}", "error_pct": group_errors(results)})
-    save_text_atomic(args.output, tomli_w.dumps(fitted.model_dump(exclude_none=True)))
+    save_text_atomic(args.output, tomli_w.dumps(_rounded(fitted.model_dump(exclude_none=True))))
     print(f"fitted {len(fitted.families)} GPU families on {len(data.rows)} rows: median error {before['median_ape']}% -> {after['median_ape']}%")
     for family, why in skipped.items():
         print(f"not fitted: {family}: {why}")
     print(f"wrote {args.output}")
     return 0
+
+
+def _rounded(value):
+    """Knobs to four decimals: the fit is not more precise than that, and the file stays readable."""
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
 
 
 HANDLERS = {"predict": cmd_predict, "plan": cmd_plan, "catalog": cmd_catalog, "validate": cmd_validate, "search": cmd_search, "calibrate": cmd_calibrate}
@@ -425,5 +461,6 @@ def _one_line(exc: Exception) -> str:
         return "; ".join(parts)
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror or exc}"
-    text = str(exc).strip() or exc.__class__.__name__
+    # several problems (a profile lists each field error on its own line) still make one line
+    text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or exc.__class__.__name__
     return text if isinstance(exc, (ValueError, OSError)) else f"internal error ({exc.__class__.__name__}): {text}"

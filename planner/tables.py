@@ -8,8 +8,9 @@ from rich.text import Text
 from planner.report import fmt_ms, fmt_num, fmt_usd
 
 
-def _dist_cells(d: dict) -> list[str]:
-    return [fmt_ms(d.get(k)) for k in ("mean", "p50", "p90", "p99")]
+def _dist_cells(d: dict, offline: bool = False) -> list[str]:
+    # offline runs report means only: a missing percentile is "not reported", not an infinite wait
+    return [("-" if offline and d.get(k) is None else fmt_ms(d.get(k))) for k in ("mean", "p50", "p90", "p99")]
 
 
 def prediction_table(data: dict) -> Table:
@@ -25,9 +26,10 @@ def prediction_table(data: dict) -> Table:
     if not data.get("stable", True):
         table.add_row("result", Text(data.get("reason", "unstable"), style="red"), "", "", "")
     else:
-        table.add_row("TTFT", *_dist_cells(data["ttft_ms"]))
-        table.add_row("TPOT", *_dist_cells(data["tpot_ms"]))
-        table.add_row("E2E", *_dist_cells(data["e2e_ms"]))
+        offline = data["mode"] == "offline"
+        table.add_row("TTFT", *_dist_cells(data["ttft_ms"], offline))
+        table.add_row("TPOT", *_dist_cells(data["tpot_ms"], offline))
+        table.add_row("E2E", *_dist_cells(data["e2e_ms"], offline))
         table.add_row("throughput", f"{fmt_num(data['output_tok_s'])} out tok/s", f"{fmt_num(data['total_tok_s'])} tok/s",
                       f"{fmt_num(data['requests_per_s'])} req/s", "")
         table.add_row("batch", f"{fmt_num(data['batch'])} running", f"cap {data['max_seqs']}",

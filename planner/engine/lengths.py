@@ -13,10 +13,9 @@ import numpy as np
 
 from planner.engine.scenario import LengthDist
 
-_Z = np.sqrt(2.0)
 
 
-def _norm_ppf(u: np.ndarray) -> np.ndarray:
+def norm_ppf(u: np.ndarray) -> np.ndarray:
     """Inverse standard-normal CDF (Acklam's rational approximation, |error| < 1.2e-9)."""
     a = [-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02, 1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00]
     b = [-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02, 6.680131188771972e01, -1.328068155288572e01]
@@ -47,7 +46,7 @@ def quantiles(dist: LengthDist, u: np.ndarray) -> np.ndarray:
     else:
         s = dist.sigma
         mu = math.log(dist.mean) - s * s / 2
-        x = np.exp(mu + s * _norm_ppf(u))
+        x = np.exp(mu + s * norm_ppf(u))
     x = np.maximum(x, 1.0)
     if dist.max is not None:
         x = np.minimum(x, dist.max)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -54,6 +55,9 @@ METRICS: tuple[str, ...] = (
 
 # Sniff this many bytes for NULs: csv would otherwise report binary junk as missing columns.
 _SNIFF_BYTES = 8192
+# The shipped set is ~0.2 MB; a file this big (~90k rows) is the wrong file (and calibrating
+# on it would take hours), so it is refused before it is read.
+MAX_MEASUREMENTS_BYTES = 16 * 1024 * 1024
 
 
 class MeasurementsError(ValueError):
@@ -229,12 +233,21 @@ def _has_error(errors: list[RowError], column: str) -> bool:
 def _read_text(path: Path) -> str:
     """The file's text, or MeasurementsError with one clear line."""
     name = path.name or str(path)
-    if path.is_dir():
-        raise MeasurementsError(f"{name}: is a directory, expected a measurements CSV file")
     try:
-        data = path.read_bytes()
+        # stat first: opening a FIFO blocks until a writer comes, and /dev/zero never ends
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise MeasurementsError(f"{name}: is a directory, expected a measurements CSV file")
+        if not stat.S_ISREG(info.st_mode):
+            raise MeasurementsError(f"{name}: not a regular file, expected a measurements CSV file")
+        if info.st_size > MAX_MEASUREMENTS_BYTES:
+            raise MeasurementsError(f"{name}: over {MAX_MEASUREMENTS_BYTES // 2**20} MiB, expected a measurements CSV file")
+        with path.open("rb") as f:
+            data = f.read(MAX_MEASUREMENTS_BYTES + 1)  # the file may have grown since stat
     except OSError as exc:
         raise MeasurementsError(f"{name}: cannot read file ({exc.strerror or exc})") from None
+    if len(data) > MAX_MEASUREMENTS_BYTES:
+        raise MeasurementsError(f"{name}: over {MAX_MEASUREMENTS_BYTES // 2**20} MiB, expected a measurements CSV file")
     if b"\x00" in data[:_SNIFF_BYTES]:
         raise MeasurementsError(f"{name}: binary file, expected a UTF-8 CSV text file")
     try:
@@ -247,6 +260,13 @@ def read_measurements(path: Path | str) -> MeasurementSet:
     """Parse a measurements CSV. Row problems are collected, file problems raise."""
     path = Path(path)
     reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+    try:
+        return _parse(path, reader)
+    except csv.Error as exc:  # e.g. a cell over csv's field size limit (128 KiB)
+        raise MeasurementsError(f"{path.name}: line {reader.line_num}: not a measurements CSV: {exc}") from None
+
+
+def _parse(path: Path, reader: csv.DictReader) -> MeasurementSet:
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:

@@ -2,16 +2,19 @@
 concurrency and open-loop Poisson rate, for a vLLM-style continuous-batching scheduler with
 chunked prefill (or whole-prompt prefill steps when chunking is off).
 
-Model (derived in the modeling digest §4.3 and §9.3):
-- decode-only step T_d(b) from the roofline, b = running sequences per pipeline lane;
-- each prompt adds excess time x(l) to the steps that carry its chunks; with rho_x = lambda E[x]
-  the share of wall time spent on that excess, conservation of time gives the mean step
-  T_d / (1 - rho_x);
-- the running batch obeys Little's law, B = lambda (E[L_out] - 1) TPOT, solved as a fixed point;
-- prompts wait FCFS for the prefill work ahead of them: an M/G/1 queue whose service is the larger
-  of a prompt's excess time and its share of the step token budget (queueing.py);
-- TTFT = residual of the step in progress + wait + own chunked prefill; TPOT per request adds the
-  prefill excess that lands in its own decode window (compound Poisson); E2E = TTFT + (L_out-1) TPOT.
+Open-loop model (derived from the modeling digest §4.3, §5 and §9.3):
+- a decode-only step T_d(b) comes from the roofline, b = running sequences per pipeline lane;
+- the engine runs in cycles: the step(s) that prefill the prompts which arrived during the
+  previous cycle, all admitted together under the token budget (spilling into more steps when they
+  exceed it); a cycle without prompts is one decode step. Cycle durations form a Markov chain;
+  its stationary law comes from a fixed point on the arrival-count mixture, together with the
+  running batch from Little's law, B = lambda (E[L_out] - 1) x mean step;
+- TTFT = residual of the length-biased cycle in progress + the cycle that prefills this prompt with
+  the prompts that arrived alongside it;
+- TPOT per request follows the cycles after its own prefill (their prompts arrived during the
+  cycle before, which clusters slow steps) and the drift of the running batch, whose fluctuations
+  the fixed point's gain amplifies near saturation; E2E = TTFT + (L_out - 1) TPOT.
+Checked against a discrete-event simulation of the same scheduler (tests/simulation).
 """
 
 from __future__ import annotations
@@ -22,16 +25,13 @@ from functools import lru_cache
 import numpy as np
 
 from planner.engine import lengths
-from planner.engine.lengths import _norm_ppf
-from planner.engine.queueing import mg1_wait_quantiles, pk_mean_wait
+from planner.engine.lengths import norm_ppf
 from planner.engine.roofline import BLOCK_TOKENS, ReplicaParams, StepTime, bound_name, kv_capacity_tokens, step_time
 from planner.engine.scenario import LengthDist
 
 PERCENTILES = (50.0, 90.0, 99.0)
 SAMPLES = 2048
 FIXED_POINT_ITERATIONS = 400
-# Share of capacity at which a sized replica is still called stable in reports (digest §5.7 caps
-# rho at 0.8-0.85 because every approximation degrades as rho -> 1).
 RNG_SEED = 20260101
 
 
@@ -443,7 +443,7 @@ def poisson_counts(rng: np.random.Generator, means: np.ndarray) -> np.ndarray:
         counts += below
         pmf = pmf * small / k
         cdf = cdf + pmf
-    z = _norm_ppf(np.clip(u, 1e-12, 1 - 1e-12))
+    z = norm_ppf(np.clip(u, 1e-12, 1 - 1e-12))
     large = np.maximum(np.rint(means + z * np.sqrt(means)), 0.0)
     return np.where(means < POISSON_EXACT_BELOW, counts, large).astype(np.int64)
 

@@ -139,11 +139,14 @@ def _stats(values: list[float]) -> dict:
 # absolute log error of the rows that identify each knob.
 
 KNOB_GRID = {
-    "eta_weights": np.linspace(0.45, 0.95, 11),
+    "eta_weights": np.linspace(0.45, 0.95, 21),
     "eta_kv": np.linspace(0.3, 0.95, 14),
-    "eta_compute": np.linspace(0.3, 0.9, 13),
-    "step_overhead_us": np.array([50, 130, 300, 600, 1000, 2000, 4000]),
+    "eta_compute": np.linspace(0.3, 0.9, 25),
+    "eta_attention": np.linspace(0.3, 0.8, 6),
+    "step_overhead_us": np.array([50, 130, 300, 600, 1000, 2000]),
     "layer_overhead_us": np.array([0, 5, 10, 20, 40]),
+    "seq_overhead_us": np.array([2, 4, 10, 20, 40]),
+    "api_overhead_ms": np.array([0.0, 2.0, 5.0, 10.0, 20.0, 40.0]),
 }
 MIN_ROWS_PER_FAMILY = 8
 
@@ -162,7 +165,7 @@ def _loss(results: list[RowResult]) -> float:
     return float(np.mean(spread)) + 0.5 * (1 - usable / len(results))
 
 
-def fit_family(data: MeasurementSet, family: str, start: Knobs, rounds: int = 2) -> tuple[Knobs, float]:
+def fit_family(data: MeasurementSet, family: str, start: Knobs, rounds: int = 3) -> tuple[Knobs, float]:
     knobs = start
     best = _loss(evaluate_rows(data, Calibration(default=knobs)))
     for _ in range(rounds):

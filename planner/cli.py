@@ -200,7 +200,8 @@ def cmd_plan(args) -> int:
     loaded = load_profile(args.profile)
     prof = loaded.profile
     base = Path(args.profile).resolve().parent
-    plan = evaluate(prof.scenario(), prof.custom_gpus(), prof.custom_models(base), _profile_calibration(prof, base))
+    gpus, models = _profile_catalog(args.profile, prof, base, ["small", "medium", "large"], fleet=True)
+    plan = evaluate(prof.scenario(), gpus, models, _profile_calibration(prof, base))
     if args.format == "json":
         text = json.dumps(plan_json(plan), indent=2, allow_nan=False) + "\n"
     elif args.format == "toml":
@@ -221,6 +222,22 @@ def cmd_plan(args) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _profile_catalog(path: Path, prof, base: Path, tiers: list[str], fleet: bool) -> tuple[list, list]:
+    """The profile's custom GPUs and models. Every id the plan will look up is checked first, so an
+    unknown one is reported with the file and the key that names it."""
+    from planner.engine import catalog
+
+    gpus, models = prof.custom_gpus(), prof.custom_models(base)
+    lookups = [("fleet.gpu", prof.fleet.gpu, catalog.get_gpu, gpus)] if fleet else []
+    lookups += [(f"models.{tier}", getattr(prof.models, tier), catalog.get_model, models) for tier in tiers]
+    for place, name, lookup, extra in lookups:
+        try:
+            lookup(name, extra)
+        except catalog.CatalogError as exc:
+            raise UsageError(f"{path}: {place}: {exc}") from None
+    return gpus, models
 
 
 def _profile_calibration(prof, base: Path):
@@ -302,7 +319,8 @@ def cmd_search(args) -> int:
     gpu_ids = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus is not None else None
     if gpu_ids == []:  # not the whole catalog: that is what leaving --gpus out means
         raise UsageError(f"--gpus names no GPU id: {args.gpus!r}")
-    results = search(prof.scenario(), tiers, gpu_ids, args.top, args.all_models, prof.custom_gpus(), prof.custom_models(base))
+    gpus, models = _profile_catalog(args.profile, prof, base, [] if args.all_models else tiers, fleet=False)
+    results = search(prof.scenario(), tiers, gpu_ids, args.top, args.all_models, gpus, models)
     data = [_search_json(r) for r in results]
     if args.format == "json":
         print(json.dumps({"tiers": data}, indent=2, allow_nan=False))
@@ -419,6 +437,9 @@ def dispatch(argv: list[str]) -> int:
         print(f"planner {__version__}")
         return 0
     args = build_parser().parse_args(argv)
+    for name, value in vars(args).items():
+        if value == []:  # argparse drops the value of `--gpus=--` and leaves an empty list
+            raise UsageError(f"argument --{name.replace('_', '-')}: expected a value")
     handler = HANDLERS.get(args.command) or _extra_handlers().get(args.command)
     if handler is None:
         raise UsageError(f"unknown command {args.command!r}")

@@ -17,6 +17,7 @@ overwrite a file that changed on disk since it was opened.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import secrets
@@ -24,6 +25,7 @@ import stat
 import tomllib
 import types
 import typing
+from collections import Counter
 from contextlib import suppress
 from dataclasses import dataclass
 from importlib import resources
@@ -113,8 +115,8 @@ class Profile(Strict):
     @model_validator(mode="after")
     def _unique_ids(self) -> Profile:
         for table, items in (("gpu", self.gpu), ("model", self.model)):
-            ids = [item.id for item in items]
-            twice = sorted({i for i in ids if ids.count(i) > 1})
+            counts = Counter(item.id for item in items)  # linear: a 10 MB file may hold 100k entries
+            twice = sorted(i for i, n in counts.items() if n > 1)
             if twice:
                 raise ValueError(f"[[{table}]] id {twice[0]!r} is defined more than once")
         return self
@@ -140,6 +142,9 @@ class Profile(Strict):
             from planner.engine.hf_config import model_from_hf_config
 
             config_path = Path(base_dir) / Path(entry.config).expanduser()
+            file = config_path / "config.json" if config_path.is_dir() else config_path
+            if file.exists() and not file.is_file():  # a FIFO or device would block or never end
+                raise ProfileError(f"[[model]] {entry.id!r}: {file}: not a regular file")
             try:
                 spec = model_from_hf_config(config_path, display=str(config_path))
             except (OSError, ValueError, KeyError, TypeError) as exc:  # the reader names the file
@@ -174,22 +179,54 @@ class LoadedProfile:
 # ---------------------------------------------------------------- TOML text <-> Profile
 
 
-def profile_from_toml(text: str, path_for_messages: str = "<profile>") -> Profile:
-    where = str(path_for_messages)
+def parse_toml(text: str, where: str) -> dict:
+    """TOML text as data, or a ProfileError naming `where` (and the line for syntax errors)."""
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(_toml_error(where, exc)) from None
+    except RecursionError:  # tomllib recurses per nesting level: `a = [[[[...` thousands deep
+        raise ProfileError(f"{where}: invalid TOML: arrays or tables nested too deeply") from None
+
+
+def profile_from_toml(text: str, path_for_messages: str = "<profile>") -> Profile:
+    where = str(path_for_messages)
+    data = parse_toml(text, where)
     version = data.get("schema_version", SCHEMA_VERSION)
     if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
         raise ProfileError(
             f"{where}: schema_version {version} is newer than this planner understands "
             f"({SCHEMA_VERSION}); upgrade planner"
         )
+    _reject_non_finite(data, where)
     try:
         return Profile.model_validate(_off_to_none(data))
     except ValidationError as exc:
         raise ProfileError(_validation_message(where, exc)) from None
+
+
+def _reject_non_finite(data: dict, where: str) -> None:
+    """TOML spells inf and nan; no plan input means anything with them (a target switched off is
+    "off"). The [plan] results of an export are not inputs and are left alone."""
+    places: list[str] = []
+
+    def walk(value: Any, parts: list) -> None:
+        if isinstance(value, float) and not math.isfinite(value):
+            places.append(f"{_join(parts)} = {_fmt(value)}: must be a finite number")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not (key == "plan" and not parts):
+                    walk(item, [*parts, key])
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, [*parts, i])
+
+    walk(data, [])
+    if places:
+        lines = [f"{where}: {place}" for place in places[:MAX_ERROR_LINES]]
+        if len(places) > MAX_ERROR_LINES:
+            lines.append(f"{where}: ... and {len(places) - MAX_ERROR_LINES} more problems")
+        raise ProfileError("\n".join(lines))
 
 
 def profile_to_dict(profile: Profile) -> dict:
@@ -252,7 +289,7 @@ def _drop_none(value: Any) -> Any:
 
 def load_profile(path: Path | str) -> LoadedProfile:
     path = Path(path)
-    text, mtime_ns = _read_text(path)
+    text, mtime_ns = read_text_file(path)
     return LoadedProfile(profile_from_toml(text, str(path)), path, mtime_ns)
 
 
@@ -278,6 +315,8 @@ def save_text_atomic(path: Path | str, text: str) -> None:
     path = Path(path)
     if path.is_symlink():
         path = path.resolve()  # replace the link's target; renaming over the link would cut it
+    if not path.name or path.name in (".", "..") or path.is_dir():
+        raise ProfileError(f"{path}: cannot save: is a folder; give a file name")
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         # 0o666 lets the umask decide a new file's mode, as a plain open() would.
@@ -291,7 +330,9 @@ def save_text_atomic(path: Path | str, text: str) -> None:
         finally:
             os.close(fd)
         with suppress(FileNotFoundError):
-            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))  # keep an existing file's mode
+            old = os.stat(path)
+            os.chmod(tmp, stat.S_IMODE(old.st_mode))  # keep an existing file's mode
+            _advance_mtime(tmp, old.st_mtime_ns)
         os.replace(tmp, path)
     except BaseException as exc:
         with suppress(OSError):
@@ -300,6 +341,15 @@ def save_text_atomic(path: Path | str, text: str) -> None:
             raise ProfileError(f"{path}: cannot save: {_os_reason(exc)}") from exc
         raise
     _fsync_dir(path.parent)
+
+
+def _advance_mtime(tmp: Path, old_mtime_ns: int) -> None:
+    """Conflict detection compares mtimes, and filesystems stamp them with a coarse clock (ext4:
+    one kernel tick, ~4 ms): a save right after another could keep the old mtime and a second
+    window would overwrite the first one's save unwarned. Every save moves the mtime forward."""
+    st = os.stat(tmp)
+    if st.st_mtime_ns <= old_mtime_ns:
+        os.utime(tmp, ns=(st.st_atime_ns, old_mtime_ns + 1))
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -332,31 +382,33 @@ def _check_unchanged(path: Path, expected_mtime_ns: int) -> None:
         )
 
 
-def _read_text(path: Path) -> tuple[str, int]:
-    """The file's text and mtime_ns, or a one-line ProfileError."""
+def read_text_file(path: Path | str, kind: str = "profile", max_bytes: int = MAX_PROFILE_BYTES) -> tuple[str, int]:
+    """A small TOML file's text and mtime_ns, or a one-line ProfileError naming it. Never blocks
+    on a FIFO or device and never reads more than max_bytes (+1)."""
+    path = Path(path)
     where = str(path)
     try:
         # stat first: opening a FIFO or device could block or never end
         mode = path.stat().st_mode
         if stat.S_ISDIR(mode):
-            raise ProfileError(f"{where}: is a folder, not a profile file")
+            raise ProfileError(f"{where}: is a folder, not a {kind} file")
         if not stat.S_ISREG(mode):
             raise ProfileError(f"{where}: not a regular file")
         with path.open("rb") as f:
             mtime_ns = os.fstat(f.fileno()).st_mtime_ns  # before reading: later edits show up
-            raw = f.read(MAX_PROFILE_BYTES + 1)
+            raw = f.read(max_bytes + 1)
     except FileNotFoundError:
         raise ProfileError(f"{where}: no such file") from None
     except IsADirectoryError:
-        raise ProfileError(f"{where}: is a folder, not a profile file") from None
+        raise ProfileError(f"{where}: is a folder, not a {kind} file") from None
     except PermissionError:
         raise ProfileError(f"{where}: permission denied") from None
     except OSError as exc:
         raise ProfileError(f"{where}: cannot read: {_os_reason(exc)}") from None
-    if len(raw) > MAX_PROFILE_BYTES:
-        raise ProfileError(f"{where}: over {MAX_PROFILE_BYTES // 2**20} MiB; not a profile")
+    if len(raw) > max_bytes:
+        raise ProfileError(f"{where}: over {max_bytes // 2**20} MiB; not a {kind}")
     if b"\x00" in raw:
-        raise ProfileError(f"{where}: binary file, not a TOML profile")
+        raise ProfileError(f"{where}: binary file, not a TOML {kind}")
     try:
         return raw.decode("utf-8-sig"), mtime_ns  # -sig: tolerate the BOM some editors add
     except UnicodeDecodeError as exc:

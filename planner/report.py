@@ -118,15 +118,20 @@ def plan_json(plan: Plan) -> dict:
         "load": {
             "peak_rate_rps": finite(plan.peak_rate_rps, 4),
             "mean_rate_rps": finite(s.load.mean_rate_rps, 4),
-            "input_len": s.load.input_len.model_dump(exclude_none=True),
-            "output_len": s.load.output_len.model_dump(exclude_none=True),
+            "input_len": _finite_values(s.load.input_len.model_dump(exclude_none=True)),
+            "output_len": _finite_values(s.load.output_len.model_dump(exclude_none=True)),
             "mean_input_tokens": finite(plan.workload.mean_in, 1),
             "mean_output_tokens": finite(plan.workload.mean_out, 1),
         },
-        "slo": s.slo.model_dump(exclude_none=True),
-        "fleet": s.fleet.model_dump(exclude_none=True),
+        "slo": _finite_values(s.slo.model_dump(exclude_none=True)),
+        "fleet": _finite_values(s.fleet.model_dump(exclude_none=True)),
         "tiers": [tier_json(t) for t in plan.tiers],
     }
+
+
+def _finite_values(data: dict) -> dict:
+    """Echoed inputs obey the same rule as results: a Scenario built in code may hold inf."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in data.items()}
 
 
 def plan_export(plan: Plan, inputs: dict) -> dict:

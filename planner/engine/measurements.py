@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ METRICS: tuple[str, ...] = (
 
 # Sniff this many bytes for NULs: csv would otherwise report binary junk as missing columns.
 _SNIFF_BYTES = 8192
+_BREAK = re.compile(r"\r\n|\r|\n")
 # The shipped set is ~0.2 MB; a file this big (~90k rows) is the wrong file (and calibrating
 # on it would take hours), so it is refused before it is read.
 MAX_MEASUREMENTS_BYTES = 16 * 1024 * 1024
@@ -226,6 +228,11 @@ def _parse_row(raw: dict[str, str | None], line: int) -> tuple[Measurement | Non
     return Measurement(**values), []  # type: ignore[arg-type]
 
 
+def _line_breaks(raw: dict) -> int:
+    cells = [v for v in raw.values() if isinstance(v, str)] + [x for v in raw.values() if isinstance(v, list) for x in v]
+    return sum(len(_BREAK.findall(cell)) for cell in cells)
+
+
 def _has_error(errors: list[RowError], column: str) -> bool:
     return any(e.column == column for e in errors)
 
@@ -263,7 +270,8 @@ def read_measurements(path: Path | str) -> MeasurementSet:
     try:
         return _parse(path, reader)
     except csv.Error as exc:  # e.g. a cell over csv's field size limit (128 KiB)
-        raise MeasurementsError(f"{path.name}: line {reader.line_num}: not a measurements CSV: {exc}") from None
+        line = reader.line_num + 1  # the lines read whole so far, then the one that failed
+        raise MeasurementsError(f"{path.name}: line {line}: not a measurements CSV: {exc}") from None
 
 
 def _parse(path: Path, reader: csv.DictReader) -> MeasurementSet:
@@ -276,10 +284,13 @@ def _parse(path: Path, reader: csv.DictReader) -> MeasurementSet:
     reader.fieldnames = header  # stripped names, so " value" still maps to value
     rows: list[Measurement] = []
     errors: list[RowError] = []
+    last = reader.line_num
     for raw in reader:
+        # line_num is the record's last line; a quoted cell may hold line breaks
+        start, last = max(reader.line_num - _line_breaks(raw), last + 1), reader.line_num
         if not any((v or "").strip() for v in raw.values() if isinstance(v, str)):
             continue  # blank line
-        row, row_errors = _parse_row(raw, reader.line_num)
+        row, row_errors = _parse_row(raw, start)
         if row is not None:
             rows.append(row)
         errors.extend(row_errors)

@@ -24,9 +24,11 @@ class PlannerApp(App[int]):
         self.engine = engine
 
     def get_default_screen(self) -> PlannerScreen:
+        width = self.size.width
         if self.loaded is None:
-            return PlannerScreen(default_profile(), engine=self.engine)
-        return PlannerScreen(self.loaded.profile, self.loaded.path, self.loaded.mtime_ns, engine=self.engine)
+            return PlannerScreen(default_profile(), engine=self.engine, width=width)
+        return PlannerScreen(self.loaded.profile, self.loaded.path, self.loaded.mtime_ns, engine=self.engine,
+                             width=width)
 
     @property
     def planner(self) -> PlannerScreen:

@@ -44,9 +44,10 @@ def status(t: dict) -> str:
 def _status(t: dict, tp: TierPlan, slo: Targets) -> Cell:
     kind = status(t)
     if kind == "ok":
-        return Cell("✓ meets SLOs")
+        return Cell("✓ OK")
     if kind == "misses":
-        return Cell(f"{MISSED} misses {', '.join(t['misses'])}", missed=True)
+        misses = t["misses"]
+        return Cell(f"{MISSED} {misses[0]}" if len(misses) == 1 else f"{MISSED} {len(misses)} targets", missed=True)
     return Cell(f"{MISSED} {kind}", missed=True)
 
 
@@ -104,27 +105,33 @@ def _replicas(t: dict) -> str:
     return f"{t['replicas']} × TP{t['tp']}{pp}"
 
 
-def _util(t: dict) -> str:
-    return "-" if t["utilization"] is None else f"{t['utilization'] * 100:.0f}%"
+def _util(t: dict, tp: TierPlan, slo: Targets) -> Cell:
+    util = t["utilization"]
+    if util is None:
+        return Cell("-", dim=True)
+    over = util > slo.max_utilization + 1e-9
+    text = f"{util * 100:.0f}%"
+    return Cell(f"{text} {MISSED}" if over else text, missed=over)
 
 
 def _binding(t: dict, tp: TierPlan, slo: Targets) -> Cell:
-    short = {"utilisation ceiling": "util ceiling", "memory capacity": "memory", "hardware support": "hardware"}
+    short = {"utilisation ceiling": "util cap", "memory capacity": "memory", "hardware support": "hardware",
+             "one replica suffices": "1 replica"}
     text = short.get(t["binding"], t["binding"] or "-")
     return Cell(f"{text} {MISSED}" if not t["feasible"] else text, missed=not t["feasible"])
 
 
 ROWS: tuple[Row, ...] = (
     Row("model", "Model", "The tier's model (catalog id, or a custom one).", _plain(lambda t: t["model"])),
-    Row("status", "Status", "Whether the tier meets every target: ✓, infeasible (no fleet size can meet them, "
+    Row("status", "Status", "Whether the tier meets every target: ✓ OK, infeasible (no fleet size can meet them, "
         "see the detail), overloaded (the load exceeds what the fleet can serve) or the targets it misses.",
         _status),
     Row("gpus", "GPUs", "GPUs in the tier's fleet: replicas × TP × PP.",
         _plain(lambda t: f"{t['gpus']:,}" if t["feasible"] else "-")),
-    Row("replicas", "Replicas × TP", "Independent engine copies, each spanning TP tensor-parallel GPUs (and PP "
+    Row("replicas", "Replicas×TP", "Independent engine copies, each spanning TP tensor-parallel GPUs (and PP "
         "pipeline stages). Load is spread evenly over the replicas.", _plain(_replicas)),
-    Row("precision", "Weights / KV", "Weight and KV-cache precision after resolving 'auto'.",
-        _plain(lambda t: f"{t['weights']} / {t['kv']}")),
+    Row("precision", "Weights/KV", "Weight and KV-cache precision after resolving 'auto'.",
+        _plain(lambda t: f"{t['weights']}/{t['kv']}")),
     Row("ttft_p50", "TTFT p50", "Time to first token, median: queueing for prefill plus the prompt's own "
         "prefill steps.", _latency("TTFT", "ttft_ms", "p50")),
     Row("ttft_p99", "TTFT p99", "Time to first token, 99th percentile. Marked ✗ when the TTFT target is missed "
@@ -136,19 +143,20 @@ ROWS: tuple[Row, ...] = (
         _latency("E2E", "e2e_ms", "p50")),
     Row("e2e_p99", "E2E p99", "Whole request, 99th percentile (long outputs dominate).",
         _latency("E2E", "e2e_ms", "p99")),
-    Row("tok_s", "Output tok/s", "Generated tokens per second across the fleet at the mean load.",
+    Row("tok_s", "Out tok/s", "Generated tokens per second across the fleet at the mean load.",
         _plain(lambda t: fmt_num(t["output_tok_s"]))),
-    Row("util", "Utilisation", "Offered load per replica as a share of its saturation throughput.",
-        _plain(_util)),
+    Row("util", "Utilisation", "Offered load per replica as a share of its saturation throughput; ✗ above "
+        "the utilisation ceiling.", _util),
     Row("usd_month", "$/month", "GPUs × $/GPU-hour (after discount) × hours per month (730).",
         _plain(lambda t: fmt_usd(t["usd_month"]))),
     Row("usd_mtok", "$/M out tok", "Monthly cost divided by the output tokens generated at the mean load, per "
         "million.", _plain(lambda t: fmt_usd(t["usd_per_mtok"]))),
     Row("kwh", "kWh/month", "GPU energy at the modelled activity, times the data-centre PUE.",
         _plain(lambda t: fmt_num(t["kwh_month"]))),
-    Row("co2", "CO₂ kg/month", "Energy × grid carbon intensity (kg CO₂ per kWh, a cost knob in the profile).",
+    Row("co2", "CO₂ kg/mo", "Energy × grid carbon intensity (kg CO₂ per kWh, a cost knob in the profile).",
         _plain(lambda t: fmt_num(t["co2_kg_month"]))),
     Row("binding", "Binding", "What sized the fleet: the utilisation ceiling, a latency target (one replica "
-        "fewer would miss it), or, for infeasible tiers, what rules it out (memory, a target below the "
-        "zero-load floor, hardware support).", _binding),
+        "fewer would miss it), '1 replica' when a single replica already meets everything, or, for "
+        "infeasible tiers, what rules it out (memory, a target below the zero-load floor, hardware "
+        "support).", _binding),
 )

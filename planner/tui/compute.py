@@ -7,9 +7,12 @@ Everything here calls the engine; no serving math is repeated. The functions tak
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from planner.engine import catalog
 from planner.engine.knobs import Calibration, load_calibration
@@ -30,6 +33,44 @@ CURVE_SHARES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.94, 0.
 
 def never() -> bool:
     return False
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LRU(Generic[K, V]):
+    """A small thread-safe least-recently-used cache (workers write, the UI thread reads)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+# Plans of recently seen inputs: going back to an earlier value (undoing a keystroke, reopening a
+# profile) shows its plan at once. Keyed by the profile's JSON and folder; files a profile points
+# at (config.json, calibration) are read again only when the inputs change.
+PLANS: LRU[str, "Result"] = LRU(64)
+SWEEPS: LRU[str, "list[SweepPoint]"] = LRU(16)
 
 
 class ComputeError(ValueError):
@@ -70,13 +111,14 @@ def resolve(profile: Profile, base_dir: Path) -> Inputs:
     return Inputs(profile, scenario, profile.custom_gpus(), customs, calibration)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Result:
     """One evaluated profile: the engine's plan and the JSON the CLI prints for it."""
 
     inputs: Inputs
     plan: Plan
     data: dict
+    curves: dict[str, LatencyCurve] = field(default_factory=dict)  # filled in by the chart worker
 
     def tier(self, name: str) -> TierPlan:
         return next(t for t in self.plan.tiers if t.tier == name)
@@ -85,13 +127,27 @@ class Result:
         return next(t for t in self.data["tiers"] if t["tier"] == name)
 
 
-def compute(profile: Profile, base_dir: Path, engine: Evaluate = evaluate) -> Result:
+def uses_files(profile: Profile) -> bool:
+    """Whether the profile reads files relative to its folder (config.json models, calibration)."""
+    tiers = (profile.models.small, profile.models.medium, profile.models.large)
+    return bool(profile.calibration or profile.model) or any("/" in t or t.endswith(".json") for t in tiers)
+
+
+def compute(profile: Profile, base_dir: Path, engine: Evaluate = evaluate, cache: bool = True) -> Result:
+    """The plan of a profile (cached for the built-in engine)."""
+    key = f"{Path(base_dir).resolve() if uses_files(profile) else ''}|{profile.model_dump_json()}"
+    cacheable = cache and engine is evaluate
+    if cacheable and (hit := PLANS.get(key)) is not None:
+        return hit
     inputs = resolve(profile, base_dir)
     try:
         plan = engine(inputs.scenario, inputs.custom_gpus, inputs.custom_models, inputs.calibration)
     except catalog.CatalogError as exc:
         raise ComputeError(str(exc)) from exc
-    return Result(inputs, plan, plan_json(plan))
+    result = Result(inputs, plan, plan_json(plan))
+    if cacheable:
+        PLANS.put(key, result)
+    return result
 
 
 # ---------------------------------------------------------------- latency against load
@@ -181,6 +237,10 @@ def cost_sweep(inputs: Inputs, models: Iterable[ModelSpec] | None = None,
     scenario = inputs.scenario
     gpu = catalog.get_gpu(scenario.fleet.gpu, inputs.custom_gpus)
     wl = Workload(scenario.load.input_len, scenario.load.output_len)
+    full = models is None
+    key = sweep_key(inputs)
+    if full and (hit := SWEEPS.get(key)) is not None:
+        return hit
     specs = list(models) if models is not None else [*catalog.models().values(), *inputs.custom_models]
     seen: set[str] = set()
     points = []
@@ -193,5 +253,7 @@ def cost_sweep(inputs: Inputs, models: Iterable[ModelSpec] | None = None,
         tp = plan_tier(scenario, spec.tier, spec, gpu, wl, inputs.calibration)
         usd = tp.cost.usd_month if tp.feasible and tp.cost is not None else None
         points.append(SweepPoint(spec.id, spec.tier, spec.params_total / 1e9, tp.feasible, usd, tp.gpus))
+    if full:
+        SWEEPS.put(key, points)
     return points
 

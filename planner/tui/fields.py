@@ -104,6 +104,7 @@ class FieldSpec:
     help: str
     kind: Kind = "float"
     blank: str = ""  # what an empty input means, for optional fields
+    placeholder: str = ""  # shown in an empty input (default: `blank`)
     unit: str = ""
     scale: float = 1.0  # shown value = stored value * scale (e.g. fractions as %)
     choices: tuple[str, ...] = ()
@@ -217,27 +218,27 @@ FIELDS: tuple[FieldSpec, ...] = (
        "times the peak factor.", unit="req/day"),
     _f("load", ("load", "peak_factor"), "Peak factor", "Busiest hour's rate divided by the day's average rate "
        "(>= 1). Used only with a daily volume."),
-    _f("load", ("load", "input_len", "mean"), "Prompt tokens", "Mean prompt length in tokens, including chat "
+    _f("load", ("load", "input_len", "mean"), "Prompt tok", "Mean prompt length in tokens, including chat "
        "history and retrieved context.", unit="tok"),
-    _f("load", ("load", "input_len", "kind"), "Prompt spread", "Shape of the prompt-length distribution: fixed "
+    _f("load", ("load", "input_len", "kind"), "Prompt dist", "Shape of the prompt-length distribution: fixed "
        "(every prompt the same), lognormal (spread set by the p90) or exponential.", kind="choice",
        choices=LENGTH_KINDS),
     _f("load", ("load", "input_len", "p90"), "p90", "90th-percentile prompt length (lognormal only); it must "
        "be above the mean.", unit="tok"),
-    _f("load", ("load", "output_len", "mean"), "Output tokens", "Mean generated length in tokens.", unit="tok"),
-    _f("load", ("load", "output_len", "kind"), "Output spread", "Shape of the output-length distribution: "
+    _f("load", ("load", "output_len", "mean"), "Output tok", "Mean generated length in tokens.", unit="tok"),
+    _f("load", ("load", "output_len", "kind"), "Output dist", "Shape of the output-length distribution: "
        "fixed, lognormal (set the p90) or exponential (memoryless, a common fit for chat).", kind="choice",
        choices=LENGTH_KINDS),
     _f("load", ("load", "output_len", "p90"), "p90", "90th-percentile output length (lognormal only).", unit="tok"),
     _f("load", ("slo", "ttft_ms"), "TTFT ≤", "Target time to first token: queueing plus prefill of the prompt. "
-       "Blank switches the target off.", blank="no target", unit="ms"),
+       "Blank switches the target off.", blank="no target", placeholder="off", unit="ms"),
     _f("load", ("slo", "ttft_percentile"), "at p", "Percentile the TTFT target applies to (99 = 99 of 100 "
        "requests are at least this fast)."),
     _f("load", ("slo", "tpot_ms"), "TPOT ≤", "Target time per output token after the first (100 ms = 10 "
-       "tokens/s per stream). Blank switches it off.", blank="no target", unit="ms"),
+       "tokens/s per stream). Blank switches it off.", blank="no target", placeholder="off", unit="ms"),
     _f("load", ("slo", "tpot_percentile"), "at p", "Percentile the TPOT target applies to."),
     _f("load", ("slo", "e2e_ms"), "E2E ≤", "Target for the whole request, TTFT + (output tokens - 1) x TPOT. "
-       "Blank switches it off.", blank="no target", unit="ms"),
+       "Blank switches it off.", blank="no target", placeholder="off", unit="ms"),
     _f("load", ("slo", "e2e_percentile"), "at p", "Percentile the E2E target applies to."),
     _f("load", ("slo", "max_utilization"), "Max util", "Run each replica at most this busy (share of its "
        "saturation throughput), keeping headroom for bursts.", unit="%", scale=100.0),
@@ -252,7 +253,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("optimizations", ("optimizations", "max_num_seqs"), "Max batch", "Most sequences decoded together "
        "(vLLM max_num_seqs). Blank uses vLLM's default: 1024 on >= 70 GiB GPUs other than A100, else 256.",
        blank="vLLM's default", kind="int"),
-    _f("optimizations", ("optimizations", "chunked_prefill"), "Chunked prefill", "Split long prompts into "
+    _f("optimizations", ("optimizations", "chunked_prefill"), "Chunked", "Split long prompts into "
        "chunks that share steps with decoding (vLLM default on), so decodes are not stalled.", kind="bool"),
     _f("optimizations", ("optimizations", "prefix_hit"), "Prefix hit", "Share of prompt tokens served from the "
        "prefix cache (shared system prompts, chat history); they skip prefill compute.", unit="%", scale=100.0),
@@ -262,7 +263,7 @@ FIELDS: tuple[FieldSpec, ...] = (
        "by the target model.", unit="%", scale=100.0),
     _f("optimizations", ("optimizations", "prune_fraction"), "Pruning", "Fraction of weights removed by "
        "structured pruning: fewer bytes and FLOPs per token.", unit="%", scale=100.0),
-    _f("optimizations", ("optimizations", "sparsity_2_4"), "2:4 sparsity", "2:4 structured sparsity on sparse "
+    _f("optimizations", ("optimizations", "sparsity_2_4"), "2:4 sparse", "2:4 structured sparsity on sparse "
        "tensor cores (GPUs without them make the plan infeasible).", kind="bool"),
 )
 

@@ -13,6 +13,14 @@ from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 
+def display_path(path: Path) -> str:
+    """A path for people: inside the home folder as ~/..."""
+    try:
+        return "~/" + str(path.expanduser().resolve().relative_to(Path.home().resolve()))
+    except (ValueError, RuntimeError, OSError):
+        return str(path)
+
+
 def resolve_path(text: str, folder: Path) -> Path:
     """A typed path: '~' expanded, relative paths taken inside `folder`, '.toml' added when
     there is no suffix."""
@@ -26,7 +34,7 @@ def resolve_path(text: str, folder: Path) -> Path:
 
 class FileDialog(ModalScreen[Path | None]):
     """Ask for a file. Relative names are resolved in `folder`; the folder's profiles are listed
-    (pick one with the arrows and Enter, or type a name)."""
+    (Tab to the list and pick one with the arrows and Enter, or type a name)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
 
@@ -42,12 +50,12 @@ class FileDialog(ModalScreen[Path | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog") as box:
             box.border_title = self.title_text
-            yield Label(f"Folder: {self.folder}", id="dialog-folder", classes="dialog-note")
+            yield Label(f"Folder: {display_path(self.folder)}", id="dialog-folder", classes="dialog-note")
             yield Input(self.initial, id="dialog-path", placeholder="name.toml, or a path")
             if self.files:
                 yield Label("Profiles in this folder:", classes="dialog-note")
                 yield OptionList(*(Option(p.name, id=str(p)) for p in self.files), id="dialog-files")
-            yield Label("", id="dialog-error", classes="error")
+            yield Label("", id="dialog-error", classes="input-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self.action_label, variant="primary", id="dialog-ok")
                 yield Button("Cancel", id="dialog-cancel")
@@ -75,11 +83,6 @@ class FileDialog(ModalScreen[Path | None]):
     @on(Button.Pressed, "#dialog-cancel")
     def action_cancel(self) -> None:
         self.dismiss(None)
-
-    @on(OptionList.OptionHighlighted, "#dialog-files")
-    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        if event.option.id:
-            self.query_one("#dialog-path", Input).value = Path(event.option.id).name
 
     @on(OptionList.OptionSelected, "#dialog-files")
     def _picked(self, event: OptionList.OptionSelected) -> None:

@@ -8,9 +8,11 @@ handed down to the widgets as attributes.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import tomli_w
 from pydantic import ValidationError
 from textual import on, work
 from textual.app import ComposeResult
@@ -19,9 +21,11 @@ from textual.content import Content
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Header, Static
 from textual.worker import get_current_worker
 
+from planner.engine import catalog
 from planner.engine.plan import Plan
 from planner.engine.specs import TIERS
 from planner.profile import (
@@ -29,7 +33,7 @@ from planner.profile import (
     ProfileConflictError,
     ProfileError,
     load_profile,
-    profile_to_toml,
+    profile_to_dict,
     save_profile,
     save_text_atomic,
     user_profiles,
@@ -38,6 +42,7 @@ from planner.profile import (
 from planner.report import fmt_num, plan_export
 from planner.tui import commands
 from planner.tui.compute import (
+    SWEEPS,
     ComputeError,
     Evaluate,
     LatencyCurve,
@@ -50,13 +55,16 @@ from planner.tui.compute import (
     sweep_key,
 )
 from planner.tui.fields import BY_PATH, set_value
-from planner.tui.screens.dialogs import ConfirmDialog, FileDialog
-from planner.tui.screens.help import HelpScreen
+from planner.tui.screens.dialogs import ConfirmDialog, FileDialog, display_path
 from planner.tui.widgets.charts import CostChart, LatencyChart
 from planner.tui.widgets.panes import PANE_CLASSES, InputPane
-from planner.tui.widgets.results import TierDetail, TierTable
+from planner.tui.widgets.results import TierDetail, TierTable, targets_text
 
-SWEEP_CACHE_SIZE = 8
+# The cost sweep plans every catalog model (a second or more of CPU on a 2-core machine). It starts
+# once the inputs have been still this long, so typing never competes with it for the GIL.
+SWEEP_DELAY_S = 0.6
+# Charts follow a new plan after this pause, so the frame with the new numbers is drawn first.
+CHARTS_DELAY_S = 0.05
 
 
 @dataclass
@@ -83,14 +91,6 @@ class SweepReady(Message):
     points: list[SweepPoint]
 
 
-def display_path(path: Path) -> str:
-    """A path for people: inside the home folder as ~/..."""
-    try:
-        return "~/" + str(path.expanduser().resolve().relative_to(Path.home().resolve()))
-    except (ValueError, RuntimeError, OSError):
-        return str(path)
-
-
 class PlannerScreen(Screen[None]):
     BINDINGS = commands.bindings()
     COMMANDS = {commands.PlannerCommands}
@@ -100,8 +100,10 @@ class PlannerScreen(Screen[None]):
     tier: reactive[str] = reactive("medium", init=False)
 
     def __init__(self, profile: Profile, path: Path | None = None, mtime_ns: int | None = None,
-                 engine: Evaluate | None = None) -> None:
-        super().__init__(id="planner")
+                 engine: Evaluate | None = None, width: int | None = None) -> None:
+        # Starting with the breakpoint class the first resize would set saves restyling every widget.
+        classes = next((name for edge, name in reversed(self.HORIZONTAL_BREAKPOINTS) if (width or 0) >= edge), "")
+        super().__init__(id="planner", classes=classes)
         self.profile = profile  # the last valid inputs
         self.saved = profile  # as on disk (or the built-in default): dirty = profile != saved
         self.path = path
@@ -115,15 +117,15 @@ class PlannerScreen(Screen[None]):
         self.shown_generation = -1  # version of the result on screen
         self._computing = False
         self._pending = False
-        self._curves: dict[str, LatencyCurve] = {}
-        self._sweeps: dict[str, list[SweepPoint]] = {}
+        self._sweep_timer: Timer | None = None
+        self._charts_due = False
 
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="body"):
-            with VerticalScroll(id="inputs"):
+            with VerticalScroll(id="inputs", can_focus=False):
                 for pane in PANE_CLASSES:
                     yield pane(self.profile)
             with VerticalScroll(id="results"):
@@ -139,7 +141,6 @@ class PlannerScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one(TierTable).selected = self.tier
         self.query_one(TierDetail).tier = self.tier
-        self.show_profile()
         self.update_title()
         self.recompute()
 
@@ -159,8 +160,8 @@ class PlannerScreen(Screen[None]):
     @property
     def settled(self) -> bool:
         """No plan or chart computation is running or waiting (tests and benchmarks wait on it)."""
-        return not self._computing and not self._pending and not any(
-            w.group == "charts" and not w.is_finished for w in self.workers)
+        busy = self._computing or self._pending or self._charts_due or self._sweep_timer is not None
+        return not busy and not any(w.group in ("charts", "sweep") and not w.is_finished for w in self.workers)
 
     def update_title(self) -> None:
         where = self.path.name if self.path is not None else "built-in default"
@@ -170,9 +171,9 @@ class PlannerScreen(Screen[None]):
         parts: list = []
         if self.result is not None:
             load = self.result.data["load"]
-            scenario = self.result.plan.scenario
             parts.append(f"peak {fmt_num(load['peak_rate_rps'])} req/s · prompt ~{fmt_num(load['mean_input_tokens'])} "
-                         f"tok · output ~{fmt_num(load['mean_output_tokens'])} tok · {scenario.fleet.gpu}")
+                         f"· output ~{fmt_num(load['mean_output_tokens'])} tok · targets: "
+                         f"{targets_text(self.result.plan.scenario.slo)}")
         if self.invalid:
             n = len(self.invalid)
             parts.append(("   ⚠ " + (f"{n} invalid inputs" if n > 1 else "1 invalid input")
@@ -220,6 +221,8 @@ class PlannerScreen(Screen[None]):
             restructure = True
         else:
             data = set_value(data, path, value)
+            # a typed-in model becomes an option of its tier's picker
+            restructure = path[0] == "models" and value not in catalog.models()
         try:
             profile = Profile.model_validate(data)
         except ValidationError as exc:
@@ -228,14 +231,16 @@ class PlannerScreen(Screen[None]):
             self.invalid[target] = message
             self.update_status()
             return
-        if profile == self.profile:
-            return  # e.g. a widget announcing the value it was given
         # a valid profile clears messages that came from cross-field checks
         for key in [k for k, msg in self.invalid.items() if msg.startswith("✗ ")]:
             self.invalid.pop(key)
             for p in self.panes:
                 p.set_error(key, "")
+        if profile == self.profile:
+            self.update_status()
+            return  # back to the current inputs, or a widget announcing the value it was given
         self.profile = profile
+        pane.decorate(profile)
         if restructure:
             pane.show(profile)
             for key in list(self.invalid):
@@ -259,6 +264,8 @@ class PlannerScreen(Screen[None]):
     def recompute(self) -> None:
         self.generation += 1
         self.workers.cancel_group(self, "charts")
+        self.workers.cancel_group(self, "sweep")
+        self._cancel_sweep_timer()
         if self._computing:
             self._pending = True  # the running plan finishes, then the newest inputs run
             return
@@ -292,12 +299,12 @@ class PlannerScreen(Screen[None]):
         self.result = message.result
         self.shown_generation = message.generation
         self.compute_error = ""
-        self._curves = {}
         self.query_one(TierTable).result = message.result
         self.query_one(TierDetail).result = message.result
-        self.query_one(CostChart).result = message.result
         self.update_status()
-        self._start_charts()
+        # the numbers first; the charts (plotext builds, a curve worker) once that frame is out
+        self._charts_due = True
+        self.set_timer(CHARTS_DELAY_S, self._start_charts)
 
     def on_plan_failed(self, message: PlanFailed) -> None:
         self._finished()
@@ -308,59 +315,88 @@ class PlannerScreen(Screen[None]):
         self.update_status()
         self.notify(message.error, title="Cannot plan these inputs", severity="error")
 
+    def _cancel_sweep_timer(self) -> None:
+        if self._sweep_timer is not None:
+            self._sweep_timer.stop()
+            self._sweep_timer = None
+
     def _start_charts(self) -> None:
+        """The latency curve at once; the cost sweep after SWEEP_DELAY_S without changes."""
+        self._charts_due = False
         result = self.result
         if result is None:
             return
         key = sweep_key(result.inputs)
-        sweep = self._sweeps.get(key)
-        self.query_one(CostChart).sweep = sweep
-        curve = self._curves.get(self.tier)
+        sweep = SWEEPS.get(key)
+        chart = self.query_one(CostChart)
+        chart.set_reactive(CostChart.sweep, sweep)
+        chart.result = result  # one replot with both
+        self._show_curve()
+        self._cancel_sweep_timer()
+        if sweep is None:
+            generation = self.generation
+
+            def start_sweep() -> None:
+                self._sweep_timer = None
+                if generation == self.generation:
+                    self._sweep_worker(result, key)
+
+            self._sweep_timer = self.set_timer(SWEEP_DELAY_S, start_sweep)
+
+    def _show_curve(self) -> None:
+        """The selected tier's latency curve: from the cache, else computed in a worker."""
+        if self.result is None:
+            return
+        curve = self.result.curves.get(self.tier)
         if curve is not None:
             self.query_one(LatencyChart).curve = curve
-        if curve is None or sweep is None:
-            self._charts_worker(result, self.tier, self.generation, curve is None, key if sweep is None else "")
+        else:
+            self._charts_worker(self.result, self.tier, self.generation)
 
-    @work(thread=True, exclusive=True, group="charts", exit_on_error=False, description="charts")
-    def _charts_worker(self, result: Result, tier: str, generation: int, want_curve: bool, sweep_for: str) -> None:
+    @work(thread=True, exclusive=True, group="charts", exit_on_error=False, description="latency curve")
+    def _charts_worker(self, result: Result, tier: str, generation: int) -> None:
         worker = get_current_worker()
 
         def stop() -> bool:
             return worker.is_cancelled
 
         try:
-            if want_curve:
-                curve = latency_curve(result, tier, stop)
-                if curve is None:
-                    return
+            curve = latency_curve(result, tier, stop)
+            if curve is not None:
                 self.post_message(CurveReady(generation, curve))
-            if sweep_for:
-                points = cost_sweep(result.inputs, should_stop=stop)
-                if points is not None:
-                    self.post_message(SweepReady(sweep_for, points))
         except Exception as exc:  # charts are secondary: report, keep the plan
-            self.post_message(PlanFailed(-1, f"chart: {type(exc).__name__}: {exc}"))
+            self.post_message(PlanFailed(-1, f"latency chart: {type(exc).__name__}: {exc}"))
+
+    @work(thread=True, exclusive=True, group="sweep", exit_on_error=False, description="cost sweep")
+    def _sweep_worker(self, result: Result, key: str) -> None:
+        worker = get_current_worker()
+
+        def stop() -> bool:
+            time.sleep(0.001)  # between models: let the UI thread take the GIL
+            return worker.is_cancelled
+
+        try:
+            points = cost_sweep(result.inputs, should_stop=stop)
+            if points is not None:
+                self.post_message(SweepReady(key, points))
+        except Exception as exc:  # charts are secondary: report, keep the plan
+            self.post_message(PlanFailed(-1, f"cost chart: {type(exc).__name__}: {exc}"))
 
     def on_curve_ready(self, message: CurveReady) -> None:
-        if message.generation != self.generation:
+        if message.generation != self.generation or self.result is None:
             return
-        self._curves[message.curve.tier] = message.curve
+        self.result.curves[message.curve.tier] = message.curve
         if message.curve.tier == self.tier:
             self.query_one(LatencyChart).curve = message.curve
 
     def on_sweep_ready(self, message: SweepReady) -> None:
-        self._sweeps[message.key] = message.points
-        while len(self._sweeps) > SWEEP_CACHE_SIZE:
-            self._sweeps.pop(next(iter(self._sweeps)))
         if self.result is not None and sweep_key(self.result.inputs) == message.key:
             self.query_one(CostChart).sweep = message.points
 
     def watch_tier(self, tier: str) -> None:
         self.query_one(TierTable).selected = tier
         self.query_one(TierDetail).tier = tier
-        if self.result is not None:
-            self.workers.cancel_group(self, "charts")
-            self._start_charts()
+        self._show_curve()
 
     @on(TierTable.Selected)
     def _tier_clicked(self, event: TierTable.Selected) -> None:
@@ -369,6 +405,8 @@ class PlannerScreen(Screen[None]):
     # ------------------------------------------------------------------ actions
 
     def action_help(self) -> None:
+        from planner.tui.screens.help import HelpScreen  # Rich's Markdown: imported when first asked
+
         self.app.push_screen(HelpScreen())
 
     def action_switch_tier(self) -> None:
@@ -385,7 +423,7 @@ class PlannerScreen(Screen[None]):
             if focused is not None and pane in focused.ancestors:
                 index = i
         target = panes[(index + step) % len(panes)]
-        for widget in target.query("Input, Select, Switch"):
+        for widget in target.query("Input, Select"):
             if widget.focusable:
                 widget.focus()
                 target.scroll_visible()
@@ -524,5 +562,5 @@ class PlannerScreen(Screen[None]):
 
 def export_text(profile: Profile, plan: Plan) -> str:
     """The inputs plus a [plan] table of results: what `planner plan --format toml` writes."""
-    return profile_to_toml(profile, plan=plan_export(plan, {})["plan"])
+    return tomli_w.dumps(plan_export(plan, profile_to_dict(profile)))
 

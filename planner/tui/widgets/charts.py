@@ -8,6 +8,7 @@ Series colours come from the theme ($primary, $secondary, $error, ...), re-read 
 from __future__ import annotations
 
 import math
+import textwrap
 
 from textual.color import Color
 from textual.reactive import reactive
@@ -60,6 +61,19 @@ class ThemedPlot(PlotextPlot):
     def draw(self) -> None:  # pragma: no cover - overridden
         pass
 
+    def message(self, text: str) -> None:
+        """Text in the middle of an empty plot, wrapped to its width."""
+        plt = self.plt
+        width = max(self.size.width - 12, 20)
+        lines = textwrap.wrap(text, width)[:8]
+        plt.xlim(0, 1)
+        plt.ylim(0, 1)
+        plt.xticks([], [])
+        plt.yticks([], [])
+        for i, line in enumerate(lines):
+            plt.text(line, 0.02, 0.9 - i * 0.1, color=self.color("foreground"), background=self.color("surface"),
+                     alignment="left")
+
 
 class LatencyChart(ThemedPlot):
     """p-th percentile TTFT and TPOT of the selected tier's fleet against offered load, from idle
@@ -78,7 +92,7 @@ class LatencyChart(ThemedPlot):
             return
         if not c.rates_rps:
             plt.title(f"{c.tier}: no latency curve")
-            plt.xlabel(_wrap(c.note or "the model does not fit", 60))
+            self.message(c.note or "the model does not fit")
             return
         plt.title(f"{c.tier}: p{c.ttft_pct:g} TTFT & p{c.tpot_pct:g} TPOT vs load, {c.replicas:,} "
                   f"replica{'s' if c.replicas != 1 else ''}")
@@ -88,19 +102,24 @@ class LatencyChart(ThemedPlot):
         lo, hi = lo / 1.3, hi * 1.3
         plt.plot(c.rates_rps, [math.log10(v) for v in c.ttft_ms], marker=MARKER, color=self.color("primary"),
                  label="TTFT")
-        plt.plot(c.rates_rps, [math.log10(v) for v in c.tpot_ms], marker=MARKER, color=self.color("secondary"),
+        plt.plot(c.rates_rps, [math.log10(v) for v in c.tpot_ms], marker=MARKER, color=self.color("success"),
                  label="TPOT")
-        if c.ttft_target_ms:
-            plt.horizontal_line(math.log10(c.ttft_target_ms), color=self.color("primary"))
-        if c.tpot_target_ms:
-            plt.horizontal_line(math.log10(c.tpot_target_ms), color=self.color("secondary"))
+        background = self.color("surface")
+        for name, target, colour in (("TTFT", c.ttft_target_ms, "primary"), ("TPOT", c.tpot_target_ms, "success")):
+            if target:
+                plt.horizontal_line(math.log10(target), color=self.color(colour))
+                plt.text(f"{name} target {_ms_label(target)}", c.saturation_rps * 0.98, math.log10(target),
+                         color=self.color(colour), background=background, alignment="right")
         if 0 < c.peak_rps <= c.saturation_rps:
             plt.vertical_line(c.peak_rps, color=self.color("warning"))
         ticks, labels = _decade_ticks(lo, hi, _ms_label)
         plt.yticks(ticks, labels)
         plt.ylim(math.log10(lo), math.log10(hi))
         plt.xlim(0, c.saturation_rps)
-        plt.xlabel(f"offered load, req/s (saturation {c.saturation_rps:,.3g}; peak {c.peak_rps:,.3g} ┃)")
+        if c.peak_rps > c.saturation_rps:
+            plt.xlabel(f"load, req/s: peak {c.peak_rps:,.3g} > saturation {c.saturation_rps:,.3g}")
+        else:
+            plt.xlabel(f"offered load, req/s (saturation {c.saturation_rps:,.3g}; peak {c.peak_rps:,.3g} ┃)")
 
 
 class CostChart(ThemedPlot):
@@ -118,7 +137,7 @@ class CostChart(ThemedPlot):
 
     def draw(self) -> None:
         plt = self.plt
-        plt.title("monthly cost vs model size (all catalog models, this load)")
+        plt.title("$/month vs model size, at this load")
         points = [p for p in (self.sweep or []) if p.feasible and p.usd_month]
         chosen = []
         if self.result is not None:
@@ -128,15 +147,20 @@ class CostChart(ThemedPlot):
         xs = [p.params_b for p in points] + [c[1] for c in chosen]
         ys = [p.usd_month for p in points] + [c[2] for c in chosen]
         if not xs:
-            plt.xlabel("no feasible model at this load")
+            self.message("no feasible model at this load")
             return
         if points:
             plt.scatter([math.log10(p.params_b) for p in points], [math.log10(p.usd_month) for p in points],
-                        marker="•", color=self.color("foreground-muted"), label="catalog")
-        for tier, params, usd in chosen:
-            plt.scatter([math.log10(params)], [math.log10(usd)], marker="◆", color=self.color("accent"))
-            plt.text(f" {tier}", math.log10(params), math.log10(usd), color=self.color("accent"), alignment="left")
+                        marker="•", color=self.color("foreground-muted"))
         xlo, xhi = min(xs) / 1.5, max(xs) * 1.5
+        middle = (math.log10(xlo) + math.log10(xhi)) / 2
+        for tier, params, usd in chosen:
+            x, y = math.log10(params), math.log10(usd)
+            plt.scatter([x], [y], marker="◆", color=self.color("accent"))
+            right = x > middle
+            offset = (math.log10(xhi) - math.log10(xlo)) / 40
+            plt.text(tier, x - offset if right else x + offset, y, color=self.color("accent"),
+                     background=self.color("surface"), alignment="right" if right else "left")
         ylo, yhi = min(ys) / 1.5, max(ys) * 1.5
         xt, xl = _decade_ticks(xlo, xhi, lambda v: f"{v:g}B")
         yt, yl = _decade_ticks(ylo, yhi, _usd_label)
@@ -144,7 +168,7 @@ class CostChart(ThemedPlot):
         plt.yticks(yt, yl)
         plt.xlim(math.log10(xlo), math.log10(xhi))
         plt.ylim(math.log10(ylo), math.log10(yhi))
-        plt.xlabel("parameters (log)   ◆ chosen tiers   • other catalog models")
+        plt.xlabel("parameters   ◆ chosen tiers  • catalog")
 
 
 def _usd_label(v: float) -> str:
@@ -153,8 +177,3 @@ def _usd_label(v: float) -> str:
     if v >= 1e3:
         return f"${v / 1e3:g}k"
     return f"${v:g}"
-
-
-def _wrap(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-

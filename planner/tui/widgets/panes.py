@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Input, Label, Select, Switch
+from textual.widgets import Input, Label, Select
 from textual.widgets.select import InvalidSelectValueError
 
 from planner.engine import catalog
@@ -26,11 +26,16 @@ from planner.tui.fields import BY_PATH, LOAD_MODE_HELP, PANES, TIER_HELP, FieldS
 CUSTOM = "__custom__"
 
 
-def input_for(spec: FieldSpec, **kw: Any) -> Input:
-    return Input(
+def input_for(spec: FieldSpec, value: str = "", **kw: Any) -> Input:
+    widget = Input(
         id=spec.id, compact=True, validators=[FieldValidator(spec)], validate_on=["changed", "submitted"],
-        placeholder=spec.blank, tooltip=f"{spec.help}\n\nAllowed: {spec.allowed()}", select_on_focus=True, **kw,
+        placeholder=spec.placeholder or spec.blank, tooltip=f"{spec.help}\n\nAllowed: {spec.allowed()}",
+        select_on_focus=True, **kw,
     )
+    # The initial value is valid and needs no watchers: Input's value watcher clears the screen's
+    # text selection, which costs milliseconds per input while the screen is being built.
+    widget.set_reactive(Input.value, value)
+    return widget
 
 
 class InputPane(Vertical, can_focus=False):
@@ -55,7 +60,8 @@ class InputPane(Vertical, can_focus=False):
     def __init__(self, profile: Profile, **kw: Any) -> None:
         super().__init__(id=f"pane-{self.PANE}", classes="pane", **kw)
         self.border_title = PANES[self.PANE]
-        self.profile = profile  # for building options; values are set by show()
+        self.profile = profile  # the initial values and options; later profiles come through show()
+        self._data = profile.model_dump()
 
     # ---- building blocks
 
@@ -65,10 +71,13 @@ class InputPane(Vertical, can_focus=False):
             lab.tooltip = help
         return Horizontal(lab, *widgets, classes=f"row {classes}".strip())
 
+    def initial(self, spec: FieldSpec) -> str:
+        return spec.format(get_value(self._data, spec.path))
+
     def field_row(self, path: tuple[str, ...], classes: str = "") -> ComposeResult:
         spec = BY_PATH[path]
-        yield self.row(spec.label, input_for(spec), Label(spec.unit, classes="unit"), help=spec.help, classes=classes)
-        yield Label("", id=f"{spec.id}-error", classes="error")
+        yield self.row(spec.label, input_for(spec, value=self.initial(spec)), Label(spec.unit, classes="unit"),
+                       help=spec.help, classes=classes)
 
     def select_row(self, path: tuple[str, ...], options: list[tuple[str, Any]], classes: str = "") -> ComposeResult:
         spec = BY_PATH[path]
@@ -76,38 +85,51 @@ class InputPane(Vertical, can_focus=False):
         select = Select(options, id=spec.id, allow_blank=False, compact=True, tooltip=spec.help,
                         value=current if current in [v for _, v in options] else options[0][1])
         yield self.row(spec.label, select, help=spec.help, classes=classes)
-        yield Label("", id=f"{spec.id}-error", classes="error")
 
-    def switch_row(self, path: tuple[str, ...]) -> ComposeResult:
-        spec = BY_PATH[path]
-        yield self.row(spec.label, Switch(id=spec.id, tooltip=spec.help), help=spec.help)
+    def toggle_row(self, path: tuple[str, ...]) -> ComposeResult:
+        yield from self.select_row(path, [("on", True), ("off", False)])
 
     # ---- values down
+
+    def on_mount(self) -> None:
+        self.decorate(self.profile)
+
+    def decorate(self, profile: Profile) -> None:
+        """UI state that follows the values (placeholders, hidden rows); cheap, called after edits."""
 
     def show(self, profile: Profile) -> None:
         """Set every input from the profile without posting edits, and clear messages."""
         data = profile.model_dump()
-        for widget in self.query("Input, Select, Switch"):
+        for widget in self.query("Input, Select"):
             spec = self._spec_of(widget)
             if spec is None:
                 continue
             self.set_widget(widget, spec.format(get_value(data, spec.path)) if isinstance(widget, Input)
                             else get_value(data, spec.path))
             self.set_error(widget.id or "", "")
+        self.profile = profile
+        self.decorate(profile)
 
     def set_widget(self, widget: Widget, value: Any) -> None:
-        with widget.prevent(Input.Changed, Select.Changed, Switch.Changed):
+        with widget.prevent(Input.Changed, Select.Changed):
             try:
                 widget.value = value  # type: ignore[attr-defined]
             except InvalidSelectValueError:
                 pass  # not among the options (e.g. a custom entry missing); keep the current one
 
     def set_error(self, widget_id: str, message: str) -> None:
-        """Show (or clear) the message under an input; the screen calls this for cross-field errors."""
-        for label in self.query(f"#{widget_id}-error"):
-            assert isinstance(label, Label)
+        """Show (or clear) the message under an input's row; the screen calls this for cross-field
+        errors. The message label is mounted the first time it is needed."""
+        labels = self.query(f"#{widget_id}-error")
+        if labels:
+            label = labels.first(Label)
             label.update(message)
             label.set_class(bool(message), "-shown")
+        elif message:
+            widgets = self.query(f"#{widget_id}")
+            row = widgets.first().parent if widgets else None
+            if row is not None:
+                self.mount(Label(message, id=f"{widget_id}-error", classes="input-error -shown"), after=row)
         for widget in self.query(f"#{widget_id}"):
             widget.set_class(bool(message), "-invalid")
 
@@ -139,16 +161,21 @@ class InputPane(Vertical, can_focus=False):
         event.stop()
         self.post_message(self.Edited(self, spec.path, event.value, "", event.select.id or ""))
 
-    @on(Switch.Changed)
-    def _switch_changed(self, event: Switch.Changed) -> None:
-        spec = self._spec_of(event.switch)
-        if spec is None:
-            return
-        event.stop()
-        self.post_message(self.Edited(self, spec.path, event.value, "", event.switch.id or ""))
-
 
 # ---------------------------------------------------------------------------------------------
+
+
+def canonical_model(name: str, profile: Profile) -> str:
+    """The picker value for a tier's model: a catalog or [[model]] id for ids and aliases, else
+    the text itself (a config.json path, shown as a custom option)."""
+    key = catalog.normalize(name)
+    for entry in profile.model:
+        if catalog.normalize(entry.id) == key:
+            return entry.id
+    for model in catalog.models().values():
+        if key in (catalog.normalize(n) for n in (model.id, *model.aliases)):
+            return model.id
+    return name
 
 
 def model_options(profile: Profile, current: str) -> list[tuple[str, str]]:
@@ -161,7 +188,7 @@ def model_options(profile: Profile, current: str) -> list[tuple[str, str]]:
         if entry.id not in known:
             options.append((f"{entry.id}  (custom)", entry.id))
             known.add(entry.id)
-    if current and current not in known and catalog.normalize(current) not in known:
+    if current and canonical_model(current, profile) not in known:
         options.append((f"{current}  (custom)", current))
     options.append(("custom: id or config.json path…", CUSTOM))
     return options
@@ -178,12 +205,11 @@ class ModelsPane(InputPane):
         for tier in TIERS:
             current = getattr(self.profile.models, tier)
             select = Select(model_options(self.profile, current), id=f"models-{tier}", allow_blank=False, compact=True,
-                            tooltip=TIER_HELP[tier], value=self._canonical(current, self.profile))
+                            tooltip=TIER_HELP[tier], value=canonical_model(current, self.profile))
             yield self.row(tier.capitalize(), select, help=TIER_HELP[tier])
             custom = Input(id=f"models-{tier}-custom", compact=True, placeholder="catalog id or path/to/config.json",
                            tooltip="A catalog id or alias, or a Hugging Face config.json (relative to the profile)")
             yield self.row("  custom", custom, classes=f"custom-row -hidden", help=TIER_HELP[tier])
-            yield Label("", id=f"models-{tier}-error", classes="error")
 
     def show(self, profile: Profile) -> None:
         for tier in TIERS:
@@ -191,20 +217,11 @@ class ModelsPane(InputPane):
             select = self.query_one(f"#models-{tier}", Select)
             with select.prevent(Select.Changed):
                 select.set_options(model_options(profile, current))
-                canonical = self._canonical(current, profile)
+                canonical = canonical_model(current, profile)
                 select.value = canonical
             self._show_custom(tier, False)
             self.set_error(f"models-{tier}", "")
 
-    @staticmethod
-    def _canonical(name: str, profile: Profile) -> str:
-        for entry in profile.model:
-            if catalog.normalize(entry.id) == catalog.normalize(name):
-                return entry.id
-        try:
-            return catalog.get_model(name).id
-        except (catalog.CatalogError, OSError, ValueError):
-            return name
 
     def _show_custom(self, tier: str, visible: bool) -> None:
         row = self.query_one(f"#models-{tier}-custom").parent
@@ -262,16 +279,24 @@ class FleetPane(InputPane):
         select = self.query_one("#fleet-gpu", Select)
         with select.prevent(Select.Changed):
             select.set_options(gpu_options(profile))
+        gpu = self._gpu(profile)
+        super().show(profile.model_copy(update={"fleet": profile.fleet.model_copy(
+            update={"gpu": gpu.id if gpu else profile.fleet.gpu})}))
+
+    @staticmethod
+    def _gpu(profile: Profile):
         try:
-            gpu = catalog.get_gpu(profile.fleet.gpu, profile.gpu)
+            return catalog.get_gpu(profile.fleet.gpu, profile.gpu)
         except catalog.CatalogError:
-            gpu = None
+            return None
+
+    def decorate(self, profile: Profile) -> None:
+        """Placeholders say what a blank price or node size means for this GPU."""
+        gpu = self._gpu(profile)
         price = self.query_one("#fleet-price-usd-hour", Input)
         price.placeholder = f"{gpu.price_usd_hour:.2f} (catalog)" if gpu else "catalog price"
         node = self.query_one("#fleet-gpus-per-node", Input)
         node.placeholder = f"{gpu.max_gpus_per_node} (node size)" if gpu else "node size"
-        super().show(profile.model_copy(update={"fleet": profile.fleet.model_copy(
-            update={"gpu": gpu.id if gpu else profile.fleet.gpu})}))
 
 
 LOAD_MODES = [("peak rate (req/s)", "rate"), ("daily volume × peak", "daily")]
@@ -298,24 +323,25 @@ class LoadPane(InputPane):
                 Select([(k, k) for k in kind.choices], id=kind.id, allow_blank=False, compact=True, tooltip=kind.help,
                        value=getattr(self.profile.load, which).kind),
                 Label(p90.label, classes="inline-label"),
-                input_for(p90, classes="short"),
+                input_for(p90, classes="short", value=self.initial(p90)),
                 help=kind.help,
             )
-            yield Label("", id=f"{p90.id}-error", classes="error")
         for target in ("ttft", "tpot", "e2e"):
             ms = BY_PATH[("slo", f"{target}_ms")]
             pct = BY_PATH[("slo", f"{target}_percentile")]
-            yield self.row(ms.label, input_for(ms), Label("ms", classes="unit-short"),
-                           Label(pct.label, classes="inline-label"), input_for(pct, classes="short"), help=ms.help)
-            yield Label("", id=f"{ms.id}-error", classes="error")
-            yield Label("", id=f"{pct.id}-error", classes="error")
+            yield self.row(ms.label, input_for(ms, value=self.initial(ms)), Label("ms", classes="unit-short"),
+                           Label(pct.label, classes="inline-label"),
+                           input_for(pct, classes="short", value=self.initial(pct)), help=ms.help)
         yield from self.field_row(("slo", "max_utilization"))
 
     def show(self, profile: Profile) -> None:
         super().show(profile)
         mode = "daily" if profile.load.requests_per_day is not None else "rate"
         self.set_widget(self.query_one("#load-mode", Select), mode)
-        self.set_mode(mode)
+
+    def decorate(self, profile: Profile) -> None:
+        """Rate or daily-volume rows, and the p90 input only for lognormal lengths."""
+        self.set_mode("daily" if profile.load.requests_per_day is not None else "rate")
         for which in ("input_len", "output_len"):
             self.set_lognormal(which, getattr(profile.load, which).kind == "lognormal")
 
@@ -347,12 +373,12 @@ class OptimizationsPane(InputPane):
         yield from self.select_row(("optimizations", "kv"), [(p, p) for p in ("auto", *KV_PRECISIONS)])
         yield from self.select_row(("optimizations", "tp"), [("auto", "auto"), *((str(d), d) for d in TP_DEGREES)])
         yield from self.field_row(("optimizations", "max_num_seqs"))
-        yield from self.switch_row(("optimizations", "chunked_prefill"))
+        yield from self.toggle_row(("optimizations", "chunked_prefill"))
         yield from self.field_row(("optimizations", "prefix_hit"))
         yield from self.field_row(("optimizations", "spec_k"))
         yield from self.field_row(("optimizations", "spec_accept"))
         yield from self.field_row(("optimizations", "prune_fraction"))
-        yield from self.switch_row(("optimizations", "sparsity_2_4"))
+        yield from self.toggle_row(("optimizations", "sparsity_2_4"))
 
 
 PANE_CLASSES: tuple[type[InputPane], ...] = (ModelsPane, FleetPane, LoadPane, OptimizationsPane)

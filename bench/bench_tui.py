@@ -1,0 +1,157 @@
+"""Speed of the planner TUI, measured with Textual's test pilot (headless, 160x48).
+
+    python bench/bench_tui.py [--keys N]
+
+Prints:
+- cold start: a fresh Python process, from launch to the first frame the app draws, and to the
+  first frame that shows the plan (target: first frame under 1.0 s on a 2-core machine);
+- keystroke to updated results: a digit typed into the peak-rate input, until the results table
+  holds the new plan, and until the frame showing it is drawn (target under 50 ms); also the
+  engine's share (evaluate + plan_json in the worker thread) and the rest, which is the TUI's.
+  The plan cache is cleared before each key, so every keystroke runs the engine.
+
+Timestamps come from hooks on the app (the results handler and the display write), not from
+`pilot.press`, which also waits for the screen to go idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SIZE = (160, 48)
+
+CHILD = r"""
+import asyncio, json, sys, time
+T0 = float(sys.argv[1])
+from planner.tui.app import make_app
+
+async def main():
+    app = make_app()
+    first = {}
+    display = app._display
+
+    def hooked(screen, renderable):
+        now = time.time()
+        first.setdefault("frame", now)
+        if getattr(app, "_is_ready_for_plan", False) and "plan" not in first:
+            first["plan"] = now
+        return display(screen, renderable)
+
+    app._display = hooked
+    async with app.run_test(size=(%d, %d)) as pilot:
+        while app.planner.result is None:
+            await asyncio.sleep(0.001)
+        app._is_ready_for_plan = True
+        app.planner.refresh()
+        while "plan" not in first:
+            await asyncio.sleep(0.001)
+    print(json.dumps({"frame": first["frame"] - T0, "plan": first["plan"] - T0}))
+
+asyncio.run(main())
+""" % SIZE
+
+
+def cold_start(runs: int) -> list[dict]:
+    out = []
+    env = dict(os.environ, PLANNER_CONFIG_DIR=tempfile.mkdtemp(prefix="planner-bench-"))
+    for _ in range(runs):
+        t0 = time.time()
+        proc = subprocess.run([sys.executable, "-c", CHILD, repr(t0)], capture_output=True, text=True, env=env,
+                              cwd=Path(__file__).resolve().parent.parent, check=True)
+        out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return out
+
+
+async def keystrokes(count: int) -> tuple[list[float], list[float], list[float]]:
+    from planner.tui import compute as compute_module
+    from planner.tui.app import make_app
+    from planner.tui.screens import main as main_module
+    from planner.tui.testing import settle
+
+    engine_ms: list[float] = []
+    real_compute = compute_module.compute
+
+    def timed_compute(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return real_compute(*args, **kwargs)
+        finally:
+            engine_ms.append((time.perf_counter() - t) * 1e3)
+
+    main_module.compute = timed_compute
+    marks: dict[str, float] = {}
+    real_ready = main_module.PlannerScreen.on_plan_ready
+
+    def on_plan_ready(self, message):
+        real_ready(self, message)
+        if message.generation == self.generation:
+            marks.setdefault("results", time.perf_counter())
+
+    main_module.PlannerScreen.on_plan_ready = on_plan_ready
+    app = make_app()
+    display = app._display
+
+    def hooked(screen, renderable):
+        if "results" in marks:
+            marks.setdefault("drawn", time.perf_counter())
+        return display(screen, renderable)
+
+    app._display = hooked
+    results, drawn = [], []
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.planner.query_one("#load-rate-rps").focus()
+        await pilot.pause()
+        await pilot.press("end")  # focusing selects the text; put the cursor after "10"
+        await settle(pilot)
+        engine_ms.clear()
+        for i in range(count):
+            marks.clear()
+            compute_module.PLANS.clear()  # time the engine, not the cache
+            key = "5" if i % 2 == 0 else "backspace"  # 10 -> 105 -> 10 -> ...
+            t0 = time.perf_counter()
+            await pilot.press(key)
+            while "drawn" not in marks:
+                await asyncio.sleep(0.0005)
+            results.append((marks["results"] - t0) * 1e3)
+            drawn.append((marks["drawn"] - t0) * 1e3)
+            await settle(pilot)  # charts and the cost sweep finish before the next key
+    return results, drawn, engine_ms
+
+
+def summary(values: list[float], unit: str = "ms") -> str:
+    values = sorted(values)
+    p90 = values[min(len(values) - 1, int(round(0.9 * (len(values) - 1))))]
+    return f"median {statistics.median(values):6.1f} {unit}   p90 {p90:6.1f} {unit}   max {values[-1]:6.1f} {unit}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keys", type=int, default=20, help="keystrokes to time (default 20)")
+    parser.add_argument("--starts", type=int, default=5, help="cold starts to time (default 5)")
+    args = parser.parse_args()
+    os.environ.setdefault("PLANNER_CONFIG_DIR", tempfile.mkdtemp(prefix="planner-bench-"))
+    print(f"planner TUI benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {SIZE[0]}x{SIZE[1]}")
+    starts = cold_start(args.starts)
+    print(f"cold start to first frame      {summary([s['frame'] * 1e3 for s in starts])}   (target < 1000 ms)")
+    print(f"cold start to plan on screen   {summary([s['plan'] * 1e3 for s in starts])}")
+    results, drawn, engine = asyncio.run(keystrokes(args.keys))
+    print(f"keystroke to results updated   {summary(results)}")
+    print(f"keystroke to frame drawn       {summary(drawn)}   (target < 50 ms)")
+    print(f"  of which engine (worker)     {summary(engine)}")
+    if len(engine) == len(drawn):
+        print(f"  TUI's own share (drawn − engine) {summary([d - e for d, e in zip(drawn, engine)])}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""Helpers for driving the planner headless (tests, the benchmark, the screenshot script)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from planner.tui.app import PlannerApp
+
+
+async def settle(pilot: Pilot, timeout_s: float = 120.0) -> None:
+    """Wait until no plan or chart computation is running or queued and the UI has caught up.
+
+    Between checks it sleeps rather than spinning `pilot.pause()`, which would keep the event loop
+    busy (and hold the GIL) while a worker thread computes or a timer is pending."""
+    app = pilot.app
+    assert isinstance(app, PlannerApp)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.planner
+        if screen.settled and screen.shown_generation == screen.generation:
+            await pilot.pause()
+            if screen.settled:
+                return
+        await asyncio.sleep(0.02)
+    raise TimeoutError("the planner did not settle")
+
+
+def stop_blinking(app: PlannerApp) -> None:
+    """Freeze text cursors (blinking runs on a wall-clock timer; screenshots must not depend on it)."""
+    for widget in app.query(Input):
+        widget.cursor_blink = False
+    for screen in app.screen_stack:
+        for widget in screen.query(Input):
+            widget.cursor_blink = False

@@ -1,0 +1,381 @@
+"""Pilot tests of the planner's flows, with assertions on the state behind the screen."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import pytest
+from tui_support import DATA, WIDE
+from textual.notifications import Notify
+from textual.widgets import Input, Label, Select
+
+from planner.engine import catalog
+from planner.profile import load_profile
+from planner.tui import compute
+from planner.tui.app import make_app
+from planner.tui.screens.dialogs import ConfirmDialog, FileDialog
+from planner.tui.screens.help import HelpScreen
+from planner.tui.screens.main import PlannerScreen
+from planner.tui.testing import settle
+from planner.tui.widgets.charts import CostChart, LatencyChart
+from planner.tui.widgets.results import TierDetail, TierTable
+
+
+@pytest.fixture
+def charts_on() -> None:
+    """Requested by the tests that need the chart workers (see `charts_off`)."""
+
+
+@pytest.fixture(autouse=True)
+def charts_off(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The charts recompute after every change (a latency curve, then every catalog model for the
+    cost chart): seconds of CPU these flows do not look at. They are off unless a test asks for
+    `charts_on`, and then the cost sweep plans only the three tier models. The snapshot tests
+    draw the full charts."""
+    if "charts_on" not in request.fixturenames:
+        monkeypatch.setattr(PlannerScreen, "_start_charts", lambda self: setattr(self, "_charts_due", False))
+        monkeypatch.setattr(PlannerScreen, "_show_curve", lambda self: None)
+        return
+
+    def sweep(inputs, models=None, should_stop=compute.never):
+        chosen = [catalog.get_model(getattr(inputs.scenario.models, t), inputs.custom_models)
+                  for t in ("small", "medium", "large")]
+        return compute.cost_sweep(inputs, chosen, should_stop)
+
+    monkeypatch.setattr("planner.tui.screens.main.cost_sweep", sweep)
+    monkeypatch.setattr("planner.tui.screens.main.SWEEP_DELAY_S", 0.01)
+
+
+def tier(app, name: str) -> dict:
+    return app.planner.result.tier_data(name)
+
+
+def total_gpus(app) -> int:
+    return sum(t["gpus"] for t in app.planner.result.data["tiers"])
+
+
+async def type_into(pilot, selector: str, text: str) -> None:
+    """Focus an input (which selects its text) and type over it, key by key."""
+    widget = pilot.app.planner.query_one(selector, Input)
+    widget.focus()
+    await pilot.pause()
+    widget.select_all()
+    await pilot.press("backspace", *text)
+    await settle(pilot)
+
+
+async def paste_into(pilot, selector: str, text: str) -> None:
+    """Replace an input's text in one change, as a paste does (one plan instead of one per key)."""
+    widget = pilot.app.planner.query_one(selector, Input)
+    widget.focus()
+    await pilot.pause()
+    widget.value = text
+    await settle(pilot)
+
+
+async def pick(pilot, selector: str, value) -> None:
+    """Open a Select with the keyboard and move to `value`."""
+    select = pilot.app.planner.query_one(selector, Select)
+    select.focus()
+    await pilot.press("enter")
+    await pilot.pause()
+    values = [v for _, v in select._options]  # noqa: SLF001 - the order the overlay shows
+    steps = values.index(value) - values.index(select.value)
+    await pilot.press(*(["down"] * steps if steps > 0 else ["up"] * -steps), "enter")
+    await settle(pilot)
+
+
+async def test_raising_the_rate_raises_the_gpu_count():
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        before = total_gpus(app)
+        small_before = tier(app, "small")["gpus"]
+        await type_into(pilot, "#load-rate-rps", "200")
+        assert app.planner.profile.load.rate_rps == 200
+        assert app.planner.result.data["load"]["peak_rate_rps"] == 200
+        assert total_gpus(app) > before
+        assert tier(app, "small")["gpus"] > small_before
+        assert app.planner.dirty
+
+
+async def test_fp8_lowers_the_cost_of_the_large_tier():
+    app = make_app(DATA / "bf16-h200.toml")
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        assert app.planner.profile.name == "bf16-h200" and "bf16-h200.toml" in app.sub_title
+        large = tier(app, "large")
+        assert large["feasible"] and large["weights"] == "bf16"
+        await pick(pilot, "#optimizations-weights", "fp8")
+        assert app.planner.profile.optimizations.weights == "fp8"
+        after = tier(app, "large")
+        assert after["weights"] == "fp8"
+        assert after["usd_month"] < large["usd_month"]
+
+
+async def test_save_then_open_gives_the_same_profile(private_config: Path):
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await paste_into(pilot, "#load-rate-rps", "25")
+        await pilot.press("ctrl+s")  # the built-in default has no file yet: asks for a name
+        await pilot.pause()
+        assert isinstance(app.screen, FileDialog)
+        await pilot.press(*"mine", "enter")
+        await pilot.pause()
+        saved_path = private_config / "mine.toml"
+        assert saved_path.is_file()
+        assert not app.planner.dirty
+        saved = app.planner.profile
+        assert load_profile(saved_path).profile == saved
+
+        await paste_into(pilot, "#load-rate-rps", "30")  # an unsaved change
+        assert app.planner.dirty
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert isinstance(app.screen, FileDialog)
+        await pilot.press(*"mine", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)  # discard the unsaved change?
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.planner.profile == saved
+        assert app.planner.profile.load.rate_rps == 25
+        assert app.planner.path == saved_path
+        assert app.planner.query_one("#load-rate-rps", Input).value == "25"
+        assert app.planner.result.data["load"]["peak_rate_rps"] == 25
+        assert not app.planner.dirty
+
+
+async def test_opening_a_bad_file_shows_an_error_and_keeps_the_plan(private_config: Path):
+    (private_config / "bad.toml").write_text('name = "bad"\n[load]\nrate_rps = "fast\n', encoding="utf-8")
+    (private_config / "wrong.toml").write_text('name = "wrong"\n[load]\nrate_rps = -5\n', encoding="utf-8")
+    messages: list = []
+    app = make_app()
+    async with app.run_test(size=WIDE, message_hook=messages.append) as pilot:
+        await settle(pilot)
+        result, profile = app.planner.result, app.planner.profile
+        for name, expected in (("bad", "invalid TOML"), ("wrong", "rate_rps"), ("missing", "no such file")):
+            await pilot.press("ctrl+o")
+            await pilot.pause()
+            await pilot.press(*name, "enter")
+            await settle(pilot)
+            errors = [m.notification for m in messages if isinstance(m, Notify)
+                      and m.notification.severity == "error"]
+            assert errors and expected in errors[-1].message
+            assert app.planner.result is result
+            assert app.planner.profile == profile
+            assert app.planner.path is None
+            assert app.screen is app.planner  # no dialog left open
+
+
+async def test_invalid_input_keeps_the_last_plan_and_says_what_is_allowed():
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        result = app.planner.result
+        await paste_into(pilot, "#load-rate-rps", "-3")
+        error = app.planner.query_one("#load-rate-rps-error", Label)
+        assert error.has_class("-shown")
+        assert "from 0 to 10,000,000" in str(error.render())
+        assert app.planner.query_one("#load-rate-rps", Input).has_class("-invalid")
+        assert app.planner.result is result
+        assert app.planner.invalid
+        await paste_into(pilot, "#load-rate-rps", "12")
+        assert not error.has_class("-shown")
+        assert not app.planner.invalid
+        assert app.planner.result.data["load"]["peak_rate_rps"] == 12
+
+
+async def test_a_cross_field_error_is_shown_under_the_input_it_concerns():
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        result = app.planner.result
+        await paste_into(pilot, "#load-input-len-p90", "500")  # below the mean of 1000
+        error = app.planner.query_one("#load-input-len-p90-error", Label)
+        assert error.has_class("-shown") and "above the mean" in str(error.render())
+        assert app.planner.result is result
+        await paste_into(pilot, "#load-input-len-p90", "2000")  # back to the current, valid value
+        assert not error.has_class("-shown") and not app.planner.invalid
+        await paste_into(pilot, "#load-input-len-p90", "500")
+        await paste_into(pilot, "#load-input-len-mean", "400")  # now p90 500 > mean 400: valid
+        assert not error.has_class("-shown")
+        assert app.planner.profile.load.input_len.mean == 400
+
+
+async def test_daily_volume_mode_converts_the_rate():
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pick(pilot, "#load-mode", "daily")
+        load = app.planner.profile.load
+        assert load.rate_rps is None and load.requests_per_day == 864_000
+        assert app.planner.result.data["load"]["peak_rate_rps"] == 10
+        assert app.planner.query_one("#load-requests-per-day", Input).display
+
+
+async def test_switch_tier_moves_the_detail_and_the_chart(charts_on):
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        assert app.planner.tier == "medium"
+        await pilot.press("ctrl+t")
+        await settle(pilot)
+        assert app.planner.tier == "large"
+        assert app.planner.query_one(TierTable).selected == "large"
+        assert app.planner.query_one(TierDetail).tier == "large"
+        assert app.planner.query_one(LatencyChart).curve.tier == "large"
+        assert app.planner.query_one(CostChart).sweep  # every catalog model was planned
+
+
+async def test_next_pane_cycles_the_focus():
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        app.screen.set_focus(None)
+        seen = []
+        for _ in range(5):
+            await pilot.press("f6")
+            pane = next(a for a in app.focused.ancestors if a.id and a.id.startswith("pane-"))
+            seen.append(pane.id)
+        assert seen == ["pane-models", "pane-fleet", "pane-load", "pane-optimizations", "pane-models"]
+        await pilot.press("shift+f6")
+        assert next(a for a in app.focused.ancestors if a.id and a.id.startswith("pane-")).id == "pane-optimizations"
+
+
+async def test_quit_asks_when_there_are_unsaved_changes():
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await paste_into(pilot, "#load-rate-rps", "11")
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.is_running and app.screen is app.planner
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        app.screen.query_one("#choice-discard").press()
+        await pilot.pause()
+    assert app.return_value == 0
+
+
+async def test_help_opens_and_closes_and_quit_without_changes_exits_at_once():
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("f1")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is app.planner
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+    assert app.return_value == 0
+
+
+async def test_export_writes_inputs_and_results(private_config: Path):
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("f3")
+        await pilot.pause()
+        await pilot.press("enter")  # the suggested name
+        await pilot.pause()
+        path = private_config / "chatbot-h100-plan.toml"
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        assert data["name"] == "chatbot-h100"
+        tiers = {t["tier"]: t for t in data["plan"]["tiers"]}
+        assert tiers["medium"]["gpus"] == tier(app, "medium")["gpus"]
+        assert load_profile(path).profile.plan is not None  # an exported plan opens as a profile
+
+
+async def test_a_file_changed_on_disk_is_not_overwritten_without_asking(private_config: Path):
+    path = private_config / "shared.toml"
+    path.write_text('name = "shared"\n[load]\nrate_rps = 10.0\n', encoding="utf-8")
+    messages: list = []
+    app = make_app(path)
+    async with app.run_test(size=WIDE, message_hook=messages.append) as pilot:
+        await settle(pilot)
+        await paste_into(pilot, "#load-rate-rps", "20")
+        someone_else = 'name = "shared"\n[load]\nrate_rps = 99.0\n'
+        path.write_text(someone_else, encoding="utf-8")
+        os.utime(path, ns=(path.stat().st_mtime_ns + 10**9, path.stat().st_mtime_ns + 10**9))
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)  # changed on disk: overwrite?
+        assert any(isinstance(m, Notify) and "changed on disk" in m.notification.message for m in messages)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert path.read_text(encoding="utf-8") == someone_else
+        assert app.planner.dirty
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        app.screen.query_one("#choice-overwrite").press()
+        await pilot.pause()
+        assert load_profile(path).profile.load.rate_rps == 20
+        assert not app.planner.dirty
+
+
+async def test_a_save_that_fails_shows_an_error(private_config: Path):
+    blocker = private_config / "not-a-folder"
+    blocker.write_text("", encoding="utf-8")
+    messages: list = []
+    app = make_app()
+    async with app.run_test(size=WIDE, message_hook=messages.append) as pilot:
+        await settle(pilot)
+        await pilot.press("f2")
+        await pilot.pause()
+        dialog_input = app.screen.query_one("#dialog-path", Input)
+        dialog_input.value = "not-a-folder/mine.toml"
+        await pilot.press("enter")
+        await pilot.pause()
+        errors = [m.notification for m in messages if isinstance(m, Notify) and m.notification.severity == "error"]
+        assert errors and "cannot save" in errors[-1].message
+        assert app.planner.path is None and app.is_running
+
+
+async def test_the_command_palette_runs_planner_commands(private_config: Path):
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"save as")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, FileDialog)
+        assert app.screen.title_text == "Save profile as"
+
+
+def test_every_command_has_a_binding_with_an_id_and_a_palette_entry():
+    from planner.tui.commands import COMMANDS
+
+    bindings = {b.id: b for b in PlannerScreen.BINDINGS}
+    for command in COMMANDS:
+        binding = bindings[f"planner.{command.id}"]
+        assert binding.key == command.key and binding.action == command.action and binding.show
+        assert ":" in command.title and command.help
+
+
+async def test_a_custom_model_from_a_config_json():
+    config = Path(__file__).resolve().parent.parent / "data" / "hf" / "qwen2.5-7b" / "config.json"
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pick(pilot, "#models-small", "__custom__")
+        custom = app.planner.query_one("#models-small-custom", Input)
+        assert app.focused is custom
+        custom.value = str(config)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.planner.profile.models.small == str(config)
+        assert app.planner.query_one("#models-small", Select).value == str(config)  # now an option
+        small = tier(app, "small")
+        assert small["feasible"] and small["params_b"] == pytest.approx(7.6, abs=0.1)

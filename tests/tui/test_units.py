@@ -1,0 +1,62 @@
+"""The TUI's pure parts: input specs built from the pydantic constraints, and the chart data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from planner.engine.scenario import Load, Optimizations, Targets
+from planner.profile import default_profile
+from planner.tui.columns import ROWS
+from planner.tui.compute import compute, cost_sweep, latency_curve
+from planner.tui.fields import BY_PATH, FIELDS, bounds_of
+
+
+def test_bounds_come_from_the_pydantic_fields():
+    rate = bounds_of(Load, "rate_rps")
+    assert (rate.lo, rate.lo_incl, rate.optional, rate.integer) == (0.0, True, True, False)
+    seqs = bounds_of(Optimizations, "max_num_seqs")
+    assert seqs.integer and seqs.optional and seqs.lo == 1
+    pct = bounds_of(Targets, "ttft_percentile")
+    assert pct.hi is not None and not pct.optional
+
+
+@pytest.mark.parametrize("spec", [s for s in FIELDS if s.kind in ("float", "int")], ids=lambda s: s.id)
+def test_every_numeric_input_accepts_its_default_and_says_what_is_allowed(spec):
+    profile = default_profile().model_dump()
+    value = profile
+    for key in spec.path:
+        value = value[key]
+    text = spec.format(value)
+    assert spec.parse(text) == value or (value is None and text == "")
+    with pytest.raises(ValueError) as bad:
+        spec.parse("not a number")
+    assert spec.allowed() in str(bad.value)
+
+
+def test_percent_inputs_scale_and_check_the_stored_range():
+    discount = BY_PATH[("fleet", "discount")]
+    assert discount.parse("30") == pytest.approx(0.3)
+    assert discount.format(0.3) == "30"
+    with pytest.raises(ValueError, match="< 100%"):
+        discount.parse("100")
+
+
+def test_results_table_rows_have_help():
+    assert all(row.help for row in ROWS)
+    assert {"gpus", "replicas", "ttft_p99", "tpot_p99", "e2e_p99", "usd_month", "co2", "binding"} <= {
+        row.id for row in ROWS}
+
+
+def test_latency_curve_rises_with_load_and_sweep_covers_the_catalog():
+    result = compute(default_profile(), Path.cwd())
+    curve = latency_curve(result, "small")
+    assert curve is not None and len(curve.rates_rps) > 3
+    assert curve.rates_rps == sorted(curve.rates_rps)
+    assert curve.ttft_ms[-1] > curve.ttft_ms[0]
+    assert curve.saturation_rps >= curve.rates_rps[-1]
+    small = [result.tier("small").model]
+    points = cost_sweep(result.inputs, small)
+    assert points and points[0].model == small[0].id
+    assert points[0].usd_month == pytest.approx(result.tier_data("small")["usd_month"], abs=0.01)

@@ -87,11 +87,12 @@ def tier_json(t: TierPlan) -> dict:
     if t.feasible and cost is not None and point is not None:
         mean_rate = point.requests_per_s * t.replicas
         out |= {
-            "output_tok_s": finite(mean_rate * t.mean_output_tokens, 2),
+            "output_tok_s": finite(mean_rate * t.mean_output_tokens, 2) if point.stable else None,
             "utilization": finite(point.utilization, 4),
             "usd_month": finite(cost.usd_month, 2),
-            "usd_per_mtok": finite(cost.usd_per_mtok_output, 4),
-            "usd_per_mtok_total": finite(cost.usd_per_mtok_total, 4),
+            # an unstable fleet does not serve the load, so it has no cost per served token
+            "usd_per_mtok": finite(cost.usd_per_mtok_output, 4) if point.stable else None,
+            "usd_per_mtok_total": finite(cost.usd_per_mtok_total, 4) if point.stable else None,
             "kwh_month": finite(cost.kwh_month, 1),
             "co2_kg_month": finite(cost.co2_kg_month, 1),
             "api_usd_month": finite(cost.api_usd_month, 2) if cost.api_usd_month is not None else None,
@@ -99,6 +100,8 @@ def tier_json(t: TierPlan) -> dict:
         }
     if t.feasible and not t.meets_slo:
         out["misses"] = t.misses
+    if t.feasible and t.reason:
+        out["note"] = t.reason
     return out
 
 

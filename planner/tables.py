@@ -74,6 +74,8 @@ def plan_table(data: dict, name: str) -> Table:
         + ("" if t.get("validated") else " (GPU family not validated)"))
     row("binding", lambda t: t["binding"] if ok(t) else Text(t.get("reason", ""), style="red"))
     row("meets SLO", lambda t: Text("yes", style="green") if t["meets_slo"] else Text("no: " + ", ".join(t.get("misses", [])), style="red"))
+    if any(t.get("note") for t in tiers):
+        row("note", lambda t: Text(t.get("note", ""), style="yellow"))
     return table
 
 

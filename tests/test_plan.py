@@ -280,3 +280,40 @@ def test_percentile_above_p99_is_rejected_not_judged_at_p99():
     with pytest.raises(ValidationError):
         Targets(ttft_percentile=99.9)
     assert Targets(ttft_percentile=99).ttft_percentile == 99
+
+
+# --- a fleet limit, and the context limit --------------------------------------------------
+
+
+def test_fleet_limit_plans_the_capped_fleet_and_reports_it_unstable():
+    plan = evaluate(Scenario(load=Load(rate_rps=40), fleet=Fleet(max_gpus=8), optimizations=Optimizations(weights="fp8")))
+    data = {t["tier"]: t for t in plan_json(plan)["tiers"]}
+    small, medium = data["small"], data["medium"]
+    assert small["meets_slo"] and small["gpus"] <= 8 and "note" not in small
+    assert medium["gpus"] == 8 and medium["binding"] == "fleet size" and not medium["meets_slo"]
+    assert medium["misses"] == ["unstable"]
+    assert "fleet limit of 8" in medium["note"] and "req/s offered" in medium["note"]
+    # no finite latency, no served tokens and no cost per token for a fleet that cannot keep up
+    assert medium["e2e_ms"]["p99"] is None and medium["output_tok_s"] is None and medium["usd_per_mtok"] is None
+    assert medium["usd_month"] > 0  # the capped fleet still costs money
+
+
+def test_fleet_limit_that_the_plan_fits_under_changes_nothing():
+    free = plan_json(evaluate(Scenario(load=Load(rate_rps=5))))
+    capped = plan_json(evaluate(Scenario(load=Load(rate_rps=5), fleet=Fleet(max_gpus=10_000))))
+    assert [t["gpus"] for t in free["tiers"]] == [t["gpus"] for t in capped["tiers"]]
+
+
+def test_prompts_beyond_the_models_context_are_refused_with_the_limit():
+    scenario = Scenario(load=Load(rate_rps=1, input_len=200_000), models=TierModels(small="llama-3.1-8b"))
+    small = plan_json(evaluate(scenario))["tiers"][0]
+    assert not small["feasible"] and small["binding"] == "context limit"
+    assert "131,072" in small["reason"] and "memory capacity" in small["reason"]
+
+
+def test_full_fidelity_confirmation_searches_upward_instead_of_giving_up():
+    """At 10,000 req/s the quick sizing of llama-3.1-70b undercounts by more than the old 7-replica
+    allowance; the confirmed plan meets every target at full fidelity."""
+    medium = plan_json(evaluate(Scenario(load=Load(rate_rps=1e4))))["tiers"][1]
+    assert medium["feasible"] and medium["meets_slo"], medium.get("reason")
+    assert medium["utilization"] <= 0.8 + 1e-9

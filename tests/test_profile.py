@@ -505,12 +505,23 @@ def values(tp, field) -> st.SearchStrategy:
     raise NotImplementedError(tp)
 
 
+def routable(fields: dict) -> dict:
+    """An MoE model routes each token to 1..experts experts; a dense one to none."""
+    experts = fields.get("experts", 0)
+    per_token = fields.get("experts_per_token", 0)
+    return fields | {"experts_per_token": min(max(per_token, 1), experts) if experts > 0 else 0}
+
+
+REPAIRS = {ModelSpec: routable}  # cross-field rules a per-field strategy cannot express
+
+
 def models(cls: type[BaseModel]) -> st.SearchStrategy:
     required, optional = {}, {}
     for name, field in cls.model_fields.items():
         strategy = OVERRIDES[cls, name] if (cls, name) in OVERRIDES else values(field.annotation, field)
         (required if field.is_required() else optional)[name] = strategy
-    return st.fixed_dictionaries(required, optional=optional).map(cls.model_validate)
+    repair = REPAIRS.get(cls, lambda fields: fields)
+    return st.fixed_dictionaries(required, optional=optional).map(repair).map(cls.model_validate)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from planner.engine import catalog
 from planner.engine.knobs import Knobs
-from planner.engine.predict import PredictRequest, predict, smallest_fitting_tp
+from planner.engine.predict import PredictError, PredictRequest, predict, smallest_fitting_tp
 from planner.engine.roofline import ServingConfig, kv_capacity_tokens, memory_per_gpu, replica_params, step_time
 from planner.engine.scenario import LengthDist
 from planner.engine.serving import (
@@ -395,7 +395,12 @@ def test_catalog_pairs_offline_finite_or_clear_reason(gpu_id):
         cfg = ServingConfig(weights=model.dtype, kv="fp16" if model.dtype == "fp16" else "bf16")
         req = PredictRequest(model=model, gpu=gpu, config=cfg, input_len=fixed(1000), output_len=fixed(200), mode="offline",
                              tp_auto=True)
-        pred = predict(req)
+        try:
+            pred = predict(req)
+        except PredictError as exc:  # refused up front: say what the GPU lacks
+            if gpu.id not in str(exc):
+                problems.append(f"{model.id}: refused without naming the GPU: {exc}")
+            continue
         if pred.fits:
             pt = pred.point
             ok = pt is not None and pt.stable and math.isfinite(pt.requests_per_s) and pt.requests_per_s > 0

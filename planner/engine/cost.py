@@ -63,7 +63,7 @@ def fleet_cost(
     api_req = api_usd_per_request(knobs, mean_in, mean_out)
     api_month = api_req * mean_rate_rps * seconds if api_req is not None else None
     break_even = None
-    if api_req is not None and api_req > 0:
+    if api_req is not None and api_req * seconds > 0:  # (denormal prices times seconds can still underflow)
         # the load at which one replica's monthly bill equals the API bill; beyond one replica's
         # capacity self-hosting never catches up at this price
         rps = replica_usd_month / (api_req * seconds)

@@ -67,6 +67,8 @@ def model_from_hf_config(path: Path, display: str | None = None) -> ModelSpec:
     shown = given if given.endswith(".json") else str(Path(given) / "config.json")
     try:
         raw = json.loads(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise HfConfigError(f"{shown}: cannot read config.json: not UTF-8 text (byte {exc.start})") from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise HfConfigError(f"{shown}: cannot read config.json: {exc}") from exc
     if not isinstance(raw, dict):

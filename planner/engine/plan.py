@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterable
 
+import numpy as np
+
 from planner.engine import catalog
 from planner.engine.cost import FleetCost, fleet_cost
 from planner.engine.knobs import Calibration, Knobs, shipped_calibration
@@ -71,7 +73,7 @@ def knobs_for(gpu: GpuSpec, calibration: Calibration | None) -> Knobs:
 
 def fitting_tp_degrees(model: ModelSpec, gpu: GpuSpec, base: ServingConfig, knobs: Knobs, node_limit: int | None) -> list[int]:
     """TP degrees (powers of two, within one scale-up domain) whose weights and one request fit."""
-    limit = min(gpu.max_gpus_per_node, node_limit or gpu.max_gpus_per_node)
+    limit = node_size(gpu, node_limit)
     out = []
     for tp in TP_DEGREES:
         if tp > limit or not tp_divides(model, tp):
@@ -188,7 +190,10 @@ def size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Servi
     if rate <= 0:
         return SizingResult(cfg.tp, 0, floor, True, "", "no load", floor)
     util_cap = scenario.slo.max_utilization
-    lo = max(1, math.ceil(rate / (max_rate * util_cap) - 1e-9))
+    needed = rate / (max_rate * util_cap)  # replicas the utilisation ceiling alone asks for
+    if not math.isfinite(needed) or needed > MAX_REPLICAS:
+        return SizingResult(cfg.tp, 0, floor, False, _too_many(rate, max_rate, util_cap), "utilisation ceiling", floor)
+    lo = max(1, math.ceil(needed - 1e-9))
 
     def ok(n: int, fidelity=QUICK) -> tuple[bool, OperatingPoint]:
         pt = rate_point(p, wl, rate / n, fidelity=fidelity)
@@ -202,23 +207,43 @@ def size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Servi
     good, point = ok(lo)
     if good:
         return done(lo, "utilisation ceiling" if lo > 1 else "one replica suffices", point)
-    hi = lo
-    while not good:
-        hi *= 2
-        if hi > MAX_REPLICAS:
-            return SizingResult(cfg.tp, 0, point, False, f"more than {MAX_REPLICAS:,} replicas would be needed", "latency", floor)
-        good, point = ok(hi)
-    left = lo  # fails
-    while hi - left > 1:
-        mid = (left + hi) // 2
-        good_mid, pt_mid = ok(mid)
-        if good_mid:
-            hi, point = mid, pt_mid
+    left, hi = _first_good(lo, ok, QUICK)
+    if hi is None:
+        return SizingResult(cfg.tp, 0, point, False, _too_many(rate, max_rate, util_cap), "latency", floor)
+    hi, point = _bisect(left, hi, ok, QUICK)
+    below_misses = slo_misses(scenario, ok(hi - 1)[1], util_cap) if hi - 1 >= 1 else []
+    return done(hi, below_misses[0] if below_misses else "latency", point)
+
+
+def _too_many(rate: float, max_rate: float, util_cap: float) -> str:
+    return (f"more than {MAX_REPLICAS:,} replicas would be needed: {rate:,.4g} req/s against {max_rate:,.4g} req/s "
+            f"per replica at most, at a utilisation ceiling of {util_cap:.3g}")
+
+
+def _first_good(bad: int, ok, fidelity) -> tuple[int, int | None]:
+    """Gallop up from a failing count: (the last failing count, the first passing one or None
+    beyond MAX_REPLICAS). Latency falls monotonically with replicas (common random numbers)."""
+    step = max(1, bad // 64)
+    while True:
+        n = bad + step
+        if n > MAX_REPLICAS:
+            return bad, None
+        if ok(n, fidelity)[0]:
+            return bad, n
+        bad, step = n, step * 2
+
+
+def _bisect(bad: int, good: int, ok, fidelity) -> tuple[int, OperatingPoint]:
+    """Smallest passing count in (bad, good], and its operating point."""
+    point = ok(good, fidelity)[1]
+    while good - bad > 1:
+        mid = (bad + good) // 2
+        passed, pt = ok(mid, fidelity)
+        if passed:
+            good, point = mid, pt
         else:
-            left = mid
-    _, below = ok(hi - 1) if hi - 1 >= 1 else (True, None)
-    binding = slo_misses(scenario, below, util_cap)[0] if below is not None and slo_misses(scenario, below, util_cap) else "latency"
-    return done(hi, binding, point)
+            bad = mid
+    return good, point
 
 
 def confirm_replicas(scenario, model, gpu, cfg, knobs, wl, rate, quick: SizingResult) -> SizingResult:
@@ -232,13 +257,17 @@ def confirm_replicas(scenario, model, gpu, cfg, knobs, wl, rate, quick: SizingRe
 
 
 def _confirmed(n: int, binding: str, ok, cfg: ServingConfig, floor) -> SizingResult:
-    """Re-check the count the quick search found at full fidelity (the numbers shown); step up if
-    sampling moved a percentile across its target."""
-    for extra in range(8):
-        good, point = ok(n + extra, FULL)
-        if good:
-            return SizingResult(cfg.tp, n + extra, point, True, "", binding, floor)
-    return SizingResult(cfg.tp, 0, point, False, f"the full-fidelity check misses the targets even at {n + 7} replicas", binding, floor)
+    """Re-check the count the quick search found at full fidelity (the numbers shown). Sampling can
+    move a percentile across its target either way, so search upward (gallop, then bisect) until the
+    full-fidelity answer passes."""
+    good, point = ok(n, FULL)
+    if good:
+        return SizingResult(cfg.tp, n, point, True, "", binding, floor)
+    bad, first = _first_good(n, ok, FULL)
+    if first is None:
+        return SizingResult(cfg.tp, 0, point, False, f"more than {MAX_REPLICAS:,} replicas would be needed", binding, floor)
+    n, point = _bisect(bad, first, ok, FULL)
+    return SizingResult(cfg.tp, n, point, True, "", binding, floor)
 
 
 def _floor_reason(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, floor: OperatingPoint, miss: str) -> str:
@@ -264,55 +293,142 @@ def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl:
     price = (fleet.price_usd_hour if fleet.price_usd_hour is not None else gpu.price_usd_hour) * (1.0 - fleet.discount)
     base = serving_config(scenario, model, gpu, 1)
     rate = scenario.load.peak_rate_rps
-    unsupported = _unsupported(base, gpu)
-    if unsupported:
-        return TierPlan(tier, model, gpu, base, False, unsupported, usd_per_gpu_hour=price, binding="hardware support")
     opt_tp = scenario.optimizations.tp
-    if opt_tp == "auto":
-        degrees = fitting_tp_degrees(model, gpu, base, knobs, fleet.gpus_per_node)
-    else:
-        degrees = [int(opt_tp)]
+    explicit = None if opt_tp == "auto" else _with(base, tp=int(opt_tp))
+    problem = config_problem(model, gpu, explicit or base, fleet.gpus_per_node)
+    if problem:
+        binding, reason = problem
+        return TierPlan(tier, model, gpu, explicit or base, False, reason, usd_per_gpu_hour=price, binding=binding)
+    degrees = [explicit.tp] if explicit else fitting_tp_degrees(model, gpu, base, knobs, fleet.gpus_per_node)
     if not degrees:
-        return _does_not_fit(tier, model, gpu, base, knobs, fleet.gpus_per_node, price)
-    results = []
-    for tp in degrees:
-        cfg = _with(base, tp=tp)
-        sized = size_replicas(scenario, model, gpu, cfg, knobs, wl, rate, confirm=False)
-        results.append((cfg, sized))
-    feasible = [(c, s) for c, s in results if s.feasible]
-    if feasible:
-        # fewest GPUs, then (with no load, all zero) the smallest replica, then the lowest latency
-        cfg, best = min(feasible, key=lambda cs: (cs[1].replicas * cs[0].tp * cs[0].pp, cs[0].tp if cs[1].replicas == 0 else 0,
-                                                  _p99(cs[1].point)))
-        if best.replicas > 0:  # the numbers shown: re-check the chosen count at full fidelity
-            best = confirm_replicas(scenario, model, gpu, cfg, knobs, wl, rate, best)
-            results = [(c, best if c == cfg else s) for c, s in results]
-    else:
-        cfg, best = results[0]
+        return _does_not_fit(tier, model, gpu, base, knobs, fleet.gpus_per_node, price, wl)
+    too_long = context_problem(model, wl)
+    if too_long:
+        cfg = _with(base, tp=degrees[-1])
+        return TierPlan(tier, model, gpu, cfg, False, f"{too_long} ({_request_kv(model, gpu, cfg, knobs, wl)})",
+                        usd_per_gpu_hour=price, binding="context limit")
+    results = [(cfg, size_replicas(scenario, model, gpu, cfg, knobs, wl, rate, confirm=False))
+               for cfg in (_with(base, tp=tp) for tp in degrees)]
+    cfg, best = _confirm_cheapest(scenario, model, gpu, knobs, wl, rate, results)
+    if best is None:
+        # nothing meets the targets: the largest TP is the closest to fitting and has the lowest floor
+        cfg, best = results[-1]
+        if best.binding == "memory capacity":
+            best.reason = _kv_reason(model, gpu, cfg, knobs, wl)
     tp_plan = _tier_result(scenario, tier, model, gpu, cfg, best, knobs, wl, price)
     tp_plan.alternatives = [
         {"tp": c.tp, "replicas": s.replicas, "gpus": s.replicas * c.tp * c.pp, "feasible": s.feasible,
          "reason": s.reason, "usd_month": s.replicas * c.tp * c.pp * price * scenario.cost.hours_per_month}
         for c, s in results
     ]
+    if fleet.max_gpus is not None and tp_plan.gpus > fleet.max_gpus:
+        return _capped(scenario, tp_plan, fleet.max_gpus, knobs, wl, price)
     return tp_plan
+
+
+def _confirm_cheapest(scenario, model, gpu, knobs, wl, rate, results) -> tuple[ServingConfig, SizingResult | None]:
+    """The feasible TP with the fewest GPUs, re-checked at full fidelity (the numbers shown); when the
+    check fails, the next cheapest. `results` is updated in place with the confirmed sizes."""
+    # fewest GPUs, then (with no load, all zero) the smallest replica, then the lowest latency
+    order = sorted((i for i, (_, s) in enumerate(results) if s.feasible),
+                   key=lambda i: (results[i][1].replicas * results[i][0].tp * results[i][0].pp,
+                                  results[i][0].tp if results[i][1].replicas == 0 else 0, _p99(results[i][1].point)))
+    for i in order:
+        cfg, sized = results[i]
+        if sized.replicas > 0:
+            sized = confirm_replicas(scenario, model, gpu, cfg, knobs, wl, rate, sized)
+            results[i] = (cfg, sized)
+        if sized.feasible:
+            return cfg, sized
+    return results[0][0], None
+
+
+def _request_kv(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Knobs, wl: Workload) -> str:
+    """Memory capacity taken by the KV cache of the mean request, against what the GPU has left."""
+    p = replica_params(model, gpu, cfg, knobs)
+    need_gb = float(p.kv_bytes_token_gpu) * wl.decode_ctx_mean / GB
+    free_gb = float(memory_per_gpu(p)["kv"]) / GB
+    return (f"memory capacity: the mean request's KV cache takes {need_gb:,.1f} GB per GPU at TP={cfg.tp}, "
+            f"of {free_gb:,.1f} GB left after the weights")
+
+
+def _replicas(n: int) -> str:
+    return f"{n:,} replica{'s' if n != 1 else ''}"
+
+
+def _kv_reason(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Knobs, wl: Workload) -> str:
+    p = replica_params(model, gpu, cfg, knobs)
+    kv_gb = float(memory_per_gpu(p)["kv"]) / GB
+    return (f"memory capacity bound: after the weights, {kv_gb:.1f} GB of KV cache per GPU at TP={cfg.tp} does not hold "
+            f"one request of {wl.decode_ctx_mean:,.0f} tokens for {model.id}; shorten the prompts, quantize the KV cache, "
+            f"or use larger GPUs")
+
+
+def _capped(scenario: Scenario, need: TierPlan, max_gpus: int, knobs: Knobs, wl: Workload, price: float) -> TierPlan:
+    """The targets need more GPUs than fleet.max_gpus allows: plan the largest fleet allowed and show
+    what it does under the load (its misses, or unstable with the offered and maximum load)."""
+    cfg = need.config
+    replicas = max_gpus // (cfg.tp * cfg.pp)
+    why = f"the targets need {need.gpus:,} GPUs, more than the fleet limit of {max_gpus:,} (fleet.max_gpus)"
+    if replicas < 1:
+        return TierPlan(need.tier, need.model, need.gpu, cfg, False, f"{why}; one replica needs {cfg.tp * cfg.pp}",
+                        usd_per_gpu_hour=price, binding="fleet size")
+    p = replica_params(need.model, need.gpu, cfg, knobs)
+    point = rate_point(p, wl, scenario.load.peak_rate_rps / replicas, fidelity=FULL)
+    misses = slo_misses(scenario, point, scenario.slo.max_utilization)
+    if not point.stable:
+        max_rps = replicas * offline_throughput(p, wl)[0]
+        detail = f"unstable: {scenario.load.peak_rate_rps:,.4g} req/s offered, at most {max_rps:,.4g} req/s on {_replicas(replicas)}"
+    else:
+        detail = f"on {_replicas(replicas)} it misses {', '.join(misses)}"
+    # sized, so feasible: the fleet exists; its misses (or instability) say it cannot carry the load
+    sized = SizingResult(cfg.tp, replicas, point, True, f"{why}; {detail}", "fleet size", need.floor)
+    capped = _tier_result(scenario, need.tier, need.model, need.gpu, cfg, sized, knobs, wl, price)
+    capped.alternatives = need.alternatives
+    return capped
 
 
 def _p99(point: OperatingPoint | None) -> float:
     return point.e2e_s.get("p99", float("inf")) if point and point.e2e_s else float("inf")
 
 
-def _unsupported(cfg: ServingConfig, gpu: GpuSpec) -> str:
+def config_problem(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, node_limit: int | None = None) -> tuple[str, str] | None:
+    """Why this serving configuration cannot run at all, as (binding, reason), or None. Shared by
+    `plan` and `predict` so both refuse the same things."""
     if cfg.sparsity_2_4 and not gpu.sparse_2_4:
-        return f"2:4 sparsity needs sparse tensor cores, which {gpu.id} does not have"
+        return "hardware support", f"2:4 sparsity needs sparse tensor cores, which {gpu.id} does not have"
     if cfg.weights == "fp8" and "fp8" not in gpu.tflops and gpu.vendor.lower() != "nvidia":
-        return f"{gpu.id} has no fp8 support for weights"
-    return ""
+        return "hardware support", f"{gpu.id} has no fp8 support for weights"
+    limit = node_size(gpu, node_limit)
+    if cfg.tp > limit:
+        return "interconnect", (
+            f"TP={cfg.tp} spans more than the {limit} GPUs of one {gpu.id} scale-up domain: tensor parallelism "
+            f"all-reduces every layer and needs the node's fast interconnect; use TP<={limit} and PP across nodes")
+    if not tp_divides(model, cfg.tp):
+        return "parallelism", (f"TP={cfg.tp} does not divide the {model.heads} attention heads "
+                               f"({model.kv_heads} KV heads) of {model.id}")
+    if cfg.pp > model.layers:
+        return "parallelism", f"PP={cfg.pp} exceeds the {model.layers} layers of {model.id}: every pipeline stage needs a layer"
+    return None
 
 
-def _does_not_fit(tier, model, gpu, base, knobs, node_limit, price) -> TierPlan:
-    limit = min(gpu.max_gpus_per_node, node_limit or gpu.max_gpus_per_node)
-    tp = max([d for d in TP_DEGREES if d <= limit] or [1])
+def node_size(gpu: GpuSpec, node_limit: int | None) -> int:
+    """GPUs in one scale-up domain: the GPU's own (NVLink/ICI) limit or the fleet's smaller one."""
+    return min(gpu.max_gpus_per_node, node_limit or gpu.max_gpus_per_node)
+
+
+def context_problem(model: ModelSpec, wl: Workload) -> str:
+    """vLLM refuses requests longer than max_model_len; plan for the p99 prompt plus the p99 output."""
+    longest = int(np.quantile(wl.in_grid, 0.99) + np.quantile(wl.out_grid, 0.99))
+    if longest <= model.max_context:
+        return ""
+    return (f"requests of up to {longest:,} tokens (p99 prompt + p99 output) exceed the {model.max_context:,}-token "
+            f"context limit of {model.id}: cap the lengths or choose a longer-context model")
+
+
+def _does_not_fit(tier, model, gpu, base, knobs, node_limit, price, wl: Workload) -> TierPlan:
+    limit = node_size(gpu, node_limit)
+    tp = max([d for d in TP_DEGREES if d <= limit and tp_divides(model, d)] or [1])
     p = replica_params(model, gpu, _with(base, tp=tp), knobs)
     mem = memory_per_gpu(p)
     short_gb = float(mem["shortfall"]) / GB
@@ -321,6 +437,9 @@ def _does_not_fit(tier, model, gpu, base, knobs, node_limit, price) -> TierPlan:
         f"weights need {float(mem['weights']) / GB:.1f} GB per GPU, {short_gb:.1f} GB over the "
         f"{float(mem['budget']) / GB:.1f} GB budget; quantize, raise PP, or use a larger GPU"
     )
+    too_long = context_problem(model, wl)
+    if too_long:
+        reason += f"; also, {too_long}"
     plan = TierPlan(tier, model, gpu, _with(base, tp=tp), False, reason, usd_per_gpu_hour=price, binding="memory capacity")
     plan.memory_gb = {k: float(v) / GB for k, v in mem.items()}
     return plan

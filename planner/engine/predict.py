@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from planner.engine.knobs import Calibration, Knobs, shipped_calibration
-from planner.engine.plan import tp_divides
+from planner.engine.plan import config_problem, context_problem, tp_divides
 from planner.engine.roofline import ServingConfig, memory_per_gpu, replica_params
 from planner.engine.scenario import LengthDist
 from planner.engine.serving import OperatingPoint, Workload, concurrency_point, offline_point, rate_point
@@ -54,10 +54,11 @@ def smallest_fitting_tp(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knob
 
 
 def check_support(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig) -> None:
-    if cfg.sparsity_2_4 and not gpu.sparse_2_4:
-        raise PredictError(f"2:4 sparsity needs sparse tensor cores, which {gpu.id} does not have")
-    if not tp_divides(model, cfg.tp):
-        raise PredictError(f"TP={cfg.tp} does not divide the {model.heads} attention heads ({model.kv_heads} KV heads) of {model.id}")
+    """Refuse what `plan` refuses: unsupported precision or sparsity, TP beyond a node or not
+    dividing the heads, PP beyond the layers."""
+    problem = config_problem(model, gpu, cfg)
+    if problem:
+        raise PredictError(problem[1])
 
 
 def predict(req: PredictRequest, calibration: Calibration | None = None) -> Prediction:
@@ -81,6 +82,9 @@ def predict(req: PredictRequest, calibration: Calibration | None = None) -> Pred
         )
         return Prediction(req, cfg, False, reason, memory_gb, None)
     wl = Workload(req.input_len, req.output_len)
+    too_long = context_problem(req.model, wl)
+    if too_long:
+        raise PredictError(too_long)
     if req.mode == "offline":
         point = offline_point(p, wl)
     elif req.mode == "concurrency":

@@ -22,7 +22,7 @@ DEFAULT_GRID_KG_PER_KWH = 0.436
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class LengthDist(Strict):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 GIB = 1024**3
 GB = 1e9
@@ -63,7 +63,7 @@ def tier_for_params(params_total: float) -> str:
 
 
 class Sourced(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class QualityScore(Sourced):
@@ -132,19 +132,19 @@ class ModelSpec(Sourced):
     gated_mlp: bool = True
     attention: Literal["mha", "gqa", "mla"] = "gqa"
     # MLA (DeepSeek-V2/V3): latent KV rank and decoupled rope dims
-    kv_lora_rank: int = 0
-    q_lora_rank: int = 0
-    qk_rope_head_dim: int = 0
-    qk_nope_head_dim: int = 0
-    v_head_dim: int = 0
+    kv_lora_rank: int = Field(0, ge=0)
+    q_lora_rank: int = Field(0, ge=0)
+    qk_rope_head_dim: int = Field(0, ge=0)
+    qk_nope_head_dim: int = Field(0, ge=0)
+    v_head_dim: int = Field(0, ge=0)
     # MoE
-    experts: int = 0
-    experts_per_token: int = 0
-    shared_experts: int = 0
-    moe_ffn_dim: int = 0
-    dense_layers: int = Field(0, description="leading layers with a dense MLP in an MoE model")
-    sliding_window: int = 0
-    sliding_layers_fraction: float = 0.0
+    experts: int = Field(0, ge=0)
+    experts_per_token: int = Field(0, validate_default=True)  # checked against experts below
+    shared_experts: int = Field(0, ge=0)
+    moe_ffn_dim: int = Field(0, ge=0)
+    dense_layers: int = Field(0, ge=0, description="leading layers with a dense MLP in an MoE model")
+    sliding_window: int = Field(0, ge=0)
+    sliding_layers_fraction: float = Field(0.0, ge=0.0, le=1.0)
     max_context: int = Field(ge=1)
     dtype: str = "bf16"
     params_published: float | None = Field(None, description="published total params, for checks")
@@ -152,6 +152,16 @@ class ModelSpec(Sourced):
     quality: QualityScore | None = None
     source: str
     notes: str = ""
+
+    @field_validator("experts_per_token")
+    @classmethod
+    def _routing_possible(cls, per_token: int, info: ValidationInfo) -> int:
+        experts = info.data.get("experts", 0)
+        if experts and not 1 <= per_token <= experts:
+            raise ValueError(f"an MoE model with {experts} experts routes each token to 1..{experts} of them")
+        if not experts and per_token:
+            raise ValueError("experts_per_token needs experts > 0")
+        return per_token
 
     @property
     def is_moe(self) -> bool:

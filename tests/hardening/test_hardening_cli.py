@@ -408,7 +408,6 @@ def test_offline_table_does_not_show_unreported_percentiles_as_infinite(capsys, 
     assert "∞" not in out
 
 
-@pytest.mark.xfail(strict=True, reason="reported: hf_config.model_from_hf_config lets UnicodeDecodeError through unnamed")
 @pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n\x00\x00", '{"model_type": "llama"}'.encode("utf-16")])
 def test_binary_config_json_error_names_the_file(capsys, tmp_path, content):
     (tmp_path / "config.json").write_bytes(content)

@@ -289,8 +289,6 @@ def test_binary_after_the_sniffed_prefix(tmp_path):
     assert len(data) == 201  # the gpu name with a NUL reads as text; evaluation reports it unknown
 
 
-@pytest.mark.xfail(strict=True, reason="reported: specs.ModelSpec accepts experts_per_token > experts (and 0 of 8), "
-                                       "giving more active than total parameters")
 @pytest.mark.parametrize("per_token", [9, 0])
 def test_custom_moe_with_impossible_routing_is_refused(per_token):
     from planner.engine import catalog

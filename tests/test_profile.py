@@ -67,10 +67,10 @@ def test_minimal_profile_is_two_lines():
 def test_lengths_accept_a_number_or_a_table():
     p = profile_from_toml(
         'name = "x"\n[load]\nrate_rps = 1\ninput_len = 800\n'
-        'output_len = { kind = "lognormal", mean = 1000, p90 = 2500 }\n'
+        'output_len = { kind = "lognormal", mean = 1000, p90 = 2200 }\n'
     )
     assert p.load.input_len == LengthDist(kind="fixed", mean=800)
-    assert p.load.output_len.kind == "lognormal" and p.load.output_len.p90 == 2500
+    assert p.load.output_len.kind == "lognormal" and p.load.output_len.p90 == 2200
 
 
 def test_scenario_is_a_copy():
@@ -434,7 +434,7 @@ TEXT = st.text(st.characters(codec="utf-8"), max_size=12)
 def length_dists() -> st.SearchStrategy[LengthDist]:
     mean = st.floats(1, 1e6)
     simple = st.builds(LengthDist, kind=st.sampled_from(["fixed", "exponential"]), mean=mean)
-    lognormal = st.tuples(mean, st.floats(1.01, 20)).map(
+    lognormal = st.tuples(mean, st.floats(1.01, 2.27)).map(
         lambda m_r: LengthDist(kind="lognormal", mean=m_r[0], p90=m_r[0] * m_r[1])
     )
     maximum = st.one_of(st.none(), st.floats(1, 1e7))
@@ -532,3 +532,9 @@ def test_toml_round_trip(profile):
     assert again == profile
     assert profile_to_toml(again) == text
 
+
+
+def test_lognormal_wider_than_any_lognormal_is_refused_with_the_limit():
+    text = 'name = "x"\n[load]\nrate_rps = 1\ninput_len = { kind = "lognormal", mean = 800, p90 = 2000 }\n'
+    with pytest.raises(ProfileError, match=r"load\.input_len.*at most 2\.273 x the mean \(1,819\).*exponential"):
+        profile_from_toml(text)

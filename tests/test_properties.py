@@ -93,7 +93,7 @@ def length_dists(draw, lo: int, hi: int) -> LengthDist:
     mean = float(draw(st.integers(lo, hi)))
     kind = draw(st.sampled_from(["fixed", "exponential", "lognormal"]))
     if kind == "lognormal":
-        return LengthDist(kind=kind, mean=mean, p90=mean * draw(st.floats(1.05, 4.0)))
+        return LengthDist(kind=kind, mean=mean, p90=mean * draw(st.floats(1.05, 2.27)))
     return LengthDist(kind=kind, mean=mean)
 
 

@@ -25,6 +25,10 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
+# A lognormal's p90/mean is exp(z*s - s^2/2) with z = 1.2816, largest at s = z: exp(z^2/2).
+LOGNORMAL_MAX_P90_RATIO = math.exp(1.2815515655446004**2 / 2)
+
+
 class LengthDist(Strict):
     """A token-length distribution. `fixed` uses the mean; `lognormal` takes its spread from the p90;
     `exponential` is memoryless with that mean."""
@@ -41,6 +45,11 @@ class LengthDist(Strict):
                 raise ValueError("lognormal needs p90 (the 90th-percentile length)")
             if self.p90 <= self.mean:
                 raise ValueError(f"p90 ({self.p90:g}) must be above the mean ({self.mean:g}) for a lognormal")
+            widest = self.mean * LOGNORMAL_MAX_P90_RATIO
+            if self.p90 > widest:
+                raise ValueError(f"no lognormal has mean {self.mean:g} and p90 {self.p90:g}: its p90 is at most "
+                                 f"{LOGNORMAL_MAX_P90_RATIO:.3f} x the mean ({widest:,.0f}); lower p90, or use "
+                                 f"kind = \"exponential\" (p90 = 2.303 x the mean)")
         return self
 
     @property
@@ -51,9 +60,7 @@ class LengthDist(Strict):
         ratio = math.log(self.p90 / self.mean)
         z = 1.2815515655446004
         # s^2/2 - z*s + ratio = 0, smaller root
-        disc = z * z - 2 * ratio
-        if disc <= 0:
-            return z  # widest shape that still has the requested mean
+        disc = max(z * z - 2 * ratio, 0.0)  # >= 0: p90 <= LOGNORMAL_MAX_P90_RATIO x mean is validated
         return z - math.sqrt(disc)
 
 

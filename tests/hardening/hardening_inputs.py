@@ -73,7 +73,7 @@ def length_dists(max_mean: float = 200_000) -> st.SearchStrategy:
         mean,
         st.builds(lambda m: {"kind": "fixed", "mean": m}, mean),
         st.builds(lambda m: {"kind": "exponential", "mean": m}, mean),
-        st.builds(lambda m, f: {"kind": "lognormal", "mean": m, "p90": m * f}, mean, st.floats(1.01, 20)),
+        st.builds(lambda m, f: {"kind": "lognormal", "mean": m, "p90": m * f}, mean, st.floats(1.01, 2.27)),
         st.builds(lambda m, cap: {"kind": "exponential", "mean": m, "max": m * cap}, mean, st.floats(0.5, 10)),
     )
 

@@ -43,6 +43,17 @@ def prediction_table(data: dict) -> Table:
     return table
 
 
+def band(t: dict, metric: str) -> str:
+    """' ±x%': the validated median error for this metric ('?' outside the validated GPU families).
+    End-to-end latency is TTFT plus the decode time, so it takes the larger of the two bands."""
+    pct = t.get("error_band_pct") or {}
+    keys = {"ttft_ms": ("ttft",), "tpot_ms": ("tpot",), "e2e_ms": ("ttft", "tpot"), "throughput": ("throughput",)}[metric]
+    values = [pct[k] for k in keys if k in pct]
+    if not values:
+        return ""
+    return f" ±{max(values):.0f}%" + ("" if t.get("validated") else "?")
+
+
 def plan_table(data: dict, name: str) -> Table:
     load = data["load"]
     table = Table(title=f"{name}: peak {load['peak_rate_rps']:g} req/s, {load['mean_input_tokens']:.0f} in / {load['mean_output_tokens']:.0f} out tokens",
@@ -58,11 +69,12 @@ def plan_table(data: dict, name: str) -> Table:
     def ok(t) -> bool:
         return t["feasible"]
 
-    row("GPUs", lambda t: f"{t['gpus']} x {t['gpu']}" if ok(t) else Text("infeasible", style="red"))
+    row("GPUs", lambda t: f"{t['gpus']} x {t['gpu']}{band(t, 'throughput')}" if ok(t) else Text("infeasible", style="red"))
     row("replicas x TP", lambda t: f"{t['replicas']} x TP{t['tp']}" if ok(t) else "-")
     for metric in ("ttft_ms", "tpot_ms", "e2e_ms"):
         label = metric.split("_")[0].upper()
-        row(f"{label} p50/p99", lambda t, m=metric: f"{fmt_ms(t[m]['p50'])} / {fmt_ms(t[m]['p99'])}" if ok(t) else "-")
+        row(f"{label} p50/p99", lambda t, m=metric: f"{fmt_ms(t[m]['p50'])} / {fmt_ms(t[m]['p99'])}{band(t, m)}"
+            if ok(t) and t[m]["p99"] is not None else "-" if not ok(t) else "∞ / ∞")
     row("output tok/s", lambda t: fmt_num(t["output_tok_s"]))
     row("utilisation", lambda t: f"{t['utilization']:.0%}" if t["utilization"] is not None else "-")
     row("USD/month", lambda t: fmt_usd(t["usd_month"]))

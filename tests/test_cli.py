@@ -276,6 +276,18 @@ def test_plan_table(capsys, columns80):
         assert row in out
 
 
+def test_plan_table_carries_the_validated_error_bands(monkeypatch):
+    from planner.engine.knobs import shipped_calibration
+    from planner.tables import band
+
+    pct = shipped_calibration().error_pct
+    tier = {"error_band_pct": pct, "validated": True}
+    assert band(tier, "ttft_ms") == f" ±{pct['ttft']:.0f}%"
+    assert band(tier, "e2e_ms") == f" ±{max(pct['ttft'], pct['tpot']):.0f}%"  # TTFT plus the decode time
+    assert band(tier | {"validated": False}, "tpot_ms").endswith("?")
+    assert band({"error_band_pct": {}}, "ttft_ms") == ""
+
+
 def test_plan_toml_export_loads_as_a_profile(capsys, tmp_path):
     out_file = tmp_path / "out.toml"
     code, out, err = run(capsys, "plan", CHATBOT, "--format", "toml", "-o", out_file)

@@ -320,7 +320,8 @@ def cmd_search(args) -> int:
     if gpu_ids == []:  # not the whole catalog: that is what leaving --gpus out means
         raise UsageError(f"--gpus names no GPU id: {args.gpus!r}")
     gpus, models = _profile_catalog(args.profile, prof, base, [] if args.all_models else tiers, fleet=False)
-    results = search(prof.scenario(), tiers, gpu_ids, args.top, args.all_models, gpus, models)
+    results = search(prof.scenario(), tiers, gpu_ids, args.top, args.all_models, gpus, models,
+                     _profile_calibration(prof, base))
     data = [_search_json(r) for r in results]
     if args.format == "json":
         print(json.dumps({"tiers": data}, indent=2, allow_nan=False))
@@ -339,7 +340,8 @@ def _search_json(r) -> dict:
         return {"model": c.model.id, "gpu": c.gpu.id, "tp": c.config.tp, "weights": c.config.weights, "kv": c.config.kv,
                 "max_seqs": c.config.max_num_seqs, "max_batched_tokens": c.config.max_num_batched_tokens,
                 "replicas": c.replicas, "gpus": c.gpus, "usd_month": finite(c.usd_month, 2),
-                "e2e_p99_ms": finite(c.e2e_p99_ms, 1), "ttft_p99_ms": finite(c.ttft_p99_ms, 1), "binding": c.binding}
+                "e2e_p99_ms": finite(c.e2e_p99_ms, 1), "ttft_p99_ms": finite(c.ttft_p99_ms, 1),
+                "tpot_p99_ms": finite(c.tpot_p99_ms, 1), "binding": c.binding}
 
     return {"tier": r.tier, "screened": r.screened, "exact_sizings": r.exact_evaluations, "screen_ms": round(r.screen_s * 1e3, 1),
             "excluded": r.excluded, "top": [cand(c) for c in r.ranked], "frontier_e2e_p99": [cand(c) for c in r.frontier_e2e],

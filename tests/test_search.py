@@ -63,3 +63,21 @@ def test_frontier_is_non_dominated(points):
     # every candidate is dominated by or equal to a frontier point
     for c in cands:
         assert any(f.usd_month <= c.usd_month and f.e2e_p99_ms <= c.e2e_p99_ms for f in front) or math.isnan(c.usd_month)
+
+
+def test_ranking_lists_distinct_fleets():
+    fleets = [(c.model.id, c.gpu.id, c.config.weights, c.config.kv, c.config.tp) for c in _result().ranked]
+    assert len(fleets) == len(set(fleets)) > 1
+
+
+def test_a_price_override_is_the_price_of_the_profiles_own_gpu_only():
+    from planner.engine.scenario import Fleet
+
+    scenario = SCENARIO.model_copy(update={"fleet": Fleet(gpu="h100-sxm", price_usd_hour=0.01)})
+    model = catalog.get_model("llama-3.1-8b")
+    result = search_tier(scenario, "medium", [model], [catalog.get_gpu(g) for g in GPUS], top=3)
+    hours = scenario.cost.hours_per_month
+    for c in result.ranked:
+        price = 0.01 if c.gpu.id == "h100-sxm" else c.gpu.price_usd_hour
+        assert math.isclose(c.usd_month, c.gpus * price * hours)
+    assert result.ranked[0].gpu.id == "h100-sxm"  # at a cent an hour it wins

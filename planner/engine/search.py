@@ -4,8 +4,10 @@ Stage 1 evaluates the whole grid (GPU x model x weight precision x KV precision 
 token budget) as numpy arrays: memory fit, saturation throughput, the single-request latency floors
 and a lower bound on replicas from the utilisation ceiling, hence a lower bound on monthly cost.
 Stage 2 sizes candidates exactly with the same function `planner plan` uses, cheapest lower bound
-first, and stops once the next lower bound exceeds the best exact cost found: the winner is the
-plan's own answer, never beaten by a configuration the screen kept.
+first, and stops once the next lower bound exceeds the N-th best exact cost found. Fleets (model,
+GPU, precisions, TP) come first, each at its highest screened capacity; the remaining exact sizings
+go to the other engine limits (max batch, token budget) of fleets they could still make cheaper.
+The ranking lists distinct fleets, each with its best engine limits.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Candidate:
     replicas: int = 0
     e2e_p99_ms: float = math.inf
     ttft_p99_ms: float = math.inf
+    tpot_p99_ms: float = math.inf
     feasible: bool = False
     binding: str = ""
     reason: str = ""
@@ -60,12 +63,13 @@ class SearchResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _grid(models: list[ModelSpec], gpus: list[GpuSpec], scenario: Scenario, node_limit: int | None):
+def _grid(models: list[ModelSpec], gpus: list[GpuSpec], scenario: Scenario, node_limit: int | None,
+          calibration: Calibration | None = None):
     """Per-(model, gpu, weights, kv, tp) params, then expanded over engine knobs as arrays."""
     items, meta = [], []
     for model in models:
         for gpu in gpus:
-            knobs = (shipped_calibration()).for_family(gpu.family)
+            knobs = (calibration or shipped_calibration()).for_family(gpu.family)
             limit = min(gpu.max_gpus_per_node, node_limit or gpu.max_gpus_per_node)
             base = serving_config(scenario, model, gpu, 1)
             for w in WEIGHTS:
@@ -128,10 +132,11 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
 
     wl = Workload(scenario.load.input_len, scenario.load.output_len)
     start = time.perf_counter()
-    p, meta = _grid(models, gpus, scenario, scenario.fleet.gpus_per_node)
+    p, meta = _grid(models, gpus, scenario, scenario.fleet.gpus_per_node, calibration)
     if p is None:
         return SearchResult(tier, 0, {"no configuration for these GPUs and models": 1}, [], [], [])
-    price_of = {g.id: (scenario.fleet.price_usd_hour if scenario.fleet.price_usd_hour is not None else g.price_usd_hour) * (1 - scenario.fleet.discount) for g in gpus}
+    own_id = _own_gpu_id(scenario, gpus)
+    price_of = {g.id: _price(scenario, g, own_id) for g in gpus}
     prices = np.array([price_of[g.id] for _, g, _ in meta])
     s = screen(p, wl, scenario, prices)
     screen_s = time.perf_counter() - start
@@ -143,35 +148,74 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
     keep = s["fits"] & s["tpot_ok"] & s["ttft_ok"]
     notes: list[str] = []
     order = np.argsort(np.where(keep, s["usd_lb"], np.inf), kind="stable")
-    candidates, exact, costs = [], 0, []
-    seen = set()
+    candidates: list[Candidate] = []
+    best: dict[tuple, Candidate] = {}  # the cheapest sized variant of each fleet
+
+    def size(i: int) -> None:
+        model, gpu, cfg = meta[i]
+        cand = _exact(scenario, model, gpu, cfg, wl, float(s["usd_lb"][i]), price_of[gpu.id], calibration)
+        candidates.append(cand)
+        fleet = _fleet_key(model, gpu, cfg)
+        if cand.feasible and (fleet not in best or (cand.usd_month, cand.e2e_p99_ms) < (best[fleet].usd_month, best[fleet].e2e_p99_ms)):
+            best[fleet] = cand
+
+    def threshold() -> float:
+        costs = sorted(c.usd_month for c in best.values())
+        return costs[top - 1] if len(costs) >= top else math.inf
+
+    # breadth first: each fleet (model, GPU, precisions, TP) once, at its highest screened capacity
+    tried, variants = set(), []
     for i in order:
-        if not keep[i]:
+        if not keep[i] or s["usd_lb"][i] > threshold():
             break
-        threshold = sorted(costs)[top - 1] if len(costs) >= top else math.inf
-        if s["usd_lb"][i] > threshold:
-            break
-        if exact >= EXACT_LIMIT:
+        fleet = _fleet_key(*meta[i])
+        if fleet in tried:
+            variants.append(i)
+            continue
+        if len(candidates) >= EXACT_LIMIT:
             notes.append(f"stopped after {EXACT_LIMIT} exact sizings; cheaper fleets may remain unexamined")
             break
-        model, gpu, cfg = meta[i]
-        key = (model.id, gpu.id, cfg)
-        if key in seen:
+        tried.add(fleet)
+        size(i)
+    # then the engine limits (max batch, token budget) of the leading fleets, while they can still help
+    for i in variants:
+        fleet = _fleet_key(*meta[i])
+        lower = float(s["usd_lb"][i])
+        if fleet not in best or lower >= best[fleet].usd_month or lower > threshold():
             continue
-        seen.add(key)
-        cand = _exact(scenario, model, gpu, cfg, wl, float(s["usd_lb"][i]), price_of[gpu.id], calibration)
-        exact += 1
-        candidates.append(cand)
-        if cand.feasible:
-            costs.append(cand.usd_month)
+        if len(candidates) >= EXACT_LIMIT + EXACT_LIMIT // 4:
+            notes.append("other max-batch and token-budget settings of the leading fleets were not all sized")
+            break
+        size(i)
+    exact = len(candidates)
     misses: dict[str, int] = {}
     for c in candidates:
         if not c.feasible:
             misses[f"miss {c.binding}"] = misses.get(f"miss {c.binding}", 0) + 1
     excluded |= misses
-    feasible = sorted([c for c in candidates if c.feasible], key=lambda c: (c.usd_month, c.e2e_p99_ms))
+    feasible = sorted(best.values(), key=lambda c: (c.usd_month, c.e2e_p99_ms))
     return SearchResult(tier, len(meta), {k: v for k, v in excluded.items() if v}, feasible[:top],
                         pareto(feasible, "e2e_p99_ms"), pareto(feasible, "ttft_p99_ms"), screen_s, exact, notes)
+
+
+def _fleet_key(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig) -> tuple:
+    """What a user buys and deploys; max batch and token budget are engine flags on top of it."""
+    return model.id, gpu.id, cfg.weights, cfg.kv, cfg.tp, cfg.pp
+
+
+def _price(scenario: Scenario, gpu: GpuSpec, own_id: str | None) -> float:
+    """USD per GPU-hour after discount. A profile's price override is the price of its own GPU
+    type (`own_id`); every other type keeps its catalog price."""
+    fleet = scenario.fleet
+    override = fleet.price_usd_hour if fleet.price_usd_hour is not None and gpu.id == own_id else None
+    return (override if override is not None else gpu.price_usd_hour) * (1 - fleet.discount)
+
+
+def _own_gpu_id(scenario: Scenario, gpus: list[GpuSpec]) -> str | None:
+    try:
+        return catalog.get_gpu(scenario.fleet.gpu, gpus).id
+    except catalog.CatalogError:
+        return None
 
 
 def _exact(scenario, model, gpu, cfg, wl, usd_lb, price, calibration) -> Candidate:
@@ -185,6 +229,7 @@ def _exact(scenario, model, gpu, cfg, wl, usd_lb, price, calibration) -> Candida
         if sized.point is not None and sized.point.e2e_s:
             cand.e2e_p99_ms = sized.point.e2e_s["p99"] * 1e3
             cand.ttft_p99_ms = sized.point.ttft_s["p99"] * 1e3
+            cand.tpot_p99_ms = sized.point.tpot_s["p99"] * 1e3
     return cand
 
 
@@ -199,13 +244,14 @@ def pareto(cands: list[Candidate], latency: str) -> list[Candidate]:
 
 
 def search(scenario: Scenario, tiers: list[str], gpu_ids: list[str] | None = None, top: int = 5, all_models: bool = False,
-           custom_gpus=(), custom_models=()) -> list[SearchResult]:
+           custom_gpus=(), custom_models=(), calibration: Calibration | None = None) -> list[SearchResult]:
     gpus = [catalog.get_gpu(g, custom_gpus) for g in gpu_ids] if gpu_ids else list(catalog.gpus().values())
     results = []
     for tier in tiers:
         if all_models:
-            models = [m for m in catalog.models().values() if m.tier == tier]
+            customs = [m for m in custom_models if m.tier == tier]
+            models = customs + [m for m in catalog.models().values() if m.tier == tier and m.id not in {c.id for c in customs}]
         else:
             models = [catalog.get_model(getattr(scenario.models, tier), list(custom_models))]
-        results.append(search_tier(scenario, tier, models, gpus, top))
+        results.append(search_tier(scenario, tier, models, gpus, top, calibration))
     return results

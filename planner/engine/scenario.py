@@ -131,7 +131,7 @@ class Fleet(Strict):
     price_usd_hour: float | None = Field(None, ge=0, description="override the catalog's on-demand price")
     discount: float = Field(0.0, ge=0, lt=1, description="reserved/spot discount off the hourly price")
     gpus_per_node: int | None = Field(None, ge=1, le=1024, description="limit TP to this many GPUs")
-    max_gpus: int | None = Field(None, ge=1, description="refuse plans above this fleet size")
+    max_gpus: int | None = Field(None, ge=1, description="the most GPUs a tier may use: a load needing more is planned on this many and reported as missing its targets or unstable")
 
 
 class Optimizations(Strict):

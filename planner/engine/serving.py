@@ -19,8 +19,10 @@ Checked against a discrete-event simulation of the same scheduler (tests/simulat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import lru_cache
+import math
+import threading
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -37,26 +39,29 @@ RNG_SEED = 20260101
 
 @dataclass(frozen=True)
 class Workload:
+    """Prompt and output lengths. The grids and moments are computed once per instance (cached
+    properties: the fixed point and the calibration fit read them thousands of times)."""
+
     input_len: LengthDist
     output_len: LengthDist
 
-    @property
+    @cached_property
     def in_grid(self) -> np.ndarray:
         return lengths.grid(self.input_len, SAMPLES)
 
-    @property
+    @cached_property
     def out_grid(self) -> np.ndarray:
         return lengths.grid(self.output_len, SAMPLES)
 
-    @property
+    @cached_property
     def mean_in(self) -> float:
         return float(self.in_grid.mean())
 
-    @property
+    @cached_property
     def mean_out(self) -> float:
         return float(self.out_grid.mean())
 
-    @property
+    @cached_property
     def decode_ctx_mean(self) -> float:
         """Mean context of a decoding sequence, weighted by its steps: E[L_in] + E[L_out^2]/(2E[L_out])."""
         out = self.out_grid
@@ -202,15 +207,16 @@ class PromptPool:
         return tok[offsets + counts] - tok[offsets], att[offsets + counts] - att[offsets]
 
 
-def cycle_duration(p: ReplicaParams, b: float, ctx: float, tokens, attn, t_d: float):
+def cycle_duration(p: ReplicaParams, b: float, ctx: float, tokens, attn, t_d: float, draft_s: float | None = None):
     """Duration and step count of the cycle that prefills `tokens` prompt tokens next to b decodes.
     Chunked: ceil(tokens / room) mixed steps. Whole-prompt: one prefill-only step, then the decode
-    step the running sequences were waiting for."""
+    step the running sequences were waiting for. `draft_s`: the draft part of t_d when the caller
+    knows it (0.0 without speculation when t_d = decode_step(p, b, ctx)), else derived from t_d."""
     tokens = np.asarray(tokens, dtype=float)
     attn = np.asarray(attn, dtype=float)
     has = tokens > 0
     spec = p.spec_k + 1.0
-    draft = t_d - float(step_time(p, b, b * ctx, 0.0, 0.0, spec_tokens=spec).total_s)
+    draft = t_d - float(step_time(p, b, b * ctx, 0.0, 0.0, spec_tokens=spec).total_s) if draft_s is None else draft_s
     if float(p.chunked) > 0:
         room = max(float(p.budget_tokens) - b, 1.0)
         n = np.where(has, np.ceil(tokens / room), 1.0)
@@ -220,7 +226,7 @@ def cycle_duration(p: ReplicaParams, b: float, ctx: float, tokens, attn, t_d: fl
     return np.where(has, prefill + t_d, t_d), np.ones_like(tokens)
 
 
-def cycle_samples(p, pool: PromptPool, b: float, ctx: float, t_d: float, k_max: int, per_count: int):
+def cycle_samples(p, pool: PromptPool, b: float, ctx: float, t_d: float, k_max: int, per_count: int, draft_s: float | None = None):
     """Durations and step counts of cycles carrying k = 0..k_max prompts, `per_count` draws each.
     The j-th prompt of a draw comes from a fixed permutation of stratified quantiles (a Latin
     hypercube over the length distribution), so every prompt position is sampled evenly and the
@@ -231,14 +237,36 @@ def cycle_samples(p, pool: PromptPool, b: float, ctx: float, t_d: float, k_max: 
     idx = strata[perms]  # (per_count, k_max)
     tokens = np.cumsum(pool.tokens[idx], axis=1).T  # row k-1: sums of k prompts
     attn = np.cumsum(pool.attn[idx], axis=1).T
-    dur, steps = cycle_duration(p, b, ctx, tokens, attn, t_d)
+    dur, steps = cycle_duration(p, b, ctx, tokens, attn, t_d, draft_s)
     return np.vstack([np.full(per_count, t_d), dur]), np.vstack([np.ones(per_count), steps])
 
 
-@lru_cache(maxsize=64)
+_LATIN: dict[int, tuple[np.random.Generator, np.ndarray]] = {}
+_LATIN_LOCK = threading.Lock()  # the TUI plans and searches in worker threads
+
+
 def _latin_columns(per_count: int, k_max: int) -> np.ndarray:
-    rng = np.random.default_rng(RNG_SEED)
-    return np.stack([rng.permutation(per_count) for _ in range(k_max)], axis=1)
+    """Column j is the j-th permutation drawn from one generator seeded with RNG_SEED, so the
+    columns for k_max are a prefix of those for any larger count: one table per `per_count`,
+    extended (doubling) as the arrival counts grow, instead of redrawn for every k_max the fixed
+    point passes through. A read-only view."""
+    cols = _LATIN[per_count][1] if per_count in _LATIN else None
+    if cols is None or cols.shape[1] < k_max:
+        with _LATIN_LOCK:
+            rng, cols = _LATIN.get(per_count) or (np.random.default_rng(RNG_SEED), np.empty((per_count, 0), dtype=np.int64))
+            if cols.shape[1] < k_max:
+                more = max(k_max, 2 * cols.shape[1]) - cols.shape[1]
+                cols = np.concatenate([cols, np.stack([rng.permutation(per_count) for _ in range(more)], axis=1)], axis=1)
+                cols.flags.writeable = False
+                _LATIN[per_count] = (rng, cols)
+    return cols[:, :k_max]
+
+
+def _known_draft_s(p: ReplicaParams) -> float | None:
+    """The draft share of a decode step from decode_step(p, b, ctx) at the same b: exactly 0.0
+    without speculation (saves cycle_duration a step_time call per fixed-point iteration), else
+    None (cycle_duration derives it)."""
+    return 0.0 if np.all(np.asarray(p.spec_k) == 0) else None
 
 
 def _count_pmf(mean: float, var_cycle: float, mean_cycle_s: float) -> np.ndarray:
@@ -290,6 +318,7 @@ def solve_rate(p: ReplicaParams, wl: Workload, pool: PromptPool, rate: float, ca
     tokens = float(spec_tokens_per_step(p))
     decode_tokens = max(wl.mean_out - 1.0, 0.0)
     batch, cycle, cycle2 = 0.0, 0.0, 0.0
+    draft = _known_draft_s(p)
     for _ in range(FIXED_POINT_ITERATIONS):
         b = batch / lanes
         t_d = float(decode_step(p, b, ctx).total_s)
@@ -298,7 +327,7 @@ def solve_rate(p: ReplicaParams, wl: Workload, pool: PromptPool, rate: float, ca
         if len(pmf) > MAX_PROMPTS_PER_CYCLE:
             return None
         k_max = len(pmf) - 1
-        dur, steps = cycle_samples(p, pool, b, ctx, t_d, k_max, MIX_SAMPLES) if k_max > 0 else (np.full((1, 1), t_d), np.ones((1, 1)))
+        dur, steps = cycle_samples(p, pool, b, ctx, t_d, k_max, MIX_SAMPLES, draft) if k_max > 0 else (np.full((1, 1), t_d), np.ones((1, 1)))
         mean_c = float(pmf @ dur.mean(axis=1))
         c2 = float(pmf @ (dur * dur).mean(axis=1))
         mean_steps = float(pmf @ steps.mean(axis=1))
@@ -323,7 +352,7 @@ def _batch_sensitivity(p, pool, state: RateState, lane_rate: float, ctx: float, 
     b = state.batch / lanes + delta
     t_d = float(decode_step(p, b, ctx).total_s)
     k_max = len(state.count_pmf) - 1
-    dur, steps = cycle_samples(p, pool, b, ctx, t_d, k_max, MIX_SAMPLES) if k_max > 0 else (np.full((1, 1), t_d), np.ones((1, 1)))
+    dur, steps = cycle_samples(p, pool, b, ctx, t_d, k_max, MIX_SAMPLES, _known_draft_s(p)) if k_max > 0 else (np.full((1, 1), t_d), np.ones((1, 1)))
     shifted = float(state.count_pmf @ dur.mean(axis=1)) / float(state.count_pmf @ steps.mean(axis=1))
     # longer cycles also gather more prompts: the arrival feedback divides by (1 - prefill share)
     prefill_share = min(max(1.0 - state.t_decode_s / state.step_s, 0.0), 0.95)
@@ -333,6 +362,21 @@ def _batch_sensitivity(p, pool, state: RateState, lane_rate: float, ctx: float, 
 
 def rate_point(p: ReplicaParams, wl: Workload, rate: float, detailed: bool = True, fidelity: Fidelity | None = None) -> OperatingPoint:
     """Open-loop Poisson arrivals at `rate` req/s to one replica."""
+    return _finish_rate_point(p, wl, _solve_rate_point(p, wl, rate), detailed, fidelity)
+
+
+@dataclass
+class _RateSolution:
+    """The fixed point of one open-loop rate (before its latency statistics): solved once, it can
+    yield both the means and the distributions."""
+
+    rate: float
+    point: OperatingPoint
+    pool: PromptPool | None = None
+    state: RateState | None = None
+
+
+def _solve_rate_point(p: ReplicaParams, wl: Workload, rate: float) -> _RateSolution:
     cap = batch_cap(p, wl)
     max_rate, _, _ = offline_throughput(p, wl)
     util = rate / max_rate if max_rate > 0 else float("inf")
@@ -340,15 +384,26 @@ def rate_point(p: ReplicaParams, wl: Workload, rate: float, detailed: bool = Tru
                            kv_tokens=float(kv_capacity_tokens(p)))
     if cap < 1.0:
         point.note = "no room for a single request's KV cache"
-        return point
+        return _RateSolution(rate, point)
     rate = max(rate, 0.0)
     if util >= 1.0:
         point.note = f"offered {rate:.3g} req/s is at or above the replica's maximum {max_rate:.3g} req/s"
-        return point
+        return _RateSolution(rate, point)
     pool = PromptPool.build(p, wl)
     state = solve_rate(p, wl, pool, rate, cap) if rate > 0 else _idle_state(p, wl)
     if state is None:
         point.note = f"prefill work outgrows the engine at {rate:.3g} req/s (queue grows without bound)"
+        return _RateSolution(rate, point)
+    return _RateSolution(rate, point, pool, state)
+
+
+def _finish_rate_point(p: ReplicaParams, wl: Workload, solved: _RateSolution, detailed: bool = True,
+                       fidelity: Fidelity | None = None) -> OperatingPoint:
+    """Latency statistics of a solved rate, on a fresh copy of its point (a solution can be
+    finished more than once)."""
+    point = replace(solved.point)
+    pool, state, rate = solved.pool, solved.state, solved.rate
+    if state is None:
         return point
     lanes = float(p.pp)
     point.stable = True
@@ -454,6 +509,15 @@ def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, u: np.ndarray) 
     return values[order][np.minimum(np.searchsorted(cdf, u * cdf[-1]), len(values) - 1)]
 
 
+def _even_picks(pool_size: int, n: int) -> np.ndarray:
+    """n indices into the ascending prompt grid that cover it evenly: every prompt n / pool_size
+    times when that is whole, else the middle of each of n equal strata (a prefix of the grid would
+    keep only the shorter prompts: QUICK's 1024 TTFT samples saw the shorter half of 2048)."""
+    if n % pool_size == 0:
+        return np.tile(np.arange(pool_size), n // pool_size)
+    return ((np.arange(n) + 0.5) * pool_size / n).astype(np.int64)
+
+
 def _distributions(p, wl, pool: PromptPool, point: OperatingPoint, lane_rate: float, state: RateState, fid: Fidelity) -> None:
     """Percentiles from seeded, stratified joint samples: the cycle in progress at arrival
     (length-biased), the residual of it, the prompts that arrive during it and share this prompt's
@@ -472,7 +536,7 @@ def _distributions(p, wl, pool: PromptPool, point: OperatingPoint, lane_rate: fl
     current = _weighted_quantiles(durations, weights * durations, rng.permutation(strata))
     residual = np.where(busy, rng.permutation(strata) * current, 0.0)
     co_tok, co_att = pool.sums(np.where(busy, poisson_counts(rng, lane_rate * current), 0), rng.integers(0, len(pool.order), size=n))
-    pick = np.tile(np.arange(len(pool.tokens)), n // len(pool.tokens) + 1)[:n][rng.permutation(n)]
+    pick = _even_picks(len(pool.tokens), n)[rng.permutation(n)]
     own, _ = cycle_duration(p, b, ctx, pool.tokens[pick] + co_tok, pool.attn[pick] + co_att, t_d)
     ttft = residual + own + float(p.api_overhead_s)
     m = fid.tpot
@@ -535,6 +599,11 @@ def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own,
     return np.maximum(total, 1e-12) / (need * tokens)
 
 
+CLOSED_LOOP_TOLERANCE = 1e-4  # relative: X E2E(X) within this of the clients, or X bracketed this tightly
+CLOSED_LOOP_MAX_SOLVES = 40  # open-loop solves at most (the bisection this replaced used 31)
+SATURATED_SHARE = 0.99  # throughput at or above this share of the offline maximum counts as saturated
+
+
 def concurrency_point(p: ReplicaParams, wl: Workload, clients: int, detailed: bool = True) -> OperatingPoint:
     """Closed loop: `clients` users each send their next request when the last one completes.
     Mean-value analysis: throughput X solves X * E2E_mean(X) = clients, with the open-loop model
@@ -542,29 +611,75 @@ def concurrency_point(p: ReplicaParams, wl: Workload, clients: int, detailed: bo
     max_rate, _, _ = offline_throughput(p, wl)
     if max_rate <= 0:
         return OperatingPoint(mode="concurrency", stable=False, note="does not fit")
-    lo, hi = 0.0, max_rate * 0.999
-    best = None
-    for _ in range(30):
-        mid = (lo + hi) / 2
-        pt = rate_point(p, wl, mid, detailed=False)
-        if pt.stable and mid * pt.e2e_mean_s < clients:
-            lo, best = mid, pt
-        else:
-            hi = mid
-    if best is None or lo >= max_rate * 0.99:
+    sat_rps = max_rate * SATURATED_SHARE
+    lo_rps, solved = _closed_loop_throughput(p, wl, clients, max_rate * 0.999, sat_rps)
+    if lo_rps is None or lo_rps >= sat_rps:
         # saturated: clients keep the engine at its offline throughput; extra clients queue
-        best = rate_point(p, wl, max_rate * 0.99, detailed=detailed)
+        best = _finish_rate_point(p, wl, solved.get(sat_rps) or _solve_rate_point(p, wl, sat_rps), detailed)
         x = max_rate
         e2e = clients / x
         best.requests_per_s = x
         best.note = "closed loop saturates the replica; requests wait for a batch slot"
         best.e2e_mean_s = e2e
         best.ttft_mean_s = max(best.ttft_mean_s, e2e - (wl.mean_out - 1) * best.tpot_mean_s)
-    elif detailed:
-        best = rate_point(p, wl, lo, detailed=True)
+    else:
+        best = _finish_rate_point(p, wl, solved[lo_rps], detailed)
     best.mode = "concurrency"
     best.utilization = best.requests_per_s / max_rate
     return best
+
+
+def _closed_loop_throughput(p: ReplicaParams, wl: Workload, clients: int, hi_rps: float, sat_rps: float) -> tuple[float | None, dict]:
+    """The largest solved rate X below the closed-loop fixed point X = clients / E2E_mean(X), or None
+    if none was found; and the open-loop solutions by rate.
+    Regula falsi with the Illinois modification (Dowell & Jarratt 1971) on the gap h(X) = clients /
+    E2E_mean(X) - X, which falls with X and is close to linear (E2E grows like 1/(1 - utilisation),
+    so clients / E2E shrinks linearly into saturation; an unstable rate has E2E = inf, h = -X).
+    Started from the mean-value step X = clients / E2E_mean(0); a step past the saturation rate tests
+    that rate first, which settles a saturated loop in one solve; bisection when a step leaves the
+    bracket or the bracket stops halving. CLOSED_LOOP_TOLERANCE in a handful of solves (the
+    open-loop E2E is itself a fixed point iterated to ~1e-4)."""
+    solved: dict[float, _RateSolution] = {}
+
+    def gap_rps(x_rps: float) -> float:
+        solved[x_rps] = _solve_rate_point(p, wl, x_rps)
+        pt = _finish_rate_point(p, wl, solved[x_rps], detailed=False)
+        return float(clients / pt.e2e_mean_s - x_rps) if pt.stable and pt.e2e_mean_s > 0 else -x_rps
+
+    idle_e2e_s = float(_finish_rate_point(p, wl, _solve_rate_point(p, wl, 0.0), detailed=False).e2e_mean_s)
+    lo_rps, gap_lo_rps = 0.0, clients / idle_e2e_s if 0.0 < idle_e2e_s < math.inf else math.nan
+    # the ends' weights in the interpolation (Illinois halves a stuck end's); hi not solved yet
+    w_lo_rps, w_hi_rps = gap_lo_rps, math.nan
+    found, last_side, width_before_rps = None, 0, hi_rps
+    x_rps = gap_lo_rps if math.isfinite(gap_lo_rps) else hi_rps / 2.0
+    for solves in range(1, CLOSED_LOOP_MAX_SOLVES + 1):
+        if x_rps >= sat_rps > lo_rps and hi_rps > sat_rps:
+            x_rps = sat_rps  # saturated if the loop still sits below the fixed point there
+        elif not lo_rps < x_rps < hi_rps:
+            x_rps = (lo_rps + hi_rps) / 2.0
+        gap = gap_rps(x_rps)
+        side = 1 if gap > 0.0 else -1  # +1: below the fixed point (X E2E(X) < clients)
+        if side > 0:
+            lo_rps, gap_lo_rps, w_lo_rps, found = x_rps, gap, gap, x_rps
+        else:
+            hi_rps, w_hi_rps = x_rps, gap
+        if side == last_side:  # the other end stayed twice in a row: halve its weight
+            w_hi_rps, w_lo_rps = (w_hi_rps / 2.0, w_lo_rps) if side > 0 else (w_hi_rps, w_lo_rps / 2.0)
+        last_side = side
+        if (lo_rps >= sat_rps or (found is not None and gap_lo_rps <= CLOSED_LOOP_TOLERANCE * lo_rps)
+                or hi_rps - lo_rps <= CLOSED_LOOP_TOLERANCE * hi_rps):
+            break
+        if math.isfinite(w_lo_rps) and math.isfinite(w_hi_rps):
+            x_rps = lo_rps + (hi_rps - lo_rps) * w_lo_rps / (w_lo_rps - w_hi_rps)
+        elif math.isfinite(gap_lo_rps):
+            x_rps = lo_rps + gap_lo_rps  # the mean-value step clients / E2E(lo): at or past the fixed point
+        else:
+            x_rps = (lo_rps + hi_rps) / 2.0
+        if solves % 3 == 0:  # the bracket must halve every three solves, else bisect
+            if hi_rps - lo_rps > width_before_rps / 2.0:
+                x_rps = (lo_rps + hi_rps) / 2.0
+            width_before_rps = hi_rps - lo_rps
+    return found, solved
 
 
 def offline_point(p: ReplicaParams, wl: Workload) -> OperatingPoint:

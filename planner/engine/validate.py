@@ -43,9 +43,15 @@ def _config_key(m: Measurement) -> tuple:
 
 
 def _resolve(m: Measurement, base_dir: Path, cache: dict) -> tuple[ModelSpec, GpuSpec]:
+    """Catalog entries of a row; failures are cached too (an unknown name costs a fuzzy match)."""
     key = (m.model, m.gpu)
     if key not in cache:
-        cache[key] = (catalog.get_model(m.model, base_dir=base_dir), catalog.get_gpu(m.gpu))
+        try:
+            cache[key] = (catalog.get_model(m.model, base_dir=base_dir), catalog.get_gpu(m.gpu))
+        except ValueError as exc:
+            cache[key] = str(exc)
+    if isinstance(cache[key], str):
+        raise ValueError(cache[key])
     return cache[key]
 
 
@@ -61,14 +67,24 @@ def _metric(point, m: Measurement, mean_in: float, mean_out: float) -> float | N
     return value * 1e3 if value is not None else None
 
 
+MEANS_ONLY_METRICS = frozenset(("output_tok_s", "total_tok_s", "requests_per_s", "ttft_ms_mean", "tpot_ms_mean", "itl_ms_mean",
+                                "e2e_ms_mean"))  # what offline_point and the means-only rate/closed-loop points report
+
+
 def evaluate_rows(data: MeasurementSet, calibration: Calibration | None = None, base_dir: Path | None = None) -> list[RowResult]:
     """Predict every row; rows sharing a configuration share one prediction."""
-    calibration = calibration or Calibration()
-    base_dir = base_dir or data.path.parent
-    specs: dict = {}
+    return _evaluate_rows(data.rows, calibration or Calibration(), base_dir or data.path.parent, {})
+
+
+def _evaluate_rows(rows, calibration: Calibration, base_dir: Path, specs: dict, scored_only: bool = False) -> list[RowResult]:
+    """`scored_only`: skip the prediction of rows whose metric no prediction reports (percentiles:
+    validation predicts means), which never score; they come back unpredicted, as they would."""
     points: dict = {}
     out = []
-    for m in data.rows:
+    for m in rows:
+        if scored_only and m.metric not in MEANS_ONLY_METRICS:
+            out.append(RowResult(m, None, f"model gives no {m.metric}"))
+            continue
         key = _config_key(m)
         if key not in points:
             points[key] = _predict_row(m, calibration, base_dir, specs)
@@ -166,13 +182,25 @@ def _loss(results: list[RowResult]) -> float:
 
 
 def fit_family(data: MeasurementSet, family: str, start: Knobs, rounds: int = 3) -> tuple[Knobs, float]:
+    """Coordinate search over KNOB_GRID. Each knob set is scored once (later rounds revisit many;
+    the loss of a set never changes), catalog lookups are shared between trials, and rows that
+    cannot score (percentile metrics) are not predicted."""
+    specs: dict = {}
+    base_dir = data.path.parent
+    losses: dict[Knobs, float] = {}
+
+    def loss_of(knobs: Knobs) -> float:
+        if knobs not in losses:
+            losses[knobs] = _loss(_evaluate_rows(data.rows, Calibration(default=knobs), base_dir, specs, scored_only=True))
+        return losses[knobs]
+
     knobs = start
-    best = _loss(evaluate_rows(data, Calibration(default=knobs)))
+    best = loss_of(knobs)
     for _ in range(rounds):
         for name, grid in KNOB_GRID.items():
             for value in grid:
                 trial = knobs.scaled(**{name: float(value)})
-                loss = _loss(evaluate_rows(data, Calibration(default=trial)))
+                loss = loss_of(trial)
                 if loss < best - 1e-9:
                     best, knobs = loss, trial
     return knobs, best

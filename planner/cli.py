@@ -394,7 +394,7 @@ def cmd_calibrate(args) -> int:
     import tomli_w
 
     from planner.engine.knobs import Calibration
-    from planner.engine.validate import calibrate, evaluate_rows, group_errors, summarize
+    from planner.engine.validate import calibrate, evaluate_rows, group_errors, summarize, validated_families
     from planner.profile import save_text_atomic
 
     if args.output.exists() and not args.force:
@@ -404,7 +404,9 @@ def cmd_calibrate(args) -> int:
     fitted, skipped = calibrate(data)
     results = evaluate_rows(data, fitted)
     after = summarize(results)["overall"]
-    fitted = fitted.model_copy(update={"source": f"planner calibrate {args.measurements.name}", "error_pct": group_errors(results)})
+    gpu_families, model_families = validated_families(results, args.measurements.resolve().parent)
+    fitted = fitted.model_copy(update={"source": f"planner calibrate {args.measurements.name}", "error_pct": group_errors(results),
+                                       "validated_families": gpu_families, "validated_models": model_families})
     save_text_atomic(args.output, tomli_w.dumps(_rounded(fitted.model_dump(exclude_none=True))))
     print(f"fitted {len(fitted.families)} GPU families on {len(data.rows)} rows: median error {before['median_ape']}% -> {after['median_ape']}%")
     for family, why in skipped.items():

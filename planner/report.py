@@ -106,12 +106,14 @@ def tier_json(t: TierPlan) -> dict:
 
 
 def error_band(t: TierPlan) -> tuple[dict, bool]:
-    """Expected error from validation (median absolute %), and whether this GPU family was
-    calibrated on measurements at all (outside it, the band is a guess)."""
+    """Expected error from validation (median absolute %), and whether both the GPU family and
+    the model family have measurements behind them (outside them, the band is a guess)."""
     from planner.engine.knobs import shipped_calibration
 
     cal = shipped_calibration()
-    return {k: round(v, 1) for k, v in cal.error_pct.items()}, t.gpu.family in cal.families
+    gpus_ok = t.gpu.family in (cal.validated_families or cal.families)
+    models_ok = not cal.validated_models or t.model.family in cal.validated_models
+    return {k: round(v, 1) for k, v in cal.error_pct.items()}, gpus_ok and models_ok
 
 
 def plan_json(plan: Plan) -> dict:

@@ -83,7 +83,7 @@ def plan_table(data: dict, name: str) -> Table:
     row("CO2 kg/month", lambda t: fmt_num(t["co2_kg_month"]))
     row("quality", lambda t: f"{t['quality']['score']:.1f} {t['quality']['benchmark']}" if t.get("quality") else "-")
     row("expected error", lambda t: ", ".join(f"±{v:g}% {k}" for k, v in t.get("error_band_pct", {}).items())
-        + ("" if t.get("validated") else " (GPU family not validated)"))
+        + ("" if t.get("validated") else " (GPU or model family not measured: a guess)"))
     row("binding", lambda t: t["binding"] if ok(t) else Text(t.get("reason", ""), style="red"))
     row("meets SLO", lambda t: Text("yes", style="green") if t["meets_slo"] else Text("no: " + ", ".join(t.get("misses", [])), style="red"))
     if any(t.get("note") for t in tiers):

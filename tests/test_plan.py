@@ -317,3 +317,13 @@ def test_full_fidelity_confirmation_searches_upward_instead_of_giving_up():
     medium = plan_json(evaluate(Scenario(load=Load(rate_rps=1e4))))["tiers"][1]
     assert medium["feasible"] and medium["meets_slo"], medium.get("reason")
     assert medium["utilization"] <= 0.8 + 1e-9
+
+
+def test_error_bands_say_when_the_gpu_or_model_family_has_no_measurements():
+    def validated(gpu: str, model: str) -> bool:
+        scenario = Scenario(load=Load(rate_rps=1), fleet=Fleet(gpu=gpu), models=TierModels(small=model))
+        return plan_json(evaluate(scenario))["tiers"][0]["validated"]
+
+    assert validated("h100-sxm", "llama-3.1-8b")  # both measured
+    assert not validated("h100-sxm", "qwen2.5-7b")  # no qwen2 measurements
+    assert not validated("mi300x", "llama-3.1-8b")  # no AMD measurements

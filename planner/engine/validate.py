@@ -143,6 +143,19 @@ def group_errors(results: list[RowResult]) -> dict[str, float]:
     return out
 
 
+def validated_families(results: list[RowResult], base_dir: Path | None = None) -> tuple[list[str], list[str]]:
+    """GPU families and model families with at least one scored measurement: where the error
+    bands were measured rather than assumed."""
+    gpus, models, cache = set(), set(), {}
+    for r in results:
+        if r.error_pct is None:
+            continue
+        model, gpu = _resolve(r.row, base_dir or Path.cwd(), cache)
+        gpus.add(gpu.family)
+        models.add(model.family)
+    return sorted(gpus), sorted(models)
+
+
 def _stats(values: list[float]) -> dict:
     if not values:
         return {"n": 0, "median_ape": None, "mean_ape": None}

@@ -45,10 +45,23 @@ def light(pilot_action: Action) -> Action:
     return run
 
 
+async def best_fleets(pilot) -> None:
+    """F4, then wait (up to two minutes) for the search to finish."""
+    await pilot.press("f4")
+    await pilot.pause()
+    for _ in range(2400):
+        if not getattr(pilot.app.screen, "searching", False):
+            break
+        await asyncio.sleep(0.05)
+    await pilot.pause()
+
+
 # name, terminal size, profile (None = built-in default), what to do before the picture
 SHOTS: list[tuple[str, tuple[int, int], Path | None, Action]] = [
     ("main", (160, 48), None, nothing),
     ("narrow-80x24", (80, 24), None, nothing),
+    ("best-fleets", (160, 48), None, best_fleets),
+    ("overloaded", (160, 48), PROFILES / "overloaded.toml", nothing),
     ("infeasible", (160, 48), PROFILES / "infeasible.toml", keys("ctrl+t")),
     ("light-theme", (160, 48), PROFILES / "bf16-h200.toml", light(keys("f6", "f6", "f6", "f6"))),
     ("save-dialog", (160, 48), None, keys("f2")),

@@ -114,9 +114,18 @@ def _util(t: dict, tp: TierPlan, slo: Targets) -> Cell:
     return Cell(f"{text} {MISSED}" if over else text, missed=over)
 
 
+def _error_band(t: dict, tp: TierPlan, slo: Targets) -> Cell:
+    band = t.get("error_band_pct") or {}
+    if not band or not t["feasible"]:
+        return Cell("-", dim=True)
+    low, high = min(band.values()), max(band.values())
+    text = f"±{low:.0f}–{high:.0f}%" if round(low) != round(high) else f"±{low:.0f}%"
+    return Cell(text if t.get("validated") else f"{text} ?", dim=True)
+
+
 def _binding(t: dict, tp: TierPlan, slo: Targets) -> Cell:
     short = {"utilisation ceiling": "util cap", "memory capacity": "memory", "hardware support": "hardware",
-             "one replica suffices": "1 replica"}
+             "one replica suffices": "1 replica", "context limit": "context"}
     text = short.get(t["binding"], t["binding"] or "-")
     return Cell(f"{text} {MISSED}" if not t["feasible"] else text, missed=not t["feasible"])
 
@@ -143,6 +152,9 @@ ROWS: tuple[Row, ...] = (
         _latency("E2E", "e2e_ms", "p50")),
     Row("e2e_p99", "E2E p99", "Whole request, 99th percentile (long outputs dominate).",
         _latency("E2E", "e2e_ms", "p99")),
+    Row("error", "± error", "Expected error of these predictions: the median absolute error of the model "
+        "against published measurements, lowest to highest over throughput, TTFT and TPOT (the detail lists "
+        "each). '?' marks a GPU or model family without measurements: there the band is a guess.", _error_band),
     Row("tok_s", "Out tok/s", "Generated tokens per second across the fleet at the mean load.",
         _plain(lambda t: fmt_num(t["output_tok_s"]))),
     Row("util", "Utilisation", "Offered load per replica as a share of its saturation throughput; ✗ above "

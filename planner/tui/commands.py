@@ -24,6 +24,7 @@ class Command:
     title: str  # command palette entry, "namespace: Verb"
     help: str
     show: bool = True
+    priority: bool = False  # before the focused widget's own binding for the key
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -37,6 +38,9 @@ COMMANDS: tuple[Command, ...] = (
             "Save the inputs to a new profile file."),
     Command("export", "f3", "export_plan", "Export", "Plan: Export as TOML…",
             "Write the inputs plus the computed plan (the CLI's `plan --format toml`)."),
+    Command("best-fleets", "f4", "best_fleets", "Best fleets", "Plan: Best fleets…",
+            "Search every catalog GPU, precision, TP degree and engine setting for the cheapest fleets "
+            "that meet the targets (the CLI's `search`), for the selected tier; apply one to the profile."),
     Command("next-pane", "f6", "focus_pane(1)", "Next pane", "View: Next input pane",
             "Move the focus to the next input pane."),
     Command("previous-pane", "shift+f6", "focus_pane(-1)", "Prev pane", "View: Previous input pane",
@@ -49,12 +53,28 @@ COMMANDS: tuple[Command, ...] = (
             "Quit (asks first when there are unsaved changes)."),
 )
 
+# The Best fleets view's own commands (actions of FleetsScreen).
+FLEETS_COMMANDS: tuple[Command, ...] = (
+    Command("apply", "enter", "apply", "Apply", "Fleets: Apply the highlighted fleet",
+            "Set the profile's GPU, weight and KV precision, TP degree, max sequences and token budget "
+            "(and the tier's model) to the highlighted fleet's, close the view and re-plan. A click on "
+            "the highlighted row does the same.", priority=True),
+    Command("switch-tier", "ctrl+t", "switch_tier", "Tier", "Fleets: Switch tier",
+            "Search the next tier (small, medium, large); results already found are kept."),
+    Command("all-models", "ctrl+a", "toggle_all_models", "All models", "Fleets: Toggle all models of the tier",
+            "Search every catalog model of the tier, not only the profile's model for it (slower: one "
+            "grid per model)."),
+    Command("close", "escape", "close", "Close", "Fleets: Close",
+            "Close the view without changing the profile."),
+)
+
 BY_ID = {c.id: c for c in COMMANDS}
 
 
-def bindings() -> list[Binding]:
-    return [Binding(c.key, c.action, c.footer, show=c.show, id=f"planner.{c.id}", tooltip=c.help)
-            for c in COMMANDS]
+def bindings(table: tuple[Command, ...] = COMMANDS, namespace: str = "planner") -> list[Binding]:
+    return [Binding(c.key, c.action, c.footer, show=c.show, id=f"{namespace}.{c.id}", tooltip=c.help,
+                    priority=c.priority)
+            for c in table]
 
 
 def key_display(key: str) -> str:
@@ -64,8 +84,10 @@ def key_display(key: str) -> str:
 class PlannerCommands(Provider):
     """The command palette entries of the main screen: the COMMANDS table."""
 
+    TABLE: tuple[Command, ...] = COMMANDS
+
     def _commands(self) -> Iterable[Command]:
-        return COMMANDS
+        return self.TABLE
 
     async def _run(self, command: Command) -> None:
         await self.screen.run_action(command.action)
@@ -81,3 +103,9 @@ class PlannerCommands(Provider):
             score = matcher.match(command.title)
             if score > 0:
                 yield Hit(score, matcher.highlight(command.title), partial(self._run, command), help=command.help)
+
+
+class FleetsCommands(PlannerCommands):
+    """The command palette entries of the Best fleets view: the FLEETS_COMMANDS table."""
+
+    TABLE = FLEETS_COMMANDS

@@ -211,6 +211,9 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("fleet", ("fleet", "gpus_per_node"), "GPUs/node", "Largest tensor-parallel group: TP never spans more GPUs "
        "than this. Blank uses the GPU's scale-up domain (8 for HGX, 72 for GB200 NVL72).",
        blank="the GPU's node size", kind="int"),
+    _f("fleet", ("fleet", "max_gpus"), "Max GPUs", "The most GPUs a tier may use (the servers you own, your "
+       "reservation). A load needing more is planned on this many and shown missing its targets or overloaded. "
+       "Blank: no limit.", blank="no limit", kind="int"),
     # --- Request load
     _f("load", ("load", "rate_rps"), "Peak rate", "Requests per second at the busiest time; the fleet is sized "
        "for this rate.", unit="req/s"),

@@ -4,8 +4,9 @@ result rows, commands), plus a factual note on where the numbers come from."""
 from __future__ import annotations
 
 from planner.tui.columns import ROWS
-from planner.tui.commands import COMMANDS, key_display
+from planner.tui.commands import COMMANDS, FLEETS_COMMANDS, key_display
 from planner.tui.fields import FIELDS, LOAD_MODE_HELP, PANES, TIER_HELP
+from planner.tui.screens.fleets import COLUMN_HELP as FLEET_COLUMNS
 
 INTRO = """\
 # planner — help
@@ -15,6 +16,26 @@ tier it finds the cheapest number of replicas and tensor-parallel degree that me
 target at the peak load, and reports latency percentiles, cost, energy and what limited the plan.
 Every valid change to an input recomputes the plan at once; while an input is invalid, the message
 under it says what is allowed and the last valid plan stays on screen.
+"""
+
+FLEETS = """\
+## Best fleets (F4)
+
+The cheapest fleets for one tier over every GPU type in the catalog (plus the profile's `[[gpu]]`
+entries), what `planner search` prints. The search tries every weight precision, KV precision,
+tensor-parallel degree, max running sequences and token budget: a fast screen of the whole grid
+(memory fit, the idle latency floors, a lower bound on cost) drops what cannot work, then the
+cheapest survivors are sized exactly, as the plan sizes a fleet, until no unsized configuration can
+be cheaper. It takes a few seconds per tier and runs in the background; results are kept, so
+switching back to a tier or reopening the view is immediate.
+
+Above the table: the model, how many configurations were screened and sized, and the tier's fleet
+in the current plan. Under it: how many configurations were excluded and why (do not fit in
+memory, cannot meet a target even idle, miss a target when sized), and the search's own warnings.
+The chart plots monthly cost against p99 E2E latency: ◆ the cost-latency frontier (no other fleet
+sized is both cheaper and faster), • the other ranked fleets, ● the highlighted row, ▲ the current
+plan. Applying a fleet sets the shared fleet and engine settings, so the other two tiers are
+re-planned with them (a large model may not fit the GPU chosen for a small one).
 """
 
 SOURCES = """\
@@ -95,5 +116,15 @@ def help_markdown() -> str:
                  "the targets, the vertical line the planned peak rate.\n")
     parts.append("**Cost vs model size** — monthly cost of every catalog model at the current load, fleet and "
                  "targets (each planned in its own tier); ◆ marks the three chosen models.\n")
+    parts.append(FLEETS)
+    parts.append("| Key | Command | What it does |\n|---|---|---|")
+    for c in FLEETS_COMMANDS:
+        parts.append(f"| {key_display(c.key)} | {c.title} | {c.help} |")
+    parts.append("| ↑ / ↓, click | | Highlight a fleet (the chart marks it ●) |")
+    parts.append("\nColumns of the table:\n")
+    for name, text in FLEET_COLUMNS:
+        parts.append(f"- **{name}** — {text}")
+    parts.append("")
     parts.append(SOURCES)
     return "\n".join(parts)
+

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 from textual.pilot import Pilot
-from tui_engines import capped_engine
 from tui_support import DATA, NARROW
 
 
@@ -58,9 +57,9 @@ class TestPlans:
         assert snap(DATA / "infeasible.toml", actions=select_large)
 
     def test_overloaded(self, snap):
-        """40 req/s with the medium fleet capped at half the replicas it needs: medium shows
-        ✗ overloaded, ∞ latencies marked ✗, and the detail explains the overload."""
-        assert snap(DATA / "overloaded.toml", engine=capped_engine("medium", 0.5))
+        """40 req/s on a fleet capped at 8 GPUs (fleet.max_gpus): medium and large show ✗ overloaded,
+        ∞ latencies marked ✗, and the detail names the fleet limit, the offered and the maximum load."""
+        assert snap(DATA / "overloaded.toml")
 
 
 class TestScreens:

@@ -8,7 +8,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, ScreenResultType
 from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
@@ -16,23 +16,54 @@ from textual.widgets.option_list import Option
 def display_path(path: Path) -> str:
     """A path for people: inside the home folder as ~/..."""
     try:
-        return "~/" + str(path.expanduser().resolve().relative_to(Path.home().resolve()))
+        inside = path.expanduser().resolve().relative_to(Path.home().resolve())
+        return "~" if inside == Path(".") else f"~/{inside}"
     except (ValueError, RuntimeError, OSError):
         return str(path)
 
 
+# The longest file name most filesystems take, in bytes (ext4, XFS, APFS, NTFS in UTF-16 units).
+NAME_MAX = 255
+
+
 def resolve_path(text: str, folder: Path) -> Path:
     """A typed path: '~' expanded, relative paths taken inside `folder`, '.toml' added when
-    there is no suffix."""
-    path = Path(text.strip()).expanduser()
+    there is no suffix. Raises ValueError, saying why, for what cannot be a file name: a folder
+    ('.', '..', '~', an existing folder), a NUL character or a name too long for the filesystem."""
+    typed = text.strip()
+    if "\x00" in typed:
+        raise ValueError("a file name cannot contain a NUL character")
+    path = Path(typed).expanduser()
     if not path.is_absolute():
         path = folder / path
+    if any(len(part.encode("utf-8", "surrogateescape")) > NAME_MAX - len(".toml") for part in path.parts):
+        raise ValueError(f"a file name is at most {NAME_MAX - len('.toml')} bytes")
+    if Path(typed).name in ("", ".", "..") or _is_dir(path):
+        raise ValueError(f"{display_path(path)} is a folder: type a file name")
     if not path.suffix:
         path = path.with_suffix(".toml")
     return path
 
 
-class FileDialog(ModalScreen[Path | None]):
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False  # unreadable: the open or save that follows says why
+
+
+class Dialog(ModalScreen[ScreenResultType]):
+    """A modal dialog that answers once."""
+
+    def answer(self, result: ScreenResultType | None) -> None:
+        """Dismiss with the result, once. A double click queues a second selection (a file of the
+        list) before the first is handled; by then this screen is gone, and dismiss() would pop
+        the screen under it (the main screen: the app crashed)."""
+        if self.is_active:
+            self.dismiss(result)
+
+
+class FileDialog(Dialog[Path | None]):
     """Ask for a file. Relative names are resolved in `folder`; the folder's profiles are listed
     (Tab to the list and pick one with the arrows and Enter, or type a name)."""
 
@@ -64,12 +95,16 @@ class FileDialog(ModalScreen[Path | None]):
         self.query_one("#dialog-path", Input).focus()
 
     def _submit(self, text: str) -> None:
-        if not text.strip():
+        try:
+            if not text.strip():
+                raise ValueError("type a file name")
+            path = resolve_path(text, self.folder)
+        except ValueError as exc:
             error = self.query_one("#dialog-error", Label)
-            error.update("type a file name")
+            error.update(str(exc))
             error.add_class("-shown")
             return
-        self.dismiss(resolve_path(text, self.folder))
+        self.answer(path)
 
     @on(Input.Submitted, "#dialog-path")
     def _entered(self, event: Input.Submitted) -> None:
@@ -82,15 +117,15 @@ class FileDialog(ModalScreen[Path | None]):
 
     @on(Button.Pressed, "#dialog-cancel")
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self.answer(None)
 
     @on(OptionList.OptionSelected, "#dialog-files")
     def _picked(self, event: OptionList.OptionSelected) -> None:
         if event.option.id:
-            self.dismiss(Path(event.option.id))
+            self.answer(Path(event.option.id))
 
 
-class ConfirmDialog(ModalScreen[str | None]):
+class ConfirmDialog(Dialog[str | None]):
     """A question with buttons; dismisses with the chosen button's id (None on Escape)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
@@ -114,7 +149,7 @@ class ConfirmDialog(ModalScreen[str | None]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        self.dismiss((event.button.id or "").removeprefix("choice-"))
+        self.answer((event.button.id or "").removeprefix("choice-"))
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self.answer(None)

@@ -8,6 +8,7 @@ handed down to the widgets as attributes.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,8 @@ class PlannerScreen(Screen[None]):
         self.engine = engine
         self.result: Result | None = None
         self.invalid: dict[str, str] = {}  # input id -> message
+        # inputs showing a value a cross-field check refused: input id -> (path, value)
+        self.refused: dict[str, tuple[tuple[str, ...], object]] = {}
         self.compute_error = ""
         self.generation = 0  # inputs version; bumped on every valid change
         self.shown_generation = -1  # version of the result on screen
@@ -152,6 +155,7 @@ class PlannerScreen(Screen[None]):
         for pane in self.panes:
             pane.show(self.profile)
         self.invalid.clear()
+        self.refused.clear()
 
     @property
     def dirty(self) -> bool:
@@ -188,8 +192,10 @@ class PlannerScreen(Screen[None]):
     def _edited(self, event: InputPane.Edited) -> None:
         event.stop()
         key = event.input_id or "-".join(event.path)
+        self.refused.pop(key, None)  # its new text replaces the refused value
         if event.error:
             self.invalid[key] = event.error
+            self._flag_refused()
             self.update_status()
             return
         self.invalid.pop(key, None)
@@ -223,20 +229,25 @@ class PlannerScreen(Screen[None]):
             data = set_value(data, path, value)
             # a typed-in model becomes an option of its tier's picker
             restructure = path[0] == "models" and value not in catalog.models()
+        # Inputs still showing a value a cross-field check refused go in with this edit when they
+        # can (a p90 of 500 refused under a mean of 1000 is taken with a mean of 400).
+        held = {} if restructure else dict(self.refused)
         try:
-            profile = Profile.model_validate(data)
+            profile, taken = validate_with(data, held)
         except ValidationError as exc:
             target, message = self._place_error(exc, input_id)
+            if pane.revert(input_id, self.profile):  # a choice that cannot be made snaps back
+                target, message = input_id, f"✗ {'.'.join(map(str, exc.errors()[0]['loc']))}: {message[2:]}"
+            else:
+                self.refused[input_id] = (path, value)
             pane.set_error(target, message)
             self.invalid[target] = message
             self.update_status()
             return
-        # a valid profile clears messages that came from cross-field checks
-        for key in [k for k, msg in self.invalid.items() if msg.startswith("✗ ")]:
-            self.invalid.pop(key)
-            for p in self.panes:
-                p.set_error(key, "")
+        for key in taken:
+            self.refused.pop(key)
         if profile == self.profile:
+            self._flag_refused()
             self.update_status()
             return  # back to the current inputs, or a widget announcing the value it was given
         self.profile = profile
@@ -246,12 +257,37 @@ class PlannerScreen(Screen[None]):
             for key in list(self.invalid):
                 if pane.query(f"#{key}"):
                     self.invalid.pop(key)
+            for key in list(self.refused):
+                if pane.query(f"#{key}"):
+                    self.refused.pop(key)
+        self._flag_refused()
         self.update_title()
         self.recompute()
 
+    def _flag_refused(self) -> None:
+        """Cross-field messages (✗) for the inputs still showing a refused value, and none for the
+        others: a change can make an earlier message moot, and must not clear the message of an
+        input whose value it did not take in."""
+        for key in [k for k, msg in self.invalid.items() if msg.startswith("✗ ")]:
+            self.invalid.pop(key)
+            for p in self.panes:
+                p.set_error(key, "")
+        data = self.profile.model_dump()
+        for key, (path, value) in self.refused.items():
+            try:
+                Profile.model_validate(set_value(data, path, value))
+                target, message = key, "✗ not taken with the other inputs: type it again"
+            except ValidationError as exc:
+                target, message = self._place_error(exc, key)
+            if not self.invalid.get(target, "✗").startswith("✗"):
+                continue  # the input's own message (what it accepts) comes first
+            for p in self.panes:
+                p.set_error(target, message)
+            self.invalid[target] = message
+
     def _place_error(self, exc: ValidationError, input_id: str) -> tuple[str, str]:
         """The input a validation error belongs to, and the message (prefixed ✗ to mark it as a
-        cross-field message that a later valid change clears)."""
+        cross-field message, placed again after every valid change: see _flag_refused)."""
         err = exc.errors()[0]
         loc = tuple(str(x) for x in err["loc"])
         message = str(err["msg"]).removeprefix("Value error, ")
@@ -412,6 +448,28 @@ class PlannerScreen(Screen[None]):
     def action_switch_tier(self) -> None:
         self.tier = TIERS[(TIERS.index(self.tier) + 1) % len(TIERS)]
 
+    def action_best_fleets(self) -> None:
+        from planner.tui.screens.fleets import FleetsScreen  # the search engine: imported when first asked
+
+        self.app.push_screen(FleetsScreen(self.profile, self.base_dir, self.tier, self.result), self._apply_fleet)
+
+    def _apply_fleet(self, choice) -> None:
+        """A fleet chosen in the Best fleets view: its GPU, precisions, TP, engine limits (and the
+        tier's model) become the profile's inputs, and the plan follows."""
+        if choice is None:
+            return
+        try:
+            profile = choice.apply(self.profile)
+        except ValidationError as exc:
+            self.notify(str(exc.errors()[0]["msg"]), title="Cannot apply the fleet", severity="error", timeout=8)
+            return
+        self.profile = profile
+        self.show_profile()
+        self.update_title()
+        self.tier = choice.tier
+        self.recompute()
+        self.notify(choice.summary, title="Fleet applied")
+
     def action_toggle_theme(self) -> None:
         self.app.theme = "textual-light" if self.app.current_theme.dark else "textual-dark"
 
@@ -558,6 +616,23 @@ class PlannerScreen(Screen[None]):
         self.app.push_screen(ConfirmDialog("Unsaved changes", f"Save the changes to {self.profile.name} before "
                                            "quitting?", [("save", "Save"), ("discard", "Quit without saving"),
                                                          ("cancel", "Cancel")]), answer)
+
+
+def validate_with(data: dict, held: dict[str, tuple[tuple[str, ...], object]]) -> tuple[Profile, tuple[str, ...]]:
+    """The profile of `data` plus the largest set of held input values (id -> (path, value)) that
+    validates with it, and their ids; raises the ValidationError of `data` alone when even that
+    fails."""
+    keys = list(held)[:6]  # at most 64 tries; inputs are refused one at a time, so there are few
+    for size in range(len(keys), 0, -1):
+        for subset in itertools.combinations(keys, size):
+            candidate = data
+            for key in subset:
+                candidate = set_value(candidate, *held[key])
+            try:
+                return Profile.model_validate(candidate), subset
+            except ValidationError:
+                continue
+    return Profile.model_validate(data), ()
 
 
 def export_text(profile: Profile, plan: Plan) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+from dataclasses import dataclass
 
 from textual.color import Color
 from textual.reactive import reactive
@@ -177,3 +178,125 @@ def _usd_label(v: float) -> str:
     if v >= 1e3:
         return f"${v / 1e3:g}k"
     return f"${v:g}"
+
+
+# ---------------------------------------------------------------- best fleets
+
+
+@dataclass(frozen=True)
+class FleetPoint:
+    """One sized fleet of the search, as the frontier chart draws it."""
+
+    usd_month: float
+    e2e_ms: float
+    label: str  # e.g. "3×mi300x TP1"
+
+
+def _nice_ticks(lo: float, hi: float, label, count: int = 5) -> tuple[list[float], list[str]]:
+    """About `count` ticks at 1, 2, 2.5 or 5 x 10^k steps between lo and hi (linear axis)."""
+    span = max(hi - lo, 1e-12)
+    raw = span / count
+    k = 10 ** math.floor(math.log10(raw))
+    step = next(m * k for m in (1, 2, 2.5, 5, 10) if m * k >= raw)
+    first = math.ceil(lo / step) * step
+    ticks = [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+    return ticks, [label(t) for t in ticks]
+
+
+def _seconds_label(ms: float) -> str:
+    return _ms_label(float(f"{ms:.4g}"))
+
+
+class FrontierChart(ThemedPlot):
+    """Monthly cost against p99 E2E latency of the fleets the search sized exactly: the cost-latency
+    frontier (◆, joined: no other fleet is both cheaper and faster), the other ranked fleets (•),
+    the fleet highlighted in the table (●) and the tier's fleet in the current plan (▲)."""
+
+    frontier: reactive[list[FleetPoint]] = reactive(list, always_update=True, init=False)
+    ranked: reactive[list[FleetPoint]] = reactive(list, always_update=True, init=False)
+    highlight: reactive[FleetPoint | None] = reactive(None, always_update=True, init=False)
+    now: reactive[FleetPoint | None] = reactive(None, always_update=True, init=False)
+    note: reactive[str] = reactive("searching…", init=False)  # shown when there is nothing to draw
+
+    def watch_frontier(self) -> None:
+        self.replot()
+
+    def watch_ranked(self) -> None:
+        self.replot()
+
+    def watch_highlight(self) -> None:
+        self.replot()
+
+    def watch_now(self) -> None:
+        self.replot()
+
+    def watch_note(self) -> None:
+        self.replot()
+
+    def show(self, frontier: list[FleetPoint], ranked: list[FleetPoint], highlight: FleetPoint | None,
+             now: FleetPoint | None = None, note: str = "") -> None:
+        """Set everything at once: one replot."""
+        self.set_reactive(FrontierChart.frontier, frontier)
+        self.set_reactive(FrontierChart.ranked, ranked)
+        self.set_reactive(FrontierChart.highlight, highlight)
+        self.set_reactive(FrontierChart.now, now)
+        self.set_reactive(FrontierChart.note, note)
+        self.replot()
+
+    def draw(self) -> None:
+        plt = self.plt
+        plt.title("$/month vs p99 E2E latency of the fleets sized")
+        found = [p for p in (*self.frontier, *self.ranked) if _drawable(p)]
+        if not found:
+            self.message(self.note or "no fleet meets the targets")
+            return
+        points = found + ([self.now] if self.now is not None and _drawable(self.now) else [])
+        xs, ys = [p.e2e_ms for p in points], [p.usd_month for p in points]
+        xlo, xhi = min(xs), max(xs)
+        ylo, yhi = min(ys), max(ys)
+        # room round the points for their labels; a single point gets a window of its own size
+        xpad = (xhi - xlo) * 0.25 or xlo * 0.1
+        ypad = (yhi - ylo) * 0.15 or ylo * 0.1
+        xlo, xhi, ylo, yhi = max(xlo - xpad, 0), xhi + xpad, max(ylo - ypad, 0), yhi + ypad
+        background = self.color("surface")
+        offset = (xhi - xlo) / 60
+
+        def label(p: FleetPoint, text: str, colour: str) -> None:
+            right = p.e2e_ms > (xlo + xhi) / 2
+            plt.text(text, p.e2e_ms - offset if right else p.e2e_ms + offset, p.usd_month, color=self.color(colour),
+                     background=background, alignment="right" if right else "left")
+
+        frontier = {(p.usd_month, p.e2e_ms) for p in self.frontier}
+        others = [p for p in self.ranked if (p.usd_month, p.e2e_ms) not in frontier and _drawable(p)]
+        if others:
+            plt.scatter([p.e2e_ms for p in others], [p.usd_month for p in others], marker="•",
+                        color=self.color("foreground-muted"))
+        line = sorted((p for p in self.frontier if _drawable(p)), key=lambda p: p.e2e_ms)
+        if len(line) > 1:
+            plt.plot([p.e2e_ms for p in line], [p.usd_month for p in line], marker=MARKER,
+                     color=self.color("primary"))
+        if line:
+            plt.scatter([p.e2e_ms for p in line], [p.usd_month for p in line], marker="◆",
+                        color=self.color("primary"))
+        for p in line:
+            label(p, p.label, "primary")
+        now = self.now
+        if now is not None and _drawable(now):
+            plt.scatter([now.e2e_ms], [now.usd_month], marker="▲", color=self.color("warning"))
+            label(now, f"now: {now.label}", "warning")
+        h = self.highlight
+        if h is not None and _drawable(h):
+            plt.scatter([h.e2e_ms], [h.usd_month], marker="●", color=self.color("accent"))
+            if (h.usd_month, h.e2e_ms) not in frontier:
+                label(h, h.label, "accent")
+        xt, xl = _nice_ticks(xlo, xhi, _seconds_label)
+        yt, yl = _nice_ticks(ylo, yhi, _usd_label)
+        plt.xticks(xt, xl)
+        plt.yticks(yt, yl)
+        plt.xlim(xlo, xhi)
+        plt.ylim(ylo, yhi)
+        plt.xlabel("p99 E2E latency   ◆ frontier  • other ranked  ● highlighted  ▲ current plan")
+
+
+def _drawable(p: FleetPoint) -> bool:
+    return math.isfinite(p.e2e_ms) and math.isfinite(p.usd_month) and p.usd_month > 0

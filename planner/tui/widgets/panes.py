@@ -15,15 +15,35 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select
+from textual.widgets._select import SelectCurrent, SelectOverlay
 from textual.widgets.select import InvalidSelectValueError
 
 from planner.engine import catalog
 from planner.engine.plan import TP_DEGREES
 from planner.engine.specs import KV_PRECISIONS, TIERS, WEIGHT_PRECISIONS
 from planner.profile import Profile
-from planner.tui.fields import BY_PATH, LOAD_MODE_HELP, PANES, TIER_HELP, FieldSpec, FieldValidator, get_value
+from planner.tui.fields import BY_ID, BY_PATH, LOAD_MODE_HELP, PANES, TIER_HELP, FieldSpec, FieldValidator, get_value
 
 CUSTOM = "__custom__"
+
+
+class PickerOverlay(SelectOverlay):
+    """The drop-down list of a Picker."""
+
+    def _move_page(self, direction: Any) -> None:
+        # OptionList finds the highlighted option's line in a cache it fills once it has a size: a
+        # PageDown or PageUp that arrives in the frame a click opened the list raised KeyError
+        # (Textual 8.2) and took the app down.
+        if self.scrollable_content_region:
+            super()._move_page(direction)
+
+
+class Picker(Select):
+    """A Select whose drop-down list survives page keys before its first frame."""
+
+    def compose(self) -> ComposeResult:
+        yield SelectCurrent(self.prompt)
+        yield PickerOverlay(type_to_search=self._type_to_search).data_bind(compact=Select.compact)
 
 
 def input_for(spec: FieldSpec, value: str = "", **kw: Any) -> Input:
@@ -82,7 +102,7 @@ class InputPane(Vertical, can_focus=False):
     def select_row(self, path: tuple[str, ...], options: list[tuple[str, Any]], classes: str = "") -> ComposeResult:
         spec = BY_PATH[path]
         current = get_value(self.profile.model_dump(), path)
-        select = Select(options, id=spec.id, allow_blank=False, compact=True, tooltip=spec.help,
+        select = Picker(options, id=spec.id, allow_blank=False, compact=True, tooltip=spec.help,
                         value=current if current in [v for _, v in options] else options[0][1])
         yield self.row(spec.label, select, help=spec.help, classes=classes)
 
@@ -132,6 +152,17 @@ class InputPane(Vertical, can_focus=False):
                 self.mount(Label(message, id=f"{widget_id}-error", classes="input-error -shown"), after=row)
         for widget in self.query(f"#{widget_id}"):
             widget.set_class(bool(message), "-invalid")
+
+    def revert(self, widget_id: str, profile: Profile) -> bool:
+        """Put a picker whose choice the profile refused back to the profile's value (True), or
+        leave a text input as typed (False: the user corrects the text)."""
+        widgets = self.query(f"#{widget_id}")
+        spec = BY_ID.get(widget_id)
+        if not widgets or not isinstance(widgets.first(), Select) or spec is None:
+            return False
+        self.set_widget(widgets.first(), get_value(profile.model_dump(), spec.path))
+        self.decorate(profile)
+        return True
 
     def _spec_of(self, widget: Widget) -> FieldSpec | None:
         return next((s for s in BY_PATH.values() if s.id == widget.id), None)
@@ -204,7 +235,7 @@ class ModelsPane(InputPane):
     def compose(self) -> ComposeResult:
         for tier in TIERS:
             current = getattr(self.profile.models, tier)
-            select = Select(model_options(self.profile, current), id=f"models-{tier}", allow_blank=False, compact=True,
+            select = Picker(model_options(self.profile, current), id=f"models-{tier}", allow_blank=False, compact=True,
                             tooltip=TIER_HELP[tier], value=canonical_model(current, self.profile))
             yield self.row(tier.capitalize(), select, help=TIER_HELP[tier])
             custom = Input(id=f"models-{tier}-custom", compact=True, placeholder="catalog id or path/to/config.json",
@@ -267,13 +298,14 @@ def gpu_options(profile: Profile) -> list[tuple[str, str]]:
 
 class FleetPane(InputPane):
     PANE = "fleet"
-    HELP = "The GPU type for all tiers, its price and how many GPUs one replica may span."
+    HELP = "The GPU type for all tiers, its price, how many GPUs one replica may span and how many a tier may use."
 
     def compose(self) -> ComposeResult:
         yield from self.select_row(("fleet", "gpu"), gpu_options(self.profile))
         yield from self.field_row(("fleet", "price_usd_hour"))
         yield from self.field_row(("fleet", "discount"))
         yield from self.field_row(("fleet", "gpus_per_node"))
+        yield from self.field_row(("fleet", "max_gpus"))
 
     def show(self, profile: Profile) -> None:
         select = self.query_one("#fleet-gpu", Select)
@@ -308,7 +340,7 @@ class LoadPane(InputPane):
 
     def compose(self) -> ComposeResult:
         mode = "daily" if self.profile.load.requests_per_day is not None else "rate"
-        select = Select(LOAD_MODES, id="load-mode", allow_blank=False, compact=True, tooltip=LOAD_MODE_HELP,
+        select = Picker(LOAD_MODES, id="load-mode", allow_blank=False, compact=True, tooltip=LOAD_MODE_HELP,
                         value=mode)
         yield self.row("Size for", select, help=LOAD_MODE_HELP)
         yield from self.field_row(("load", "rate_rps"), classes="rate-only")
@@ -320,7 +352,7 @@ class LoadPane(InputPane):
             p90 = BY_PATH[("load", which, "p90")]
             yield self.row(
                 kind.label,
-                Select([(k, k) for k in kind.choices], id=kind.id, allow_blank=False, compact=True, tooltip=kind.help,
+                Picker([(k, k) for k in kind.choices], id=kind.id, allow_blank=False, compact=True, tooltip=kind.help,
                        value=getattr(self.profile.load, which).kind),
                 Label(p90.label, classes="inline-label"),
                 input_for(p90, classes="short", value=self.initial(p90)),
@@ -351,6 +383,14 @@ class LoadPane(InputPane):
     def set_lognormal(self, which: str, on: bool) -> None:
         p90 = self.query_one(f"#{BY_PATH[('load', which, 'p90')].id}", Input)
         p90.disabled = not on
+
+    def revert(self, widget_id: str, profile: Profile) -> bool:
+        if widget_id != "load-mode":
+            return super().revert(widget_id, profile)
+        self.set_widget(self.query_one("#load-mode", Select), "daily" if profile.load.requests_per_day is not None
+                        else "rate")
+        self.decorate(profile)
+        return True
 
     @on(Select.Changed, "#load-mode")
     def _mode_changed(self, event: Select.Changed) -> None:

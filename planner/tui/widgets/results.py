@@ -207,6 +207,11 @@ def detail_content(result: Result, tier: str, width: int) -> Content:
                                           "grow without bound. Add GPUs or lower the rate."))
         elif kind == "misses":
             lines.append(Content.assemble((f"{MISSED} Misses ", "bold $error"), ", ".join(t["misses"])))
+        band = t.get("error_band_pct") or {}
+        if band:
+            parts = " · ".join(f"±{v:g}% {k.upper() if k != 'throughput' else k}" for k, v in band.items())
+            where = "" if t.get("validated") else f" (no measurements of {gpu.family} GPUs or of {tp.model.family} models: a guess)"
+            lines.append(Content.assemble(("Expected error ", "bold"), parts, (where, "$warning")))
     alts = t.get("alternatives") or []
     if len(alts) > 1:
         parts: list = [("TP options ", "bold")]
@@ -231,6 +236,8 @@ def binding_text(t: dict, max_util: float) -> str:
     if b == "one replica suffices":
         now = f" at {util:.0%} busy" if util is not None else ""
         return f"one replica meets every target{now}; the smallest fleet for this model."
+    if b == "fleet size":
+        return f"the fleet limit: {t.get('note', '')}"
     if b == "no load":
         return "no load: the rate is 0, so no replicas are needed."
     if b and b.split(" p")[0] in ("TTFT", "TPOT", "E2E"):

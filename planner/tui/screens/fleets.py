@@ -1,0 +1,432 @@
+"""The Best fleets view: the cheapest fleets for one tier over the whole GPU catalog (what
+`planner search` prints), their cost-latency frontier, and a way to apply one to the profile.
+
+The engine's `search` runs in a thread worker, one search at a time (it cannot be interrupted, so a
+tier asked for meanwhile waits for the running one); results are cached per inputs and tier, so
+switching back to a tier or reopening the view is immediate. Choosing a row dismisses the screen
+with a `FleetChoice`, which the main screen applies to its profile.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static, Tab, Tabs
+
+from planner.engine import catalog
+from planner.engine.plan import knobs_for
+from planner.engine.roofline import replica_params
+from planner.engine.search import Candidate, search
+from planner.engine.serving import FULL, Workload, rate_point
+from planner.engine.specs import TIERS
+from planner.profile import Profile
+from planner.report import fmt_ms, fmt_usd
+from planner.tui import commands
+from planner.tui.compute import LRU, ComputeError, Inputs, Result, resolve, uses_files
+from planner.tui.widgets.charts import FleetPoint, FrontierChart
+
+TOP = 5  # ranked fleets per tier (the CLI's default --top)
+
+COLUMNS: tuple[tuple[str, str], ...] = (  # (label, justify)
+    ("#", "right"), ("model", "left"), ("GPU", "left"), ("weights/KV", "left"), ("TP", "right"),
+    ("replicas", "right"), ("GPUs", "right"), ("$/month", "right"), ("TTFT p99", "right"), ("TPOT p99", "right"),
+    ("E2E p99", "right"), ("sized by", "left"), ("seqs", "right"), ("budget", "right"),
+)
+# what the columns mean: the help screen lists these
+COLUMN_HELP: tuple[tuple[str, str], ...] = (
+    ("#", "rank by monthly cost (then p99 E2E); ★ marks fleets on the cost / p99 E2E frontier"),
+    ("model", "the tier's model (every catalog model of the tier with Ctrl+A)"),
+    ("GPU", "the GPU type"),
+    ("weights/KV", "weight and KV-cache precision"),
+    ("TP", "tensor-parallel GPUs per replica"),
+    ("replicas, GPUs", "replicas the peak load needs, and GPUs in all"),
+    ("$/month", "GPUs × $/GPU-hour × hours a month, as in the plan"),
+    ("TTFT p99, TPOT p99, E2E p99", "latency of one replica at its share of the peak load"),
+    ("sized by", "what set the replica count: a latency target, the utilisation ceiling, or one replica suffices"),
+    ("seqs, budget", "the engine's max running sequences and max batched tokens per step"),
+)
+
+
+# ---------------------------------------------------------------- the search, without Textual
+
+
+@dataclass(frozen=True)
+class FleetRow:
+    """One fleet the search sized, as the view shows it."""
+
+    model: str
+    gpu: str
+    weights: str
+    kv: str
+    tp: int
+    max_num_seqs: int | None
+    max_num_batched_tokens: int | None
+    replicas: int
+    gpus: int
+    usd_month: float
+    ttft_p99_ms: float
+    tpot_p99_ms: float
+    e2e_p99_ms: float
+    binding: str
+    frontier: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.gpus}×{self.gpu} TP{self.tp}"
+
+    def point(self) -> FleetPoint:
+        return FleetPoint(self.usd_month, self.e2e_p99_ms, self.label)
+
+
+@dataclass(frozen=True)
+class FleetSearch:
+    """One tier's search: the engine's SearchResult with TPOT added and the candidates as rows."""
+
+    tier: str
+    models: list[str]
+    gpu_types: int
+    screened: int
+    exact_sizings: int
+    excluded: dict[str, int]
+    rows: list[FleetRow]
+    frontier: list[FleetRow]
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class FleetChoice:
+    """The fleet chosen in the view (the screen's result)."""
+
+    tier: str
+    row: FleetRow
+
+    @property
+    def summary(self) -> str:
+        r = self.row
+        return (f"{self.tier}: {r.model} on {r.gpus:,}×{r.gpu} TP{r.tp} {r.weights}/{r.kv}, "
+                f"{fmt_usd(r.usd_month)}/month in the search")
+
+    def apply(self, profile: Profile) -> Profile:
+        """The profile with this fleet: GPU, precisions, TP, engine limits and the tier's model.
+        Validated like any edit (raises pydantic's ValidationError)."""
+        data = profile.model_dump()
+        row = self.row
+        data["fleet"] = {**data["fleet"], "gpu": row.gpu}
+        data["optimizations"] = {**data["optimizations"], "weights": row.weights, "kv": row.kv, "tp": row.tp,
+                                 "max_num_seqs": row.max_num_seqs,
+                                 "max_num_batched_tokens": row.max_num_batched_tokens}
+        if data["models"][self.tier] != row.model:
+            data["models"] = {**data["models"], self.tier: row.model}
+        return Profile.model_validate(data)
+
+
+# Searches of recently seen inputs (worker threads write, the UI thread reads).
+SEARCHES: LRU[str, FleetSearch] = LRU(24)
+
+
+def search_key(profile: Profile, base_dir: Path, tier: str, all_models: bool) -> str:
+    """Everything a search depends on: the inputs (not the name), the folder if files are read."""
+    where = str(Path(base_dir).resolve()) if uses_files(profile) else ""
+    inputs = profile.model_dump_json(exclude={"name", "description", "plan"})
+    return f"{tier}|{all_models}|{where}|{inputs}"
+
+
+def run_search(profile: Profile, base_dir: Path, tier: str, all_models: bool = False, top: int = TOP) -> FleetSearch:
+    """The engine's search for one tier over the whole GPU catalog (and the profile's [[gpu]]s),
+    with the profile resolved as for a plan. Raises ComputeError."""
+    start = time.perf_counter()
+    inputs = resolve(profile, base_dir)
+    gpu_ids = None  # the catalog
+    if inputs.custom_gpus:
+        gpu_ids = list(dict.fromkeys([*catalog.gpus(), *(g.id for g in inputs.custom_gpus)]))
+    try:
+        (found,) = search(inputs.scenario, [tier], gpu_ids, top, all_models, inputs.custom_gpus,
+                          inputs.custom_models, inputs.calibration)
+    except catalog.CatalogError as exc:
+        raise ComputeError(str(exc)) from exc
+    on_frontier = {id(c) for c in found.frontier_e2e}
+
+    def row(c: Candidate) -> FleetRow:
+        cfg = c.config
+        return FleetRow(c.model.id, c.gpu.id, cfg.weights, cfg.kv, cfg.tp, cfg.max_num_seqs, cfg.max_num_batched_tokens,
+                        c.replicas, c.gpus, c.usd_month, c.ttft_p99_ms, c.tpot_p99_ms, c.e2e_p99_ms,
+                        c.binding, id(c) in on_frontier)
+
+    models = ([m.id for m in catalog.models().values() if m.tier == tier] if all_models
+              else [getattr(inputs.scenario.models, tier)])
+    return FleetSearch(tier, models, len(gpu_ids) if gpu_ids else len(catalog.gpus()), found.screened,
+                       found.exact_evaluations, dict(found.excluded), [row(c) for c in found.ranked],
+                       [row(c) for c in found.frontier_e2e], list(found.notes), time.perf_counter() - start)
+
+
+def excluded_text(found: FleetSearch) -> str:
+    """The exclusion counts in words: '1,889 do not fit in memory · 3 miss TPOT p99'."""
+    return " · ".join(f"{n:,} {why}" for why, n in found.excluded.items())
+
+
+# ---------------------------------------------------------------- the screen
+
+
+@dataclass
+class SearchDone(Message):
+    key: str
+    found: FleetSearch
+
+
+@dataclass
+class SearchFailed(Message):
+    key: str
+    error: str
+
+
+def _cell(text: str, justify: str, style: str = "") -> Text:
+    return Text(text, style=style, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+
+
+class FleetsScreen(Screen[FleetChoice | None]):
+    """Best fleets for one tier: a ranked table, the exclusions and the cost-latency frontier."""
+
+    BINDINGS = commands.bindings(commands.FLEETS_COMMANDS, "fleets")
+    COMMANDS = {commands.FleetsCommands}
+    HELP = "The cheapest fleets for the tier over every GPU type. Enter applies the highlighted one."
+    AUTO_FOCUS = "#fleets-table"
+
+    def __init__(self, profile: Profile, base_dir: Path, tier: str, current: Result | None = None) -> None:
+        super().__init__(id="fleets")
+        self.profile = profile
+        self.base_dir = base_dir
+        self.tier = tier
+        self.current = current  # the main screen's plan, for the "now" figure
+        self.all_models = False
+        self.found: FleetSearch | None = None  # on screen
+        self.error = ""
+        self._in_worker: str | None = None  # key of the search in the worker
+        self._wanted = ""  # key of the search the view shows (or waits for)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        tabs = Tabs(*(Tab(t, id=f"tier-{t}") for t in TIERS), active=f"tier-{self.tier}", id="fleets-tiers")
+        tabs.can_focus = False  # the table keeps the focus; Ctrl+T or a click switches tiers
+        yield tabs
+        with VerticalScroll(id="fleets-body", can_focus=False):
+            yield Static("", id="fleets-summary")
+            yield DataTable(id="fleets-table", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="fleets-excluded")
+            yield FrontierChart(id="fleets-chart")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"Best fleets · {self.profile.name}"
+        table = self.query_one(DataTable)
+        for label, justify in COLUMNS:
+            table.add_column(_cell(label, justify), key=label)
+        table.focus()
+        self.start()
+
+    # ------------------------------------------------------------------ searching
+
+    @property
+    def key(self) -> str:
+        return search_key(self.profile, self.base_dir, self.tier, self.all_models)
+
+    @property
+    def searching(self) -> bool:
+        """A search is running or waiting for the running one (tests wait on it)."""
+        return self._in_worker is not None or self.found is None and not self.error
+
+    def start(self) -> None:
+        """Show the current tier's search: from the cache, else searched in the worker."""
+        key = self._wanted = self.key
+        self.error = ""
+        if (hit := SEARCHES.get(key)) is not None:
+            self.show(hit)
+            return
+        self.found = None
+        self.show_searching()
+        if self._in_worker is None:
+            self._in_worker = key
+            self._search_worker(key, self.profile, self.base_dir, self.tier, self.all_models)
+
+    @work(thread=True, exclusive=True, group="search", exit_on_error=False, description="fleet search")
+    def _search_worker(self, key: str, profile: Profile, base_dir: Path, tier: str, all_models: bool) -> None:
+        try:
+            found = run_search(profile, base_dir, tier, all_models)
+        except ComputeError as exc:
+            self.post_message(SearchFailed(key, str(exc)))
+            return
+        except Exception as exc:  # an engine bug must not take the UI down
+            self.post_message(SearchFailed(key, f"internal error ({type(exc).__name__}): {exc}"))
+            return
+        SEARCHES.put(key, found)
+        self.post_message(SearchDone(key, found))
+
+    def on_search_done(self, message: SearchDone) -> None:
+        self._in_worker = None
+        if message.key == self._wanted:
+            self.show(message.found)
+        else:  # another tier (or model set) was asked for meanwhile: now its turn
+            self.start()
+
+    def on_search_failed(self, message: SearchFailed) -> None:
+        self._in_worker = None
+        if message.key != self._wanted:
+            self.start()
+            return
+        self.error = message.error
+        self.found = None
+        table = self.query_one(DataTable)
+        table.loading = False
+        table.clear()
+        self.query_one("#fleets-summary", Static).update(Content.assemble((f"✗ {message.error}", "$error")))
+        self.query_one("#fleets-excluded", Static).update("")
+        self.query_one(FrontierChart).show([], [], None, note="no search: the inputs cannot be planned")
+
+    # ------------------------------------------------------------------ showing
+
+    def _models_text(self) -> str:
+        if self.all_models:
+            return f"every {self.tier} catalog model"
+        return getattr(self.profile.models, self.tier)
+
+    def show_searching(self) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        table.loading = True
+        self.query_one("#fleets-summary", Static).update(Content.assemble(
+            (f"Searching {self._models_text()} on every GPU type", "bold"),
+            ("  (precisions × TP × engine limits, then exact sizing of the cheapest)…", "$text-muted")))
+        self.query_one("#fleets-excluded", Static).update("")
+        self.query_one(FrontierChart).show([], [], None, note=f"searching {self.tier}…")
+
+    def show(self, found: FleetSearch) -> None:
+        self.log.info(f"fleet search {found.tier}: {found.screened:,} screened, {found.exact_sizings} sized, "
+                      f"{found.seconds:.2f} s")
+        self.found = found
+        table = self.query_one(DataTable)
+        table.loading = False
+        table.clear()
+        for i, r in enumerate(found.rows, 1):
+            table.add_row(*self._cells(i, r), key=str(i))
+        self.query_one("#fleets-summary", Static).update(self._summary(found))
+        self.query_one("#fleets-excluded", Static).update(self._exclusions(found))
+        table.move_cursor(row=0)
+        table.focus()  # a loading table cannot take the focus: it gets it now
+        self._chart()
+
+    def _cells(self, rank: int, r: FleetRow) -> list[Text]:
+        values = (
+            f"{rank}{'★' if r.frontier else ' '}", r.model, r.gpu, f"{r.weights}/{r.kv}", str(r.tp),
+            f"{r.replicas:,}", f"{r.gpus:,}", fmt_usd(r.usd_month), fmt_ms(r.ttft_p99_ms), fmt_ms(r.tpot_p99_ms),
+            fmt_ms(r.e2e_p99_ms), r.binding, _opt(r.max_num_seqs), _opt(r.max_num_batched_tokens),
+        )
+        return [_cell(v, justify, "bold" if label == "$/month" else "")
+                for v, (label, justify) in zip(values, COLUMNS)]
+
+    def _summary(self, found: FleetSearch) -> Content:
+        what = (f"{len(found.models)} {self.tier} models" if self.all_models and len(found.models) != 1
+                else found.models[0] if found.models else self.tier)
+        parts: list = [(f"{what} on {found.gpu_types} GPU types: ", "bold"),
+                       (f"{found.screened:,} configurations screened, {found.exact_sizings} sized exactly", "")]
+        now = self._now()
+        if now:
+            parts += ["   ", ("now: ", "$text-muted"), now]
+        return Content.assemble(*parts)
+
+    def _current_tier(self) -> dict | None:
+        """The tier in the current plan, if that is the plan of these inputs."""
+        if self.current is None or self.current.inputs.profile != self.profile:
+            return None
+        return self.current.tier_data(self.tier)
+
+    def _now_point(self) -> FleetPoint | None:
+        t = self._current_tier()
+        if t is None or not t["feasible"] or not t["usd_month"] or not t["gpus"]:
+            return None
+        return FleetPoint(t["usd_month"], t["e2e_ms"]["p99"], f"{t['gpus']:,}×{t['gpu']} TP{t['tp']}")
+
+    def _now(self) -> str:
+        """The tier's fleet in the current plan, in words."""
+        t = self._current_tier()
+        if t is None:
+            return ""
+        if not t["feasible"]:
+            return f"{t['gpu']}, infeasible"
+        return f"{t['gpus']:,}×{t['gpu']} TP{t['tp']} {t['weights']}/{t['kv']}, {fmt_usd(t['usd_month'])}/month"
+
+    def _exclusions(self, found: FleetSearch) -> Content:
+        parts: list = []
+        if not found.rows:
+            parts.append(("✗ no configuration meets the targets", "bold $error"))
+        excluded = excluded_text(found)
+        if excluded:
+            parts += [("  " if parts else "", ""), ("excluded: ", "$text-muted"), excluded]
+        if any(r.frontier for r in found.rows):
+            parts += [("   ★ on the cost / p99 E2E frontier", "$text-muted")]
+        warnings = list(found.notes)
+        for note in warnings:
+            parts += [("\n⚠ ", "$warning"), (note, "$warning")]
+        parts += [("\nEnter applies the highlighted fleet: the GPU, precisions, TP and engine limits are shared "
+                   "by all three tiers, which are re-planned with them.", "$text-muted")]
+        return Content.assemble(*parts)
+
+    def _chart(self) -> None:
+        found = self.found
+        if found is None:
+            return
+        table = self.query_one(DataTable)
+        row = found.rows[table.cursor_row] if 0 <= table.cursor_row < len(found.rows) else None
+        self.query_one(FrontierChart).show([r.point() for r in found.frontier], [r.point() for r in found.rows],
+                                           row.point() if row is not None else None, self._now_point(),
+                                           "no fleet meets the targets")
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._chart()
+
+    @on(DataTable.RowSelected)
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        self.action_apply()
+
+    @on(Tabs.TabActivated)
+    def _tab(self, event: Tabs.TabActivated) -> None:
+        self.select_tier(str(event.tab.id).removeprefix("tier-"))
+
+    def select_tier(self, tier: str) -> None:
+        if tier != self.tier:
+            self.tier = tier
+            self.query_one(Tabs).active = f"tier-{tier}"
+            self.start()
+
+    # ------------------------------------------------------------------ actions
+
+    def action_apply(self) -> None:
+        if self.found is None or not self.found.rows:
+            self.app.bell()
+            return
+        row = self.query_one(DataTable).cursor_row
+        if 0 <= row < len(self.found.rows):
+            self.dismiss(FleetChoice(self.tier, self.found.rows[row]))
+
+    def action_switch_tier(self) -> None:
+        self.select_tier(TIERS[(TIERS.index(self.tier) + 1) % len(TIERS)])
+
+    def action_toggle_all_models(self) -> None:
+        self.all_models = not self.all_models
+        self.start()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+def _opt(value: int | None) -> str:
+    return "default" if value is None else f"{value:,}"

@@ -61,6 +61,7 @@ class SearchResult:
     screen_s: float = 0.0
     exact_evaluations: int = 0
     notes: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)  # ids of the models searched
 
 
 def _grid(models: list[ModelSpec], gpus: list[GpuSpec], scenario: Scenario, node_limit: int | None,
@@ -134,7 +135,8 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
     start = time.perf_counter()
     p, meta = _grid(models, gpus, scenario, scenario.fleet.gpus_per_node, calibration)
     if p is None:
-        return SearchResult(tier, 0, {"no configuration for these GPUs and models": 1}, [], [], [])
+        return SearchResult(tier, 0, {"no configuration for these GPUs and models": 1}, [], [], [],
+                            models=[m.id for m in models])
     own_id = _own_gpu_id(scenario, gpus)
     price_of = {g.id: _price(scenario, g, own_id) for g in gpus}
     prices = np.array([price_of[g.id] for _, g, _ in meta])
@@ -195,7 +197,8 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
     excluded |= misses
     feasible = sorted(best.values(), key=lambda c: (c.usd_month, c.e2e_p99_ms))
     return SearchResult(tier, len(meta), {k: v for k, v in excluded.items() if v}, feasible[:top],
-                        pareto(feasible, "e2e_p99_ms"), pareto(feasible, "ttft_p99_ms"), screen_s, exact, notes)
+                        pareto(feasible, "e2e_p99_ms"), pareto(feasible, "ttft_p99_ms"), screen_s, exact, notes,
+                        [m.id for m in models])
 
 
 def _fleet_key(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig) -> tuple:

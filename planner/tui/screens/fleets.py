@@ -162,9 +162,7 @@ def run_search(profile: Profile, base_dir: Path, tier: str, all_models: bool = F
                         c.replicas, c.gpus, c.usd_month, c.ttft_p99_ms, c.tpot_p99_ms, c.e2e_p99_ms,
                         c.binding, id(c) in on_frontier)
 
-    models = ([m.id for m in catalog.models().values() if m.tier == tier] if all_models
-              else [getattr(inputs.scenario.models, tier)])
-    return FleetSearch(tier, models, len(gpu_ids) if gpu_ids else len(catalog.gpus()), found.screened,
+    return FleetSearch(tier, list(found.models), len(gpu_ids) if gpu_ids else len(catalog.gpus()), found.screened,
                        found.exact_evaluations, dict(found.excluded), [row(c) for c in found.ranked],
                        [row(c) for c in found.frontier_e2e], list(found.notes), time.perf_counter() - start)
 

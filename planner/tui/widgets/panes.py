@@ -165,7 +165,7 @@ class InputPane(Vertical, can_focus=False):
         return True
 
     def _spec_of(self, widget: Widget) -> FieldSpec | None:
-        return next((s for s in BY_PATH.values() if s.id == widget.id), None)
+        return BY_ID.get(widget.id or "")
 
     # ---- edits up
 

@@ -78,7 +78,7 @@ def tier_json(t: TierPlan) -> dict:
         "usd_per_mtok_total": None, "kwh_month": None, "co2_kg_month": None,
         "memory_gb_per_gpu": {k: finite(v, 3) for k, v in t.memory_gb.items()},
         "quality": t.model.quality.model_dump() if t.model.quality else None,
-        "params_b": finite(t.model.params_total / 1e9, 2),
+        "params_b": finite(t.model.params_total / 1e9, 3),
         "alternatives": [{k: (finite(v, 2) if isinstance(v, float) else v) for k, v in a.items()} for a in t.alternatives],
     }
     out["error_band_pct"], out["validated"] = error_band(t)

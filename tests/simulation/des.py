@@ -41,6 +41,13 @@ import numpy as np
 LengthSampler = Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]
 # (n_decode, decode_ctx_tokens_sum, n_prefill_tokens, prefill_attn_work) -> seconds
 StepTime = Callable[[int, float, int, float], float]
+# (n_decode, decode_ctx_tokens_sums as an array) -> seconds per decode-only step, element-wise the
+# same as StepTime(n_decode, ctx_sum, 0, 0.0). Optional: it lets a run of decode-only steps be
+# timed in one vectorised call instead of one call per step (low loads have millions of them).
+DecodeStepTimes = Callable[[int, np.ndarray], np.ndarray]
+
+# Longest stretch of decode steps timed per vectorised call (bounds the arrays at low load).
+_DECODE_CHUNK = 512
 
 # Batch runs of identical decode-only steps (see decode_run); False forces strict step-by-step
 # updates, which the tests use to check that the fast path changes nothing.
@@ -81,7 +88,12 @@ class SimResult:
     n_steps: int = 0  # engine steps simulated
 
 
-def simulate(cfg: SimConfig, sample_lengths: LengthSampler, step_time_s: StepTime) -> SimResult:
+def simulate(
+    cfg: SimConfig,
+    sample_lengths: LengthSampler,
+    step_time_s: StepTime,
+    decode_step_times_s: DecodeStepTimes | None = None,
+) -> SimResult:
     """Poisson arrivals at ``cfg.rate_rps`` and lengths from ``sample_lengths``, then :func:`simulate_trace`.
 
     Arrival times and lengths come from independent child streams of ``cfg.seed`` so that changing
@@ -97,7 +109,8 @@ def simulate(cfg: SimConfig, sample_lengths: LengthSampler, step_time_s: StepTim
     arrivals = np.cumsum(gaps)
     input_lens, output_lens = sample_lengths(np.random.default_rng(length_ss), n)
     return simulate_trace(
-        cfg, arrivals, input_lens, output_lens, step_time_s, max_waiting=max(2000, n // 5)
+        cfg, arrivals, input_lens, output_lens, step_time_s, max_waiting=max(2000, n // 5),
+        decode_step_times_s=decode_step_times_s,
     )
 
 
@@ -109,6 +122,7 @@ def simulate_trace(
     step_time_s: StepTime,
     *,
     max_waiting: int | None = None,
+    decode_step_times_s: DecodeStepTimes | None = None,
 ) -> SimResult:
     """Replay a given trace (sorted arrival times and lengths); ``cfg.rate_rps``, ``cfg.n_requests``
     and ``cfg.seed`` are ignored. ``max_waiting``: stop early (``stable=False``) once more requests
@@ -284,16 +298,19 @@ def simulate_trace(
         nxt = arr_l[next_arr] if next_arr < n and not blocked else math.inf
         ctx_sum = int(ctx.sum())
         t0 = t
-        k = 0
-        while True:
-            dt = step_time_s(nd, float(ctx_sum), 0, 0.0)
-            if not 0.0 <= dt < math.inf:
-                raise ValueError(f"step_time_s returned {dt!r}")
-            t += dt
-            k += 1
-            ctx_sum += nd
-            if k >= kmax or t >= nxt:
-                break
+        if decode_step_times_s is None:
+            k = 0
+            while True:
+                dt = step_time_s(nd, float(ctx_sum), 0, 0.0)
+                if not 0.0 <= dt < math.inf:
+                    raise ValueError(f"step_time_s returned {dt!r}")
+                t += dt
+                k += 1
+                ctx_sum += nd
+                if k >= kmax or t >= nxt:
+                    break
+        else:
+            t, k = timed_decode_run(t, nd, ctx_sum, kmax, nxt)
         if free != math.inf:
             extra = np.maximum(-(-(ctx + (k - 1)) // B) - d_blk[:nd], 0)
             d_blk[:nd] += extra
@@ -309,6 +326,26 @@ def simulate_trace(
             batch_w += nd * ov
         retire_finished()
         return True
+
+    def timed_decode_run(t: float, nd: int, ctx_sum: int, kmax: int, nxt: float) -> tuple[float, int]:
+        """Vectorised timing of up to ``kmax`` decode-only steps, stopping at the first step end
+        at/after ``nxt``; returns (time after the last step, steps taken). A running sum seeded
+        with ``t`` adds the durations in the same order as the step-by-step loop."""
+        k = 0
+        while True:
+            m = min(_DECODE_CHUNK, kmax - k)
+            sums = (ctx_sum + nd * (k + np.arange(m))).astype(float)
+            dts = np.asarray(decode_step_times_s(nd, sums), dtype=float)
+            if dts.shape != (m,) or not np.all((dts >= 0.0) & (dts < math.inf)):
+                raise ValueError("decode_step_times_s returned a wrong shape or a bad duration")
+            ends = np.cumsum(np.concatenate(([t], dts)))[1:]
+            hit = int(np.searchsorted(ends, nxt, side="left"))  # first end >= nxt
+            if hit < m:
+                return float(ends[hit]), k + hit + 1
+            t = float(ends[-1])
+            k += m
+            if k >= kmax:
+                return t, k
 
     def schedule_decodes_slow(limit: int | None) -> tuple[np.ndarray, bool]:
         """Allocate decode blocks one request at a time in admission order, preempting as needed.

@@ -263,6 +263,24 @@ def test_fast_decode_runs_match_step_by_step(monkeypatch, kw):
     assert fast.utilization == pytest.approx(slow.utilization, rel=1e-9)
 
 
+@pytest.mark.parametrize("kw", [{}, {"kv_capacity_tokens": 16 * 800}, {"max_batched_tokens": None}])
+@pytest.mark.parametrize("rate_rps", [1.0, 12.0])
+def test_vectorised_decode_timing_matches_step_by_step(kw, rate_rps):
+    cfg = SimConfig(rate_rps=rate_rps, n_requests=800, warmup_requests=50, seed=4, **kw)
+    calls: list = []
+
+    def decode_times(n_decode, ctx_sums):
+        calls.append(len(ctx_sums))
+        return gpu_like_step(n_decode, ctx_sums, 0, 0.0)
+
+    vec = simulate(cfg, lognormal_lengths, gpu_like_step, decode_times)
+    ref = simulate(cfg, lognormal_lengths, gpu_like_step)
+    assert calls, "the vectorised path was never taken"
+    for name in ("ttft_s", "tpot_s", "e2e_s"):
+        np.testing.assert_allclose(getattr(vec, name), getattr(ref, name), rtol=1e-12, atol=1e-12)
+    assert (vec.preemptions, vec.n_steps, vec.max_running) == (ref.preemptions, ref.n_steps, ref.max_running)
+
+
 def test_result_type():
     r = simulate(one(), fixed_lengths(4, 2), const_step())
     assert isinstance(r, SimResult) and r.ttft_s.dtype == np.float64

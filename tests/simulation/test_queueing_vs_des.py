@@ -37,12 +37,15 @@ def compare(model_key: str, utilization: float, n_requests: int = 30000) -> dict
     def step_s(n_decode, ctx_sum, n_prefill, attn_work):
         return float(step_time(p, n_decode, ctx_sum, n_prefill, attn_work).total_s)
 
+    def decode_steps_s(n_decode, ctx_sums):
+        return step_time(p, n_decode, ctx_sums, 0, 0.0).total_s
+
     def sample(rng, n):
         return lengths.sample(INPUT, rng, n), lengths.sample(OUTPUT, rng, n)
 
     cfg = SimConfig(rate_rps=rate, n_requests=n_requests, warmup_requests=n_requests // 10, max_num_seqs=int(p.max_num_seqs),
                     max_batched_tokens=int(p.budget_tokens), kv_capacity_tokens=float(kv_capacity_tokens(p)), seed=7)
-    sim = simulate(cfg, sample, step_s)
+    sim = simulate(cfg, sample, step_s, decode_steps_s)
     assert sim.stable
     errors = {}
     for name, dist, samples in (("ttft", analytic.ttft_s, sim.ttft_s), ("tpot", analytic.tpot_s, sim.tpot_s), ("e2e", analytic.e2e_s, sim.e2e_s)):

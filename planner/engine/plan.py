@@ -14,7 +14,18 @@ from planner.engine.cost import FleetCost, fleet_cost
 from planner.engine.knobs import Calibration, Knobs, shipped_calibration
 from planner.engine.roofline import ServingConfig, memory_per_gpu, replica_params
 from planner.engine.scenario import Scenario
-from planner.engine.serving import FULL, QUICK, OperatingPoint, Workload, offline_throughput, rate_point
+from planner.engine.serving import (
+    FULL,
+    QUICK,
+    Fidelity,
+    OperatingPoint,
+    RateSolution,
+    Workload,
+    finish_rate_point,
+    offline_throughput,
+    rate_point,
+    solve_rate_point,
+)
 from planner.engine.specs import GB, TIERS, GpuSpec, ModelSpec
 
 MAX_REPLICAS = 100_000
@@ -173,13 +184,23 @@ class SizingResult:
     reason: str = ""
     binding: str = ""
     floor: OperatingPoint | None = None
+    check: _ReplicaCheck | None = field(default=None, repr=False, compare=False)  # what the search solved
 
 
 def size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Knobs, wl: Workload, rate: float,
                   confirm: bool = True) -> SizingResult:
     """Smallest replica count whose per-replica load meets every target and the utilisation ceiling.
-    The search runs at quick fidelity; `confirm` re-checks the answer at full fidelity."""
+    The search runs at quick fidelity; `confirm` re-checks the answer at full fidelity (reusing the
+    fixed points the search solved)."""
     p = replica_params(model, gpu, cfg, knobs)
+    ok = _ReplicaCheck(scenario, p, wl, rate, QUICK)
+    sized = _size_replicas(scenario, model, gpu, cfg, wl, rate, confirm, p, ok)
+    sized.check = ok
+    return sized
+
+
+def _size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, wl: Workload, rate: float,
+                   confirm: bool, p, ok: _ReplicaCheck) -> SizingResult:
     max_rate, _, _ = offline_throughput(p, wl)
     floor = rate_point(p, wl, 0.0, fidelity=QUICK)
     if max_rate <= 0:
@@ -194,10 +215,6 @@ def size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Servi
     if not math.isfinite(needed) or needed > MAX_REPLICAS:
         return SizingResult(cfg.tp, 0, floor, False, _too_many(rate, max_rate, util_cap), "utilisation ceiling", floor)
     lo = max(1, math.ceil(needed - 1e-9))
-
-    def ok(n: int, fidelity=QUICK) -> tuple[bool, OperatingPoint]:
-        pt = rate_point(p, wl, rate / n, fidelity=fidelity)
-        return not slo_misses(scenario, pt, util_cap), pt
 
     def done(n: int, binding: str, point: OperatingPoint) -> SizingResult:
         if confirm:
@@ -246,13 +263,28 @@ def _bisect(bad: int, good: int, ok, fidelity) -> tuple[int, OperatingPoint]:
     return good, point
 
 
+class _ReplicaCheck:
+    """Does n replicas' share of the load meet every target? Remembered per count and fidelity (the
+    gallop, the bisection and the confirmation revisit counts), and each count's fixed point is
+    solved once for every fidelity it is finished at."""
+
+    def __init__(self, scenario: Scenario, p, wl: Workload, rate: float, default: Fidelity) -> None:
+        self.scenario, self.p, self.wl, self.rate, self.default = scenario, p, wl, rate, default
+        self.solved: dict[int, RateSolution] = {}
+        self.checked: dict[tuple[int, Fidelity], tuple[bool, OperatingPoint]] = {}
+
+    def __call__(self, n: int, fidelity: Fidelity | None = None) -> tuple[bool, OperatingPoint]:
+        key = (n, fidelity or self.default)
+        if key not in self.checked:
+            if n not in self.solved:
+                self.solved[n] = solve_rate_point(self.p, self.wl, self.rate / n)
+            pt = finish_rate_point(self.p, self.wl, self.solved[n], fidelity=key[1])
+            self.checked[key] = (not slo_misses(self.scenario, pt, self.scenario.slo.max_utilization), pt)
+        return self.checked[key]
+
+
 def confirm_replicas(scenario, model, gpu, cfg, knobs, wl, rate, quick: SizingResult) -> SizingResult:
-    p = replica_params(model, gpu, cfg, knobs)
-
-    def ok(n: int, fidelity=FULL):
-        pt = rate_point(p, wl, rate / n, fidelity=fidelity)
-        return not slo_misses(scenario, pt, scenario.slo.max_utilization), pt
-
+    ok = quick.check or _ReplicaCheck(scenario, replica_params(model, gpu, cfg, knobs), wl, rate, FULL)
     return _confirmed(quick.replicas, quick.binding, ok, cfg, quick.floor)
 
 

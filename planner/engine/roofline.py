@@ -236,6 +236,8 @@ def kv_capacity_tokens(p: ReplicaParams) -> np.ndarray | float:
 def touched_experts(p: ReplicaParams, tokens) -> np.ndarray | float:
     """Expected distinct experts per MoE layer hit by `tokens` tokens under uniform top-k routing:
     E * (1 - (1 - k/E)^T) (digest §3.3, derived)."""
+    if np.ndim(p.experts) == 0 and p.experts <= 0:
+        return 0.0  # dense model: no experts (skips the array work on the hot path)
     e = np.maximum(p.experts, 1.0)
     frac = np.clip(p.experts_per_token / e, 0.0, 1.0)
     return np.where(p.experts > 0, e * (1.0 - (1.0 - frac) ** np.maximum(tokens, 0.0)), 0.0)
@@ -271,16 +273,23 @@ def step_time(p: ReplicaParams, n_decode, decode_ctx_sum, n_prefill, prefill_att
     # causal attention over a chunk: 2 * attn_dim FLOPs per (query, key) pair per head
     attn_flops = 2.0 * p.attn_dim * p.q_heads_per_gpu * p.layers * np.asarray(prefill_attn_work, dtype=float)
     t_attn = attn_flops / (p.eta_attention * p.flops_attn)
-    # ring all-reduce, twice per layer: alpha + 2(n-1)/n * bytes / BW (nccl-tests [S18], digest §3.1)
     msg = tokens * p.hidden * 2.0
-    t_tp = np.where(p.tp > 1, 2.0 * p.layers * (p.allreduce_latency_s + 2.0 * (p.tp - 1) / p.tp * msg / (p.eta_link * p.link_bytes_s)), 0.0)
-    t_pp = (p.pp - 1) * (p.allreduce_latency_s + msg / (p.eta_link * p.link_bytes_s))
+    t_tp = _tp_allreduce_s(p, msg)
+    t_pp = 0.0 if np.ndim(p.pp) == 0 and p.pp == 1 else (p.pp - 1) * (p.allreduce_latency_s + msg / (p.eta_link * p.link_bytes_s))
     overhead = p.step_overhead_s + p.layers * p.layer_overhead_s + (n_decode + np.where(n_prefill > 0, 1.0, 0.0)) * p.seq_overhead_s
     linear = np.maximum(t_flops, t_weights)
     compute = np.where(t_flops >= t_weights, t_flops, 0.0) + t_attn
     memory = np.where(t_flops >= t_weights, 0.0, t_weights) + t_kv
     total = linear + t_kv + t_attn + t_tp + t_pp + overhead
     return StepTime(total_s=total, compute_s=compute, memory_s=memory, comm_s=t_tp + t_pp, overhead_s=overhead)
+
+
+def _tp_allreduce_s(p: ReplicaParams, msg_bytes):
+    """Ring all-reduce, twice per layer: alpha + 2(n-1)/n * bytes / BW (nccl-tests [S18], digest §3.1);
+    none at TP=1."""
+    if np.ndim(p.tp) == 0 and p.tp <= 1:
+        return 0.0
+    return np.where(p.tp > 1, 2.0 * p.layers * (p.allreduce_latency_s + 2.0 * (p.tp - 1) / p.tp * msg_bytes / (p.eta_link * p.link_bytes_s)), 0.0)
 
 
 def bound_name(st: StepTime) -> np.ndarray:

@@ -188,6 +188,7 @@ class PromptPool:
     tokens: np.ndarray
     attn: np.ndarray
     order: np.ndarray
+    _cumulative: dict = field(default_factory=dict, compare=False, repr=False)  # sums of the tiled stream, by repeats
 
     @classmethod
     def build(cls, p: ReplicaParams, wl: Workload) -> PromptPool:
@@ -201,10 +202,20 @@ class PromptPool:
         n = len(self.order)
         span = int(counts.max(initial=0)) + 1
         reps = (int(offsets.max(initial=0)) + span) // n + 2
-        stream = np.tile(self.order, reps)
-        tok = np.concatenate([[0.0], np.cumsum(self.tokens[stream])])
-        att = np.concatenate([[0.0], np.cumsum(self.attn[stream])])
+        tok, att = self._stream_sums(reps)
         return tok[offsets + counts] - tok[offsets], att[offsets + counts] - att[offsets]
+
+    def _stream_sums(self, reps: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cumulative sums over `reps` repeats of the stream (the longest made so far serves any
+        shorter need: a cumulative sum's prefix does not depend on what follows it)."""
+        longest = max(self._cumulative, default=0)
+        if longest < reps:
+            stream = np.tile(self.order, reps)
+            self._cumulative.clear()
+            self._cumulative[reps] = (np.concatenate([[0.0], np.cumsum(self.tokens[stream])]),
+                                      np.concatenate([[0.0], np.cumsum(self.attn[stream])]))
+            longest = reps
+        return self._cumulative[longest]
 
 
 def cycle_duration(p: ReplicaParams, b: float, ctx: float, tokens, attn, t_d: float, draft_s: float | None = None):
@@ -362,11 +373,11 @@ def _batch_sensitivity(p, pool, state: RateState, lane_rate: float, ctx: float, 
 
 def rate_point(p: ReplicaParams, wl: Workload, rate: float, detailed: bool = True, fidelity: Fidelity | None = None) -> OperatingPoint:
     """Open-loop Poisson arrivals at `rate` req/s to one replica."""
-    return _finish_rate_point(p, wl, _solve_rate_point(p, wl, rate), detailed, fidelity)
+    return finish_rate_point(p, wl, solve_rate_point(p, wl, rate), detailed, fidelity)
 
 
 @dataclass
-class _RateSolution:
+class RateSolution:
     """The fixed point of one open-loop rate (before its latency statistics): solved once, it can
     yield both the means and the distributions."""
 
@@ -376,7 +387,7 @@ class _RateSolution:
     state: RateState | None = None
 
 
-def _solve_rate_point(p: ReplicaParams, wl: Workload, rate: float) -> _RateSolution:
+def solve_rate_point(p: ReplicaParams, wl: Workload, rate: float) -> RateSolution:
     cap = batch_cap(p, wl)
     max_rate, _, _ = offline_throughput(p, wl)
     util = rate / max_rate if max_rate > 0 else float("inf")
@@ -384,20 +395,20 @@ def _solve_rate_point(p: ReplicaParams, wl: Workload, rate: float) -> _RateSolut
                            kv_tokens=float(kv_capacity_tokens(p)))
     if cap < 1.0:
         point.note = "no room for a single request's KV cache"
-        return _RateSolution(rate, point)
+        return RateSolution(rate, point)
     rate = max(rate, 0.0)
     if util >= 1.0:
         point.note = f"offered {rate:.3g} req/s is at or above the replica's maximum {max_rate:.3g} req/s"
-        return _RateSolution(rate, point)
+        return RateSolution(rate, point)
     pool = PromptPool.build(p, wl)
     state = solve_rate(p, wl, pool, rate, cap) if rate > 0 else _idle_state(p, wl)
     if state is None:
         point.note = f"prefill work outgrows the engine at {rate:.3g} req/s (queue grows without bound)"
-        return _RateSolution(rate, point)
-    return _RateSolution(rate, point, pool, state)
+        return RateSolution(rate, point)
+    return RateSolution(rate, point, pool, state)
 
 
-def _finish_rate_point(p: ReplicaParams, wl: Workload, solved: _RateSolution, detailed: bool = True,
+def finish_rate_point(p: ReplicaParams, wl: Workload, solved: RateSolution, detailed: bool = True,
                        fidelity: Fidelity | None = None) -> OperatingPoint:
     """Latency statistics of a solved rate, on a fresh copy of its point (a solution can be
     finished more than once)."""
@@ -483,24 +494,30 @@ POISSON_EXACT_BELOW = 30.0
 def poisson_counts(rng: np.random.Generator, means: np.ndarray) -> np.ndarray:
     """Poisson draws by inverse CDF of fixed seeded uniforms: the same uniform maps to a count that
     only grows with the mean, so latencies built on these draws only grow with the load (no
-    sampling wobble in the sizing search). Large means use the normal approximation."""
+    sampling wobble in the sizing search). Large means use the normal approximation. The CDF walk
+    carries on only for the draws not yet placed."""
     means = np.asarray(means, dtype=float)
     u = rng.random(len(means))
-    small = np.minimum(means, POISSON_EXACT_BELOW)
-    pmf = np.exp(-small)
+    counts = np.zeros(len(means), dtype=np.int64)
+    large = means >= POISSON_EXACT_BELOW
+    if large.any():
+        z = norm_ppf(np.clip(u[large], 1e-12, 1 - 1e-12))
+        counts[large] = np.maximum(np.rint(means[large] + z * np.sqrt(means[large])), 0.0)
+    active = np.flatnonzero(~large)
+    lam, target = means[active], u[active]
+    pmf = np.exp(-lam)
     cdf = pmf.copy()
-    counts = np.zeros(len(means))
     k_max = int(POISSON_EXACT_BELOW + 6.0 * np.sqrt(POISSON_EXACT_BELOW) + 5)
     for k in range(1, k_max + 1):
-        below = cdf < u
-        if not below.any():
+        below = cdf < target
+        if not below.all():
+            active, lam, target, pmf, cdf = active[below], lam[below], target[below], pmf[below], cdf[below]
+        if not active.size:
             break
-        counts += below
-        pmf = pmf * small / k
+        counts[active] += 1
+        pmf = pmf * lam / k
         cdf = cdf + pmf
-    z = norm_ppf(np.clip(u, 1e-12, 1 - 1e-12))
-    large = np.maximum(np.rint(means + z * np.sqrt(means)), 0.0)
-    return np.where(means < POISSON_EXACT_BELOW, counts, large).astype(np.int64)
+    return counts
 
 
 def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -615,7 +632,7 @@ def concurrency_point(p: ReplicaParams, wl: Workload, clients: int, detailed: bo
     lo_rps, solved = _closed_loop_throughput(p, wl, clients, max_rate * 0.999, sat_rps)
     if lo_rps is None or lo_rps >= sat_rps:
         # saturated: clients keep the engine at its offline throughput; extra clients queue
-        best = _finish_rate_point(p, wl, solved.get(sat_rps) or _solve_rate_point(p, wl, sat_rps), detailed)
+        best = finish_rate_point(p, wl, solved.get(sat_rps) or solve_rate_point(p, wl, sat_rps), detailed)
         x = max_rate
         e2e = clients / x
         best.requests_per_s = x
@@ -623,7 +640,7 @@ def concurrency_point(p: ReplicaParams, wl: Workload, clients: int, detailed: bo
         best.e2e_mean_s = e2e
         best.ttft_mean_s = max(best.ttft_mean_s, e2e - (wl.mean_out - 1) * best.tpot_mean_s)
     else:
-        best = _finish_rate_point(p, wl, solved[lo_rps], detailed)
+        best = finish_rate_point(p, wl, solved[lo_rps], detailed)
     best.mode = "concurrency"
     best.utilization = best.requests_per_s / max_rate
     return best
@@ -639,14 +656,14 @@ def _closed_loop_throughput(p: ReplicaParams, wl: Workload, clients: int, hi_rps
     that rate first, which settles a saturated loop in one solve; bisection when a step leaves the
     bracket or the bracket stops halving. CLOSED_LOOP_TOLERANCE in a handful of solves (the
     open-loop E2E is itself a fixed point iterated to ~1e-4)."""
-    solved: dict[float, _RateSolution] = {}
+    solved: dict[float, RateSolution] = {}
 
     def gap_rps(x_rps: float) -> float:
-        solved[x_rps] = _solve_rate_point(p, wl, x_rps)
-        pt = _finish_rate_point(p, wl, solved[x_rps], detailed=False)
+        solved[x_rps] = solve_rate_point(p, wl, x_rps)
+        pt = finish_rate_point(p, wl, solved[x_rps], detailed=False)
         return float(clients / pt.e2e_mean_s - x_rps) if pt.stable and pt.e2e_mean_s > 0 else -x_rps
 
-    idle_e2e_s = float(_finish_rate_point(p, wl, _solve_rate_point(p, wl, 0.0), detailed=False).e2e_mean_s)
+    idle_e2e_s = float(finish_rate_point(p, wl, solve_rate_point(p, wl, 0.0), detailed=False).e2e_mean_s)
     lo_rps, gap_lo_rps = 0.0, clients / idle_e2e_s if 0.0 < idle_e2e_s < math.inf else math.nan
     # the ends' weights in the interpolation (Illinois halves a stuck end's); hi not solved yet
     w_lo_rps, w_hi_rps = gap_lo_rps, math.nan

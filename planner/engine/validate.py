@@ -71,6 +71,21 @@ MEANS_ONLY_METRICS = frozenset(("output_tok_s", "total_tok_s", "requests_per_s",
                                 "e2e_ms_mean"))  # what offline_point and the means-only rate/closed-loop points report
 
 
+def offline_latency_reason(m: Measurement) -> str:
+    """Offline latencies the row does not pin down. A burst benchmark's TTFT and end-to-end include
+    the wait behind every request sent at once (their number is not in the row), and past the
+    compute knee its TPOT grows with the engine's running-batch cap while throughput does not, so
+    an offline TPOT/ITL needs the row's max_seqs."""
+    if m.mode != "offline":
+        return ""
+    kind = m.metric.partition("_ms_")[0]
+    if kind in ("ttft", "e2e"):
+        return f"offline {m.metric} includes the wait behind every request sent at once; measure it with mode rate or concurrency"
+    if kind in ("tpot", "itl") and m.max_seqs is None:
+        return f"offline {m.metric} is set by the engine's running-batch cap: fill in max_seqs"
+    return ""
+
+
 def evaluate_rows(data: MeasurementSet, calibration: Calibration | None = None, base_dir: Path | None = None) -> list[RowResult]:
     """Predict every row; rows sharing a configuration share one prediction."""
     return _evaluate_rows(data.rows, calibration or Calibration(), base_dir or data.path.parent, {})
@@ -84,6 +99,9 @@ def _evaluate_rows(rows, calibration: Calibration, base_dir: Path, specs: dict, 
     for m in rows:
         if scored_only and m.metric not in MEANS_ONLY_METRICS:
             out.append(RowResult(m, None, f"model gives no {m.metric}"))
+            continue
+        if unidentified := offline_latency_reason(m):
+            out.append(RowResult(m, None, unidentified))
             continue
         key = _config_key(m)
         if key not in points:

@@ -19,7 +19,7 @@ from planner.engine.knobs import Calibration, load_calibration
 from planner.engine.plan import Plan, TierPlan, evaluate, knobs_for, percentile_of, plan_tier
 from planner.engine.roofline import replica_params
 from planner.engine.scenario import Scenario
-from planner.engine.serving import Workload, offline_throughput, rate_point
+from planner.engine.serving import QUICK, Workload, offline_throughput, rate_point
 from planner.engine.specs import GpuSpec, ModelSpec
 from planner.profile import Profile, ProfileError
 from planner.report import plan_json
@@ -194,7 +194,7 @@ def latency_curve(result: Result, tier: str, should_stop: Callable[[], bool] = n
     for share in CURVE_SHARES:
         if should_stop():
             return None
-        point = rate_point(params, wl, share * max_rate)
+        point = rate_point(params, wl, share * max_rate, fidelity=QUICK)  # a picture: the sizing search's fidelity
         if not point.stable:
             break
         rates.append(share * max_rate * n)

@@ -261,8 +261,20 @@ class FrontierChart(ThemedPlot):
         background = self.color("surface")
         offset = (xhi - xlo) / 60
 
+        # approximate character cells of the plot area (axes and titles take about 7 columns, 4 rows)
+        cols, rows = max(self.size.width - 7, 10), max(self.size.height - 4, 4)
+        taken: list[tuple[int, float, float]] = []  # (row, first column, last column) of drawn labels
+
         def label(p: FleetPoint, text: str, colour: str) -> None:
+            """Draw a point's label unless it would overprint one already drawn (the important
+            labels are drawn first)."""
             right = p.e2e_ms > (xlo + xhi) / 2
+            col = (p.e2e_ms - xlo) / (xhi - xlo) * cols
+            row = round((yhi - p.usd_month) / (yhi - ylo) * rows)
+            first, last = (col - 1 - len(text), col - 1) if right else (col + 1, col + 1 + len(text))
+            if any(r == row and first <= b + 1 and a - 1 <= last for r, a, b in taken):
+                return
+            taken.append((row, first, last))
             plt.text(text, p.e2e_ms - offset if right else p.e2e_ms + offset, p.usd_month, color=self.color(colour),
                      background=background, alignment="right" if right else "left")
 
@@ -278,8 +290,6 @@ class FrontierChart(ThemedPlot):
         if line:
             plt.scatter([p.e2e_ms for p in line], [p.usd_month for p in line], marker="◆",
                         color=self.color("primary"))
-        for p in line:
-            label(p, p.label, "primary")
         now = self.now
         if now is not None and _drawable(now):
             plt.scatter([now.e2e_ms], [now.usd_month], marker="▲", color=self.color("warning"))
@@ -289,6 +299,8 @@ class FrontierChart(ThemedPlot):
             plt.scatter([h.e2e_ms], [h.usd_month], marker="●", color=self.color("accent"))
             if (h.usd_month, h.e2e_ms) not in frontier:
                 label(h, h.label, "accent")
+        for p in sorted(line, key=lambda p: p.usd_month):  # the cheapest first: it is the answer
+            label(p, p.label, "primary")
         xt, xl = _nice_ticks(xlo, xhi, _seconds_label)
         yt, yl = _nice_ticks(ylo, yhi, _usd_label)
         plt.xticks(xt, xl)

@@ -231,10 +231,7 @@ def test_architecture_conventions():
     for model in models.values():
         if model.attention != "mla":
             assert model.attention == ("gqa" if model.kv_heads < model.heads else "mha"), model.id
-        if model.quality is None:  # allowed only where the notes say no score is published
-            assert "No MMLU score is published" in model.notes, model.id
-        else:
-            assert model.quality.source.startswith("https://"), model.id
+        assert model.quality is not None and model.quality.source.startswith("https://"), model.id
         assert model.source.startswith("https://"), model.id
     assert models["gemma-2-9b"].tie_embeddings and models["gemma-2-9b"].sliding_layers_fraction == 0.5
     assert models["llama-3.2-1b"].tie_embeddings and models["llama-3.2-3b"].tie_embeddings
@@ -242,5 +239,5 @@ def test_architecture_conventions():
 
 
 def test_quality_uses_one_benchmark_where_published():
-    base_mmlu = [m for m in catalog.models().values() if m.quality and m.quality.benchmark == "MMLU 5-shot (base model)"]
+    base_mmlu = [m for m in catalog.models().values() if m.quality.benchmark == "MMLU 5-shot (base model)"]
     assert {m.id for m in base_mmlu} >= set(MODEL_IDS) - {"llama-3.3-70b"}

@@ -9,10 +9,11 @@ import math
 import pytest
 
 from planner.engine.cost import fleet_cost, gpu_power_w
-from planner.engine.plan import evaluate, knobs_for, percentile_of
+from planner.engine import plan as plan_module
+from planner.engine.plan import clear_check_cache, evaluate, knobs_for, percentile_of, slo_misses
 from planner.engine.roofline import replica_params
 from planner.engine.scenario import CostKnobs, Fleet, Load, Optimizations, Scenario, Targets, TierModels
-from planner.engine.serving import offline_throughput
+from planner.engine.serving import FULL, Fidelity, offline_throughput, rate_point
 from planner.engine.specs import TIERS
 from planner.report import plan_json
 
@@ -327,3 +328,45 @@ def test_error_bands_say_when_the_gpu_or_model_family_has_no_measurements():
     assert validated("h100-sxm", "llama-3.1-8b")  # both measured
     assert not validated("h100-sxm", "qwen2.5-7b")  # no qwen2 measurements
     assert not validated("mi300x", "llama-3.1-8b")  # no AMD measurements
+
+
+def test_confirmed_count_is_the_smallest_that_passes_at_full_fidelity():
+    """The answer is the full-fidelity boundary: one replica fewer misses a target at full fidelity
+    (or the utilisation ceiling), whatever the quick search guessed."""
+    sc = Scenario(load=Load(rate_rps=40.0))
+    plan = evaluate(sc)
+    for t in plan.tiers:
+        if not t.feasible or t.replicas <= 1:
+            continue
+        p = replica_params(t.model, t.gpu, t.config, knobs_for(t.gpu, None))
+        below = rate_point(p, plan.workload, sc.load.peak_rate_rps / (t.replicas - 1), fidelity=FULL)
+        assert slo_misses(sc, below, sc.slo.max_utilization), f"{t.tier}: {t.replicas - 1} replicas also pass"
+        assert not slo_misses(sc, t.point, sc.slo.max_utilization)
+
+
+def test_quick_fidelity_changes_speed_not_the_answer(monkeypatch):
+    """A coarser quick search lands elsewhere; the confirmation walks to the same counts."""
+    sc = Scenario(load=Load(rate_rps=40.0))
+    reference = [(t.replicas, t.config.tp) for t in evaluate(sc).tiers]
+    clear_check_cache()
+    monkeypatch.setattr(plan_module, "QUICK", Fidelity(ttft=256, tpot=256, table=32, path=2))
+    try:
+        coarse = [(t.replicas, t.config.tp) for t in evaluate(sc).tiers]
+    finally:
+        clear_check_cache()
+    assert coarse == reference
+
+
+def test_remembered_checks_give_the_same_plan_and_are_not_changed_by_it():
+    sc = Scenario(load=Load(rate_rps=25.0))
+    clear_check_cache()
+    cold = plan_json(evaluate(sc))
+    warm = plan_json(evaluate(sc))
+    assert warm == cold
+    pricier = sc.model_copy(update={"fleet": Fleet(gpu="h100-sxm", price_usd_hour=9.0)})
+    repriced = plan_json(evaluate(pricier))
+    for a, b in zip(cold["tiers"], repriced["tiers"]):
+        assert (a["gpus"], a["ttft_ms"], a["tpot_ms"]) == (b["gpus"], b["ttft_ms"], b["tpot_ms"])
+        if b["feasible"]:
+            assert b["usd_month"] == pytest.approx(b["gpus"] * 9.0 * 730.0, rel=1e-3)
+    assert plan_json(evaluate(sc)) == cold

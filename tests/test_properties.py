@@ -410,3 +410,19 @@ def test_catalog_pairs_offline_finite_or_clear_reason(gpu_id):
         elif "memory capacity" not in pred.reason or model.id not in pred.reason and "KV cache" not in pred.reason:
             problems.append(f"{model.id}: fits=False without a clear reason: {pred.reason!r}")
     assert not problems, "\n".join(problems)
+
+
+def test_poisson_counts_are_poisson_and_grow_with_the_mean():
+    """Inverse-CDF draws: the sample mean and variance match the Poisson mean (below and above
+    the normal-approximation switch), and the same seeded uniform never maps to fewer arrivals at a
+    larger mean (the sizing search relies on it)."""
+    from planner.engine.serving import poisson_counts
+
+    for lam in (0.05, 0.7, 4.0, 22.0, 45.0):
+        draws = poisson_counts(np.random.default_rng(7), np.full(40_000, lam))
+        assert draws.mean() == pytest.approx(lam, rel=0.03, abs=0.005)
+        assert draws.var() == pytest.approx(lam, rel=0.06, abs=0.005)
+    means = np.random.default_rng(3).uniform(0.0, 60.0, 5000)
+    low = poisson_counts(np.random.default_rng(11), means)
+    high = poisson_counts(np.random.default_rng(11), means * 1.1)
+    assert np.all(high >= low)

@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 import pytest
 
 from planner.engine.knobs import Knobs
@@ -112,3 +114,16 @@ def test_pruning_and_sparsity_touch_only_their_terms():
     assert sparse.body_bytes == pytest.approx(base.body_bytes * 0.5625)
     assert sparse.flops_linear == 2 * base.flops_linear
     assert math.isclose(sparse.kv_bytes_token_gpu, base.kv_bytes_token_gpu)
+
+
+@pytest.mark.parametrize("model, tp, pp, spec_k", [(llama8b, 1, 1, 0), (llama70b, 4, 2, 0), (mixtral, 2, 1, 3), (llama70b, 8, 1, 4)])
+@pytest.mark.parametrize("batch", [0.0, 1.0, 37.5])
+def test_prefill_step_fast_path_is_the_step_time_formula(model, tp, pp, spec_k, batch):
+    """The sampled distributions' folded prefill step equals roofline.step_time to rounding."""
+    from planner.engine.serving import prefill_step_s
+
+    p = replica_params(model(), h100(), ServingConfig(tp=tp, pp=pp, spec_k=spec_k), KNOBS)
+    chunk = np.geomspace(1.0, 16384.0, 257)
+    attn = chunk * np.linspace(1.0, 8000.0, 257)
+    expected = step_time(p, batch, batch * 1234.0, chunk, attn, spec_tokens=spec_k + 1.0).total_s
+    assert np.allclose(prefill_step_s(p, batch, 1234.0, chunk, attn, spec_k + 1.0), expected, rtol=1e-12, atol=0)

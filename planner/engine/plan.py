@@ -4,6 +4,8 @@ load, its latency percentiles, cost, energy and the constraint that sized it."""
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -193,7 +195,7 @@ def size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Servi
     The search runs at quick fidelity; `confirm` re-checks the answer at full fidelity (reusing the
     fixed points the search solved)."""
     p = replica_params(model, gpu, cfg, knobs)
-    ok = _ReplicaCheck(scenario, p, wl, rate, QUICK)
+    ok = replica_check(scenario, p, wl, rate)
     sized = _size_replicas(scenario, model, gpu, cfg, wl, rate, confirm, p, ok)
     sized.check = ok
     return sized
@@ -202,7 +204,7 @@ def size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Servi
 def _size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, wl: Workload, rate: float,
                    confirm: bool, p, ok: _ReplicaCheck) -> SizingResult:
     max_rate, _, _ = offline_throughput(p, wl)
-    floor = rate_point(p, wl, 0.0, fidelity=QUICK)
+    floor = ok.floor()
     if max_rate <= 0:
         return SizingResult(cfg.tp, 0, None, False, "no room for a single request's KV cache", "memory capacity", floor)
     floor_misses = slo_misses(scenario, floor)
@@ -266,40 +268,116 @@ def _bisect(bad: int, good: int, ok, fidelity) -> tuple[int, OperatingPoint]:
 class _ReplicaCheck:
     """Does n replicas' share of the load meet every target? Remembered per count and fidelity (the
     gallop, the bisection and the confirmation revisit counts), and each count's fixed point is
-    solved once for every fidelity it is finished at."""
+    solved once for every fidelity it is finished at. Shared by every plan with the same targets,
+    replica and load (`replica_check`), so treat what it returns as read-only."""
 
     def __init__(self, scenario: Scenario, p, wl: Workload, rate: float, default: Fidelity) -> None:
         self.scenario, self.p, self.wl, self.rate, self.default = scenario, p, wl, rate, default
         self.solved: dict[int, RateSolution] = {}
         self.checked: dict[tuple[int, Fidelity], tuple[bool, OperatingPoint]] = {}
+        self._floor: OperatingPoint | None = None
+
+    def floor(self) -> OperatingPoint:
+        """The single-request floor: the replica with no load, at the search's fidelity."""
+        if self._floor is None:
+            self._floor = rate_point(self.p, self.wl, 0.0, fidelity=QUICK)
+        return self._floor
 
     def __call__(self, n: int, fidelity: Fidelity | None = None) -> tuple[bool, OperatingPoint]:
+        misses, point = self.misses(n, fidelity)
+        return not misses, point
+
+    def misses(self, n: int, fidelity: Fidelity | None = None) -> tuple[list[str], OperatingPoint]:
+        """The targets n replicas miss (with the utilisation ceiling), and their operating point."""
         key = (n, fidelity or self.default)
         if key not in self.checked:
             if n not in self.solved:
                 self.solved[n] = solve_rate_point(self.p, self.wl, self.rate / n)
             pt = finish_rate_point(self.p, self.wl, self.solved[n], fidelity=key[1])
-            self.checked[key] = (not slo_misses(self.scenario, pt, self.scenario.slo.max_utilization), pt)
+            self.checked[key] = (slo_misses(self.scenario, pt, self.scenario.slo.max_utilization), pt)
         return self.checked[key]
 
 
+# Checks of recent (targets, replica, workload, load) combinations: most keystrokes change one tier's
+# model, a price or nothing the sizing reads, and then the other tiers' solved counts are reused.
+# Thread-safe: the TUI plans, sweeps and searches in worker threads.
+CHECK_CACHE_ENTRIES = 256
+_CHECKS: OrderedDict[tuple, _ReplicaCheck] = OrderedDict()
+_CHECKS_LOCK = threading.Lock()
+
+
+def replica_check(scenario: Scenario, p, wl: Workload, rate: float) -> _ReplicaCheck:
+    key = (tuple(scenario.slo.model_dump().values()), p, _workload_key(wl), float(rate))
+    with _CHECKS_LOCK:
+        check = _CHECKS.get(key)
+        if check is None:
+            check = _CHECKS[key] = _ReplicaCheck(scenario, p, wl, rate, QUICK)
+            while len(_CHECKS) > CHECK_CACHE_ENTRIES:
+                _CHECKS.popitem(last=False)
+        else:
+            _CHECKS.move_to_end(key)
+    return check
+
+
+def clear_check_cache() -> None:
+    """Forget every remembered check (benchmarks time the engine cold with this)."""
+    with _CHECKS_LOCK:
+        _CHECKS.clear()
+
+
+def _workload_key(wl: Workload) -> tuple:
+    return tuple(wl.input_len.model_dump().values()) + tuple(wl.output_len.model_dump().values())
+
+
 def confirm_replicas(scenario, model, gpu, cfg, knobs, wl, rate, quick: SizingResult) -> SizingResult:
-    ok = quick.check or _ReplicaCheck(scenario, replica_params(model, gpu, cfg, knobs), wl, rate, FULL)
+    ok = quick.check or replica_check(scenario, replica_params(model, gpu, cfg, knobs), wl, rate)
     return _confirmed(quick.replicas, quick.binding, ok, cfg, quick.floor)
 
 
 def _confirmed(n: int, binding: str, ok, cfg: ServingConfig, floor) -> SizingResult:
-    """Re-check the count the quick search found at full fidelity (the numbers shown). Sampling can
-    move a percentile across its target either way, so search upward (gallop, then bisect) until the
-    full-fidelity answer passes."""
-    good, point = ok(n, FULL)
+    """The smallest count that passes at full fidelity (the numbers shown), starting from the one the
+    quick search found. Sampling can move a percentile across its target either way: search upward
+    while the full-fidelity answer fails, downward while it passes (gallop, then bisect). Latency
+    falls with replicas (common random numbers), so the answer does not depend on where the quick
+    search stopped, only the number of full-fidelity checks does."""
+
+    def full(m: int, _fidelity=None) -> tuple[bool, OperatingPoint]:
+        # unstable or over the utilisation ceiling at quick fidelity is the same at full (both come
+        # from the shared fixed point): no need to sample it again
+        quick_misses, quick = ok.misses(m, QUICK)
+        if "unstable" in quick_misses or "utilisation ceiling" in quick_misses:
+            return False, quick
+        return ok(m, FULL)
+
+    good, point = full(n)
     if good:
-        return SizingResult(cfg.tp, n, point, True, "", binding, floor)
-    bad, first = _first_good(n, ok, FULL)
-    if first is None:
-        return SizingResult(cfg.tp, 0, point, False, f"more than {MAX_REPLICAS:,} replicas would be needed", binding, floor)
-    n, point = _bisect(bad, first, ok, FULL)
-    return SizingResult(cfg.tp, n, point, True, "", binding, floor)
+        bad, step = 0, 1
+        while n > 1:
+            m = max(n - step, 1)
+            passed, pt = full(m)
+            if not passed:
+                bad = m
+                break
+            n, point, step = m, pt, step * 2
+        if n - bad > 1:
+            n, point = _bisect(bad, n, full, FULL)
+    else:
+        bad, first = _first_good(n, full, FULL)
+        if first is None:
+            return SizingResult(cfg.tp, 0, point, False, f"more than {MAX_REPLICAS:,} replicas would be needed", binding, floor)
+        n, point = _bisect(bad, first, full, FULL)
+    return SizingResult(cfg.tp, n, point, True, "", _binding_below(n, ok, full, binding), floor)
+
+
+def _binding_below(n: int, ok, full, fallback: str) -> str:
+    """What stops one replica fewer: the utilisation ceiling, or the first target it misses."""
+    if n <= 1:
+        return "one replica suffices"
+    passed, below = full(n - 1)
+    if below.utilization > ok.scenario.slo.max_utilization + 1e-9:
+        return "utilisation ceiling"
+    misses = slo_misses(ok.scenario, below, ok.scenario.slo.max_utilization)
+    return misses[0] if misses else fallback
 
 
 def _floor_reason(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, floor: OperatingPoint, miss: str) -> str:
@@ -406,7 +484,7 @@ def _capped(scenario: Scenario, need: TierPlan, max_gpus: int, knobs: Knobs, wl:
         return TierPlan(need.tier, need.model, need.gpu, cfg, False, f"{why}; one replica needs {cfg.tp * cfg.pp}",
                         usd_per_gpu_hour=price, binding="fleet size")
     p = replica_params(need.model, need.gpu, cfg, knobs)
-    point = rate_point(p, wl, scenario.load.peak_rate_rps / replicas, fidelity=FULL)
+    point = replica_check(scenario, p, wl, scenario.load.peak_rate_rps)(replicas, FULL)[1]
     misses = slo_misses(scenario, point, scenario.slo.max_utilization)
     if not point.stable:
         max_rps = replicas * offline_throughput(p, wl)[0]

@@ -28,7 +28,7 @@ import numpy as np
 
 from planner.engine import lengths
 from planner.engine.lengths import norm_ppf
-from planner.engine.roofline import BLOCK_TOKENS, ReplicaParams, StepTime, bound_name, kv_capacity_tokens, step_time
+from planner.engine.roofline import BLOCK_TOKENS, ReplicaParams, StepTime, bound_name, kv_capacity_tokens, step_time, touched_experts
 from planner.engine.scenario import LengthDist
 
 PERCENTILES = (50.0, 90.0, 99.0)
@@ -207,15 +207,51 @@ class PromptPool:
 
     def _stream_sums(self, reps: int) -> tuple[np.ndarray, np.ndarray]:
         """Cumulative sums over `reps` repeats of the stream (the longest made so far serves any
-        shorter need: a cumulative sum's prefix does not depend on what follows it)."""
-        longest = max(self._cumulative, default=0)
-        if longest < reps:
+        shorter need: a cumulative sum's prefix does not depend on what follows it). Kept as one
+        entry replaced whole, so threads sharing a cached pool never see it half made."""
+        made = self._cumulative.get("sums")
+        if made is None or made[0] < reps:
             stream = np.tile(self.order, reps)
-            self._cumulative.clear()
-            self._cumulative[reps] = (np.concatenate([[0.0], np.cumsum(self.tokens[stream])]),
-                                      np.concatenate([[0.0], np.cumsum(self.attn[stream])]))
-            longest = reps
-        return self._cumulative[longest]
+            made = (reps, np.concatenate([[0.0], np.cumsum(self.tokens[stream])]),
+                    np.concatenate([[0.0], np.cumsum(self.attn[stream])]))
+            self._cumulative["sums"] = made
+        return made[1], made[2]
+
+
+def prefill_step_s(p: ReplicaParams, b, ctx, chunk, attn, spec=1.0):
+    """roofline.step_time(p, b, b * ctx, chunk, attn, spec).total_s for steps that carry prompt
+    tokens (chunk > 0), with the terms that do not depend on the chunk folded once: the sampled
+    distributions call this on thousands of cycles at one running batch. Stacked params or an array
+    of batches take the general formula."""
+    if np.ndim(p.tp) or np.ndim(b) or np.ndim(ctx):
+        return step_time(p, b, b * ctx, chunk, attn, spec_tokens=spec).total_s
+    chunk = np.asarray(chunk, dtype=float)
+    dec = b * spec  # decode tokens verified in the step
+    linear_rate = p.tp * p.eta_compute * p.flops_linear
+    t_flops = chunk * (2.0 * p.active_body_params / linear_rate)
+    t_flops += (2.0 * p.active_body_params * dec + 2.0 * p.head_params * (dec + 1.0)) / linear_rate  # + one prompt logit
+    weight_rate = p.tp * p.eta_weights * p.bw_bytes_s
+    if p.experts > 0:
+        t_weights = (p.body_bytes + p.head_bytes + p.moe_layers * touched_experts(p, dec + chunk) * p.expert_bytes) / weight_rate
+    else:
+        t_weights = (p.body_bytes + p.head_bytes) / weight_rate
+    total = np.maximum(t_flops, t_weights, out=t_flops)
+    total += np.asarray(attn, dtype=float) * (2.0 * p.attn_dim * p.q_heads_per_gpu * p.layers / (p.eta_attention * p.flops_attn))
+    link_s_per_token = p.hidden * 2.0 / (p.eta_link * p.link_bytes_s)
+    comm_fixed, comm_per_token = 0.0, 0.0
+    if p.tp > 1:  # ring all-reduce twice per layer, as in roofline._tp_allreduce_s
+        ring = 2.0 * (p.tp - 1) / p.tp
+        comm_fixed += 2.0 * p.layers * (p.allreduce_latency_s + ring * dec * link_s_per_token)
+        comm_per_token += 2.0 * p.layers * ring * link_s_per_token
+    if p.pp > 1:
+        comm_fixed += (p.pp - 1) * (p.allreduce_latency_s + dec * link_s_per_token)
+        comm_per_token += (p.pp - 1) * link_s_per_token
+    if comm_per_token:
+        total += chunk * comm_per_token
+    t_kv = b * ctx * p.kv_bytes_token_layers / (p.eta_kv * p.bw_bytes_s)
+    overhead = p.step_overhead_s + p.layers * p.layer_overhead_s + (b + 1.0) * p.seq_overhead_s
+    total += t_kv + comm_fixed + overhead
+    return total
 
 
 def cycle_duration(p: ReplicaParams, b: float, ctx: float, tokens, attn, t_d: float, draft_s: float | None = None):
@@ -231,9 +267,9 @@ def cycle_duration(p: ReplicaParams, b: float, ctx: float, tokens, attn, t_d: fl
     if float(p.chunked) > 0:
         room = max(float(p.budget_tokens) - b, 1.0)
         n = np.where(has, np.ceil(tokens / room), 1.0)
-        mixed = step_time(p, b, b * ctx, tokens / n, attn / n, spec_tokens=spec).total_s + draft
+        mixed = prefill_step_s(p, b, ctx, tokens / n, attn / n, spec) + draft
         return np.where(has, n * mixed, t_d), n
-    prefill = step_time(p, 0.0, 0.0, tokens, attn).total_s
+    prefill = prefill_step_s(p, 0.0, 0.0, tokens, attn)
     return np.where(has, prefill + t_d, t_d), np.ones_like(tokens)
 
 
@@ -500,23 +536,35 @@ def poisson_counts(rng: np.random.Generator, means: np.ndarray) -> np.ndarray:
     u = rng.random(len(means))
     counts = np.zeros(len(means), dtype=np.int64)
     large = means >= POISSON_EXACT_BELOW
+    active, lam, target = None, means, u  # None: every draw (most calls have no large mean)
     if large.any():
         z = norm_ppf(np.clip(u[large], 1e-12, 1 - 1e-12))
         counts[large] = np.maximum(np.rint(means[large] + z * np.sqrt(means[large])), 0.0)
-    active = np.flatnonzero(~large)
-    lam, target = means[active], u[active]
+        active = np.flatnonzero(~large)
+        lam, target = means[active], u[active]
     pmf = np.exp(-lam)
     cdf = pmf.copy()
+    placed = None  # counts of the draws in `active` so far
     k_max = int(POISSON_EXACT_BELOW + 6.0 * np.sqrt(POISSON_EXACT_BELOW) + 5)
     for k in range(1, k_max + 1):
         below = cdf < target
-        if not below.all():
-            active, lam, target, pmf, cdf = active[below], lam[below], target[below], pmf[below], cdf[below]
-        if not active.size:
+        left = int(np.count_nonzero(below))
+        if not left:
             break
-        counts[active] += 1
+        if left * 2 < len(lam):  # most draws placed: carry on with the rest alone
+            if placed is not None:
+                counts[slice(None) if active is None else active] = placed
+                placed = placed[below] + 1
+            else:
+                placed = np.ones(left, dtype=np.int64)
+            active = np.flatnonzero(below) if active is None else active[below]
+            lam, target, pmf, cdf = lam[below], target[below], pmf[below], cdf[below]
+        else:
+            placed = below.astype(np.int64) if placed is None else placed + below
         pmf = pmf * lam / k
         cdf = cdf + pmf
+    if placed is not None:
+        counts[slice(None) if active is None else active] = placed
     return counts
 
 
@@ -576,19 +624,17 @@ def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own,
     need = np.maximum(l_out - 1.0, 1.0) / tokens  # decode steps in the request's window
     offsets = lambda: rng.integers(0, len(pool.order), size=n)  # noqa: E731
     prev = own
-    cum_t, cum_s = np.zeros(n), np.zeros(n)
-    times, counts = [], []
-    for _ in range(path_cycles if lane_rate > 0 else 1):
+    cycles = path_cycles if lane_rate > 0 else 1
+    times_a, counts_a = np.empty((cycles, n)), np.empty((cycles, n))  # cumulative time and steps after each cycle
+    for i in range(cycles):
         tok, att = pool.sums(poisson_counts(rng, lane_rate * prev) if lane_rate > 0 else np.zeros(n, dtype=np.int64), offsets())
         dur, st = cycle_duration(p, b, ctx, tok, att, state.t_decode_s)
-        cum_t, cum_s = cum_t + dur, cum_s + st
-        times.append(cum_t)
-        counts.append(cum_s)
+        np.add(times_a[i - 1] if i else 0.0, dur, out=times_a[i])
+        np.add(counts_a[i - 1] if i else 0.0, st, out=counts_a[i])
         prev = dur
-    times_a, counts_a = np.array(times), np.array(counts)
     reached = counts_a >= need[None, :]
     inside = reached.any(axis=0)
-    j = np.where(inside, reached.argmax(axis=0), len(times) - 1)
+    j = np.where(inside, reached.argmax(axis=0), cycles - 1)
     cols = np.arange(n)
     t_before = np.where(j > 0, times_a[np.maximum(j - 1, 0), cols], 0.0)
     s_before = np.where(j > 0, counts_a[np.maximum(j - 1, 0), cols], 0.0)

@@ -59,7 +59,7 @@ from planner.tui.fields import BY_PATH, set_value
 from planner.tui.screens.dialogs import ConfirmDialog, FileDialog, display_path
 from planner.tui.widgets.charts import CostChart, LatencyChart
 from planner.tui.widgets.panes import PANE_CLASSES, InputPane
-from planner.tui.widgets.results import TierDetail, TierTable, targets_text
+from planner.tui.widgets.results import TierDetail, TierTable, targets_text, update_in_place
 
 # The cost sweep plans every catalog model (a second or more of CPU on a 2-core machine). It starts
 # once the inputs have been still this long, so typing never competes with it for the GIL.
@@ -145,7 +145,7 @@ class PlannerScreen(Screen[None]):
         self.query_one(TierTable).selected = self.tier
         self.query_one(TierDetail).tier = self.tier
         self.update_title()
-        self.recompute()
+        self.call_after_refresh(self.recompute)  # the first frame is not held up by the engine
 
     @property
     def panes(self) -> list[InputPane]:
@@ -184,7 +184,7 @@ class PlannerScreen(Screen[None]):
                           + ": showing the last valid plan", "$warning"))
         if self.compute_error:
             parts.append((f"   ✗ {self.compute_error} (showing the last valid plan)", "$error"))
-        self.query_one("#status", Static).update(Content.assemble(*parts))
+        update_in_place(self.query_one("#status", Static), Content.assemble(*parts))
 
     # ------------------------------------------------------------------ edits
 

@@ -112,7 +112,16 @@ class TierDetail(Static):
     def refresh_detail(self) -> None:
         if self.result is None or not self.is_mounted:
             return
-        self.update(detail_content(self.result, self.tier, max(self.content_region.width, 20)))
+        update_in_place(self, detail_content(self.result, self.tier, max(self.content_region.width, 20)))
+
+
+def update_in_place(widget: Static, content) -> None:
+    """Static.update, with a reflow of the screen only when the new content's height differs (an
+    auto-height widget reflowed the whole screen on every keystroke: most of the redraw's time)."""
+    width = widget.content_region.width
+    widget.update(content, layout=False)
+    if not widget.is_mounted or not width or widget._render().get_height(widget.styles, width) != widget.content_region.height:
+        widget.refresh(layout=True)
 
 
 def memory_bar(mem: dict, width: int) -> Content:

@@ -391,26 +391,37 @@ def _validation_row(r) -> dict:
 
 
 def cmd_calibrate(args) -> int:
+    import time
+
     import tomli_w
 
-    from planner.engine.knobs import Calibration
-    from planner.engine.validate import calibrate, evaluate_rows, group_errors, summarize, validated_families
+    from planner.engine.fit import calibrate
+    from planner.engine.knobs import shipped_calibration
+    from planner.engine.validate import evaluate_rows, group_errors, summarize, validated_families
     from planner.profile import save_text_atomic
 
     if args.output.exists() and not args.force:
         raise UsageError(f"{args.output} exists; pass --force to overwrite it")
     data = _measurements(args.measurements)
-    before = summarize(evaluate_rows(data, Calibration()))["overall"]
-    fitted, skipped = calibrate(data)
+    started = time.perf_counter()
+    # from the shipped knobs: the families the file does not measure keep them, and "before" is
+    # what the user's plans use today
+    start = shipped_calibration()
+    before = summarize(evaluate_rows(data, start))["overall"]
+    fitted, skipped, fits = calibrate(data, start)
     results = evaluate_rows(data, fitted)
     after = summarize(results)["overall"]
     gpu_families, model_families = validated_families(results, args.measurements.resolve().parent)
     fitted = fitted.model_copy(update={"source": f"planner calibrate {args.measurements.name}", "error_pct": group_errors(results),
                                        "validated_families": gpu_families, "validated_models": model_families})
     save_text_atomic(args.output, tomli_w.dumps(_rounded(fitted.model_dump(exclude_none=True))))
-    print(f"fitted {len(fitted.families)} GPU families on {len(data.rows)} rows: median error {before['median_ape']}% -> {after['median_ape']}%")
-    for family, why in skipped.items():
-        print(f"not fitted: {family}: {why}")
+    for fit in fits:
+        print(f"{fit.family}: {fit.rows} rows, loss {fit.loss_before:.3f} -> {fit.loss_after:.3f} "
+              f"({fit.predictions} predictions of the rows)")
+    print(f"fitted {len(fits)} GPU families on {len(data.rows)} rows in {time.perf_counter() - started:.1f} s: "
+          f"median error {before['median_ape']}% -> {after['median_ape']}%")
+    for what, why in skipped.items():
+        print(f"not fitted: {what}: {why}")
     print(f"wrote {args.output}")
     return 0
 

@@ -127,3 +127,23 @@ def test_prefill_step_fast_path_is_the_step_time_formula(model, tp, pp, spec_k, 
     attn = chunk * np.linspace(1.0, 8000.0, 257)
     expected = step_time(p, batch, batch * 1234.0, chunk, attn, spec_tokens=spec_k + 1.0).total_s
     assert np.allclose(prefill_step_s(p, batch, 1234.0, chunk, attn, spec_k + 1.0), expected, rtol=1e-12, atol=0)
+
+
+def test_one_client_closed_loop_is_a_lone_request_on_an_idle_engine():
+    # one client sends its next request when the last completes: no request ever waits, so TTFT is
+    # the prompt's own prefill step (plus the API overhead), TPOT a batch-1 decode step, and the
+    # throughput 1 / E2E (Poisson arrivals at that rate would have queued it behind a busy engine)
+    from planner.engine.scenario import LengthDist
+    from planner.engine.serving import Workload, concurrency_point, decode_step
+
+    p = replica_params(llama8b(), h100(), ServingConfig(), Knobs(api_overhead_ms=3.0))
+    prompt = Workload(LengthDist(kind="fixed", mean=2048), LengthDist(kind="fixed", mean=1))
+    point = concurrency_point(p, prompt, 1)
+    prefill_s = float(step_time(p, 0.0, 0.0, 2048.0, 2048.0 ** 2 / 2).total_s)
+    assert point.ttft_mean_s == pytest.approx(prefill_s + 0.003, rel=0.01)
+    assert point.ttft_s["p99"] == pytest.approx(point.ttft_mean_s, rel=1e-9)
+    assert point.requests_per_s == pytest.approx(1.0 / point.e2e_mean_s)
+    chat = Workload(LengthDist(kind="fixed", mean=512), LengthDist(kind="fixed", mean=129))
+    point = concurrency_point(p, chat, 1)
+    assert point.tpot_mean_s == pytest.approx(float(decode_step(p, 1.0, chat.decode_ctx_mean).total_s), rel=1e-6)
+    assert point.e2e_mean_s == pytest.approx(point.ttft_mean_s + 128 * point.tpot_mean_s, rel=1e-6)

@@ -670,10 +670,18 @@ SATURATED_SHARE = 0.99  # throughput at or above this share of the offline maxim
 def concurrency_point(p: ReplicaParams, wl: Workload, clients: int, detailed: bool = True) -> OperatingPoint:
     """Closed loop: `clients` users each send their next request when the last one completes.
     Mean-value analysis: throughput X solves X * E2E_mean(X) = clients, with the open-loop model
-    at rate X supplying E2E (clients beyond the batch cap wait for a slot)."""
+    at rate X supplying E2E (clients beyond the batch cap wait for a slot). One client is exact
+    instead: each request runs alone, so it sees the idle engine, never a queue (Poisson arrivals at
+    X = 1 / E2E would make it wait behind a busy engine half the time)."""
     max_rate, _, _ = offline_throughput(p, wl)
     if max_rate <= 0:
         return OperatingPoint(mode="concurrency", stable=False, note="does not fit")
+    if clients <= 1:
+        best = finish_rate_point(p, wl, solve_rate_point(p, wl, 0.0), detailed)
+        best.requests_per_s = 1.0 / best.e2e_mean_s if best.stable and best.e2e_mean_s > 0 else 0.0
+        best.mode = "concurrency"
+        best.utilization = best.requests_per_s / max_rate
+        return best
     sat_rps = max_rate * SATURATED_SHARE
     lo_rps, solved = _closed_loop_throughput(p, wl, clients, max_rate * 0.999, sat_rps)
     if lo_rps is None or lo_rps >= sat_rps:

@@ -1,14 +1,14 @@
-"""Compare predictions with measurements, and fit the calibration knobs to them."""
+"""Compare predictions with measurements (`planner validate`); the fit to them is in fit.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from planner.engine import catalog
-from planner.engine.knobs import Calibration, Knobs
+from planner.engine.knobs import Calibration
 from planner.engine.measurements import Measurement, MeasurementSet
 from planner.engine.roofline import ServingConfig, replica_params
 from planner.engine.scenario import LengthDist
@@ -180,84 +180,3 @@ def _stats(values: list[float]) -> dict:
     arr = np.asarray(values)
     return {"n": int(arr.size), "median_ape": round(float(np.median(arr)), 2), "mean_ape": round(float(arr.mean()), 2)}
 
-
-# ---------------------------------------------------------------------------------------------
-# Calibration: coordinate search on a few physical knobs per GPU family, minimising the median
-# absolute log error of the rows that identify each knob.
-
-KNOB_GRID = {
-    "eta_weights": np.linspace(0.45, 0.95, 21),
-    "eta_kv": np.linspace(0.3, 0.95, 14),
-    "eta_compute": np.linspace(0.3, 0.9, 25),
-    "eta_attention": np.linspace(0.3, 0.8, 6),
-    "step_overhead_us": np.array([50, 130, 300, 600, 1000, 2000]),
-    "layer_overhead_us": np.array([0, 5, 10, 20, 40]),
-    "seq_overhead_us": np.array([2, 4, 10, 20, 40]),
-    "api_overhead_ms": np.array([0.0, 2.0, 5.0, 10.0, 20.0, 40.0]),
-}
-MIN_ROWS_PER_FAMILY = 8
-
-
-def _loss(results: list[RowResult]) -> float:
-    """Median absolute log error per metric, averaged over metrics (so 600 throughput rows do not
-    drown 60 latency rows), plus a penalty for rows the knobs make unpredictable."""
-    per_metric: dict[str, list[float]] = {}
-    for r in results:
-        if r.predicted and r.row.value > 0:
-            per_metric.setdefault(r.row.metric, []).append(abs(np.log(r.predicted / r.row.value)))
-    if not per_metric:
-        return float("inf")
-    usable = sum(len(v) for v in per_metric.values())
-    spread = [float(np.median(v)) + 0.25 * float(np.mean(v)) for v in per_metric.values()]
-    return float(np.mean(spread)) + 0.5 * (1 - usable / len(results))
-
-
-def fit_family(data: MeasurementSet, family: str, start: Knobs, rounds: int = 3) -> tuple[Knobs, float]:
-    """Coordinate search over KNOB_GRID. Each knob set is scored once (later rounds revisit many;
-    the loss of a set never changes), catalog lookups are shared between trials, and rows that
-    cannot score (percentile metrics) are not predicted."""
-    specs: dict = {}
-    base_dir = data.path.parent
-    losses: dict[Knobs, float] = {}
-
-    def loss_of(knobs: Knobs) -> float:
-        if knobs not in losses:
-            losses[knobs] = _loss(_evaluate_rows(data.rows, Calibration(default=knobs), base_dir, specs, scored_only=True))
-        return losses[knobs]
-
-    knobs = start
-    best = loss_of(knobs)
-    for _ in range(rounds):
-        for name, grid in KNOB_GRID.items():
-            for value in grid:
-                trial = knobs.scaled(**{name: float(value)})
-                loss = loss_of(trial)
-                if loss < best - 1e-9:
-                    best, knobs = loss, trial
-    return knobs, best
-
-
-def calibrate(data: MeasurementSet, start: Calibration | None = None, base_dir: Path | None = None) -> tuple[Calibration, dict[str, str]]:
-    """Fit knobs per GPU family; families with too few usable rows keep the default and are named."""
-    start = start or Calibration()
-    families: dict[str, list[Measurement]] = {}
-    skipped: dict[str, str] = {}
-    for m in data.rows:
-        try:
-            gpu = catalog.get_gpu(m.gpu)
-        except ValueError:
-            continue
-        families.setdefault(gpu.family, []).append(m)
-    fitted = dict(start.families)
-    for family, rows in sorted(families.items()):
-        if len(rows) < MIN_ROWS_PER_FAMILY:
-            skipped[family] = f"only {len(rows)} rows; need {MIN_ROWS_PER_FAMILY} (offline throughput and low-load TPOT/TTFT rows identify the knobs)"
-            continue
-        subset = replace(data, rows=tuple(rows), errors=())
-        knobs, _ = fit_family(subset, family, start.for_family(family))
-        fitted[family] = knobs
-    return replace_calibration(start, fitted), skipped
-
-
-def replace_calibration(cal: Calibration, families: dict[str, Knobs]) -> Calibration:
-    return cal.model_copy(update={"families": families})

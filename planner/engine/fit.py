@@ -1,0 +1,352 @@
+"""Fit the calibration knobs of each GPU family to measurements (`planner calibrate`).
+
+Levenberg-Marquardt (Marquardt 1963) on the log ratios predicted / measured, with two changes for
+measurement files: each metric counts as much as any other (600 throughput rows must not drown 50
+TTFT rows), and a soft-L1 loss (the robust loss of scipy's least_squares) so that a few rows the
+model cannot explain pull the knobs no harder than rows it can. Knobs move in a transformed space
+(logit of an efficiency within its range, log of an overhead), so every step stays in bounds.
+
+The Jacobian is taken by finite differences: one prediction of the family's rows per knob, run in
+parallel worker processes when the rows are many. Before fitting, the first Jacobian shows which
+knobs the rows identify: a knob that moves no prediction, or whose effect the other knobs already
+reproduce, keeps its starting value and is reported with the rows that would identify it.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from planner.engine import catalog
+from planner.engine.knobs import Calibration, Knobs
+from planner.engine.measurements import Measurement, MeasurementSet
+from planner.engine.validate import MEANS_ONLY_METRICS, RowResult, _evaluate_rows
+
+
+@dataclass(frozen=True)
+class KnobRange:
+    """Where a fitted knob may go. Efficiencies: a fraction of peak (logit-transformed); overheads:
+    a time >= 0 (log(x + offset)-transformed, offset about the smallest value that matters)."""
+
+    low: float
+    high: float
+    offset: float | None = None  # None: an efficiency
+
+    def to_u(self, x: float) -> float:
+        if self.offset is None:
+            f = min(max((x - self.low) / (self.high - self.low), 1e-3), 1 - 1e-3)
+            return math.log(f / (1 - f))
+        return math.log(min(max(x, self.low), self.high) + self.offset)
+
+    def from_u(self, u: float) -> float:
+        if self.offset is None:
+            return self.low + (self.high - self.low) / (1 + math.exp(-u))
+        return min(max(math.exp(u) - self.offset, self.low), self.high)
+
+    def u_bounds(self) -> tuple[float, float]:
+        if self.offset is None:
+            return self.to_u(self.low), self.to_u(self.high)
+        return math.log(self.low + self.offset), math.log(self.high + self.offset)
+
+
+# Ranges of the published fits in the modeling digest §9.5 (BLIS, aiconfigurator, DistServe and
+# vLLM benchmarks): a fit that wants to leave them is fitting noise or a modelling gap.
+KNOB_RANGES = {
+    "eta_weights": KnobRange(0.45, 0.95),
+    "eta_kv": KnobRange(0.3, 0.95),
+    "eta_compute": KnobRange(0.3, 0.9),
+    "eta_attention": KnobRange(0.3, 0.8),
+    "step_overhead_us": KnobRange(20.0, 2000.0, offset=20.0),
+    "layer_overhead_us": KnobRange(0.0, 40.0, offset=1.0),
+    "seq_overhead_us": KnobRange(1.0, 40.0, offset=1.0),
+    "api_overhead_ms": KnobRange(0.0, 40.0, offset=0.5),
+}
+
+# The rows that pin each knob down, for the report of a knob the file does not identify.
+IDENTIFYING_ROWS = {
+    "eta_weights": "decode rows at small batches (TPOT/ITL at concurrency 1 or a low rate)",
+    "eta_kv": "TPOT/ITL rows with long contexts (several thousand tokens) at a moderate batch",
+    "eta_compute": "offline throughput rows at large batches or with long prompts (compute-bound steps)",
+    "eta_attention": "TTFT rows with long prompts (8k tokens or more) at low load",
+    "step_overhead_us": "TPOT/ITL rows of a small model at concurrency 1 (the fixed cost per engine step)",
+    "layer_overhead_us": "TPOT rows at concurrency 1 of models with different layer counts",
+    "seq_overhead_us": "throughput rows at running batches of hundreds of sequences",
+    "api_overhead_ms": "TTFT rows at low load with short prompts",
+}
+
+MIN_ROWS_PER_FAMILY = 8
+SOFT_L1_SCALE = 0.03  # log ratio where the loss turns from quadratic to linear (~3 %)
+MISSING_RESIDUAL = 1.0  # a row the trial knobs make unpredictable (does not fit, unstable): e-fold off
+STEP_U = 0.15  # finite-difference step in the transformed space
+FLAT_SENSITIVITY = 0.01  # |d log prediction / d u| below this on every row: the knob moves nothing
+TIED_SHARE = 0.1  # a knob's effect that the others reproduce to all but this share is not its own
+MAX_ITERATIONS = 4  # most of the gain comes in the first few; each costs one prediction per knob
+# Pull toward the starting knobs (a Gaussian prior in the transformed space): with few rows the fit
+# stays near published values instead of trading one knob against another to chase noise.
+PRIOR_WEIGHT = 0.2
+PARALLEL_MIN_PREDICTION_S = 0.2  # one prediction of the rows slower than this: predict in parallel
+
+
+def median_loss(results: list[RowResult]) -> float:
+    """Median absolute log error per metric, averaged over metrics (so 600 throughput rows do not
+    drown 60 latency rows), plus a penalty for rows the knobs make unpredictable."""
+    per_metric: dict[str, list[float]] = {}
+    for r in results:
+        if r.predicted and r.row.value > 0:
+            per_metric.setdefault(r.row.metric, []).append(abs(np.log(r.predicted / r.row.value)))
+    if not per_metric:
+        return float("inf")
+    usable = sum(len(v) for v in per_metric.values())
+    spread = [float(np.median(v)) + 0.25 * float(np.mean(v)) for v in per_metric.values()]
+    return float(np.mean(spread)) + 0.5 * (1 - usable / len(results))
+
+
+@dataclass
+class FamilyFit:
+    family: str
+    rows: int
+    knobs: Knobs
+    loss_before: float
+    loss_after: float
+    predictions: int = 0
+    unidentified: dict[str, str] = field(default_factory=dict)
+
+
+class _Rows:
+    """One family's scorable rows and the predictions of them under trial knobs. Catalog lookups are
+    shared between trials (each process keeps its own)."""
+
+    def __init__(self, rows: tuple[Measurement, ...], base_dir: Path):
+        self.rows = tuple(m for m in rows if m.metric in MEANS_ONLY_METRICS and m.value > 0)
+        self.base_dir = base_dir
+        self.specs: dict = {}
+        counts: dict[str, int] = {}
+        for m in self.rows:
+            counts[m.metric] = counts.get(m.metric, 0) + 1
+        # every metric weighs the same in all
+        self.weights = np.array([1.0 / counts[m.metric] for m in self.rows]) / max(len(counts), 1)
+        self.measured = np.array([m.value for m in self.rows], dtype=float)
+
+    def log_ratios(self, knobs: Knobs) -> np.ndarray:
+        """log(predicted / measured) per row; NaN where the knobs give no prediction."""
+        results = _evaluate_rows(self.rows, Calibration(default=knobs), self.base_dir, self.specs)
+        pred = np.array([r.predicted if r.predicted else np.nan for r in results], dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.log(pred / self.measured)
+
+    def median_loss(self, r: np.ndarray) -> float:
+        """median_loss of the rows from their log ratios (no second prediction)."""
+        per_metric: dict[str, list[float]] = {}
+        for m, x in zip(self.rows, r):
+            if np.isfinite(x):
+                per_metric.setdefault(m.metric, []).append(abs(float(x)))
+        if not per_metric:
+            return math.inf
+        usable = sum(len(v) for v in per_metric.values())
+        spread = [float(np.median(v)) + 0.25 * float(np.mean(v)) for v in per_metric.values()]
+        return float(np.mean(spread)) + 0.5 * (1 - usable / len(self.rows))
+
+
+_WORKER_ROWS: _Rows | None = None
+
+
+def _worker_init(rows: _Rows) -> None:
+    global _WORKER_ROWS
+    _WORKER_ROWS = rows
+
+
+def _worker_log_ratios(knobs: Knobs) -> np.ndarray:
+    assert _WORKER_ROWS is not None
+    return _WORKER_ROWS.log_ratios(knobs)
+
+
+class _Evaluator:
+    """Predicts the rows for several knob sets, in worker processes once one prediction is slow
+    enough for them to pay (forking costs ~50 ms; closed-loop rows cost ~25 ms each)."""
+
+    def __init__(self, rows: _Rows, parallel: bool | None):
+        self.rows = rows
+        self.count = 0
+        self.parallel = parallel
+        self.pool = None
+
+    def __call__(self, knob_sets: list[Knobs]) -> list[np.ndarray]:
+        if self.pool is None and len(knob_sets) > 1 and self.parallel is not False:
+            self._start_pool()
+        self.count += len(knob_sets)
+        if self.pool is None or len(knob_sets) == 1:
+            if self.parallel is None and self.count == 1:
+                started = time.perf_counter()
+                out = [self.rows.log_ratios(knob_sets[0])]
+                self.parallel = time.perf_counter() - started > PARALLEL_MIN_PREDICTION_S
+                return out
+            return [self.rows.log_ratios(k) for k in knob_sets]
+        return list(self.pool.map(_worker_log_ratios, knob_sets))
+
+    def _start_pool(self) -> None:
+        workers = min(os.cpu_count() or 1, 4)
+        if self.parallel and workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+            # fork: the workers inherit the imported engine and the rows (no re-import, no pickling)
+            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                            initializer=_worker_init, initargs=(self.rows,))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+def _objective(r: np.ndarray, usable: np.ndarray, weights: np.ndarray, pull: np.ndarray) -> float:
+    """Weighted soft-L1 of the log ratios (a usable row without a prediction counts as
+    MISSING_RESIDUAL) plus the prior's pull, `pull` the knobs' distance from the start in u."""
+    x = np.where(np.isfinite(r), r, MISSING_RESIDUAL)[usable]
+    z = (x / SOFT_L1_SCALE) ** 2
+    return float(weights[usable] @ (2.0 * (np.sqrt(1.0 + z) - 1.0))) + PRIOR_WEIGHT * float(pull @ pull)
+
+
+def _knobs_at(start: Knobs, names: list[str], u: np.ndarray) -> Knobs:
+    return start.scaled(**{n: KNOB_RANGES[n].from_u(float(v)) for n, v in zip(names, u)})
+
+
+def _jacobian(evaluate: _Evaluator, start: Knobs, names: list[str], u: np.ndarray, r0: np.ndarray, which: list[int]) -> np.ndarray:
+    """d log prediction / d u for the knobs `which` (a column each), by forward differences."""
+    steps = []
+    for i in which:
+        lo, hi = KNOB_RANGES[names[i]].u_bounds()
+        steps.append(STEP_U if u[i] + STEP_U <= hi or u[i] - STEP_U < lo else -STEP_U)
+    trials = []
+    for i, h in zip(which, steps):
+        v = u.copy()
+        v[i] += h
+        trials.append(_knobs_at(start, names, v))
+    cols = [(r - r0) / h for r, h in zip(evaluate(trials), steps)]
+    # a row that loses its prediction under a step says nothing about the slope
+    return np.nan_to_num(np.column_stack(cols), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _identified(names: list[str], jac: np.ndarray, weights: np.ndarray) -> tuple[list[int], dict[str, str]]:
+    """Knobs the rows pin down. Flat: no row's prediction moves with the knob. Tied: its weighted
+    column is (nearly) a combination of stronger knobs' columns, so the rows cannot tell them apart."""
+    scaled = jac * np.sqrt(weights)[:, None]
+    norms = np.linalg.norm(scaled, axis=0)
+    kept: list[int] = []
+    why: dict[str, str] = {}
+    for i in np.argsort(-norms):
+        name = names[i]
+        if np.max(np.abs(jac[:, i]), initial=0.0) < FLAT_SENSITIVITY:
+            why[name] = f"no row's prediction moves with it; {IDENTIFYING_ROWS[name]} would identify it"
+            continue
+        if kept:
+            basis = scaled[:, kept]
+            coef, *_ = np.linalg.lstsq(basis, scaled[:, i], rcond=None)
+            left = np.linalg.norm(scaled[:, i] - basis @ coef)
+            if left < TIED_SHARE * norms[i]:
+                twin = names[kept[int(np.argmax(np.abs(coef)))]]
+                why[name] = (f"these rows cannot tell it apart from {twin}; {IDENTIFYING_ROWS[name]} would identify it")
+                continue
+        kept.append(int(i))
+    return sorted(kept), why
+
+
+def fit_family(data: MeasurementSet, family: str, start: Knobs, parallel: bool | None = None) -> FamilyFit:
+    rows = _Rows(data.rows, data.path.parent)
+    names = list(KNOB_RANGES)
+    evaluate = _Evaluator(rows, parallel)
+    try:
+        return _fit(rows, evaluate, family, start, names)
+    finally:
+        evaluate.close()
+
+
+def _fit(rows: _Rows, evaluate: _Evaluator, family: str, start: Knobs, names: list[str]) -> FamilyFit:
+    u = np.array([KNOB_RANGES[n].to_u(getattr(start, n)) for n in names])
+    (r,) = evaluate([start])
+    usable = np.isfinite(r)
+    w = rows.weights
+    fit = FamilyFit(family, int(usable.sum()), start, rows.median_loss(r), math.inf)
+    if not usable.any():
+        fit.loss_after = fit.loss_before
+        fit.unidentified = {n: "no row of this family can be predicted" for n in names}
+        return fit
+    u0 = u.copy()
+    cost = _objective(r, usable, w, u - u0)
+    jac = _jacobian(evaluate, start, names, u, r, list(range(len(names))))
+    active, fit.unidentified = _identified(names, jac[usable], w[usable])
+    jac = jac[:, active]
+    damping = 1e-2
+    lo = np.array([KNOB_RANGES[n].u_bounds()[0] for n in names])
+    hi = np.array([KNOB_RANGES[n].u_bounds()[1] for n in names])
+    for _ in range(MAX_ITERATIONS):
+        if not active:
+            break
+        x = np.where(np.isfinite(r), r, MISSING_RESIDUAL)[usable]
+        # IRLS weights of the soft-L1 loss: rho'(x^2) = 1 / sqrt(1 + (x/s)^2)
+        irls = w[usable] / np.sqrt(1.0 + (x / SOFT_L1_SCALE) ** 2)
+        j = jac[usable]
+        # Gauss-Newton Hessian and gradient of the soft-L1 term (d rho / dx = 2 x irls / s^2) and the prior's
+        a = (2.0 / SOFT_L1_SCALE ** 2) * (j.T @ (irls[:, None] * j)) + 2.0 * PRIOR_WEIGHT * np.eye(len(active))
+        g = (2.0 / SOFT_L1_SCALE ** 2) * (j.T @ (irls * x)) + 2.0 * PRIOR_WEIGHT * (u - u0)[active]
+        # two damping levels at once (one per worker); keep the better if it lowers the cost
+        candidates = []
+        for lam in (damping, damping * 10.0):
+            step = np.linalg.solve(a + lam * np.diag(np.diag(a)) + 1e-12 * np.eye(len(active)), -g)
+            v = u.copy()
+            v[active] = np.clip(u[active] + step, lo[active], hi[active])
+            candidates.append((lam, v))
+        results = evaluate([_knobs_at(start, names, v) for _, v in candidates])
+        costs = [_objective(rr, usable, w, v - u0) for rr, (_, v) in zip(results, candidates)]
+        best = int(np.argmin(costs))
+        if costs[best] >= cost:
+            damping *= 100.0
+            if damping > 1e6:
+                break
+            continue
+        lam, v = candidates[best]
+        moved = float(np.max(np.abs(v - u)))
+        improvement = (cost - costs[best]) / max(cost, 1e-12)
+        u, r, cost = v, results[best], costs[best]
+        damping = max(lam / 10.0, 1e-4)
+        if improvement < 1e-3 or moved < 1e-3:
+            break
+        jac = _jacobian(evaluate, start, names, u, r, active)
+    fitted = _knobs_at(start, names, u)
+    fit.loss_after = rows.median_loss(r)
+    # the soft-L1 optimum is not the median's: never hand back knobs that score worse than the start
+    fit.knobs = fitted if fit.loss_after <= fit.loss_before else start
+    fit.loss_after = min(fit.loss_after, fit.loss_before)
+    fit.predictions = evaluate.count
+    return fit
+
+
+def calibrate(data: MeasurementSet, start: Calibration | None = None, parallel: bool | None = None) -> tuple[Calibration, dict[str, str], list[FamilyFit]]:
+    """Fit knobs per GPU family. Families with too few usable rows keep their starting knobs, and
+    knobs the rows do not identify keep theirs; both are named with the reason."""
+    start = start or Calibration()
+    families: dict[str, list[Measurement]] = {}
+    skipped: dict[str, str] = {}
+    for m in data.rows:
+        try:
+            gpu = catalog.get_gpu(m.gpu)
+        except ValueError:
+            continue
+        families.setdefault(gpu.family, []).append(m)
+    fitted = dict(start.families)
+    fits = []
+    for family, rows in sorted(families.items()):
+        scorable = [m for m in rows if m.metric in MEANS_ONLY_METRICS and m.value > 0]
+        if len(scorable) < MIN_ROWS_PER_FAMILY:
+            skipped[family] = (f"only {len(scorable)} rows with a mean metric; need {MIN_ROWS_PER_FAMILY} "
+                               "(offline throughput and low-load TPOT/TTFT rows identify the knobs)")
+            continue
+        fit = fit_family(replace(data, rows=tuple(rows), errors=()), family, start.for_family(family), parallel)
+        fits.append(fit)
+        for knob, why in fit.unidentified.items():
+            skipped[f"{family} {knob}"] = why
+        fitted[family] = fit.knobs
+    return start.model_copy(update={"families": fitted}), skipped, fits

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from typing import TYPE_CHECKING
 
 from planner import __version__
-from planner.engine.plan import Plan, TierPlan
-from planner.engine.predict import Prediction
-from planner.engine.serving import OperatingPoint
+
+if TYPE_CHECKING:  # annotations only: the TUI formats numbers before the engine (numpy) is loaded
+    from planner.engine.plan import Plan, TierPlan
+    from planner.engine.predict import Prediction
+    from planner.engine.serving import OperatingPoint
 
 
 def finite(x: float | None, digits: int = 4) -> float | None:

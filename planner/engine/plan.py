@@ -28,10 +28,9 @@ from planner.engine.serving import (
     rate_point,
     solve_rate_point,
 )
-from planner.engine.specs import GB, TIERS, GpuSpec, ModelSpec
+from planner.engine.specs import GB, TIERS, TP_DEGREES, GpuSpec, ModelSpec
 
 MAX_REPLICAS = 100_000
-TP_DEGREES = (1, 2, 4, 8, 16, 32, 64, 72)
 
 
 @dataclass

@@ -7,11 +7,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from textual.app import App
+from planner.tui import gcpause
 
-from planner.profile import LoadedProfile, ProfileError, default_profile, load_profile
-from planner.tui.compute import Evaluate
-from planner.tui.screens.main import PlannerScreen
+with gcpause.paused():  # Textual, pydantic and the screens: ~90k objects the collector need not scan
+    from textual.app import App
+
+    from planner.profile import LoadedProfile, ProfileError, default_profile, load_profile
+    from planner.tui.compute import Evaluate
+    from planner.tui.screens.main import PlannerScreen
 
 
 class PlannerApp(App[int]):
@@ -22,6 +25,12 @@ class PlannerApp(App[int]):
         super().__init__()
         self.loaded = loaded
         self.engine = engine
+
+    def on_load(self) -> None:
+        gcpause.pause()  # until the first frame is out (PlannerScreen.on_mount resumes it)
+
+    def on_unmount(self) -> None:
+        gcpause.release()
 
     def get_default_screen(self) -> PlannerScreen:
         width = self.size.width

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from planner.engine.plan import TierPlan, percentile_of
 from planner.engine.scenario import Targets
 from planner.report import fmt_ms, fmt_num, fmt_usd
+
+if TYPE_CHECKING:  # the engine (numpy) loads with the first plan, after the first frame
+    from planner.engine.plan import TierPlan
 
 MISSED = "✗"
 
@@ -83,6 +86,8 @@ def _latency(metric: str, key: str, pct: str) -> Callable[[dict, TierPlan, Targe
 def _floor_ms(tp: TierPlan, metric: str, slo: Targets) -> float | None:
     """The single-request (zero-load) latency at the target's percentile: why a target is out
     of reach whatever the fleet size."""
+    from planner.engine.plan import percentile_of  # loaded by then: there is a plan
+
     if tp.floor is None or not tp.floor.stable:
         return None
     dist = {"TTFT": tp.floor.ttft_s, "TPOT": tp.floor.tpot_s, "E2E": tp.floor.e2e_s}[metric]

@@ -12,19 +12,21 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from planner.engine import catalog
 from planner.engine.knobs import Calibration, load_calibration
-from planner.engine.plan import Plan, TierPlan, evaluate, knobs_for, percentile_of, plan_tier
-from planner.engine.roofline import replica_params
 from planner.engine.scenario import Scenario
-from planner.engine.serving import QUICK, Workload, offline_throughput, rate_point
 from planner.engine.specs import GpuSpec, ModelSpec
 from planner.profile import Profile, ProfileError
 from planner.report import plan_json
 
-Evaluate = Callable[..., Plan]
+# The numeric engine (numpy, ~0.15 s to import) is imported by the functions that run it, in the
+# plan worker, so the first frame does not wait for it.
+if TYPE_CHECKING:
+    from planner.engine.plan import Plan, TierPlan
+
+Evaluate = Callable[..., "Plan"]
 
 # Load points of the latency curve, as shares of one replica's saturation throughput: dense near
 # saturation, where the curve bends.
@@ -133,8 +135,11 @@ def uses_files(profile: Profile) -> bool:
     return bool(profile.calibration or profile.model) or any("/" in t or t.endswith(".json") for t in tiers)
 
 
-def compute(profile: Profile, base_dir: Path, engine: Evaluate = evaluate, cache: bool = True) -> Result:
-    """The plan of a profile (cached for the built-in engine)."""
+def compute(profile: Profile, base_dir: Path, engine: Evaluate | None = None, cache: bool = True) -> Result:
+    """The plan of a profile (cached for the built-in engine, the default)."""
+    from planner.engine.plan import evaluate
+
+    engine = engine or evaluate
     key = f"{Path(base_dir).resolve() if uses_files(profile) else ''}|{profile.model_dump_json()}"
     cacheable = cache and engine is evaluate
     if cacheable and (hit := PLANS.get(key)) is not None:
@@ -174,6 +179,10 @@ class LatencyCurve:
 def latency_curve(result: Result, tier: str, should_stop: Callable[[], bool] = never) -> LatencyCurve | None:
     """Sample the engine's open-loop operating point at CURVE_SHARES of saturation. The fleet keeps
     the plan's replica count (at least one), and each replica gets an equal share of the load."""
+    from planner.engine.plan import knobs_for, percentile_of
+    from planner.engine.roofline import replica_params
+    from planner.engine.serving import QUICK, offline_throughput, rate_point
+
     tp = result.tier(tier)
     scenario = result.plan.scenario
     slo = scenario.slo
@@ -234,6 +243,9 @@ def cost_sweep(inputs: Inputs, models: Iterable[ModelSpec] | None = None,
                should_stop: Callable[[], bool] = never) -> list[SweepPoint] | None:
     """Plan every catalog model (and the profile's custom ones) at the current load, fleet and
     targets, each in its own size tier. None if stopped."""
+    from planner.engine.plan import plan_tier
+    from planner.engine.serving import Workload
+
     scenario = inputs.scenario
     gpu = catalog.get_gpu(scenario.fleet.gpu, inputs.custom_gpus)
     wl = Workload(scenario.load.input_len, scenario.load.output_len)

@@ -12,6 +12,7 @@ import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import tomli_w
 from pydantic import ValidationError
@@ -19,6 +20,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
+from textual.events import ScreenResume
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -27,7 +29,6 @@ from textual.widgets import Footer, Header, Static
 from textual.worker import get_current_worker
 
 from planner.engine import catalog
-from planner.engine.plan import Plan
 from planner.engine.specs import TIERS
 from planner.profile import (
     Profile,
@@ -41,7 +42,7 @@ from planner.profile import (
     user_profiles_dir,
 )
 from planner.report import fmt_num, plan_export
-from planner.tui import commands
+from planner.tui import commands, gcpause
 from planner.tui.compute import (
     SWEEPS,
     ComputeError,
@@ -60,6 +61,9 @@ from planner.tui.screens.dialogs import ConfirmDialog, FileDialog, display_path
 from planner.tui.widgets.charts import CostChart, LatencyChart
 from planner.tui.widgets.panes import PANE_CLASSES, InputPane
 from planner.tui.widgets.results import TierDetail, TierTable, targets_text, update_in_place
+
+if TYPE_CHECKING:
+    from planner.engine.plan import Plan
 
 # The cost sweep plans every catalog model (a second or more of CPU on a 2-core machine). It starts
 # once the inputs have been still this long, so typing never competes with it for the GIL.
@@ -122,6 +126,7 @@ class PlannerScreen(Screen[None]):
         self._pending = False
         self._sweep_timer: Timer | None = None
         self._charts_due = False
+        self._resumed = False
 
     # ------------------------------------------------------------------ layout
 
@@ -141,11 +146,23 @@ class PlannerScreen(Screen[None]):
                     yield CostChart(id="cost-chart")
         yield Footer()
 
+    def on_screen_resume(self, event: ScreenResume) -> None:
+        # Runs before Screen's own handler. On the first resume every widget has just been styled
+        # as it mounted (and focus restyles what it touches), so restyling the whole screen again
+        # (~50 ms) changes nothing; later resumes (back from a dialog) restyle as usual.
+        if not self._resumed:
+            self._resumed = True
+            event.refresh_styles = False
+
     def on_mount(self) -> None:
         self.query_one(TierTable).selected = self.tier
         self.query_one(TierDetail).tier = self.tier
         self.update_title()
-        self.call_after_refresh(self.recompute)  # the first frame is not held up by the engine
+        self.call_after_refresh(self._started)  # the first frame is not held up by the engine
+
+    def _started(self) -> None:
+        gcpause.resume(freeze=True)  # paused by the app while it built this screen
+        self.recompute()
 
     @property
     def panes(self) -> list[InputPane]:

@@ -1,0 +1,74 @@
+"""What the start-up leaves out or defers: the numeric engine is not imported before the first
+frame, a picker's drop-down list is mounted after it, and the garbage collector paused meanwhile
+is running again (and nothing stays frozen) once the app is up and after it exits."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from textual.app import App, ComposeResult
+
+from planner.tui.app import make_app
+from planner.tui.testing import settle
+from planner.tui.widgets.panes import Picker, PickerOverlay
+from tui_support import WIDE
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def test_importing_the_tui_leaves_the_engine_and_the_collector_alone():
+    code = (
+        "import gc, json, sys\n"
+        "import planner.tui.app\n"
+        "heavy = ['numpy', 'planner.engine.plan', 'planner.engine.serving', 'planner.engine.roofline']\n"
+        "print(json.dumps([[m for m in heavy if m in sys.modules], gc.isenabled()]))\n"
+    )
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert json.loads(proc.stdout) == [[], True]
+
+
+async def test_the_collector_runs_once_the_app_is_up_and_after_it_exits():
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        assert gc.isenabled()
+        assert app.planner.result is not None
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+
+
+class OnePicker(App[None]):
+    def compose(self) -> ComposeResult:
+        yield Picker([("one", 1), ("two", 2), ("three", 3)], value=2, allow_blank=False, id="picker")
+
+
+async def test_a_picker_opened_before_its_list_is_mounted_opens_with_it(monkeypatch):
+    monkeypatch.setattr(Picker, "on_mount", lambda self: None)  # the list waits until the test mounts it
+    app = OnePicker()
+    async with app.run_test() as pilot:
+        picker = app.query_one(Picker)
+        assert not picker.query(PickerOverlay)
+        assert picker.value == 2 and picker.has_class("-textual-compact")
+        picker.value = 3  # before the list exists: the label follows
+        await pilot.pause()
+        assert "three" in str(picker.query_one("SelectCurrent #label").render())
+        picker.action_show_overlay()
+        await pilot.pause()
+        assert picker.expanded and not picker.has_class("-expanded")
+        await picker._mount_overlay()  # noqa: SLF001 - what on_mount schedules after the first frame
+        await pilot.pause()
+        overlay = picker.query_one(PickerOverlay)
+        assert picker.has_class("-expanded") and overlay.display
+        assert overlay.option_count == 3 and overlay.highlighted == 2
+        assert app.focused is overlay
+        await pilot.press("up", "up", "enter")
+        await pilot.pause()
+        assert picker.value == 1 and not picker.expanded
+        assert overlay.highlighted == 0

@@ -407,10 +407,10 @@ def cmd_calibrate(args) -> int:
     # from the shipped knobs: the families the file does not measure keep them, and "before" is
     # what the user's plans use today
     start = shipped_calibration()
-    before = summarize(evaluate_rows(data, start))["overall"]
+    before = summarize(evaluate_rows(data, start))
     fitted, skipped, fits = calibrate(data, start)
     results = evaluate_rows(data, fitted)
-    after = summarize(results)["overall"]
+    after = summarize(results)
     gpu_families, model_families = validated_families(results, args.measurements.resolve().parent)
     fitted = fitted.model_copy(update={"source": f"planner calibrate {args.measurements.name}", "error_pct": group_errors(results),
                                        "validated_families": gpu_families, "validated_models": model_families})
@@ -419,7 +419,10 @@ def cmd_calibrate(args) -> int:
         print(f"{fit.family}: {fit.rows} rows, loss {fit.loss_before:.3f} -> {fit.loss_after:.3f} "
               f"({fit.predictions} predictions of the rows)")
     print(f"fitted {len(fits)} GPU families on {len(data.rows)} rows in {time.perf_counter() - started:.1f} s: "
-          f"median error {before['median_ape']}% -> {after['median_ape']}%")
+          f"median error {before['overall']['median_ape']}% -> {after['overall']['median_ape']}%")
+    for metric, stats in after["summary"].items():
+        was = before["summary"].get(metric, {}).get("median_ape")
+        print(f"  {metric}: {stats['n']} rows, median error {was}% -> {stats['median_ape']}%")
     for what, why in skipped.items():
         print(f"not fitted: {what}: {why}")
     print(f"wrote {args.output}")

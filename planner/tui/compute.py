@@ -181,7 +181,7 @@ def latency_curve(result: Result, tier: str, should_stop: Callable[[], bool] = n
     the plan's replica count (at least one), and each replica gets an equal share of the load."""
     from planner.engine.plan import knobs_for, percentile_of
     from planner.engine.roofline import replica_params
-    from planner.engine.serving import QUICK, offline_throughput, rate_point
+    from planner.engine.serving import offline_throughput
 
     tp = result.tier(tier)
     scenario = result.plan.scenario
@@ -198,18 +198,39 @@ def latency_curve(result: Result, tier: str, should_stop: Callable[[], bool] = n
     if max_rate <= 0:
         return LatencyCurve(rates_rps=[], ttft_ms=[], tpot_ms=[], saturation_rps=0.0,
                             note="no room for a single request's KV cache", **base)
+    points = _curve_points(params, wl, max_rate, should_stop)
+    if points is None:
+        return None
     n = base["replicas"]
-    rates, ttft, tpot = [], [], []
+    rates = [share * max_rate * n for share, _, _ in points]
+    ttft = [percentile_of(t, slo.ttft_percentile) * 1e3 for _, t, _ in points]
+    tpot = [percentile_of(t, slo.tpot_percentile) * 1e3 for _, _, t in points]
+    return LatencyCurve(rates_rps=rates, ttft_ms=ttft, tpot_ms=tpot, saturation_rps=max_rate * n, **base)
+
+
+# The curve's operating points by replica and workload: a keystroke that changes neither (a price,
+# a target, another tier's model) redraws the chart without solving them again.
+CURVE_POINTS: LRU[tuple, list] = LRU(64)
+
+
+def _curve_points(params, wl, max_rate: float, should_stop: Callable[[], bool]) -> list | None:
+    """(share, TTFT stats, TPOT stats) at each stable share of CURVE_SHARES; None if stopped."""
+    from planner.engine.serving import QUICK, rate_point
+
+    key = (params, tuple(wl.input_len.model_dump().values()), tuple(wl.output_len.model_dump().values()))
+    points = CURVE_POINTS.get(key)
+    if points is not None:
+        return points
+    points = []
     for share in CURVE_SHARES:
         if should_stop():
             return None
         point = rate_point(params, wl, share * max_rate, fidelity=QUICK)  # a picture: the sizing search's fidelity
         if not point.stable:
             break
-        rates.append(share * max_rate * n)
-        ttft.append(percentile_of(point.ttft_s, slo.ttft_percentile) * 1e3)
-        tpot.append(percentile_of(point.tpot_s, slo.tpot_percentile) * 1e3)
-    return LatencyCurve(rates_rps=rates, ttft_ms=ttft, tpot_ms=tpot, saturation_rps=max_rate * n, **base)
+        points.append((share, point.ttft_s, point.tpot_s))
+    CURVE_POINTS.put(key, points)
+    return points
 
 
 # ---------------------------------------------------------------- cost against model size

@@ -72,3 +72,40 @@ async def test_a_picker_opened_before_its_list_is_mounted_opens_with_it(monkeypa
         await pilot.pause()
         assert picker.value == 1 and not picker.expanded
         assert overlay.highlighted == 0
+
+
+class OneField(App[None]):
+    CSS = "Input { width: 20; height: 1; }"
+
+    def compose(self) -> ComposeResult:
+        from planner.tui.fields import BY_ID
+        from planner.tui.widgets.panes import input_for
+
+        yield input_for(BY_ID["load-rate-rps"], "10")
+
+
+async def test_typing_in_a_field_repaints_it_without_reflowing_the_screen(monkeypatch):
+    # Input sizes its scroll area to its text, a layout property: every keystroke reflowed and
+    # redrew the whole screen. A field's box comes from the CSS, so only the field is repainted.
+    from textual.widget import Widget
+
+    layouts: list[str] = []
+    refresh = Widget.refresh
+
+    def recording(self, *regions, layout=False, **kw):
+        if layout:
+            layouts.append(type(self).__name__)
+        return refresh(self, *regions, layout=layout, **kw)
+
+    app = OneField()
+    async with app.run_test() as pilot:
+        field = app.query_one("Input")
+        field.focus()
+        await pilot.press("end")
+        await pilot.pause()
+        monkeypatch.setattr(Widget, "refresh", recording)
+        await pilot.press("5", "backspace", "backspace", "7")
+        await pilot.pause()
+        assert field.value == "17"
+        assert field.virtual_size.width == field.content_width  # scrolling still knows the text's width
+    assert layouts == []

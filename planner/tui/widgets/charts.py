@@ -82,7 +82,9 @@ class LatencyChart(ThemedPlot):
 
     curve: reactive[LatencyCurve | None] = reactive(None, always_update=True, init=False)
 
-    def watch_curve(self) -> None:
+    def watch_curve(self, old: LatencyCurve | None, new: LatencyCurve | None) -> None:
+        if new is not None and new == old:
+            return  # a price or another tier changed: the same curve, no plotext rebuild
         self.replot()
 
     def draw(self) -> None:

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.geometry import Size
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select
@@ -115,8 +116,21 @@ class Picker(Select):
         self.expanded = True  # shown by _mount_overlay
 
 
+class FieldInput(Input):
+    """An Input whose box comes from the CSS, never from its text. Input sizes its scroll area to
+    the text on every change, and that size is a layout property, so each keystroke reflowed and
+    repainted the whole screen (~200 widgets); here a keystroke repaints the input alone."""
+
+    def _watch_value(self, value: str) -> None:
+        if not self.styles.auto_dimensions:
+            # the scroll area's new size, set quietly: Input's own watcher then finds it unchanged
+            self.set_reactive(Widget.virtual_size, Size(self.content_width, 1))
+            self.refresh()
+        super()._watch_value(value)
+
+
 def input_for(spec: FieldSpec, value: str = "", **kw: Any) -> Input:
-    widget = Input(
+    widget = FieldInput(
         id=spec.id, validators=[FieldValidator(spec)], validate_on=["changed", "submitted"],
         placeholder=spec.placeholder or spec.blank, tooltip=f"{spec.help}\n\nAllowed: {spec.allowed()}",
         select_on_focus=True, **kw,
@@ -308,7 +322,7 @@ class ModelsPane(InputPane):
             select = Picker(model_options(self.profile, current), id=f"models-{tier}", allow_blank=False,
                             tooltip=TIER_HELP[tier], value=canonical_model(current, self.profile))
             yield self.row(tier.capitalize(), select, help=TIER_HELP[tier])
-            custom = Input(id=f"models-{tier}-custom", placeholder="catalog id or path/to/config.json",
+            custom = FieldInput(id=f"models-{tier}-custom", placeholder="catalog id or path/to/config.json",
                            tooltip="A catalog id or alias, or a Hugging Face config.json (relative to the profile)")
             preset(custom, Input.compact, True, "-textual-compact")
             yield self.row("  custom", custom, classes=f"custom-row -hidden", help=TIER_HELP[tier])

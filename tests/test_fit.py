@@ -107,3 +107,10 @@ def test_calibrate_command_writes_a_calibration_that_validate_then_scores_better
         return json.loads(capsys.readouterr().out)["overall"]["median_ape"]
 
     assert median("--calibration", str(out)) < 0.5 * median()
+
+
+def test_worker_processes_give_the_same_fit(fitted):
+    # the Jacobian's predictions may run in forked workers: the same knobs, whichever ran them
+    parallel, _, fits = calibrate(as_set(synthetic_benchmark()), Calibration(), parallel=True)
+    assert parallel.for_family("hopper") == fitted[0].for_family("hopper")
+    assert fits[0].predictions == fitted[2][0].predictions

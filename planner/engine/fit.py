@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -192,7 +193,9 @@ class _Evaluator:
 
     def _start_pool(self) -> None:
         workers = min(os.cpu_count() or 1, 4)
-        if self.parallel and workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        # fork only a single-threaded process: a lock held by another thread stays held in the child
+        if (self.parallel and workers > 1 and threading.active_count() == 1
+                and "fork" in multiprocessing.get_all_start_methods()):
             # fork: the workers inherit the imported engine and the rows (no re-import, no pickling)
             self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                             initializer=_worker_init, initargs=(self.rows,))

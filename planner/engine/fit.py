@@ -28,7 +28,7 @@ import numpy as np
 from planner.engine import catalog
 from planner.engine.knobs import Calibration, Knobs
 from planner.engine.measurements import Measurement, MeasurementSet
-from planner.engine.validate import MEANS_ONLY_METRICS, RowResult, _evaluate_rows
+from planner.engine.validate import MEANS_ONLY_METRICS, _evaluate_rows
 
 
 @dataclass(frozen=True)
@@ -95,20 +95,6 @@ PRIOR_WEIGHT = 0.2
 PARALLEL_MIN_PREDICTION_S = 0.2  # one prediction of the rows slower than this: predict in parallel
 
 
-def median_loss(results: list[RowResult]) -> float:
-    """Median absolute log error per metric, averaged over metrics (so 600 throughput rows do not
-    drown 60 latency rows), plus a penalty for rows the knobs make unpredictable."""
-    per_metric: dict[str, list[float]] = {}
-    for r in results:
-        if r.predicted and r.row.value > 0:
-            per_metric.setdefault(r.row.metric, []).append(abs(np.log(r.predicted / r.row.value)))
-    if not per_metric:
-        return float("inf")
-    usable = sum(len(v) for v in per_metric.values())
-    spread = [float(np.median(v)) + 0.25 * float(np.mean(v)) for v in per_metric.values()]
-    return float(np.mean(spread)) + 0.5 * (1 - usable / len(results))
-
-
 @dataclass
 class FamilyFit:
     family: str
@@ -143,7 +129,9 @@ class _Rows:
             return np.log(pred / self.measured)
 
     def median_loss(self, r: np.ndarray) -> float:
-        """median_loss of the rows from their log ratios (no second prediction)."""
+        """What the fit is judged by: the median absolute log error per metric (plus a quarter of
+        the mean, so a tail of bad rows counts), averaged over metrics so 600 throughput rows do
+        not drown 60 latency rows, plus a penalty for rows the knobs make unpredictable."""
         per_metric: dict[str, list[float]] = {}
         for m, x in zip(self.rows, r):
             if np.isfinite(x):

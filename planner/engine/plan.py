@@ -306,7 +306,7 @@ _CHECKS_LOCK = threading.Lock()
 
 
 def replica_check(scenario: Scenario, p, wl: Workload, rate: float) -> _ReplicaCheck:
-    key = (tuple(scenario.slo.model_dump().values()), p, _workload_key(wl), float(rate))
+    key = (tuple(scenario.slo.model_dump().values()), p, workload_key(wl), float(rate))
     with _CHECKS_LOCK:
         check = _CHECKS.get(key)
         if check is None:
@@ -324,7 +324,8 @@ def clear_check_cache() -> None:
         _CHECKS.clear()
 
 
-def _workload_key(wl: Workload) -> tuple:
+def workload_key(wl: Workload) -> tuple:
+    """A workload as a cache key (its length distributions' fields)."""
     return tuple(wl.input_len.model_dump().values()) + tuple(wl.output_len.model_dump().values())
 
 
@@ -372,7 +373,7 @@ def _binding_below(n: int, ok, full, fallback: str) -> str:
     """What stops one replica fewer: the utilisation ceiling, or the first target it misses."""
     if n <= 1:
         return "one replica suffices"
-    passed, below = full(n - 1)
+    _, below = full(n - 1)
     if below.utilization > ok.scenario.slo.max_utilization + 1e-9:
         return "utilisation ceiling"
     misses = slo_misses(ok.scenario, below, ok.scenario.slo.max_utilization)

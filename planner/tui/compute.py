@@ -215,9 +215,10 @@ CURVE_POINTS: LRU[tuple, list] = LRU(64)
 
 def _curve_points(params, wl, max_rate: float, should_stop: Callable[[], bool]) -> list | None:
     """(share, TTFT stats, TPOT stats) at each stable share of CURVE_SHARES; None if stopped."""
+    from planner.engine.plan import workload_key
     from planner.engine.serving import QUICK, rate_point
 
-    key = (params, tuple(wl.input_len.model_dump().values()), tuple(wl.output_len.model_dump().values()))
+    key = (params, workload_key(wl))
     points = CURVE_POINTS.get(key)
     if points is not None:
         return points

@@ -121,6 +121,10 @@ class FieldInput(Input):
     the text on every change, and that size is a layout property, so each keystroke reflowed and
     repainted the whole screen (~200 widgets); here a keystroke repaints the input alone."""
 
+    def __init__(self, *args: Any, compact: bool = True, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        preset(self, Input.compact, compact, "-textual-compact")
+
     def _watch_value(self, value: str) -> None:
         if not self.styles.auto_dimensions:
             # the scroll area's new size, set quietly: Input's own watcher then finds it unchanged
@@ -135,7 +139,6 @@ def input_for(spec: FieldSpec, value: str = "", **kw: Any) -> Input:
         placeholder=spec.placeholder or spec.blank, tooltip=f"{spec.help}\n\nAllowed: {spec.allowed()}",
         select_on_focus=True, **kw,
     )
-    preset(widget, Input.compact, True, "-textual-compact")
     # The initial value is valid and needs no watchers: Input's value watcher clears the screen's
     # text selection, which costs milliseconds per input while the screen is being built.
     widget.set_reactive(Input.value, value)
@@ -323,9 +326,8 @@ class ModelsPane(InputPane):
                             tooltip=TIER_HELP[tier], value=canonical_model(current, self.profile))
             yield self.row(tier.capitalize(), select, help=TIER_HELP[tier])
             custom = FieldInput(id=f"models-{tier}-custom", placeholder="catalog id or path/to/config.json",
-                           tooltip="A catalog id or alias, or a Hugging Face config.json (relative to the profile)")
-            preset(custom, Input.compact, True, "-textual-compact")
-            yield self.row("  custom", custom, classes=f"custom-row -hidden", help=TIER_HELP[tier])
+                                tooltip="A catalog id or alias, or a Hugging Face config.json (relative to the profile)")
+            yield self.row("  custom", custom, classes="custom-row -hidden", help=TIER_HELP[tier])
 
     def show(self, profile: Profile) -> None:
         for tier in TIERS:

@@ -279,7 +279,7 @@ class _ReplicaCheck:
     def floor(self) -> OperatingPoint:
         """The single-request floor: the replica with no load, at the search's fidelity."""
         if self._floor is None:
-            self._floor = rate_point(self.p, self.wl, 0.0, fidelity=QUICK)
+            self._floor = idle_floor(self.p, self.wl)
         return self._floor
 
     def __call__(self, n: int, fidelity: Fidelity | None = None) -> tuple[bool, OperatingPoint]:
@@ -318,10 +318,31 @@ def replica_check(scenario: Scenario, p, wl: Workload, rate: float) -> _ReplicaC
     return check
 
 
+_FLOORS: OrderedDict[tuple, OperatingPoint] = OrderedDict()
+
+
+def idle_floor(p, wl: Workload) -> OperatingPoint:
+    """The replica with no load (one request at a time), remembered by replica and workload: it
+    does not depend on the rate or the targets, which most sizing keystrokes change."""
+    key = (p, workload_key(wl))
+    with _CHECKS_LOCK:
+        floor = _FLOORS.get(key)
+        if floor is not None:
+            _FLOORS.move_to_end(key)
+            return floor
+    floor = rate_point(p, wl, 0.0, fidelity=QUICK)
+    with _CHECKS_LOCK:
+        _FLOORS[key] = floor
+        while len(_FLOORS) > CHECK_CACHE_ENTRIES:
+            _FLOORS.popitem(last=False)
+    return floor
+
+
 def clear_check_cache() -> None:
-    """Forget every remembered check (benchmarks time the engine cold with this)."""
+    """Forget every remembered check and floor (benchmarks time the engine cold with this)."""
     with _CHECKS_LOCK:
         _CHECKS.clear()
+        _FLOORS.clear()
 
 
 def workload_key(wl: Workload) -> tuple:

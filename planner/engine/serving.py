@@ -13,7 +13,8 @@ Open-loop model (derived from the modeling digest §4.3, §5 and §9.3):
   the prompts that arrived alongside it;
 - TPOT per request follows the cycles after its own prefill (their prompts arrived during the
   cycle before, which clusters slow steps) and the drift of the running batch, whose fluctuations
-  the fixed point's gain amplifies near saturation; E2E = TTFT + (L_out - 1) TPOT.
+  the fixed point's gain amplifies near saturation; E2E = TTFT + (L_out - 1) TPOT. Short requests
+  are importance-sampled (they set the TPOT tail); an idle replica needs no sampling at all.
 Checked against a discrete-event simulation of the same scheduler (tests/simulation).
 """
 
@@ -470,11 +471,32 @@ def finish_rate_point(p: ReplicaParams, wl: Workload, solved: RateSolution, deta
     mid = float(np.median(pool.tokens))
     room = float(p.budget_tokens) - b if float(p.chunked) > 0 else np.inf
     point.prefill_bound = str(bound_name(step_time(p, b, b * wl.decode_ctx_mean, min(mid, room), mid * mid / 2)))
-    if detailed:
+    if detailed and rate <= 0:
+        _idle_distributions(p, wl, pool, point, state)
+    elif detailed:
         _distributions(p, wl, pool, point, rate / lanes, state, fidelity or FULL)
     else:
         _means(p, wl, pool, point, rate / lanes, state)
     return point
+
+
+IDLE_PAIRS = 4  # E2E pairs each prompt of the grid with this many output lengths
+
+
+def _idle_distributions(p, wl: Workload, pool: PromptPool, point: OperatingPoint, state: RateState) -> None:
+    """No load: each request runs alone on the replica, so TTFT is its own prefill, every decode
+    step is the one-sequence step and E2E adds (L_out - 1) of them. TTFT and TPOT come straight
+    from the length grids (no sampling); E2E pairs the independent prompt and output lengths
+    through one seeded shuffle."""
+    own, _ = cycle_duration(p, 0.0, wl.decode_ctx_mean, pool.tokens, pool.attn, state.t_decode_s)
+    ttft = own + float(p.api_overhead_s)
+    tpot = point.tpot_mean_s
+    decode_steps = np.maximum(wl.out_grid - 1.0, 0.0)
+    pairs = np.random.default_rng(RNG_SEED).permutation(np.tile(decode_steps, IDLE_PAIRS))
+    e2e = np.tile(ttft, IDLE_PAIRS * len(decode_steps) // len(ttft)) + pairs * tpot
+    point.ttft_s, point.e2e_s = _pct(ttft), _pct(e2e)
+    point.tpot_s = {"mean": tpot, "p50": tpot, "p90": tpot, "p99": tpot}
+    point.ttft_mean_s, point.e2e_mean_s = point.ttft_s["mean"], point.e2e_s["mean"]
 
 
 def _idle_state(p: ReplicaParams, wl: Workload) -> RateState:
@@ -482,9 +504,15 @@ def _idle_state(p: ReplicaParams, wl: Workload) -> RateState:
     return RateState(batch=1.0, t_decode_s=t_d, cycle_s=t_d, steps_per_cycle=1.0, cycle2_s2=t_d * t_d, count_pmf=np.array([1.0]))
 
 
-def _pct(x: np.ndarray) -> dict:
-    q = np.percentile(x, PERCENTILES)
-    return {"mean": float(x.mean()), "p50": float(q[0]), "p90": float(q[1]), "p99": float(q[2])}
+def _pct(x: np.ndarray, weights: np.ndarray | None = None) -> dict:
+    if weights is None:
+        q = np.percentile(x, PERCENTILES)
+        return {"mean": float(x.mean()), "p50": float(q[0]), "p90": float(q[1]), "p99": float(q[2])}
+    order = np.argsort(x)
+    w = weights[order] / weights.sum()
+    mid = np.cumsum(w) - w / 2.0  # each sample at the middle of its probability mass
+    q = np.interp(np.asarray(PERCENTILES) / 100.0, mid, x[order])
+    return {"mean": float(w @ x[order]), "p50": float(q[0]), "p90": float(q[1]), "p99": float(q[2])}
 
 
 def _means(p, wl, pool: PromptPool, point: OperatingPoint, lane_rate: float, state: RateState) -> None:
@@ -611,15 +639,36 @@ def _distributions(p, wl, pool: PromptPool, point: OperatingPoint, lane_rate: fl
     own, _ = cycle_duration(p, b, ctx, pool.tokens[pick] + co_tok, pool.attn[pick] + co_att, t_d)
     ttft = residual + own + float(p.api_overhead_s)
     m = fid.tpot
-    l_out = lengths.grid(wl.output_len, m)[rng.permutation(m)]
+    l_out, w_out = _output_samples(wl.output_len, m, float(spec_tokens_per_step(p)))
+    shuffle = rng.permutation(m)
+    l_out, w_out = l_out[shuffle], w_out[shuffle]
     per_step = durations / steps
     step_sd = float(np.sqrt(max(weights @ (per_step - weights @ per_step) ** 2, 0.0)))
     tpot = _tpot_samples(p, pool, rng, lane_rate, b, ctx, state, point.batch, own[:m], l_out, step_sd, fid.path)
     has_decode = l_out > 1.0
     e2e = ttft[:m] + np.where(has_decode, (l_out - 1.0) * tpot, 0.0)
-    point.ttft_s, point.e2e_s = _pct(ttft), _pct(e2e)
-    point.tpot_s = _pct(tpot[has_decode] if has_decode.any() else np.array([point.tpot_mean_s]))
+    point.ttft_s, point.e2e_s = _pct(ttft), _pct(e2e, w_out)
+    point.tpot_s = _pct(tpot[has_decode], w_out[has_decode]) if has_decode.any() else _pct(np.array([point.tpot_mean_s]))
     point.ttft_mean_s, point.e2e_mean_s = point.ttft_s["mean"], point.e2e_s["mean"]
+
+
+SHORT_DECODE_STEPS = 32  # requests decoding in this few steps form the importance-sampled stratum
+SHORT_SHARE = 0.5  # of the TPOT samples, given to that stratum when it holds less of the mass
+
+
+def _output_samples(dist: LengthDist, m: int, tokens_per_step: float) -> tuple[np.ndarray, np.ndarray]:
+    """m output lengths as stratified quantiles, with their probability weights. The requests that
+    decode in at most SHORT_DECODE_STEPS steps get SHORT_SHARE of the samples (importance
+    sampling): their TPOT averages over a few steps, one prefill-heavy cycle among them sets the
+    TPOT tail, and with even weights a few dozen samples would decide the p99."""
+    short_p = float(np.mean(lengths.grid(dist, SAMPLES) <= 1.0 + SHORT_DECODE_STEPS * tokens_per_step))
+    if not 0.0 < short_p < SHORT_SHARE:
+        return lengths.grid(dist, m), np.full(m, 1.0 / m)
+    m_short = int(m * SHORT_SHARE)
+    u = np.concatenate([short_p * (np.arange(m_short) + 0.5) / m_short,
+                        short_p + (1.0 - short_p) * (np.arange(m - m_short) + 0.5) / (m - m_short)])
+    w = np.concatenate([np.full(m_short, short_p / m_short), np.full(m - m_short, (1.0 - short_p) / (m - m_short))])
+    return lengths.quantiles(dist, u), w
 
 
 def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own, l_out, step_sd: float, path_cycles: int) -> np.ndarray:

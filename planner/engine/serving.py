@@ -345,6 +345,9 @@ class RateState:
     count_pmf: np.ndarray
     cycle_slope_s: float = 0.0  # d E[cycle] / d running batch (per sequence)
     gain: float = 0.0  # d B_next / d B of the fixed point: near 1, the batch wanders slowly and far
+    batch_var: float = 0.0  # stationary variance of the running batch (linear-noise approximation)
+    batch_memory_steps: float = 0.0  # correlation time of its slow fluctuations, in steps
+    slow_step_var_s2: float = 0.0  # variance of the step duration's slow mode (the batch's and the prefill load's drift)
 
     @property
     def step_s(self) -> float:
@@ -410,6 +413,48 @@ def _batch_sensitivity(p, pool, state: RateState, lane_rate: float, ctx: float, 
     prefill_share = min(max(1.0 - state.t_decode_s / state.step_s, 0.0), 0.95)
     state.cycle_slope_s = max((shifted - state.step_s) / (delta * lanes), 0.0) / (1.0 - prefill_share)
     state.gain = min(batch_per_step_s * state.cycle_slope_s, 0.95)
+    raw_slope_s = state.cycle_slope_s * (1.0 - prefill_share)
+    hazard = lane_rate * lanes / batch_per_step_s if batch_per_step_s > 0 else 1.0  # departures per sequence and step
+    state.batch_var, state.batch_memory_steps, state.slow_step_var_s2 = _batch_noise(
+        p, state, lane_rate, raw_slope_s, prefill_share, min(hazard, 1.0))
+
+
+def _batch_noise(p, state: RateState, lane_rate: float, slope_s: float, prefill_share: float, h: float) -> tuple[float, float, float]:
+    """Linear-noise approximation (van Kampen) of the step duration D and the running batch B of
+    one lane, step by step: D_n = d + a (D_n-1 - d) + s (B_n - b) + noise (a: the prefill share,
+    each second of step gathering prompts for the next; s: the batch's cost per sequence), and
+    B_n+1 = B_n + arrivals during D_n - departures (hazard h per step). A long, prefill-heavy step
+    gathers more arrivals, so the batch swells with the prefill noise as well as with the Poisson
+    noise of arrivals and departures. Returns Var(B), the slow mode's correlation time in steps and
+    its share of Var(D): the step durations' autocovariance is a sum of two geometric modes, the
+    fast one (prefill bursts, decaying at about a per step) and the slow one (the batch with the
+    prefill load it carries). Zeros when there is no stable solution."""
+    d = state.step_s
+    lanes = float(p.pp)
+    b = state.batch / lanes
+    a = prefill_share
+    arrivals = lane_rate * d  # per step
+    A = np.array([[a, slope_s], [lane_rate, 1.0 - h]])
+    step_var = max(state.cycle2_s2 - state.cycle_s ** 2, 0.0) / state.steps_per_cycle ** 2
+    # noise: the step's own (scaled so the AR(1) part alone has the stationary step variance), the
+    # Poisson arrivals plus departures of the batch, and their covariance through the shared
+    # arrival count (prefill time a / lambda per prompt times Var(arrivals) = lambda d)
+    q = np.array([[step_var * (1.0 - a * a), a * d], [a * d, arrivals + h * b]])
+    try:
+        # stationary covariance: P = A P A^T + Q, i.e. vec(P) = (I - A (x) A)^-1 vec(Q)
+        P = np.linalg.solve(np.eye(4) - np.kron(A, A), q.ravel()).reshape(2, 2)
+        modes, vectors = np.linalg.eig(A)
+        # Cov(D_n+k, D_n) = (A^k P)_00 = sum over modes i of V_0i mu_i^k (V^-1 P)_i0
+        weights = vectors[0, :] * np.linalg.solve(vectors, P)[:, 0]
+    except np.linalg.LinAlgError:
+        return 0.0, 0.0, 0.0
+    if np.iscomplexobj(modes) and np.any(np.abs(modes.imag) > 1e-12):
+        return 0.0, 0.0, 0.0
+    slow = int(np.argmax(modes.real))
+    mu = float(modes.real[slow])
+    if not (np.isfinite(P[1, 1]) and P[1, 1] > 0 and 0.0 < mu < 1.0):
+        return 0.0, 0.0, 0.0
+    return float(P[1, 1]) * lanes, 1.0 / (1.0 - mu), max(float(np.real(weights[slow])), 0.0)
 
 
 def rate_point(p: ReplicaParams, wl: Workload, rate: float, detailed: bool = True, fidelity: Fidelity | None = None) -> OperatingPoint:
@@ -644,7 +689,7 @@ def _distributions(p, wl, pool: PromptPool, point: OperatingPoint, lane_rate: fl
     l_out, w_out = l_out[shuffle], w_out[shuffle]
     per_step = durations / steps
     step_sd = float(np.sqrt(max(weights @ (per_step - weights @ per_step) ** 2, 0.0)))
-    tpot = _tpot_samples(p, pool, rng, lane_rate, b, ctx, state, point.batch, own[:m], l_out, step_sd, fid.path)
+    tpot = _tpot_samples(p, pool, rng, lane_rate, b, ctx, state, point.batch, own[:m], l_out, step_sd, fid.path, current[:m])
     has_decode = l_out > 1.0
     e2e = ttft[:m] + np.where(has_decode, (l_out - 1.0) * tpot, 0.0)
     point.ttft_s, point.e2e_s = _pct(ttft), _pct(e2e, w_out)
@@ -671,9 +716,12 @@ def _output_samples(dist: LengthDist, m: int, tokens_per_step: float) -> tuple[n
     return lengths.quantiles(dist, u), w
 
 
-def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own, l_out, step_sd: float, path_cycles: int) -> np.ndarray:
+def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own, l_out, step_sd: float, path_cycles: int,
+                  arrival_cycle: np.ndarray | None = None) -> np.ndarray:
     """Per-request TPOT: follow the cycles after the request's own prefill cycle (prompts arriving
-    during one cycle are prefilled in the next), then extend with the stationary step statistics."""
+    during one cycle are prefilled in the next), then extend with the stationary step statistics.
+    `arrival_cycle`: the (length-biased) cycle each request arrived in, which the slow drift of the
+    step duration is correlated with."""
     n = len(l_out)
     tokens = float(spec_tokens_per_step(p))
     need = np.maximum(l_out - 1.0, 1.0) / tokens  # decode steps in the request's window
@@ -701,19 +749,28 @@ def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own,
     sd = step_sd * np.sqrt((1.0 + rho) / max(1.0 - rho, 0.05))  # AR(1)-like clustering of prefill cycles
     beyond = times_a[-1] + rest * state.step_s + np.sqrt(rest) * sd * rng.standard_normal(n)
     total = np.where(inside, within, np.maximum(beyond, times_a[-1] + rest * state.t_decode_s))
-    # the running batch drifts around its mean: Poisson spread for an M/G/inf occupancy, widened and
-    # slowed by the fixed-point gain; a short request sees its own deviation, a long one the average
+    # the running batch drifts around its mean, with the spread and correlation time of the
+    # linear-noise approximation (_batch_noise); where that has no stable solution, the Poisson
+    # spread of an M/G/inf occupancy widened and slowed by the fixed-point gain. A short request
+    # sees its own deviation, a long one the average over its window.
     if batch > 0:
-        lanes = float(p.pp)
-        amplify = 1.0 / (1.0 - state.gain)
-        dev = rng.standard_normal(n) * np.sqrt(batch * amplify)
-        residence = batch / max(lane_rate * lanes, 1e-9)
-        memory = residence * amplify
+        if state.batch_var > 0:
+            memory = state.batch_memory_steps * state.step_s
+            slow_var = state.slow_step_var_s2
+            step_var = max(state.cycle2_s2 - state.cycle_s ** 2, 0.0) / state.steps_per_cycle ** 2
+            # requests arrive in proportion to time, so more of them during long steps, whose slow
+            # part persists into their decode: size-biasing by D shifts the slow mode's mean by
+            # Cov(D, D_slow) / E[D] = Var(D_slow) / E[D]
+            step_dev = slow_var / state.step_s + rng.standard_normal(n) * np.sqrt(slow_var)
+        else:
+            amplify = 1.0 / (1.0 - state.gain)
+            step_dev = rng.standard_normal(n) * np.sqrt(batch * amplify) * state.cycle_slope_s
+            memory = batch / max(lane_rate * float(p.pp), 1e-9) * amplify
         # the mean of an Ornstein-Uhlenbeck deviation over a window of x correlation times has
         # variance 2 (x - 1 + e^-x) / x^2 of the pointwise one
         x = np.maximum(need * state.step_s / memory, 1e-9)
         window_sd = np.sqrt(2.0 * (x - 1.0 + np.exp(-x)) / (x * x))
-        total = total + need * state.cycle_slope_s * dev * window_sd
+        total = total + need * step_dev * window_sd
     return np.maximum(total, 1e-12) / (need * tokens)
 
 

@@ -84,9 +84,8 @@ class OneField(App[None]):
         yield input_for(BY_ID["load-rate-rps"], "10")
 
 
-async def test_typing_in_a_field_repaints_it_without_reflowing_the_screen(monkeypatch):
-    # Input sizes its scroll area to its text, a layout property: every keystroke reflowed and
-    # redrew the whole screen. A field's box comes from the CSS, so only the field is repainted.
+def record_layout_refreshes(monkeypatch) -> list[str]:
+    """From now on, the class name of every widget that asks for a layout pass."""
     from textual.widget import Widget
 
     layouts: list[str] = []
@@ -97,15 +96,39 @@ async def test_typing_in_a_field_repaints_it_without_reflowing_the_screen(monkey
             layouts.append(type(self).__name__)
         return refresh(self, *regions, layout=layout, **kw)
 
+    monkeypatch.setattr(Widget, "refresh", recording)
+    return layouts
+
+
+async def test_typing_in_a_field_repaints_it_without_reflowing_the_screen(monkeypatch):
+    # Input sizes its scroll area to its text, a layout property: every keystroke reflowed and
+    # redrew the whole screen. A field's box comes from the CSS, so only the field is repainted.
     app = OneField()
     async with app.run_test() as pilot:
         field = app.query_one("Input")
         field.focus()
         await pilot.press("end")
         await pilot.pause()
-        monkeypatch.setattr(Widget, "refresh", recording)
+        layouts = record_layout_refreshes(monkeypatch)
         await pilot.press("5", "backspace", "backspace", "7")
         await pilot.pause()
         assert field.value == "17"
         assert field.virtual_size.width == field.content_width  # scrolling still knows the text's width
     assert layouts == []
+
+
+async def test_the_modified_marker_repaints_the_title_without_reflowing_the_screen(monkeypatch):
+    # the first edit after opening or saving adds " · modified" to the header's sub-title; Textual's
+    # HeaderTitle asked for a layout pass on every title change, which redrew the whole screen
+    from planner.tui.app import PlannerApp
+    from planner.tui.widgets.header import FixedTitle
+
+    app = PlannerApp()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        title = app.screen.query_one(FixedTitle)
+        layouts = record_layout_refreshes(monkeypatch)
+        app.sub_title = "chatbot-h100 · built-in default · modified"
+        await pilot.pause()
+        assert "modified" in str(title.render())
+    assert "FixedTitle" not in layouts

@@ -20,7 +20,7 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static, Tab, Tabs
+from textual.widgets import DataTable, Footer, Static, Tab, Tabs
 
 from planner.engine import catalog
 from planner.engine.plan import knobs_for
@@ -33,6 +33,7 @@ from planner.report import fmt_ms, fmt_usd
 from planner.tui import commands
 from planner.tui.compute import LRU, ComputeError, Inputs, Result, resolve, uses_files
 from planner.tui.widgets.charts import FleetPoint, FrontierChart
+from planner.tui.widgets.header import TitleHeader
 
 TOP = 5  # ranked fleets per tier (the CLI's default --top)
 
@@ -212,7 +213,7 @@ class FleetsScreen(Screen[FleetChoice | None]):
         self._wanted = ""  # key of the search the view shows (or waits for)
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleHeader()
         tabs = Tabs(*(Tab(t, id=f"tier-{t}") for t in TIERS), active=f"tier-{self.tier}", id="fleets-tiers")
         tabs.can_focus = False  # the table keeps the focus; Ctrl+T or a click switches tiers
         yield tabs

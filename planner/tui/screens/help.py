@@ -10,9 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Static
 
 from planner.tui.help_text import help_markdown
+from planner.tui.widgets.header import TitleHeader
 
 
 class HelpScreen(Screen[None]):
@@ -21,7 +22,7 @@ class HelpScreen(Screen[None]):
     ]
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleHeader()
         with VerticalScroll(id="help-scroll"):
             yield Static(RichMarkdown(help_markdown(), hyperlinks=False), id="help-text")
         yield Footer()

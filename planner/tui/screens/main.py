@@ -25,7 +25,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from planner.engine import catalog
@@ -59,6 +59,7 @@ from planner.tui.compute import (
 from planner.tui.fields import BY_PATH, set_value
 from planner.tui.screens.dialogs import ConfirmDialog, FileDialog, display_path
 from planner.tui.widgets.charts import CostChart, LatencyChart
+from planner.tui.widgets.header import TitleHeader
 from planner.tui.widgets.panes import PANE_CLASSES, InputPane
 from planner.tui.widgets.results import TierDetail, TierTable, targets_text, update_in_place
 
@@ -131,7 +132,7 @@ class PlannerScreen(Screen[None]):
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleHeader()
         with Horizontal(id="body"):
             with VerticalScroll(id="inputs", can_focus=False):
                 for pane in PANE_CLASSES:

@@ -1,0 +1,28 @@
+"""The app header, with a title that repaints in place.
+
+Textual's HeaderTitle asks for a layout pass whenever the title text changes, and a layout pass
+reflows and redraws every widget on the screen (about 200 here): the first edit after opening or
+saving, which adds " · modified" to the sub-title, took a whole-screen redraw. The title's box is
+fixed by the header (one row, the full width), so its text never changes its size.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.widgets import Header
+from textual.widgets._header import HeaderTitle
+
+
+class FixedTitle(HeaderTitle):
+    """A HeaderTitle whose updates repaint it without a layout pass."""
+
+    def update(self, content="", *, layout: bool = True) -> None:
+        super().update(content, layout=False)
+
+
+class TitleHeader(Header):
+    """Header with a FixedTitle in place of Textual's title."""
+
+    def compose(self) -> ComposeResult:
+        for widget in super().compose():
+            yield FixedTitle() if type(widget) is HeaderTitle else widget

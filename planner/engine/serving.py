@@ -255,6 +255,11 @@ def prefill_step_s(p: ReplicaParams, b, ctx, chunk, attn, spec=1.0):
     return total
 
 
+def draft_share_s(p: ReplicaParams, b: float, ctx: float, t_d: float) -> float:
+    """The part of a decode step t_d (at b sequences) spent in draft steps: t_d less the verify step."""
+    return t_d - float(step_time(p, b, b * ctx, 0.0, 0.0, spec_tokens=p.spec_k + 1.0).total_s)
+
+
 def cycle_duration(p: ReplicaParams, b: float, ctx: float, tokens, attn, t_d: float, draft_s: float | None = None):
     """Duration and step count of the cycle that prefills `tokens` prompt tokens next to b decodes.
     Chunked: ceil(tokens / room) mixed steps. Whole-prompt: one prefill-only step, then the decode
@@ -264,7 +269,7 @@ def cycle_duration(p: ReplicaParams, b: float, ctx: float, tokens, attn, t_d: fl
     attn = np.asarray(attn, dtype=float)
     has = tokens > 0
     spec = p.spec_k + 1.0
-    draft = t_d - float(step_time(p, b, b * ctx, 0.0, 0.0, spec_tokens=spec).total_s) if draft_s is None else draft_s
+    draft = draft_share_s(p, b, ctx, t_d) if draft_s is None else draft_s
     if float(p.chunked) > 0:
         room = max(float(p.budget_tokens) - b, 1.0)
         n = np.where(has, np.ceil(tokens / room), 1.0)
@@ -621,8 +626,11 @@ def poisson_counts(rng: np.random.Generator, means: np.ndarray) -> np.ndarray:
         counts[large] = np.maximum(np.rint(means[large] + z * np.sqrt(means[large])), 0.0)
         active = np.flatnonzero(~large)
         lam, target = means[active], u[active]
-    pmf = np.exp(-lam)
-    cdf = pmf.copy()
+    walk = np.empty((4, len(lam)))  # rows: mean, target uniform, pmf, cdf (compacted together)
+    walk[0], walk[1] = lam, target
+    np.exp(-lam, out=walk[2])
+    walk[3] = walk[2]
+    lam, target, pmf, cdf = walk
     placed = None  # counts of the draws in `active` so far
     k_max = int(POISSON_EXACT_BELOW + 6.0 * np.sqrt(POISSON_EXACT_BELOW) + 5)
     for k in range(1, k_max + 1):
@@ -637,11 +645,12 @@ def poisson_counts(rng: np.random.Generator, means: np.ndarray) -> np.ndarray:
             else:
                 placed = np.ones(left, dtype=np.int64)
             active = np.flatnonzero(below) if active is None else active[below]
-            lam, target, pmf, cdf = lam[below], target[below], pmf[below], cdf[below]
+            walk = walk[:, below]
+            lam, target, pmf, cdf = walk
         else:
             placed = below.astype(np.int64) if placed is None else placed + below
-        pmf = pmf * lam / k
-        cdf = cdf + pmf
+        pmf *= lam / k
+        cdf += pmf
     if placed is not None:
         counts[slice(None) if active is None else active] = placed
     return counts
@@ -677,11 +686,14 @@ def _distributions(p, wl, pool: PromptPool, point: OperatingPoint, lane_rate: fl
     strata = (np.arange(n) + 0.5) / n
     idle = np.exp(-point.batch) * (t_d / state.step_s) if running else 1.0
     busy = rng.permutation(strata) >= idle
-    current = _weighted_quantiles(durations, weights * durations, rng.permutation(strata))
+    # quantiles at the sorted strata, then shuffled: the same draws as at rng.permutation(strata),
+    # and a binary search with sorted keys is several times faster
+    current = _weighted_quantiles(durations, weights * durations, strata)[rng.permutation(n)]
     residual = np.where(busy, rng.permutation(strata) * current, 0.0)
     co_tok, co_att = pool.sums(np.where(busy, poisson_counts(rng, lane_rate * current), 0), rng.integers(0, len(pool.order), size=n))
     pick = _even_picks(len(pool.tokens), n)[rng.permutation(n)]
-    own, _ = cycle_duration(p, b, ctx, pool.tokens[pick] + co_tok, pool.attn[pick] + co_att, t_d)
+    draft = draft_share_s(p, b, ctx, t_d)  # the same for every cycle sampled at this batch
+    own, _ = cycle_duration(p, b, ctx, pool.tokens[pick] + co_tok, pool.attn[pick] + co_att, t_d, draft)
     ttft = residual + own + float(p.api_overhead_s)
     m = fid.tpot
     l_out, w_out = _output_samples(wl.output_len, m, float(spec_tokens_per_step(p)))
@@ -689,7 +701,7 @@ def _distributions(p, wl, pool: PromptPool, point: OperatingPoint, lane_rate: fl
     l_out, w_out = l_out[shuffle], w_out[shuffle]
     per_step = durations / steps
     step_sd = float(np.sqrt(max(weights @ (per_step - weights @ per_step) ** 2, 0.0)))
-    tpot = _tpot_samples(p, pool, rng, lane_rate, b, ctx, state, point.batch, own[:m], l_out, step_sd, fid.path, current[:m])
+    tpot = _tpot_samples(p, pool, rng, lane_rate, b, ctx, state, point.batch, own[:m], l_out, step_sd, fid.path, current[:m], draft)
     has_decode = l_out > 1.0
     e2e = ttft[:m] + np.where(has_decode, (l_out - 1.0) * tpot, 0.0)
     point.ttft_s, point.e2e_s = _pct(ttft), _pct(e2e, w_out)
@@ -717,7 +729,7 @@ def _output_samples(dist: LengthDist, m: int, tokens_per_step: float) -> tuple[n
 
 
 def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own, l_out, step_sd: float, path_cycles: int,
-                  arrival_cycle: np.ndarray | None = None) -> np.ndarray:
+                  arrival_cycle: np.ndarray | None = None, draft_s: float | None = None) -> np.ndarray:
     """Per-request TPOT: follow the cycles after the request's own prefill cycle (prompts arriving
     during one cycle are prefilled in the next), then extend with the stationary step statistics.
     `arrival_cycle`: the (length-biased) cycle each request arrived in, which the slow drift of the
@@ -731,7 +743,7 @@ def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own,
     times_a, counts_a = np.empty((cycles, n)), np.empty((cycles, n))  # cumulative time and steps after each cycle
     for i in range(cycles):
         tok, att = pool.sums(poisson_counts(rng, lane_rate * prev) if lane_rate > 0 else np.zeros(n, dtype=np.int64), offsets())
-        dur, st = cycle_duration(p, b, ctx, tok, att, state.t_decode_s)
+        dur, st = cycle_duration(p, b, ctx, tok, att, state.t_decode_s, draft_s)
         np.add(times_a[i - 1] if i else 0.0, dur, out=times_a[i])
         np.add(counts_a[i - 1] if i else 0.0, st, out=counts_a[i])
         prev = dur

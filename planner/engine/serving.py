@@ -701,7 +701,7 @@ def _distributions(p, wl, pool: PromptPool, point: OperatingPoint, lane_rate: fl
     l_out, w_out = l_out[shuffle], w_out[shuffle]
     per_step = durations / steps
     step_sd = float(np.sqrt(max(weights @ (per_step - weights @ per_step) ** 2, 0.0)))
-    tpot = _tpot_samples(p, pool, rng, lane_rate, b, ctx, state, point.batch, own[:m], l_out, step_sd, fid.path, current[:m], draft)
+    tpot = _tpot_samples(p, pool, rng, lane_rate, b, ctx, state, point.batch, own[:m], l_out, step_sd, fid.path, draft)
     has_decode = l_out > 1.0
     e2e = ttft[:m] + np.where(has_decode, (l_out - 1.0) * tpot, 0.0)
     point.ttft_s, point.e2e_s = _pct(ttft), _pct(e2e, w_out)
@@ -729,11 +729,10 @@ def _output_samples(dist: LengthDist, m: int, tokens_per_step: float) -> tuple[n
 
 
 def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own, l_out, step_sd: float, path_cycles: int,
-                  arrival_cycle: np.ndarray | None = None, draft_s: float | None = None) -> np.ndarray:
+                  draft_s: float | None = None) -> np.ndarray:
     """Per-request TPOT: follow the cycles after the request's own prefill cycle (prompts arriving
-    during one cycle are prefilled in the next), then extend with the stationary step statistics.
-    `arrival_cycle`: the (length-biased) cycle each request arrived in, which the slow drift of the
-    step duration is correlated with."""
+    during one cycle are prefilled in the next), then extend with the stationary step statistics
+    and the slow drift of the step duration. `draft_s`: the draft share of a decode step."""
     n = len(l_out)
     tokens = float(spec_tokens_per_step(p))
     need = np.maximum(l_out - 1.0, 1.0) / tokens  # decode steps in the request's window
@@ -768,21 +767,22 @@ def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own,
     if batch > 0:
         if state.batch_var > 0:
             memory = state.batch_memory_steps * state.step_s
-            slow_var = state.slow_step_var_s2
-            step_var = max(state.cycle2_s2 - state.cycle_s ** 2, 0.0) / state.steps_per_cycle ** 2
+            slow_sd = math.sqrt(state.slow_step_var_s2)
             # requests arrive in proportion to time, so more of them during long steps, whose slow
-            # part persists into their decode: size-biasing by D shifts the slow mode's mean by
-            # Cov(D, D_slow) / E[D] = Var(D_slow) / E[D]
-            step_dev = slow_var / state.step_s + rng.standard_normal(n) * np.sqrt(slow_var)
+            # part persists into their decode: size-biasing by D shifts the slow mode's starting
+            # value by Cov(D, D_slow) / E[D] = Var(D_slow) / E[D]
+            start_shift = state.slow_step_var_s2 / state.step_s
         else:
             amplify = 1.0 / (1.0 - state.gain)
-            step_dev = rng.standard_normal(n) * np.sqrt(batch * amplify) * state.cycle_slope_s
+            slow_sd = math.sqrt(batch * amplify) * state.cycle_slope_s
             memory = batch / max(lane_rate * float(p.pp), 1e-9) * amplify
-        # the mean of an Ornstein-Uhlenbeck deviation over a window of x correlation times has
-        # variance 2 (x - 1 + e^-x) / x^2 of the pointwise one
+            start_shift = 0.0
+        # over a window of x correlation times, an Ornstein-Uhlenbeck deviation's mean has variance
+        # 2 (x - 1 + e^-x) / x^2 of the pointwise one, and a known start decays to (1 - e^-x) / x of it
         x = np.maximum(need * state.step_s / memory, 1e-9)
         window_sd = np.sqrt(2.0 * (x - 1.0 + np.exp(-x)) / (x * x))
-        total = total + need * step_dev * window_sd
+        window_start = -np.expm1(-x) / x
+        total = total + need * (start_shift * window_start + slow_sd * rng.standard_normal(n) * window_sd)
     return np.maximum(total, 1e-12) / (need * tokens)
 
 

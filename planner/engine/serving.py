@@ -782,8 +782,27 @@ def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own,
         x = np.maximum(need * state.step_s / memory, 1e-9)
         window_sd = np.sqrt(2.0 * (x - 1.0 + np.exp(-x)) / (x * x))
         window_start = -np.expm1(-x) / x
-        total = total + need * (start_shift * window_start + slow_sd * rng.standard_normal(n) * window_sd)
+        step_dev = start_shift * window_start + slow_sd * rng.standard_normal(n) * window_sd
+        total = total + need * _through_decode_curve(p, batch, ctx, state.cycle_slope_s, step_dev)
     return np.maximum(total, 1e-12) / (need * tokens)
+
+
+def _through_decode_curve(p, batch: float, ctx: float, slope_s: float, step_dev: np.ndarray) -> np.ndarray:
+    """Deviations of the mean step, linear in the batch's, bent by the shape of the decode step
+    against the batch: the batch-equivalent deviation (step_dev / slope) cannot take the batch
+    below zero, and where the step flattens (an MoE once every expert is touched) a larger batch
+    adds less. Scaled so that it matches the linear deviation where the step is straight."""
+    lanes = float(p.pp)
+    if slope_s <= 0:
+        return step_dev
+    lane_b = batch / lanes
+    delta = max(1.0, 0.05 * lane_b)  # as _batch_sensitivity measures the slope
+    base = float(decode_step(p, lane_b, ctx).total_s)
+    chord = (float(decode_step(p, lane_b + delta, ctx).total_s) - base) / (delta * lanes)
+    if chord <= 0:
+        return step_dev
+    lane_dev = np.maximum(lane_b + step_dev / (slope_s * lanes), 0.0)
+    return (decode_step(p, lane_dev, ctx).total_s - base) * (slope_s / chord)
 
 
 CLOSED_LOOP_TOLERANCE = 1e-4  # relative: X E2E(X) within this of the clients, or X bracketed this tightly

@@ -179,6 +179,7 @@ def offline_throughput(p: ReplicaParams, wl: Workload) -> tuple[float, float, St
 # step. Cycle durations therefore form a Markov chain: C' = duration(prompts arriving in C).
 
 MIX_SAMPLES = 48  # prompt-sum samples per arrival count (mean-value fixed point)
+SLOPE_SAMPLES = 512  # the same for the fixed point's slope against the batch (a difference of two means)
 
 
 @dataclass(frozen=True)
@@ -409,14 +410,22 @@ def _batch_sensitivity(p, pool, state: RateState, lane_rate: float, ctx: float, 
     by 1/(1 - gain) and decay that much more slowly (critical slowing near saturation)."""
     lanes = float(p.pp)
     delta = max(1.0, 0.05 * state.batch / lanes)
-    b = state.batch / lanes + delta
-    t_d = float(decode_step(p, b, ctx).total_s)
-    k_max = len(state.count_pmf) - 1
-    dur, steps = cycle_samples(p, pool, b, ctx, t_d, k_max, MIX_SAMPLES, _known_draft_s(p)) if k_max > 0 else (np.full((1, 1), t_d), np.ones((1, 1)))
-    shifted = float(state.count_pmf @ dur.mean(axis=1)) / float(state.count_pmf @ steps.mean(axis=1))
+    base_b = state.batch / lanes
+
+    def mean_step_s(b: float) -> float:
+        # SLOPE_SAMPLES draws per arrival count: the chunk count ceil(tokens / (budget - b)) jumps
+        # with b, and a difference of two coarse means would jump with it
+        t_d = float(decode_step(p, b, ctx).total_s)
+        k_max = len(state.count_pmf) - 1
+        if k_max == 0:
+            return t_d
+        dur, steps = cycle_samples(p, pool, b, ctx, t_d, k_max, SLOPE_SAMPLES, _known_draft_s(p))
+        return float(state.count_pmf @ dur.mean(axis=1)) / float(state.count_pmf @ steps.mean(axis=1))
+
+    shifted = mean_step_s(base_b + delta) - mean_step_s(base_b)
     # longer cycles also gather more prompts: the arrival feedback divides by (1 - prefill share)
     prefill_share = min(max(1.0 - state.t_decode_s / state.step_s, 0.0), 0.95)
-    state.cycle_slope_s = max((shifted - state.step_s) / (delta * lanes), 0.0) / (1.0 - prefill_share)
+    state.cycle_slope_s = max(shifted / (delta * lanes), 0.0) / (1.0 - prefill_share)
     state.gain = min(batch_per_step_s * state.cycle_slope_s, 0.95)
     raw_slope_s = state.cycle_slope_s * (1.0 - prefill_share)
     hazard = lane_rate * lanes / batch_per_step_s if batch_per_step_s > 0 else 1.0  # departures per sequence and step
@@ -783,26 +792,29 @@ def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own,
         window_sd = np.sqrt(2.0 * (x - 1.0 + np.exp(-x)) / (x * x))
         window_start = -np.expm1(-x) / x
         step_dev = start_shift * window_start + slow_sd * rng.standard_normal(n) * window_sd
-        total = total + need * _through_decode_curve(p, batch, ctx, state.cycle_slope_s, step_dev)
+        total = total + need * _through_decode_curve(p, state, ctx, step_dev)
     return np.maximum(total, 1e-12) / (need * tokens)
 
 
-def _through_decode_curve(p, batch: float, ctx: float, slope_s: float, step_dev: np.ndarray) -> np.ndarray:
-    """Deviations of the mean step, linear in the batch's, bent by the shape of the decode step
-    against the batch: the batch-equivalent deviation (step_dev / slope) cannot take the batch
-    below zero, and where the step flattens (an MoE once every expert is touched) a larger batch
-    adds less. Scaled so that it matches the linear deviation where the step is straight."""
+def _through_decode_curve(p, state: RateState, ctx: float, step_dev: np.ndarray) -> np.ndarray:
+    """Deviations of the mean step, linear in the batch's, with the decode step's own curve in
+    place of its tangent. The step's cost per sequence is the decode step's (curved: an MoE's
+    flattens once every expert is touched, a dense model's steepens where it turns compute-bound)
+    plus the rest (prefill chunks sharing the budget: straight), both stretched by the arrival
+    feedback 1 / (1 - prefill share); and the batch cannot fall below zero. Where the decode step
+    is straight this is the linear deviation itself."""
     lanes = float(p.pp)
-    if slope_s <= 0:
+    if state.cycle_slope_s <= 0:
         return step_dev
-    lane_b = batch / lanes
+    lane_b = state.batch / lanes
+    feedback = 1.0 - min(max(1.0 - state.t_decode_s / state.step_s, 0.0), 0.95)  # as _batch_sensitivity
+    lane_slope = state.cycle_slope_s * lanes * feedback  # step seconds per sequence of one lane, before feedback
     delta = max(1.0, 0.05 * lane_b)  # as _batch_sensitivity measures the slope
     base = float(decode_step(p, lane_b, ctx).total_s)
-    chord = (float(decode_step(p, lane_b + delta, ctx).total_s) - base) / (delta * lanes)
-    if chord <= 0:
-        return step_dev
-    lane_dev = np.maximum(lane_b + step_dev / (slope_s * lanes), 0.0)
-    return (decode_step(p, lane_dev, ctx).total_s - base) * (slope_s / chord)
+    decode_chord = (float(decode_step(p, lane_b + delta, ctx).total_s) - base) / delta
+    lane_dev = np.maximum(step_dev / (state.cycle_slope_s * lanes), -lane_b)  # batch-equivalent, per lane
+    curve = decode_step(p, lane_b + lane_dev, ctx).total_s - base
+    return (curve + (lane_slope - decode_chord) * lane_dev) / feedback
 
 
 CLOSED_LOOP_TOLERANCE = 1e-4  # relative: X E2E(X) within this of the clients, or X bracketed this tightly

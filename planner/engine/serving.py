@@ -179,7 +179,6 @@ def offline_throughput(p: ReplicaParams, wl: Workload) -> tuple[float, float, St
 # step. Cycle durations therefore form a Markov chain: C' = duration(prompts arriving in C).
 
 MIX_SAMPLES = 48  # prompt-sum samples per arrival count (mean-value fixed point)
-SLOPE_SAMPLES = 512  # the same for the fixed point's slope against the batch (a difference of two means)
 
 
 @dataclass(frozen=True)
@@ -413,13 +412,13 @@ def _batch_sensitivity(p, pool, state: RateState, lane_rate: float, ctx: float, 
     base_b = state.batch / lanes
 
     def mean_step_s(b: float) -> float:
-        # SLOPE_SAMPLES draws per arrival count: the chunk count ceil(tokens / (budget - b)) jumps
-        # with b, and a difference of two coarse means would jump with it
+        # both ends from the same draws and the same arrival pmf, so the difference holds only the
+        # batch's effect (the fixed point's own step comes from the iterate before)
         t_d = float(decode_step(p, b, ctx).total_s)
         k_max = len(state.count_pmf) - 1
         if k_max == 0:
             return t_d
-        dur, steps = cycle_samples(p, pool, b, ctx, t_d, k_max, SLOPE_SAMPLES, _known_draft_s(p))
+        dur, steps = cycle_samples(p, pool, b, ctx, t_d, k_max, MIX_SAMPLES, _known_draft_s(p))
         return float(state.count_pmf @ dur.mean(axis=1)) / float(state.count_pmf @ steps.mean(axis=1))
 
     shifted = mean_step_s(base_b + delta) - mean_step_s(base_b)

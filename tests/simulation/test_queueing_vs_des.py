@@ -57,7 +57,7 @@ def compare(model_key: str, utilization: float, n_requests: int = 30000) -> dict
 
 # Cases where the model is known to miss by more than the tolerance (measured: worst metric).
 KNOWN_GAPS = {
-    ("8b-tp1", 0.9): "TPOT p90 -12.8%, TPOT p99 -10.6%",
+    ("8b-tp1", 0.9): "TPOT p90 -12.7%, TPOT p99 -10.5%",
     ("70b-tp4", 0.9): "TPOT p90 -16.1%, E2E p99 -13.0%",
     ("mixtral-tp4", 0.9): "TTFT p99 +10.8%",
 }

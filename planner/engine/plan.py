@@ -305,17 +305,26 @@ _CHECKS: OrderedDict[tuple, _ReplicaCheck] = OrderedDict()
 _CHECKS_LOCK = threading.Lock()
 
 
+def _remembered(cache: OrderedDict, key: tuple, make):
+    """cache[key], made with make() on a miss and kept among the CHECK_CACHE_ENTRIES most recently
+    used. make() runs outside the lock; if two threads make the same key, the first one kept wins."""
+    with _CHECKS_LOCK:
+        value = cache.get(key)
+        if value is not None:
+            cache.move_to_end(key)
+            return value
+    value = make()
+    with _CHECKS_LOCK:
+        value = cache.setdefault(key, value)
+        cache.move_to_end(key)
+        while len(cache) > CHECK_CACHE_ENTRIES:
+            cache.popitem(last=False)
+    return value
+
+
 def replica_check(scenario: Scenario, p, wl: Workload, rate: float) -> _ReplicaCheck:
     key = (tuple(scenario.slo.model_dump().values()), p, workload_key(wl), float(rate))
-    with _CHECKS_LOCK:
-        check = _CHECKS.get(key)
-        if check is None:
-            check = _CHECKS[key] = _ReplicaCheck(scenario, p, wl, rate, QUICK)
-            while len(_CHECKS) > CHECK_CACHE_ENTRIES:
-                _CHECKS.popitem(last=False)
-        else:
-            _CHECKS.move_to_end(key)
-    return check
+    return _remembered(_CHECKS, key, lambda: _ReplicaCheck(scenario, p, wl, rate, QUICK))
 
 
 _FLOORS: OrderedDict[tuple, OperatingPoint] = OrderedDict()
@@ -324,18 +333,7 @@ _FLOORS: OrderedDict[tuple, OperatingPoint] = OrderedDict()
 def idle_floor(p, wl: Workload) -> OperatingPoint:
     """The replica with no load (one request at a time), remembered by replica and workload: it
     does not depend on the rate or the targets, which most sizing keystrokes change."""
-    key = (p, workload_key(wl))
-    with _CHECKS_LOCK:
-        floor = _FLOORS.get(key)
-        if floor is not None:
-            _FLOORS.move_to_end(key)
-            return floor
-    floor = rate_point(p, wl, 0.0, fidelity=QUICK)
-    with _CHECKS_LOCK:
-        _FLOORS[key] = floor
-        while len(_FLOORS) > CHECK_CACHE_ENTRIES:
-            _FLOORS.popitem(last=False)
-    return floor
+    return _remembered(_FLOORS, (p, workload_key(wl)), lambda: rate_point(p, wl, 0.0, fidelity=QUICK))
 
 
 def clear_check_cache() -> None:

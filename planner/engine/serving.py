@@ -353,10 +353,17 @@ class RateState:
     batch_var: float = 0.0  # stationary variance of the running batch (linear-noise approximation)
     batch_memory_steps: float = 0.0  # correlation time of its slow fluctuations, in steps
     slow_step_var_s2: float = 0.0  # variance of the step duration's slow mode (the batch's and the prefill load's drift)
+    decode_chord_s: float = 0.0  # d decode step / d sequence of one lane, over the same span as cycle_slope_s
 
     @property
     def step_s(self) -> float:
         return self.cycle_s / self.steps_per_cycle
+
+    @property
+    def prefill_share(self) -> float:
+        """Share of the mean step spent on prefill, capped at 0.95: longer cycles gather more
+        prompts, so a change in the step is stretched by the arrival feedback 1 / (1 - share)."""
+        return min(max(1.0 - self.t_decode_s / self.step_s, 0.0), 0.95)
 
 
 MAX_PROMPTS_PER_CYCLE = 400
@@ -411,25 +418,25 @@ def _batch_sensitivity(p, pool, state: RateState, lane_rate: float, ctx: float, 
     delta = max(1.0, 0.05 * state.batch / lanes)
     base_b = state.batch / lanes
 
-    def mean_step_s(b: float) -> float:
-        # both ends from the same draws and the same arrival pmf, so the difference holds only the
-        # batch's effect (the fixed point's own step comes from the iterate before)
+    def mean_step_s(b: float) -> tuple[float, float]:
+        # (decode step, mean step) at b; both ends from the same draws and the same arrival pmf, so
+        # the difference holds only the batch's effect (the fixed point's own step comes from the
+        # iterate before)
         t_d = float(decode_step(p, b, ctx).total_s)
         k_max = len(state.count_pmf) - 1
         if k_max == 0:
-            return t_d
+            return t_d, t_d
         dur, steps = cycle_samples(p, pool, b, ctx, t_d, k_max, MIX_SAMPLES, _known_draft_s(p))
-        return float(state.count_pmf @ dur.mean(axis=1)) / float(state.count_pmf @ steps.mean(axis=1))
+        return t_d, float(state.count_pmf @ dur.mean(axis=1)) / float(state.count_pmf @ steps.mean(axis=1))
 
-    shifted = mean_step_s(base_b + delta) - mean_step_s(base_b)
-    # longer cycles also gather more prompts: the arrival feedback divides by (1 - prefill share)
-    prefill_share = min(max(1.0 - state.t_decode_s / state.step_s, 0.0), 0.95)
-    state.cycle_slope_s = max(shifted / (delta * lanes), 0.0) / (1.0 - prefill_share)
+    (decode_lo, step_lo), (decode_hi, step_hi) = mean_step_s(base_b), mean_step_s(base_b + delta)
+    state.decode_chord_s = (decode_hi - decode_lo) / delta
+    raw_slope_s = max((step_hi - step_lo) / (delta * lanes), 0.0)
+    state.cycle_slope_s = raw_slope_s / (1.0 - state.prefill_share)
     state.gain = min(batch_per_step_s * state.cycle_slope_s, 0.95)
-    raw_slope_s = state.cycle_slope_s * (1.0 - prefill_share)
     hazard = lane_rate * lanes / batch_per_step_s if batch_per_step_s > 0 else 1.0  # departures per sequence and step
     state.batch_var, state.batch_memory_steps, state.slow_step_var_s2 = _batch_noise(
-        p, state, lane_rate, raw_slope_s, prefill_share, min(hazard, 1.0))
+        p, state, lane_rate, raw_slope_s, state.prefill_share, min(hazard, 1.0))
 
 
 def _batch_noise(p, state: RateState, lane_rate: float, slope_s: float, prefill_share: float, h: float) -> tuple[float, float, float]:
@@ -806,14 +813,11 @@ def _through_decode_curve(p, state: RateState, ctx: float, step_dev: np.ndarray)
     if state.cycle_slope_s <= 0:
         return step_dev
     lane_b = state.batch / lanes
-    feedback = 1.0 - min(max(1.0 - state.t_decode_s / state.step_s, 0.0), 0.95)  # as _batch_sensitivity
+    feedback = 1.0 - state.prefill_share
     lane_slope = state.cycle_slope_s * lanes * feedback  # step seconds per sequence of one lane, before feedback
-    delta = max(1.0, 0.05 * lane_b)  # as _batch_sensitivity measures the slope
-    base = float(decode_step(p, lane_b, ctx).total_s)
-    decode_chord = (float(decode_step(p, lane_b + delta, ctx).total_s) - base) / delta
     lane_dev = np.maximum(step_dev / (state.cycle_slope_s * lanes), -lane_b)  # batch-equivalent, per lane
-    curve = decode_step(p, lane_b + lane_dev, ctx).total_s - base
-    return (curve + (lane_slope - decode_chord) * lane_dev) / feedback
+    curve = decode_step(p, lane_b + lane_dev, ctx).total_s - float(decode_step(p, lane_b, ctx).total_s)
+    return (curve + (lane_slope - state.decode_chord_s) * lane_dev) / feedback
 
 
 CLOSED_LOOP_TOLERANCE = 1e-4  # relative: X E2E(X) within this of the clients, or X bracketed this tightly

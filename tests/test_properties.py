@@ -381,7 +381,10 @@ def test_more_load_never_lowers_latency(model, gpu, in_len, out_len, load, step)
         assert low.stable, low.note
         for name in names:
             for stat in ("mean", "p99"):
-                assert getattr(high, name)[stat] >= getattr(low, name)[stat], (name, stat)
+                # weighted percentiles interpolate between samples of unequal weight, so when every
+                # sample rises a heavy one overtaking a light one can move the p99 down by a rounding
+                # amount (7e-7 seen); a sampling wobble would be orders of magnitude larger
+                assert getattr(high, name)[stat] >= getattr(low, name)[stat] * (1.0 - 1e-6), (name, stat)
 
 
 def test_moe_latency_never_falls_as_a_light_load_grows():

@@ -184,16 +184,23 @@ def test_weighted_percentiles():
 
 
 @pytest.mark.parametrize("model, tp, chunked, utilization", [(llama70b, 4, True, 0.1), (llama70b, 4, False, 0.8), (llama8b, 1, True, 0.5)])
-def test_tpot_tail_is_sampled_precisely(model, tp, chunked, utilization):
+def test_tpot_tail_is_sampled_precisely(model, tp, chunked, utilization, monkeypatch):
     # the TPOT p99 is set by short requests (a few steps, one prefill-heavy cycle among them);
-    # importance sampling gives them half the samples, so the shown p99 stays within 4% of a
-    # 65,536-sample estimate (with even weights it strayed 5-7% on these cases)
+    # importance sampling gives them half the samples. Over seeds, the shown (8,192-sample) p99
+    # scatters by under 4% and centres within 3% of a 65,536-sample estimate (with even weights
+    # single seeds strayed 5-7%)
+    from planner.engine import serving
     from planner.engine.scenario import LengthDist
     from planner.engine.serving import FULL, Fidelity, Workload, finish_rate_point, offline_throughput, solve_rate_point
 
     p = replica_params(model(), h100(), ServingConfig(tp=tp, chunked_prefill=chunked), Knobs())
     wl = Workload(LengthDist(kind="lognormal", mean=1000, p90=2000), LengthDist(kind="exponential", mean=128))
     solved = solve_rate_point(p, wl, utilization * offline_throughput(p, wl)[0])
-    shown = finish_rate_point(p, wl, solved, fidelity=FULL).tpot_s["p99"]
     precise = finish_rate_point(p, wl, solved, fidelity=Fidelity(65536, 65536, 4096, 16)).tpot_s["p99"]
-    assert shown == pytest.approx(precise, rel=0.04)
+    shown = []
+    for seed in range(6):
+        monkeypatch.setattr(serving, "RNG_SEED", 1000 + seed)
+        shown.append(finish_rate_point(p, wl, solved, fidelity=FULL).tpot_s["p99"])
+    shown = np.array(shown)
+    assert shown.std() / shown.mean() < 0.04
+    assert shown.mean() == pytest.approx(precise, rel=0.03)

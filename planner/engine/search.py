@@ -19,10 +19,10 @@ import numpy as np
 
 from planner.engine import catalog
 from planner.engine.knobs import Calibration, shipped_calibration
-from planner.engine.plan import serving_config, size_replicas
+from planner.engine.plan import replica_check, serving_config, size_replicas
 from planner.engine.roofline import ReplicaParams, ServingConfig, kv_capacity_tokens, memory_per_gpu, replica_params, step_time
 from planner.engine.scenario import Scenario
-from planner.engine.serving import Workload
+from planner.engine.serving import FULL, Workload
 from planner.engine.specs import GpuSpec, ModelSpec
 
 WEIGHTS = ("bf16", "fp8", "int8", "int4", "fp4")
@@ -166,7 +166,7 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
         return costs[top - 1] if len(costs) >= top else math.inf
 
     # breadth first: each fleet (model, GPU, precisions, TP) once, at its highest screened capacity
-    tried, variants = set(), []
+    tried, variants, unhelpful_limits = set(), [], 0
     for i in order:
         if not keep[i] or s["usd_lb"][i] > threshold():
             break
@@ -179,7 +179,9 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
             break
         tried.add(fleet)
         size(i)
-    # then the engine limits (max batch, token budget) of the leading fleets, while they can still help
+    # then the engine limits (max batch, token budget) of the leading fleets, while they can still
+    # help: a setting makes its fleet cheaper only if one replica fewer than the fleet's best passes
+    # with it, which one check at that count tells (latency falls with replicas), before sizing it
     for i in variants:
         fleet = _fleet_key(*meta[i])
         lower = float(s["usd_lb"][i])
@@ -188,7 +190,12 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
         if len(candidates) >= EXACT_LIMIT + EXACT_LIMIT // 4:
             notes.append("other max-batch and token-budget settings of the leading fleets were not all sized")
             break
+        if not _passes_with_fewer(scenario, meta[i], best[fleet].replicas - 1, wl, calibration):
+            unhelpful_limits += 1
+            continue
         size(i)
+    if unhelpful_limits:
+        excluded["max-batch or token-budget settings that save no replica"] = unhelpful_limits
     exact = len(candidates)
     misses: dict[str, int] = {}
     for c in candidates:
@@ -234,6 +241,16 @@ def _exact(scenario, model, gpu, cfg, wl, usd_lb, price, calibration) -> Candida
             cand.ttft_p99_ms = sized.point.ttft_s["p99"] * 1e3
             cand.tpot_p99_ms = sized.point.tpot_s["p99"] * 1e3
     return cand
+
+
+def _passes_with_fewer(scenario: Scenario, config: tuple, replicas: int, wl: Workload, calibration) -> bool:
+    """Whether `replicas` replicas of this configuration meet every target at the peak load (at the
+    fidelity plan shows), with the checks plan's sizing remembers."""
+    if replicas < 1:
+        return False
+    model, gpu, cfg = config
+    p = replica_params(model, gpu, cfg, (calibration or shipped_calibration()).for_family(gpu.family))
+    return replica_check(scenario, p, wl, scenario.load.peak_rate_rps)(replicas, FULL)[0]
 
 
 def pareto(cands: list[Candidate], latency: str) -> list[Candidate]:

@@ -354,6 +354,7 @@ class RateState:
     batch_memory_steps: float = 0.0  # correlation time of its slow fluctuations, in steps
     slow_step_var_s2: float = 0.0  # variance of the step duration's slow mode (the batch's and the prefill load's drift)
     decode_chord_s: float = 0.0  # d decode step / d sequence of one lane, over the same span as cycle_slope_s
+    next_cycles: dict = field(default_factory=dict, repr=False, compare=False)  # NextCycles by draws per row
 
     @property
     def step_s(self) -> float:
@@ -605,10 +606,11 @@ class Fidelity:
     tpot: int
     table: int  # prompt-sum draws per arrival count in the stationary cycle table
     path: int  # cycles followed after a request's own prefill (its decode window)
+    next_draws: int = 256  # draws per row of the next-cycle table the path steps through
 
 
-FULL = Fidelity(ttft=8192, tpot=8192, table=1024, path=16)
-QUICK = Fidelity(ttft=1024, tpot=1024, table=128, path=8)
+FULL = Fidelity(ttft=8192, tpot=8192, table=1024, path=16, next_draws=256)
+QUICK = Fidelity(ttft=1024, tpot=1024, table=128, path=8, next_draws=128)
 
 
 def cycle_table(p, pool: PromptPool, lane_rate: float, b: float, ctx: float, state: RateState, per_count: int):
@@ -629,10 +631,16 @@ POISSON_EXACT_BELOW = 30.0
 def poisson_counts(rng: np.random.Generator, means: np.ndarray) -> np.ndarray:
     """Poisson draws by inverse CDF of fixed seeded uniforms: the same uniform maps to a count that
     only grows with the mean, so latencies built on these draws only grow with the load (no
-    sampling wobble in the sizing search). Large means use the normal approximation. The CDF walk
-    carries on only for the draws not yet placed."""
+    sampling wobble in the sizing search)."""
     means = np.asarray(means, dtype=float)
-    u = rng.random(len(means))
+    return poisson_quantiles(means, rng.random(len(means)))
+
+
+def poisson_quantiles(means: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inverse Poisson CDF at probabilities u. Large means use the normal approximation. The CDF
+    walk carries on only for the draws not yet placed."""
+    means = np.asarray(means, dtype=float)
+    u = np.asarray(u, dtype=float)
     counts = np.zeros(len(means), dtype=np.int64)
     large = means >= POISSON_EXACT_BELOW
     active, lam, target = None, means, u  # None: every draw (most calls have no large mean)
@@ -716,12 +724,114 @@ def _distributions(p, wl, pool: PromptPool, point: OperatingPoint, lane_rate: fl
     l_out, w_out = l_out[shuffle], w_out[shuffle]
     per_step = durations / steps
     step_sd = float(np.sqrt(max(weights @ (per_step - weights @ per_step) ** 2, 0.0)))
-    tpot = _tpot_samples(p, pool, rng, lane_rate, b, ctx, state, point.batch, own[:m], l_out, step_sd, fid.path, draft)
+    tpot = _tpot_samples(p, pool, rng, lane_rate, b, ctx, state, point.batch, own[:m], l_out, step_sd, fid.path, draft,
+                         fid.next_draws)
     has_decode = l_out > 1.0
     e2e = ttft[:m] + np.where(has_decode, (l_out - 1.0) * tpot, 0.0)
     point.ttft_s, point.e2e_s = _pct(ttft), _pct(e2e, w_out)
     point.tpot_s = _pct(tpot[has_decode], w_out[has_decode]) if has_decode.any() else _pct(np.array([point.tpot_mean_s]))
     point.ttft_mean_s, point.e2e_mean_s = point.ttft_s["mean"], point.e2e_s["mean"]
+
+
+NEXT_RATIO = 1.2  # consecutive arrival means of the next-cycle grid (the nearest row: within 10%)
+NEXT_ROWS_MAX = 160  # grid rows at most (beyond: the top row, for cycles ~1e12 times a decode step)
+DRAW_BITS = 4096.0  # a path's uniform picks the arrival with its leading digits, the draw with the rest
+
+
+@dataclass(frozen=True)
+class NextCycles:
+    """The cycle that follows one of duration c prefills the prompts that arrived during c: Poisson
+    with mean m = lane rate x c. Tabulated once per solved state on a fixed geometric grid of m
+    (the powers of NEXT_RATIO, the same at every load), each row holding `draws` stratified draws
+    of that next cycle given at least one arrival: draw j takes the j-th stratum of the
+    zero-truncated count and a first prompt from its own stratum of the prompt grid, the same in
+    every row. One more entry, the last, is the plain decode step (no arrival). A decode path is
+    a walk over entries: each entry keeps its chance of no arrival after it, e^-m, and the row its
+    arrivals come from, so a cycle costs a few lookups instead of a Poisson walk, a prompt sum and
+    a step-time evaluation. A larger m never gives an earlier row, and row by row every draw
+    carries at least as many prompts, so with common uniforms a path only lengthens with load."""
+
+    draws: int
+    durations: np.ndarray  # rows x draws + 1 entries
+    steps: np.ndarray
+    idle: np.ndarray  # e^-m after each entry: the chance the next cycle has no arrival
+    next_row: np.ndarray  # first entry of the row the next cycle's arrivals come from
+    first_row: int  # grid exponent of row 0
+    rows: int
+
+    def after(self, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For cycles bringing m arrivals on average: the chance of none, and the first entry of
+        the grid row nearest to m (in log m)."""
+        row = np.rint(np.log(np.maximum(m, 1e-300)) / math.log(NEXT_RATIO)) - self.first_row
+        return np.exp(-m), np.clip(row, 0, self.rows - 1).astype(np.int64) * self.draws
+
+    def walk(self, m: np.ndarray, uniforms: np.ndarray, times: np.ndarray, counts: np.ndarray) -> None:
+        """Cumulative durations and steps (rows of `times`, `counts`) of the cycles after ones
+        bringing m arrivals on average, one row of uniforms per cycle: no arrival when u < e^-m,
+        else the draw that u's trailing digits pick in the row."""
+        idle, at = self.after(m)
+        spread = DRAW_BITS * self.draws
+        for i, u in enumerate(uniforms):
+            at += (u * spread).astype(np.int64) % self.draws
+            np.copyto(at, len(self.durations) - 1, where=u < idle)  # no arrival: the plain decode step
+            np.add(times[i - 1] if i else 0.0, self.durations[at], out=times[i])
+            np.add(counts[i - 1] if i else 0.0, self.steps[at], out=counts[i])
+            idle, at = self.idle[at], self.next_row[at]
+
+
+def _truncated_poisson_quantiles(means: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Quantiles at probabilities u (ascending) of Poisson counts conditioned on at least one, for
+    each mean: row i holds them for means[i]. Exact CDFs in log space (no normal approximation,
+    no underflow at large means), searched all at once: row i's CDF, offset by i, keeps the
+    concatenation ascending."""
+    k_max = int(means.max() + 10.0 * math.sqrt(means.max()) + 12)
+    k = np.arange(1, k_max + 1, dtype=float)
+    log_fact = np.cumsum(np.log(k))
+    log_pmf = k[None, :] * np.log(means)[:, None] - means[:, None] - log_fact[None, :]
+    pmf = np.exp(log_pmf)
+    cdf = np.cumsum(pmf, axis=1) / np.maximum(-np.expm1(-means), 1e-300)[:, None]  # P(K <= k | K >= 1)
+    rows = np.arange(len(means), dtype=float)[:, None]
+    flat = (np.minimum(cdf, 1.0) + rows).ravel()
+    at = np.searchsorted(flat, (u[None, :] + rows).ravel(), side="left")  # first k whose CDF reaches u
+    return np.minimum(at.reshape(len(means), len(u)) - np.arange(len(means))[:, None] * k_max, k_max - 1) + 1
+
+
+def next_cycles(p, pool: PromptPool, b: float, ctx: float, state: RateState, lane_rate: float, draws: int,
+                draft_s: float | None) -> NextCycles:
+    """The state's next-cycle table with `draws` per row (made once, kept on the state). The grid
+    runs from the arrivals of a plain decode step to those of the longest cycle a request can
+    start in: its own prompt at the grid's longest, with the stationary law's most co-arrivals."""
+    made = state.next_cycles.get(draws)
+    if made is not None:
+        return made
+    t_d = state.t_decode_s
+    co_arrivals = len(state.count_pmf) - 1
+    longest, _ = cycle_duration(p, b, ctx, [float(pool.tokens.max()) + co_arrivals * float(pool.tokens.mean())],
+                                [float(pool.attn.max()) + co_arrivals * float(pool.attn.mean())], t_d, draft_s)
+    step = math.log(NEXT_RATIO)
+    first_row = int(math.floor(math.log(lane_rate * t_d) / step))
+    rows = min(int(math.ceil(math.log(lane_rate * max(float(longest[0]), t_d)) / step)) - first_row + 1, NEXT_ROWS_MAX)
+    grid = NEXT_RATIO ** np.arange(first_row, first_row + rows, dtype=float)
+    counts = _truncated_poisson_quantiles(grid, (np.arange(draws) + 0.5) / draws).ravel()
+    # each draw's first prompt from its own stratum of the ascending prompt grid, shuffled so that
+    # the prompt's length does not follow the count's stratum
+    first = _even_picks(len(pool.tokens), draws)[np.random.default_rng(RNG_SEED + 1).permutation(draws)]
+    position = np.empty_like(pool.order)
+    position[pool.order] = np.arange(len(pool.order))
+    tok, att = pool.sums(np.append(counts, 0), np.append(np.tile(position[first], rows), 0))
+    # the first prompt at its stratum's mean, not its midpoint: a long-tailed prompt law keeps its
+    # mean (and the top stratum its weight) with a few hundred draws
+    strata = np.minimum(first * draws // len(pool.tokens), draws - 1)
+    per = len(pool.tokens) // draws if len(pool.tokens) % draws == 0 else 0
+    if per > 1:
+        tok[:-1] += np.tile(pool.tokens.reshape(draws, per).mean(axis=1)[strata] - pool.tokens[first], rows)
+        att[:-1] += np.tile(pool.attn.reshape(draws, per).mean(axis=1)[strata] - pool.attn[first], rows)
+    durations, steps = cycle_duration(p, b, ctx, tok, att, t_d, draft_s)  # the last: no prompt, a decode step
+    made = NextCycles(draws, durations, steps, np.empty(0), np.empty(0, dtype=np.int64), first_row, rows)
+    idle, next_row = made.after(lane_rate * durations)
+    made = replace(made, idle=idle, next_row=next_row)
+    state.next_cycles[draws] = made
+    return made
 
 
 SHORT_DECODE_STEPS = 32  # requests decoding in this few steps form the importance-sampled stratum
@@ -744,23 +854,21 @@ def _output_samples(dist: LengthDist, m: int, tokens_per_step: float) -> tuple[n
 
 
 def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own, l_out, step_sd: float, path_cycles: int,
-                  draft_s: float | None = None) -> np.ndarray:
+                  draft_s: float | None = None, draws: int = FULL.next_draws) -> np.ndarray:
     """Per-request TPOT: follow the cycles after the request's own prefill cycle (prompts arriving
     during one cycle are prefilled in the next), then extend with the stationary step statistics
     and the slow drift of the step duration. `draft_s`: the draft share of a decode step."""
     n = len(l_out)
     tokens = float(spec_tokens_per_step(p))
     need = np.maximum(l_out - 1.0, 1.0) / tokens  # decode steps in the request's window
-    offsets = lambda: rng.integers(0, len(pool.order), size=n)  # noqa: E731
-    prev = own
     cycles = path_cycles if lane_rate > 0 else 1
     times_a, counts_a = np.empty((cycles, n)), np.empty((cycles, n))  # cumulative time and steps after each cycle
-    for i in range(cycles):
-        tok, att = pool.sums(poisson_counts(rng, lane_rate * prev) if lane_rate > 0 else np.zeros(n, dtype=np.int64), offsets())
-        dur, st = cycle_duration(p, b, ctx, tok, att, state.t_decode_s, draft_s)
-        np.add(times_a[i - 1] if i else 0.0, dur, out=times_a[i])
-        np.add(counts_a[i - 1] if i else 0.0, st, out=counts_a[i])
-        prev = dur
+    if lane_rate > 0:
+        # a walk over the next-cycle table's entries; the first step starts from the own cycle
+        table = next_cycles(p, pool, b, ctx, state, lane_rate, draws, draft_s)
+        table.walk(lane_rate * own, rng.random((cycles, n)), times_a, counts_a)
+    else:
+        times_a[0], counts_a[0] = state.t_decode_s, 1.0
     reached = counts_a >= need[None, :]
     inside = reached.any(axis=0)
     j = np.where(inside, reached.argmax(axis=0), cycles - 1)

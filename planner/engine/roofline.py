@@ -261,6 +261,8 @@ def step_time(p: ReplicaParams, n_decode, decode_ctx_sum, n_prefill, prefill_att
         + TP all-reduces + PP hand-offs + overheads  (scaling book [S2], digest §9.2).
     `spec_tokens` = tokens verified per decoding sequence (speculative decoding: k + 1).
     """
+    if np.ndim(p.tp) == 0 and all(isinstance(x, _SCALARS) for x in (n_decode, decode_ctx_sum, n_prefill, prefill_attn_work, spec_tokens)):
+        return _scalar_step_time(p, float(n_decode), float(decode_ctx_sum), float(n_prefill), float(prefill_attn_work), float(spec_tokens))
     n_decode = np.asarray(n_decode, dtype=float)
     n_prefill = np.asarray(n_prefill, dtype=float)
     tokens = n_decode * spec_tokens + n_prefill
@@ -282,6 +284,37 @@ def step_time(p: ReplicaParams, n_decode, decode_ctx_sum, n_prefill, prefill_att
     memory = np.where(t_flops >= t_weights, 0.0, t_weights) + t_kv
     total = linear + t_kv + t_attn + t_tp + t_pp + overhead
     return StepTime(total_s=total, compute_s=compute, memory_s=memory, comm_s=t_tp + t_pp, overhead_s=overhead)
+
+
+_SCALARS = (float, int, np.floating, np.integer)
+
+
+def _scalar_step_time(p: ReplicaParams, n_decode: float, decode_ctx_sum: float, n_prefill: float, prefill_attn_work: float,
+                      spec_tokens: float) -> StepTime:
+    """step_time for one replica and one step, in plain floats: the same formula term by term (the
+    fixed point and the bounds call it hundreds of times a plan, where numpy's per-call cost was
+    most of the time)."""
+    tokens = n_decode * spec_tokens + n_prefill
+    prompt = 1.0 if n_prefill > 0 else 0.0
+    flops = 2.0 * p.active_body_params * tokens + 2.0 * p.head_params * (n_decode * spec_tokens + prompt)
+    weight_bytes = p.body_bytes + p.head_bytes
+    if p.experts > 0:
+        frac = min(max(p.experts_per_token / p.experts, 0.0), 1.0)
+        weight_bytes += p.moe_layers * p.experts * (1.0 - (1.0 - frac) ** max(tokens, 0.0)) * p.expert_bytes
+    t_flops = flops / (p.tp * p.eta_compute * p.flops_linear)
+    t_weights = weight_bytes / (p.tp * p.eta_weights * p.bw_bytes_s)
+    t_kv = decode_ctx_sum * p.kv_bytes_token_layers / (p.eta_kv * p.bw_bytes_s)
+    t_attn = 2.0 * p.attn_dim * p.q_heads_per_gpu * p.layers * prefill_attn_work / (p.eta_attention * p.flops_attn)
+    msg = tokens * p.hidden * 2.0
+    t_tp = 0.0
+    if p.tp > 1:
+        t_tp = 2.0 * p.layers * (p.allreduce_latency_s + 2.0 * (p.tp - 1) / p.tp * msg / (p.eta_link * p.link_bytes_s))
+    t_pp = 0.0 if p.pp == 1 else (p.pp - 1) * (p.allreduce_latency_s + msg / (p.eta_link * p.link_bytes_s))
+    overhead = p.step_overhead_s + p.layers * p.layer_overhead_s + (n_decode + prompt) * p.seq_overhead_s
+    compute_bound = t_flops >= t_weights
+    total = max(t_flops, t_weights) + t_kv + t_attn + t_tp + t_pp + overhead
+    return StepTime(total_s=float(total), compute_s=float((t_flops if compute_bound else 0.0) + t_attn),
+                    memory_s=float((0.0 if compute_bound else t_weights) + t_kv), comm_s=float(t_tp + t_pp), overhead_s=float(overhead))
 
 
 def _tp_allreduce_s(p: ReplicaParams, msg_bytes):

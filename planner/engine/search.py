@@ -181,17 +181,30 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
         size(i)
     # then the engine limits (max batch, token budget) of the leading fleets, while they can still
     # help: a setting makes its fleet cheaper only if one replica fewer than the fleet's best passes
-    # with it, which one check at that count tells (latency falls with replicas), before sizing it
+    # with it, which one check at that count tells (latency falls with replicas), before sizing it.
+    # Max batch changes no latency of a stable replica (it caps the batch, hence stability and
+    # capacity), so a budget whose latency misses there rules out all its max-batch settings.
+    late: set[tuple] = set()  # (fleet, replicas, budget) whose latency misses
+    checks = 0
     for i in variants:
         fleet = _fleet_key(*meta[i])
         lower = float(s["usd_lb"][i])
         if fleet not in best or lower >= best[fleet].usd_month or lower > threshold():
             continue
-        if len(candidates) >= EXACT_LIMIT + EXACT_LIMIT // 4:
+        fewer = best[fleet].replicas - 1
+        budget = (fleet, fewer, meta[i][2].max_num_batched_tokens)
+        if budget in late:
+            unhelpful_limits += 1
+            continue
+        if len(candidates) >= EXACT_LIMIT + EXACT_LIMIT // 4 or checks >= EXACT_LIMIT:
             notes.append("other max-batch and token-budget settings of the leading fleets were not all sized")
             break
-        if not _passes_with_fewer(scenario, meta[i], best[fleet].replicas - 1, wl, calibration):
+        checks += 1
+        misses = _misses_with(scenario, meta[i], fewer, wl, calibration)
+        if misses:
             unhelpful_limits += 1
+            if not {"unstable", "utilisation ceiling"} & set(misses):
+                late.add(budget)
             continue
         size(i)
     if unhelpful_limits:
@@ -243,14 +256,14 @@ def _exact(scenario, model, gpu, cfg, wl, usd_lb, price, calibration) -> Candida
     return cand
 
 
-def _passes_with_fewer(scenario: Scenario, config: tuple, replicas: int, wl: Workload, calibration) -> bool:
-    """Whether `replicas` replicas of this configuration meet every target at the peak load (at the
-    fidelity plan shows), with the checks plan's sizing remembers."""
+def _misses_with(scenario: Scenario, config: tuple, replicas: int, wl: Workload, calibration) -> list[str]:
+    """What `replicas` replicas of this configuration miss at the peak load (at the fidelity plan
+    shows), with the checks plan's sizing remembers; no replica at all misses everything."""
     if replicas < 1:
-        return False
+        return ["unstable"]
     model, gpu, cfg = config
     p = replica_params(model, gpu, cfg, (calibration or shipped_calibration()).for_family(gpu.family))
-    return replica_check(scenario, p, wl, scenario.load.peak_rate_rps)(replicas, FULL)[0]
+    return replica_check(scenario, p, wl, scenario.load.peak_rate_rps).misses(replicas, FULL)[0]
 
 
 def pareto(cands: list[Candidate], latency: str) -> list[Candidate]:

@@ -206,6 +206,20 @@ class PromptPool:
         tok, att = self._stream_sums(reps)
         return tok[offsets + counts] - tok[offsets], att[offsets + counts] - att[offsets]
 
+    def draw_sums(self, per_count: int, k_max: int) -> tuple[np.ndarray, np.ndarray]:
+        """Token and attention sums of k = 1..k_max prompts (row k-1) for `per_count` draws: the
+        j-th prompt of a draw from a fixed permutation of stratified quantiles (a Latin hypercube
+        over the length distribution). The rows for k_max are a prefix of those for any larger
+        count, so the largest made so far serves (the fixed point asks at every iterate)."""
+        made = self._cumulative.get(("draws", per_count))
+        if made is None or made[0].shape[0] < k_max:
+            n_pool = len(self.tokens)  # ascending: the grid holds quantiles of the length distribution
+            strata = ((np.arange(per_count) + 0.5) / per_count * n_pool).astype(np.int64)
+            idx = strata[_latin_columns(per_count, max(k_max, 2 * made[0].shape[0] if made else k_max))]
+            made = (np.cumsum(self.tokens[idx], axis=1).T, np.cumsum(self.attn[idx], axis=1).T)
+            self._cumulative[("draws", per_count)] = made
+        return made[0][:k_max], made[1][:k_max]
+
     def _stream_sums(self, reps: int) -> tuple[np.ndarray, np.ndarray]:
         """Cumulative sums over `reps` repeats of the stream (the longest made so far serves any
         shorter need: a cumulative sum's prefix does not depend on what follows it). Kept as one
@@ -284,12 +298,7 @@ def cycle_samples(p, pool: PromptPool, b: float, ctx: float, t_d: float, k_max: 
     The j-th prompt of a draw comes from a fixed permutation of stratified quantiles (a Latin
     hypercube over the length distribution), so every prompt position is sampled evenly and the
     fixed point does not wobble with sampling noise."""
-    n_pool = len(pool.tokens)  # ascending: the grid holds quantiles of the length distribution
-    strata = ((np.arange(per_count) + 0.5) / per_count * n_pool).astype(np.int64)
-    perms = _latin_columns(per_count, k_max)
-    idx = strata[perms]  # (per_count, k_max)
-    tokens = np.cumsum(pool.tokens[idx], axis=1).T  # row k-1: sums of k prompts
-    attn = np.cumsum(pool.attn[idx], axis=1).T
+    tokens, attn = pool.draw_sums(per_count, k_max)
     dur, steps = cycle_duration(p, b, ctx, tokens, attn, t_d, draft_s)
     return np.vstack([np.full(per_count, t_d), dur]), np.vstack([np.ones(per_count), steps])
 
@@ -769,14 +778,19 @@ class NextCycles:
         """Cumulative durations and steps (rows of `times`, `counts`) of the cycles after ones
         bringing m arrivals on average, one row of uniforms per cycle: no arrival when u < e^-m,
         else the draw that u's trailing digits pick in the row."""
-        idle, at = self.after(m)
+        idle, row = self.after(m)
         spread = DRAW_BITS * self.draws
+        mask = self.draws - 1  # draws per row are a power of two: the draw is the low bits
+        last = len(self.durations) - 1  # the plain decode step (no arrival)
+        single_steps = bool(np.all(self.steps == 1.0))  # most tables: no cycle spills over the budget
         for i, u in enumerate(uniforms):
-            at += (u * spread).astype(np.int64) % self.draws
-            np.copyto(at, len(self.durations) - 1, where=u < idle)  # no arrival: the plain decode step
+            at = np.where(u < idle, last, row + ((u * spread).astype(np.int64) & mask))
             np.add(times[i - 1] if i else 0.0, self.durations[at], out=times[i])
-            np.add(counts[i - 1] if i else 0.0, self.steps[at], out=counts[i])
-            idle, at = self.idle[at], self.next_row[at]
+            if single_steps:
+                counts[i] = i + 1.0
+            else:
+                np.add(counts[i - 1] if i else 0.0, self.steps[at], out=counts[i])
+            idle, row = self.idle[at], self.next_row[at]
 
 
 def _truncated_poisson_quantiles(means: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -804,6 +818,8 @@ def next_cycles(p, pool: PromptPool, b: float, ctx: float, state: RateState, lan
     made = state.next_cycles.get(draws)
     if made is not None:
         return made
+    if draws & (draws - 1):
+        raise ValueError(f"draws per next-cycle row must be a power of two, not {draws}")
     t_d = state.t_decode_s
     co_arrivals = len(state.count_pmf) - 1
     longest, _ = cycle_duration(p, b, ctx, [float(pool.tokens.max()) + co_arrivals * float(pool.tokens.mean())],

@@ -204,3 +204,25 @@ def test_tpot_tail_is_sampled_precisely(model, tp, chunked, utilization, monkeyp
     shown = np.array(shown)
     assert shown.std() / shown.mean() < 0.04
     assert shown.mean() == pytest.approx(precise, rel=0.03)
+
+
+@pytest.mark.parametrize("model_id", ["llama-3.1-8b", "mixtral-8x7b", "deepseek-v3"])
+def test_one_step_in_floats_is_the_array_formula(model_id):
+    # the fixed point and the bounds time single steps in plain floats; every term must be the
+    # array formula's (dense, MoE and MLA; TP and PP hand-offs; speculation; prompts or none)
+    import itertools
+
+    from planner.engine import catalog
+    from planner.engine.roofline import _scalar_step_time
+
+    rng = np.random.default_rng(5)
+    model = catalog.get_model(model_id)
+    for gpu_id, tp, pp in itertools.product(["h100-sxm", "l40s"], [1, 2, 8], [1, 2]):
+        p = replica_params(model, catalog.get_gpu(gpu_id), ServingConfig(tp=tp, pp=pp), Knobs())
+        for _ in range(10):
+            args = (float(rng.integers(0, 300)), float(rng.uniform(0, 1e6)), float(rng.choice([0.0, rng.uniform(1, 9000)])),
+                    float(rng.uniform(0, 1e7)), float(rng.choice([1.0, 4.0])))
+            floats = _scalar_step_time(p, *args)
+            arrays = step_time(p, *(np.array([x]) for x in args[:4]), spec_tokens=np.array([args[4]]))
+            for part in ("total_s", "compute_s", "memory_s", "comm_s", "overhead_s"):
+                assert getattr(floats, part) == pytest.approx(float(np.ravel(getattr(arrays, part))[0]), rel=1e-12, abs=1e-18), part

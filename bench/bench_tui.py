@@ -15,8 +15,9 @@ Prints:
 - and for keys that go back and forth between the saved rate and an edit, so the header's
   " · modified" marker comes and goes with each key (sizing cached after the first pair).
 
-Timestamps come from hooks on the app (the results handler and the display write), not from
-`pilot.press`, which also waits for the screen to go idle.
+Keys reach the app through its driver, as a terminal's do; timestamps come from hooks on the app
+(the results handler and the display write), not from `pilot.press`, which also waits for every
+widget to go idle.
 """
 
 from __future__ import annotations
@@ -133,13 +134,24 @@ async def keystrokes(count: int, input_id: str = "load-rate-rps", cold: bool = T
                 compute_module.CURVE_POINTS.clear()  # and the latency chart's operating points
             key = "5" if i % 2 == 0 else "backspace"  # rate 1 -> 15 -> 1 -> ..., price 4 -> 45 -> 4
             t0 = time.perf_counter()
-            await pilot.press(key)
+            send_key(app, key)
             while "drawn" not in marks:
                 await asyncio.sleep(0.0005)
             results.append((marks["results"] - t0) * 1e3)
             drawn.append((marks["drawn"] - t0) * 1e3)
             await settle(pilot)  # charts and the cost sweep finish before the next key
     return results, drawn, engine_ms
+
+
+def send_key(app, key: str) -> None:
+    """Hand one key to the app the way a terminal's driver does. `pilot.press` also waits for every
+    widget of the screen to drain its queue (a callback posted to each of ~370 widgets), work a real
+    keystroke never causes, which would run on the event loop inside the timed window."""
+    from textual import events
+
+    event = events.Key(key, key if len(key) == 1 else None)
+    event.set_sender(app)
+    app._driver.send_message(event)
 
 
 def summary(values: list[float], unit: str = "ms") -> str:

@@ -13,6 +13,7 @@ The ranking lists distinct fleets, each with its best engine limits.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
@@ -87,12 +88,39 @@ def _grid(models: list[ModelSpec], gpus: list[GpuSpec], scenario: Scenario, node
         return None, []
     knob_rows = [(s, b) for s in MAX_SEQS for b in BUDGETS]
     n_base, n_knob = len(items), len(knob_rows)
-    stacked = {f.name: np.repeat(np.array([getattr(p, f.name) for p in items], dtype=float), n_knob) for f in fields(ReplicaParams)}
+    names = [f.name for f in fields(ReplicaParams)]
+    table = np.array([[vars(p)[name] for name in names] for p in items], dtype=float)  # one row per fleet
+    stacked = {name: np.repeat(table[:, j], n_knob) for j, name in enumerate(names)}
     stacked["max_num_seqs"] = np.tile(np.array([s for s, _ in knob_rows], dtype=float), n_base)
     if scenario.optimizations.chunked_prefill:
         stacked["budget_tokens"] = np.tile(np.array([b for _, b in knob_rows], dtype=float), n_base)
-    expanded = [(model, gpu, replace(cfg, max_num_seqs=s, max_num_batched_tokens=b)) for model, gpu, cfg in meta for s, b in knob_rows]
-    return ReplicaParams(**stacked), expanded
+    return ReplicaParams(**stacked), Configurations(meta, knob_rows)
+
+
+class Configurations(Sequence):
+    """(model, GPU, serving config) of every screened row, made when a row is looked at: the
+    grid's rows are its fleets x engine limits, and building tens of thousands of configs up front
+    took most of the screen's time."""
+
+    def __init__(self, fleets: list[tuple], knob_rows: list[tuple[int, int]]) -> None:
+        self.fleets, self.knob_rows = fleets, knob_rows
+
+    def __len__(self) -> int:
+        return len(self.fleets) * len(self.knob_rows)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i = int(i) % len(self)
+        model, gpu, cfg = self.fleets[i // len(self.knob_rows)]
+        seqs, budget = self.knob_rows[i % len(self.knob_rows)]
+        return model, gpu, replace(cfg, max_num_seqs=seqs, max_num_batched_tokens=budget)
+
+    def gpu_ids(self) -> list[str]:
+        """The GPU of every row, in order."""
+        return [gpu.id for _, gpu, _ in self.fleets for _ in self.knob_rows]
 
 
 def screen(p: ReplicaParams, wl: Workload, scenario: Scenario, prices: np.ndarray) -> dict[str, np.ndarray]:
@@ -139,7 +167,7 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
                             models=[m.id for m in models])
     own_id = _own_gpu_id(scenario, gpus)
     price_of = {g.id: _price(scenario, g, own_id) for g in gpus}
-    prices = np.array([price_of[g.id] for _, g, _ in meta])
+    prices = np.array([price_of[g] for g in meta.gpu_ids()])
     s = screen(p, wl, scenario, prices)
     screen_s = time.perf_counter() - start
     excluded = {

@@ -63,6 +63,19 @@ class Workload:
         return float(self.out_grid.mean())
 
     @cached_property
+    def _pools(self) -> dict:
+        return {}
+
+    def pool(self, p: ReplicaParams) -> PromptPool:
+        """The prompt pool of this workload under p's prefix-cache hit rate, made once: every
+        replica count, TP degree and fidelity a plan tries shares it and the sums it keeps."""
+        key = float(p.prefix_hit)
+        made = self._pools.get(key)
+        if made is None:
+            made = self._pools.setdefault(key, PromptPool.build(p, self))
+        return made
+
+    @cached_property
     def decode_ctx_mean(self) -> float:
         """Mean context of a decoding sequence, weighted by its steps: E[L_in] + E[L_out^2]/(2E[L_out])."""
         out = self.out_grid
@@ -205,6 +218,34 @@ class PromptPool:
         reps = (int(offsets.max(initial=0)) + span) // n + 2
         tok, att = self._stream_sums(reps)
         return tok[offsets + counts] - tok[offsets], att[offsets + counts] - att[offsets]
+
+    def first_prompts(self, draws: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For next-cycle draws: the stream offset where each draw's prompts start, its first
+        prompt from its own stratum of the ascending prompt grid (shuffled so that the prompt's
+        length does not follow the count's stratum), and the shifts of token and attention sums
+        that put that first prompt at its stratum's mean rather than its midpoint (a long-tailed
+        prompt law keeps its mean, and the top stratum its weight, with a few hundred draws)."""
+        made = self._cumulative.get(("first", draws))
+        if made is None:
+            n = len(self.tokens)
+            first = _even_picks(n, draws)[np.random.default_rng(RNG_SEED + 1).permutation(draws)]
+            position = np.empty_like(self.order)
+            position[self.order] = np.arange(n)
+            tok_shift, att_shift = np.zeros(draws), np.zeros(draws)
+            per = n // draws if n % draws == 0 else 0
+            if per > 1:
+                strata = np.minimum(first * draws // n, draws - 1)
+                tok_shift = self.tokens.reshape(draws, per).mean(axis=1)[strata] - self.tokens[first]
+                att_shift = self.attn.reshape(draws, per).mean(axis=1)[strata] - self.attn[first]
+            made = self._cumulative[("first", draws)] = (position[first], tok_shift, att_shift)
+        return made
+
+    @property
+    def median_tokens(self) -> float:
+        made = self._cumulative.get("median")
+        if made is None:
+            made = self._cumulative["median"] = float(np.median(self.tokens))
+        return made
 
     def draw_sums(self, per_count: int, k_max: int) -> tuple[np.ndarray, np.ndarray]:
         """Token and attention sums of k = 1..k_max prompts (row k-1) for `per_count` draws: the
@@ -517,7 +558,7 @@ def solve_rate_point(p: ReplicaParams, wl: Workload, rate: float, below: RateSol
     if util >= 1.0:
         point.note = f"offered {rate:.3g} req/s is at or above the replica's maximum {max_rate:.3g} req/s"
         return RateSolution(rate, point)
-    pool = PromptPool.build(p, wl)
+    pool = wl.pool(p)
     start = below.state if below is not None and below.rate < rate and below.rate > 0 else None
     state = solve_rate(p, wl, pool, rate, cap, start) if rate > 0 else _idle_state(p, wl)
     if state is None:
@@ -543,7 +584,7 @@ def finish_rate_point(p: ReplicaParams, wl: Workload, solved: RateSolution, deta
     point.requests_per_s = rate
     b = max(state.batch, 1.0) / lanes
     point.decode_bound = str(bound_name(decode_step(p, b, wl.decode_ctx_mean)))
-    mid = float(np.median(pool.tokens))
+    mid = pool.median_tokens
     room = float(p.budget_tokens) - b if float(p.chunked) > 0 else np.inf
     point.prefill_bound = str(bound_name(step_time(p, b, b * wl.decode_ctx_mean, min(mid, room), mid * mid / 2)))
     if detailed and rate <= 0:
@@ -567,11 +608,23 @@ def _idle_distributions(p, wl: Workload, pool: PromptPool, point: OperatingPoint
     ttft = own + float(p.api_overhead_s)
     tpot = point.tpot_mean_s
     decode_steps = np.maximum(wl.out_grid - 1.0, 0.0)
-    pairs = np.random.default_rng(RNG_SEED).permutation(np.tile(decode_steps, IDLE_PAIRS))
+    pairs = np.tile(decode_steps, IDLE_PAIRS)[_idle_shuffle(IDLE_PAIRS * len(decode_steps))]
     e2e = np.tile(ttft, IDLE_PAIRS * len(decode_steps) // len(ttft)) + pairs * tpot
     point.ttft_s, point.e2e_s = _pct(ttft), _pct(e2e)
     point.tpot_s = {"mean": tpot, "p50": tpot, "p90": tpot, "p99": tpot}
     point.ttft_mean_s, point.e2e_mean_s = point.ttft_s["mean"], point.e2e_s["mean"]
+
+
+_IDLE_SHUFFLES: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _idle_shuffle(n: int) -> np.ndarray:
+    """The seeded shuffle of n (prompt, output) pairings: the same order rng.permutation gives an
+    array of n, made once per length."""
+    made = _IDLE_SHUFFLES.get((n, RNG_SEED))
+    if made is None:
+        made = _IDLE_SHUFFLES.setdefault((n, RNG_SEED), np.random.default_rng(RNG_SEED).permutation(n))
+    return made
 
 
 def _idle_state(p: ReplicaParams, wl: Workload) -> RateState:
@@ -579,10 +632,22 @@ def _idle_state(p: ReplicaParams, wl: Workload) -> RateState:
     return RateState(batch=1.0, t_decode_s=t_d, cycle_s=t_d, steps_per_cycle=1.0, cycle2_s2=t_d * t_d, count_pmf=np.array([1.0]))
 
 
+def _linear_percentiles(x: np.ndarray, percentiles) -> list[float]:
+    """np.percentile's default (linear between the two nearest order statistics), from a single
+    partition at those order statistics (np.percentile's own call costs several times that)."""
+    n = len(x)
+    if n == 1:
+        return [float(x[0])] * len(percentiles)
+    at = [(n - 1) * q / 100.0 for q in percentiles]
+    below = [min(int(math.floor(h)), n - 2) for h in at]
+    part = np.partition(x, sorted({k for lo in below for k in (lo, lo + 1)}))
+    return [float(part[lo] + (h - lo) * (part[lo + 1] - part[lo])) for h, lo in zip(at, below)]
+
+
 def _pct(x: np.ndarray, weights: np.ndarray | None = None) -> dict:
     if weights is None:
-        q = np.percentile(x, PERCENTILES)
-        return {"mean": float(x.mean()), "p50": float(q[0]), "p90": float(q[1]), "p99": float(q[2])}
+        q = _linear_percentiles(x, PERCENTILES)
+        return {"mean": float(x.mean()), "p50": q[0], "p90": q[1], "p99": q[2]}
     order = np.argsort(x)
     w = weights[order] / weights.sum()
     mid = np.cumsum(w) - w / 2.0  # each sample at the middle of its probability mass
@@ -810,6 +875,19 @@ def _truncated_poisson_quantiles(means: np.ndarray, u: np.ndarray) -> np.ndarray
     return np.minimum(at.reshape(len(means), len(u)) - np.arange(len(means))[:, None] * k_max, k_max - 1) + 1
 
 
+_POISSON_ROWS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _truncated_poisson_row(exponent: int, draws: int) -> np.ndarray:
+    """Zero-truncated Poisson quantiles of the grid mean NEXT_RATIO**exponent at the draws' strata
+    (the same at every load: kept by exponent)."""
+    row = _POISSON_ROWS.get((exponent, draws))
+    if row is None:
+        mean = np.array([NEXT_RATIO ** float(exponent)])
+        row = _POISSON_ROWS.setdefault((exponent, draws), _truncated_poisson_quantiles(mean, (np.arange(draws) + 0.5) / draws)[0])
+    return row
+
+
 def next_cycles(p, pool: PromptPool, b: float, ctx: float, state: RateState, lane_rate: float, draws: int,
                 draft_s: float | None) -> NextCycles:
     """The state's next-cycle table with `draws` per row (made once, kept on the state). The grid
@@ -827,21 +905,11 @@ def next_cycles(p, pool: PromptPool, b: float, ctx: float, state: RateState, lan
     step = math.log(NEXT_RATIO)
     first_row = int(math.floor(math.log(lane_rate * t_d) / step))
     rows = min(int(math.ceil(math.log(lane_rate * max(float(longest[0]), t_d)) / step)) - first_row + 1, NEXT_ROWS_MAX)
-    grid = NEXT_RATIO ** np.arange(first_row, first_row + rows, dtype=float)
-    counts = _truncated_poisson_quantiles(grid, (np.arange(draws) + 0.5) / draws).ravel()
-    # each draw's first prompt from its own stratum of the ascending prompt grid, shuffled so that
-    # the prompt's length does not follow the count's stratum
-    first = _even_picks(len(pool.tokens), draws)[np.random.default_rng(RNG_SEED + 1).permutation(draws)]
-    position = np.empty_like(pool.order)
-    position[pool.order] = np.arange(len(pool.order))
-    tok, att = pool.sums(np.append(counts, 0), np.append(np.tile(position[first], rows), 0))
-    # the first prompt at its stratum's mean, not its midpoint: a long-tailed prompt law keeps its
-    # mean (and the top stratum its weight) with a few hundred draws
-    strata = np.minimum(first * draws // len(pool.tokens), draws - 1)
-    per = len(pool.tokens) // draws if len(pool.tokens) % draws == 0 else 0
-    if per > 1:
-        tok[:-1] += np.tile(pool.tokens.reshape(draws, per).mean(axis=1)[strata] - pool.tokens[first], rows)
-        att[:-1] += np.tile(pool.attn.reshape(draws, per).mean(axis=1)[strata] - pool.attn[first], rows)
+    counts = np.concatenate([_truncated_poisson_row(e, draws) for e in range(first_row, first_row + rows)])
+    offsets, tok_shift, att_shift = pool.first_prompts(draws)
+    tok, att = pool.sums(np.append(counts, 0), np.append(np.tile(offsets, rows), 0))
+    tok[:-1] += np.tile(tok_shift, rows)
+    att[:-1] += np.tile(att_shift, rows)
     durations, steps = cycle_duration(p, b, ctx, tok, att, t_d, draft_s)  # the last: no prompt, a decode step
     made = NextCycles(draws, durations, steps, np.empty(0), np.empty(0, dtype=np.int64), first_row, rows)
     idle, next_row = made.after(lane_rate * durations)

@@ -132,3 +132,40 @@ async def test_the_modified_marker_repaints_the_title_without_reflowing_the_scre
         await pilot.pause()
         assert "modified" in str(title.render())
     assert "FixedTitle" not in layouts
+
+
+async def test_the_first_edit_marks_the_title_modified_without_repainting_the_screen(monkeypatch):
+    # App.sub_title is a repainting reactive: setting it repainted every widget on the screen each
+    # time " · modified" came or went (~20 ms of that keystroke's redraw); the title alone repaints
+    from textual.widget import Widget
+
+    from planner.tui.app import PlannerApp
+    from planner.tui.testing import settle
+    from planner.tui.widgets.header import FixedTitle
+
+    app = PlannerApp()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        screen = app.planner
+        repainted: list[str] = []
+        refresh = Widget.refresh
+
+        def recording(self, *regions, **kw):
+            if self is screen or self is app:
+                repainted.append(type(self).__name__)
+            return refresh(self, *regions, **kw)
+
+        field = screen.query_one("#load-rate-rps")
+        field.focus()
+        await pilot.press("end")
+        await settle(pilot)
+        monkeypatch.setattr(Widget, "refresh", recording)
+        await pilot.press("5")
+        await settle(pilot)
+        assert screen.dirty and "modified" in app.sub_title
+        assert "modified" in str(screen.query_one(FixedTitle).render())
+        await pilot.press("backspace")
+        await settle(pilot)
+        assert not screen.dirty and "modified" not in app.sub_title
+        assert "modified" not in str(screen.query_one(FixedTitle).render())
+        assert repainted == []

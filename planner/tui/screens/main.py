@@ -59,7 +59,7 @@ from planner.tui.compute import (
 from planner.tui.fields import BY_PATH, set_value
 from planner.tui.screens.dialogs import ConfirmDialog, FileDialog, display_path
 from planner.tui.widgets.charts import CostChart, LatencyChart
-from planner.tui.widgets.header import TitleHeader
+from planner.tui.widgets.header import TitleHeader, show_sub_title
 from planner.tui.widgets.panes import PANE_CLASSES, InputPane
 from planner.tui.widgets.results import TierDetail, TierTable, targets_text, update_in_place
 
@@ -187,7 +187,7 @@ class PlannerScreen(Screen[None]):
 
     def update_title(self) -> None:
         where = self.path.name if self.path is not None else "built-in default"
-        self.app.sub_title = f"{self.profile.name} · {where}" + (" · modified" if self.dirty else "")
+        show_sub_title(self, f"{self.profile.name} · {where}" + (" · modified" if self.dirty else ""))
 
     def update_status(self) -> None:
         parts: list = []

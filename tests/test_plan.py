@@ -370,3 +370,24 @@ def test_remembered_checks_give_the_same_plan_and_are_not_changed_by_it():
         if b["feasible"]:
             assert b["usd_month"] == pytest.approx(b["gpus"] * 9.0 * 730.0, rel=1e-3)
     assert plan_json(evaluate(sc)) == cold
+
+
+@pytest.mark.parametrize("model_id, tp, extra", [("llama-3.1-8b", 1, {}), ("llama-3.1-8b", 1, {"spec_k": 3}),
+                                                 ("llama-3.1-70b", 4, {"chunked_prefill": False}), ("mixtral-8x7b", 2, {})])
+def test_a_clear_quick_miss_is_a_full_fidelity_miss(model_id, tp, extra):
+    # the sizing skips full-fidelity sampling where the quick p99 is CLEAR_MISS times a target:
+    # that is safe only while quick p99s stay well under CLEAR_MISS times the full-fidelity ones
+    from planner.engine import catalog
+    from planner.engine.knobs import Knobs
+    from planner.engine.roofline import ServingConfig
+    from planner.engine.scenario import LengthDist
+    from planner.engine.serving import QUICK, Workload
+
+    p = replica_params(catalog.get_model(model_id), catalog.get_gpu("h100-sxm"), ServingConfig(tp=tp, **extra), Knobs())
+    wl = Workload(LengthDist(kind="lognormal", mean=1000, p90=2000), LengthDist(kind="exponential", mean=128))
+    max_rate = offline_throughput(p, wl)[0]
+    for load in (0.05, 0.3, 0.6, 0.85):
+        quick, full = rate_point(p, wl, load * max_rate, fidelity=QUICK), rate_point(p, wl, load * max_rate, fidelity=FULL)
+        for name in ("ttft_s", "tpot_s", "e2e_s"):
+            ratio = getattr(quick, name)["p99"] / getattr(full, name)["p99"]
+            assert ratio < plan_module.CLEAR_MISS / 1.1, (name, load, ratio)

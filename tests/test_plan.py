@@ -391,3 +391,28 @@ def test_a_clear_quick_miss_is_a_full_fidelity_miss(model_id, tp, extra):
         for name in ("ttft_s", "tpot_s", "e2e_s"):
             ratio = getattr(quick, name)["p99"] / getattr(full, name)["p99"]
             assert ratio < plan_module.CLEAR_MISS / 1.1, (name, load, ratio)
+
+
+@pytest.mark.parametrize("rate", [1.0, 15.0, 60.0])
+def test_tp_degrees_left_unsized_could_not_have_been_cheaper(rate):
+    # plan sizes a TP degree only if its capacity alone leaves it a chance to need the fewest GPUs;
+    # sizing every degree at full fidelity finds no fleet smaller than the plan's
+    from planner.engine.plan import fitting_tp_degrees, serving_config, size_replicas
+    from planner.engine.serving import Workload
+
+    sc = Scenario(load=Load(rate_rps=rate), optimizations=Optimizations(weights="fp8"))
+    clear_check_cache()
+    plan = evaluate(sc)
+    for t in plan.tiers:
+        knobs = knobs_for(t.gpu, None)
+        wl = Workload(sc.load.input_len, sc.load.output_len)
+        base = serving_config(sc, t.model, t.gpu, 1)
+        fewest = math.inf
+        for tp in fitting_tp_degrees(t.model, t.gpu, base, knobs, None):
+            cfg = plan_module._with(base, tp=tp)
+            s = size_replicas(sc, t.model, t.gpu, cfg, knobs, wl, rate)
+            if s.feasible:
+                fewest = min(fewest, s.replicas * tp * cfg.pp)
+        assert t.gpus == fewest, (t.tier, t.gpus, fewest, t.alternatives)
+        unsized = [a for a in t.alternatives if a["sized"] is False]
+        assert all(a["gpus"] > t.gpus and a["feasible"] is None for a in unsized), t.alternatives

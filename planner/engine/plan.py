@@ -463,23 +463,68 @@ def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl:
         cfg = _with(base, tp=degrees[-1])
         return TierPlan(tier, model, gpu, cfg, False, f"{too_long} ({_request_kv(model, gpu, cfg, knobs, wl)})",
                         usd_per_gpu_hour=price, binding="context limit")
-    results = [(cfg, size_replicas(scenario, model, gpu, cfg, knobs, wl, rate, confirm=False))
-               for cfg in (_with(base, tp=tp) for tp in degrees)]
-    cfg, best = _confirm_cheapest(scenario, model, gpu, knobs, wl, rate, results)
+    configs = [_with(base, tp=tp) for tp in degrees]
+    results, unsized = _size_tp_degrees(scenario, model, gpu, knobs, wl, rate, configs)
+    while True:
+        cfg, best = _confirm_cheapest(scenario, model, gpu, knobs, wl, rate, results)
+        # full fidelity can need more replicas than the quick search: a degree left unsized for
+        # needing more GPUs than the quick answer may need no more than the confirmed one
+        chosen_gpus = best.replicas * cfg.tp * cfg.pp if best is not None else math.inf
+        more = [c for c in configs if c.tp in unsized and unsized[c.tp] * c.tp * c.pp <= chosen_gpus]
+        if not more:
+            break
+        for c in more:
+            results.append((c, size_replicas(scenario, model, gpu, c, knobs, wl, rate, confirm=False)))
+            del unsized[c.tp]
+        results.sort(key=lambda r: r[0].tp)
     if best is None:
         # nothing meets the targets: the largest TP is the closest to fitting and has the lowest floor
         cfg, best = results[-1]
         if best.binding == "memory capacity":
             best.reason = _kv_reason(model, gpu, cfg, knobs, wl)
     tp_plan = _tier_result(scenario, tier, model, gpu, cfg, best, knobs, wl, price)
-    tp_plan.alternatives = [
-        {"tp": c.tp, "replicas": s.replicas, "gpus": s.replicas * c.tp * c.pp, "feasible": s.feasible,
-         "reason": s.reason, "usd_month": s.replicas * c.tp * c.pp * price * scenario.cost.hours_per_month}
-        for c, s in results
-    ]
+    hours = scenario.cost.hours_per_month
+    sized_by_tp = {c.tp: s for c, s in results}
+    tp_plan.alternatives = []
+    for c in configs:
+        if c.tp in sized_by_tp:
+            s = sized_by_tp[c.tp]
+            tp_plan.alternatives.append({"tp": c.tp, "replicas": s.replicas, "gpus": s.replicas * c.tp * c.pp, "feasible": s.feasible,
+                                         "reason": s.reason, "usd_month": s.replicas * c.tp * c.pp * price * hours, "sized": True})
+        else:
+            at_least = unsized[c.tp]
+            gpus = at_least * c.tp * c.pp
+            tp_plan.alternatives.append({
+                "tp": c.tp, "replicas": at_least, "gpus": gpus, "feasible": None, "usd_month": gpus * price * hours, "sized": False,
+                "reason": (f"not sized: the utilisation ceiling alone needs at least {gpus:,} GPUs at TP={c.tp}, more than "
+                           f"TP={cfg.tp}'s {tp_plan.gpus:,}")})
     if fleet.max_gpus is not None and tp_plan.gpus > fleet.max_gpus:
         return _capped(scenario, tp_plan, fleet.max_gpus, knobs, wl, price)
     return tp_plan
+
+
+def _size_tp_degrees(scenario, model, gpu, knobs, wl, rate, configs) -> tuple[list, dict[int, int]]:
+    """Quick sizings of the TP degrees that can need the fewest GPUs, branch and bound: a degree
+    whose utilisation-ceiling replicas alone (arithmetic on its capacity) need more GPUs than a
+    degree already sized, and than that degree at full fidelity, cannot be chosen and is not
+    sized. Returns the sized (config, result) in TP order and the unsized degrees' least replicas."""
+    least: dict[int, int] = {}
+    for c in configs:
+        max_rate = offline_throughput(replica_params(model, gpu, c, knobs), wl)[0]
+        needed = rate / (max_rate * scenario.slo.max_utilization) if max_rate > 0 else math.inf
+        least[c.tp] = 0 if rate <= 0 else max(1, math.ceil(needed - 1e-9)) if math.isfinite(needed) else -1
+    order = sorted(configs, key=lambda c: (least[c.tp] < 0, least[c.tp] * c.tp * c.pp, c.tp))
+    sized: dict[int, SizingResult] = {}
+
+    def fewest_gpus() -> float:
+        gpus = [sized[c.tp].replicas * c.tp * c.pp for c in configs if c.tp in sized and sized[c.tp].feasible]
+        return min(gpus, default=math.inf)
+
+    for c in order:  # no room at all (-1) sizes at once: the result says why
+        if least[c.tp] < 0 or least[c.tp] * c.tp * c.pp <= fewest_gpus():
+            sized[c.tp] = size_replicas(scenario, model, gpu, c, knobs, wl, rate, confirm=False)
+    results = [(c, sized[c.tp]) for c in configs if c.tp in sized]
+    return results, {tp: n for tp, n in least.items() if tp not in sized}
 
 
 def _confirm_cheapest(scenario, model, gpu, knobs, wl, rate, results) -> tuple[ServingConfig, SizingResult | None]:

@@ -74,8 +74,10 @@ prefill on. Speculative decoding yields (1 − a^(k+1)) / (1 − a) tokens per s
 prefix caching).
 
 **Sizing.** Per tier and TP degree: the fewest replicas whose per-replica load meets every target
-at its percentile and stays under the utilisation ceiling; the cheapest TP degree wins. A target
-below the zero-load floor (one request on an idle replica) makes the tier infeasible.
+at its percentile and stays under the utilisation ceiling; the cheapest TP degree wins. A degree
+whose capacity alone (replicas at the utilisation ceiling) needs more GPUs than the winner is not
+sized and shows as "≥ N GPUs". A target below the zero-load floor (one request on an idle replica)
+makes the tier infeasible.
 
 **Cost.** GPUs × $/GPU-hour (catalog on-demand price, or your override, less the discount) × 730
 hours a month (8760 / 12). Energy: GPU power from 43% of TDP idle to 86% busy (fitted to ML.ENERGY
@@ -116,7 +118,7 @@ def help_markdown() -> str:
         parts.append(f"- **{row.label}** — {row.help}")
     parts.append("\n**Detail view** — memory per GPU (weights, KV cache, other, against the usable budget), "
                  "which resource bounds a decode step and why, what sized the fleet, and the cost of each "
-                 "tensor-parallel option that was tried.\n")
+                 "tensor-parallel option (≥ N GPUs: ruled out by its capacity alone, not sized).\n")
     parts.append("**Latency vs load** — the selected tier's TTFT and TPOT at the target percentiles as the "
                  "offered load on its fleet rises from zero to saturation (log scale); horizontal lines are "
                  "the targets, the vertical line the planned peak rate.\n")

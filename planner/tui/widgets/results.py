@@ -228,7 +228,10 @@ def detail_content(result: Result, tier: str, width: int) -> Content:
             if i:
                 parts.append(" · ")
             chosen = a["tp"] == t["tp"] and t["feasible"]
-            text = f"{a['tp']}: {a['gpus']} GPUs {_money(a['usd_month'])}" if a["feasible"] else f"{a['tp']}: {MISSED}"
+            if a.get("sized") is False:  # ruled out by its capacity alone: a lower bound
+                text = f"{a['tp']}: ≥{a['gpus']} GPUs"
+            else:
+                text = f"{a['tp']}: {a['gpus']} GPUs {_money(a['usd_month'])}" if a["feasible"] else f"{a['tp']}: {MISSED}"
             parts.append((text + (" ✓" if chosen else ""), "bold $accent" if chosen else ""))
         lines.append(Content.assemble(*parts))
     return Content("\n").join(lines)

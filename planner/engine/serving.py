@@ -839,16 +839,18 @@ class NextCycles:
         row = np.rint(np.log(np.maximum(m, 1e-300)) / math.log(NEXT_RATIO)) - self.first_row
         return np.exp(-m), np.clip(row, 0, self.rows - 1).astype(np.int64) * self.draws
 
-    def walk(self, m: np.ndarray, uniforms: np.ndarray, times: np.ndarray, counts: np.ndarray) -> None:
+    def walk(self, m: np.ndarray, rng: np.random.Generator, times: np.ndarray, counts: np.ndarray) -> None:
         """Cumulative durations and steps (rows of `times`, `counts`) of the cycles after ones
-        bringing m arrivals on average, one row of uniforms per cycle: no arrival when u < e^-m,
-        else the draw that u's trailing digits pick in the row."""
+        bringing m arrivals on average, one row of uniforms per cycle (drawn as it goes, so they
+        stay in cache): no arrival when u < e^-m, else the draw that u's trailing digits pick in
+        the row."""
         idle, row = self.after(m)
         spread = DRAW_BITS * self.draws
         mask = self.draws - 1  # draws per row are a power of two: the draw is the low bits
         last = len(self.durations) - 1  # the plain decode step (no arrival)
         single_steps = bool(np.all(self.steps == 1.0))  # most tables: no cycle spills over the budget
-        for i, u in enumerate(uniforms):
+        for i in range(len(times)):
+            u = rng.random(len(m))
             at = np.where(u < idle, last, row + ((u * spread).astype(np.int64) & mask))
             np.add(times[i - 1] if i else 0.0, self.durations[at], out=times[i])
             if single_steps:
@@ -950,7 +952,7 @@ def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own,
     if lane_rate > 0:
         # a walk over the next-cycle table's entries; the first step starts from the own cycle
         table = next_cycles(p, pool, b, ctx, state, lane_rate, draws, draft_s)
-        table.walk(lane_rate * own, rng.random((cycles, n)), times_a, counts_a)
+        table.walk(lane_rate * own, rng, times_a, counts_a)
     else:
         times_a[0], counts_a[0] = state.t_decode_s, 1.0
     reached = counts_a >= need[None, :]

@@ -12,9 +12,11 @@ Open-loop model (derived from the modeling digest §4.3, §5 and §9.3):
 - TTFT = residual of the length-biased cycle in progress + the cycle that prefills this prompt with
   the prompts that arrived alongside it;
 - TPOT per request follows the cycles after its own prefill (their prompts arrived during the
-  cycle before, which clusters slow steps) and the drift of the running batch, whose fluctuations
-  the fixed point's gain amplifies near saturation; E2E = TTFT + (L_out - 1) TPOT. Short requests
-  are importance-sampled (they set the TPOT tail); an idle replica needs no sampling at all.
+  cycle before, which clusters slow steps), each drawn from a table of the next cycle by the
+  arrivals the last one brings (NextCycles), and the drift of the running batch, whose
+  fluctuations the fixed point's gain amplifies near saturation; E2E = TTFT + (L_out - 1) TPOT.
+  Short requests are importance-sampled (they set the TPOT tail); an idle replica needs no
+  sampling at all.
 Checked against a discrete-event simulation of the same scheduler (tests/simulation).
 """
 

@@ -59,7 +59,8 @@ cycles: each cycle prefills the prompts that arrived during the previous one (sp
 steps past the token budget) alongside the running decodes. The cycle lengths form a Markov chain,
 solved with the running batch (Little's law: batch = rate × decode tokens × step) as a fixed point.
 TTFT = the rest of the cycle in progress + the cycle that prefills the prompt with those that
-arrived alongside it; TPOT follows the cycles after a request's own prefill, then the slow drift of
+arrived alongside it; TPOT follows the cycles after a request's own prefill (each drawn from a table
+of the next cycle by the arrivals the last one brings), then the slow drift of
 the step duration (a linear-noise approximation of step and batch together: prefill-heavy steps
 gather more arrivals, so near saturation the batch swings about twice as far as Poisson arrivals
 alone); E2E = TTFT + (output − 1) × TPOT. Checked against a discrete-event simulation of the same

@@ -445,3 +445,21 @@ def test_poisson_counts_are_poisson_and_grow_with_the_mean():
     low = poisson_counts(np.random.default_rng(11), means)
     high = poisson_counts(np.random.default_rng(11), means * 1.1)
     assert np.all(high >= low)
+
+
+@pytest.mark.parametrize("rate", [5e-324, 1e-300, 1e-12])
+def test_a_vanishing_load_gives_the_idle_latencies_not_nan(rate):
+    # a rate so small that lane rate x step underflows took the log of zero in the next-cycle
+    # table, and the batch drift divided by a vanishing memory (NaN TPOT p99)
+    import warnings
+
+    p = replica_params(llama8b(), h100(), ServingConfig(), Knobs())
+    wl = Workload(LengthDist(kind="fixed", mean=1000), LengthDist(kind="fixed", mean=100))
+    idle = rate_point(p, wl, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        point = rate_point(p, wl, rate)
+    for name in ("ttft_s", "tpot_s", "e2e_s"):
+        for stat in ("p50", "p90", "p99"):
+            value = getattr(point, name)[stat]
+            assert math.isfinite(value) and value == pytest.approx(getattr(idle, name)[stat], rel=0.02), (name, stat)

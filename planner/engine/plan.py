@@ -292,6 +292,18 @@ class _ReplicaCheck:
             return True
         return self.rate / n / self._max_rate > self.scenario.slo.max_utilization + 1e-9
 
+    def at_full(self, n: int) -> tuple[bool, OperatingPoint | None]:
+        """Whether n replicas pass at full fidelity (the numbers shown), sampling at full fidelity
+        only when cheaper evidence cannot tell: over the utilisation ceiling (or unstable) is
+        arithmetic on the capacity, and a quick-fidelity percentile far over its target misses at
+        full fidelity too. The point is None when nothing was solved."""
+        if self.over_ceiling(n):
+            return False, None
+        quick_misses, quick = self.misses(n, QUICK)
+        if "unstable" in quick_misses or _clearly_misses(self.scenario, quick):
+            return False, quick
+        return self(n, FULL)
+
     def __call__(self, n: int, fidelity: Fidelity | None = None) -> tuple[bool, OperatingPoint]:
         misses, point = self.misses(n, fidelity)
         return not misses, point
@@ -371,14 +383,7 @@ def _confirmed(n: int, binding: str, ok, cfg: ServingConfig, floor) -> SizingRes
     search stopped, only the number of full-fidelity checks does."""
 
     def full(m: int, _fidelity=None) -> tuple[bool, OperatingPoint | None]:
-        # over the utilisation ceiling (or unstable) is arithmetic on the capacity: nothing to solve
-        if ok.over_ceiling(m):
-            return False, None
-        # a quick-fidelity percentile far over its target misses at full fidelity too
-        quick_misses, quick = ok.misses(m, QUICK)
-        if "unstable" in quick_misses or _clearly_misses(ok.scenario, quick):
-            return False, quick
-        return ok(m, FULL)
+        return ok.at_full(m)
 
     good, point = full(n)
     if good:
@@ -406,8 +411,8 @@ CLEAR_MISS = 1.25  # quick-fidelity percentile over target by this factor: a mis
 def _clearly_misses(scenario: Scenario, quick: OperatingPoint) -> bool:
     """Whether a quick-fidelity point misses a latency target by CLEAR_MISS or more. Quick p99s
     have come out 0.79-1.09 times the full-fidelity ones (96 operating points of five models with
-    and without speculation, chunking and prefix hits, 2-90% load), so such a miss is a miss at
-    full fidelity and needs no full-fidelity sampling to show it."""
+    and without speculation, chunking and prefix hits, 2-90% load), p90s 0.94-1.09, so such a miss
+    is a miss at full fidelity and needs no full-fidelity sampling to show it."""
     slo = scenario.slo
     checks = ((slo.ttft_ms, slo.ttft_percentile, quick.ttft_s), (slo.tpot_ms, slo.tpot_percentile, quick.tpot_s),
               (slo.e2e_ms, slo.e2e_percentile, quick.e2e_s))
@@ -465,18 +470,9 @@ def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl:
                         usd_per_gpu_hour=price, binding="context limit")
     configs = [_with(base, tp=tp) for tp in degrees]
     results, unsized = _size_tp_degrees(scenario, model, gpu, knobs, wl, rate, configs)
-    while True:
-        cfg, best = _confirm_cheapest(scenario, model, gpu, knobs, wl, rate, results)
-        # full fidelity can need more replicas than the quick search: a degree left unsized for
-        # needing more GPUs than the quick answer may need no more than the confirmed one
-        chosen_gpus = best.replicas * cfg.tp * cfg.pp if best is not None else math.inf
-        more = [c for c in configs if c.tp in unsized and unsized[c.tp] * c.tp * c.pp <= chosen_gpus]
-        if not more:
-            break
-        for c in more:
-            results.append((c, size_replicas(scenario, model, gpu, c, knobs, wl, rate, confirm=False)))
-            del unsized[c.tp]
-        results.sort(key=lambda r: r[0].tp)
+    cfg, best = _confirm_cheapest(scenario, model, gpu, knobs, wl, rate, results)
+    if best is not None and best.replicas > 0:
+        cfg, best = _fewest_at_full(scenario, model, gpu, knobs, wl, rate, configs, results, unsized, cfg, best)
     if best is None:
         # nothing meets the targets: the largest TP is the closest to fitting and has the lowest floor
         cfg, best = results[-1]
@@ -506,8 +502,9 @@ def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl:
 def _size_tp_degrees(scenario, model, gpu, knobs, wl, rate, configs) -> tuple[list, dict[int, int]]:
     """Quick sizings of the TP degrees that can need the fewest GPUs, branch and bound: a degree
     whose utilisation-ceiling replicas alone (arithmetic on its capacity) need more GPUs than a
-    degree already sized, and than that degree at full fidelity, cannot be chosen and is not
-    sized. Returns the sized (config, result) in TP order and the unsized degrees' least replicas."""
+    degree already sized is not sized here (plan_tier checks it again against the confirmed
+    choice). Returns the sized (config, result) in TP order and the unsized degrees' least
+    replicas."""
     least: dict[int, int] = {}
     for c in configs:
         max_rate = offline_throughput(replica_params(model, gpu, c, knobs), wl)[0]
@@ -525,6 +522,34 @@ def _size_tp_degrees(scenario, model, gpu, knobs, wl, rate, configs) -> tuple[li
             sized[c.tp] = size_replicas(scenario, model, gpu, c, knobs, wl, rate, confirm=False)
     results = [(c, sized[c.tp]) for c in configs if c.tp in sized]
     return results, {tp: n for tp, n in least.items() if tp not in sized}
+
+
+def _fewest_at_full(scenario, model, gpu, knobs, wl, rate, configs, results, unsized, cfg, best) -> tuple[ServingConfig, SizingResult]:
+    """The confirmed choice, made the fewest GPUs at full fidelity among every degree: quick sizes
+    can be off by a replica or more either way, so the quick order alone can pick a degree another
+    beats once both are confirmed. A degree beats the choice only if it passes with fewer GPUs,
+    which one full-fidelity check at its most replicas under the choice's GPUs tells (latency falls
+    with replicas; mostly settled by the utilisation ceiling or a clear quick miss); one that
+    passes is sized and confirmed, and the round repeats with it. `results` and `unsized` are
+    updated in place."""
+    improved = True
+    while improved:
+        improved = False
+        best_gpus = best.replicas * cfg.tp * cfg.pp
+        for c in configs:
+            per_replica = c.tp * c.pp
+            fewer = (best_gpus - 1) // per_replica  # the most replicas of c with fewer GPUs
+            if c.tp == cfg.tp or fewer < 1 or unsized.get(c.tp, 0) > fewer:
+                continue
+            if not replica_check(scenario, replica_params(model, gpu, c, knobs), wl, rate).at_full(fewer)[0]:
+                continue
+            sized = size_replicas(scenario, model, gpu, c, knobs, wl, rate)
+            if sized.feasible and sized.replicas * per_replica < best_gpus:
+                results[:] = sorted([r for r in results if r[0].tp != c.tp] + [(c, sized)], key=lambda r: r[0].tp)
+                unsized.pop(c.tp, None)
+                cfg, best, improved = c, sized, True
+                break
+    return cfg, best
 
 
 def _confirm_cheapest(scenario, model, gpu, knobs, wl, rate, results) -> tuple[ServingConfig, SizingResult | None]:

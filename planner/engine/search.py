@@ -212,6 +212,7 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
     # with it, which one check at that count tells (latency falls with replicas), before sizing it.
     # Max batch changes no latency of a stable replica (it caps the batch, hence stability and
     # capacity), so a budget whose latency misses there rules out all its max-batch settings.
+    # (A setting that would tie the fleet's cost with a lower p99 is not looked for.)
     late: set[tuple] = set()  # (fleet, replicas, budget) whose latency misses
     checks = 0
     for i in variants:

@@ -223,10 +223,12 @@ class PromptPool:
 
     def first_prompts(self, draws: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For next-cycle draws: the stream offset where each draw's prompts start, its first
-        prompt from its own stratum of the ascending prompt grid (shuffled so that the prompt's
-        length does not follow the count's stratum), and the shifts of token and attention sums
-        that put that first prompt at its stratum's mean rather than its midpoint (a long-tailed
-        prompt law keeps its mean, and the top stratum its weight, with a few hundred draws)."""
+        prompt from its own stratum of the prompt grid (the length law's quantiles, ascending
+        unless prefix hits round some prompts down; shuffled so that the prompt's length does not
+        follow the count's stratum), and the shifts of token and attention sums that put that
+        first prompt at its stratum's mean rather than its midpoint (a long-tailed prompt law keeps
+        its mean, and the top stratum its weight, with a few hundred draws). The shifts are zero
+        when the draws do not divide the grid into whole strata."""
         made = self._cumulative.get(("first", draws))
         if made is None:
             n = len(self.tokens)
@@ -811,7 +813,11 @@ def _distributions(p, wl, pool: PromptPool, point: OperatingPoint, lane_rate: fl
 
 NEXT_RATIO = 1.2  # consecutive arrival means of the next-cycle grid (the nearest row: within 10%)
 NEXT_ROWS_MAX = 160  # grid rows at most (beyond: the top row, for cycles ~1e12 times a decode step)
-DRAW_BITS = 4096.0  # a path's uniform picks the arrival with its leading digits, the draw with the rest
+# A path's uniform u decides the arrival (u < e^-m: none) and, through its bits 13-20, the row's
+# draw. Below about 2.4e-4 expected arrivals a cycle, the arriving u span too few steps of 2^-20 to
+# reach every draw (the rare arrival's first prompt is then not stratified); such cycles almost
+# never bring one, and moving the draw to lower bits reshuffles every path of every plan.
+DRAW_BITS = 4096.0
 
 
 @dataclass(frozen=True)
@@ -949,9 +955,10 @@ def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own,
     n = len(l_out)
     tokens = float(spec_tokens_per_step(p))
     need = np.maximum(l_out - 1.0, 1.0) / tokens  # decode steps in the request's window
-    cycles = path_cycles if lane_rate > 0 else 1
+    arrivals = lane_rate * state.t_decode_s > 1e-300  # a rate so small that no cycle sees an arrival: none
+    cycles = path_cycles if arrivals else 1
     times_a, counts_a = np.empty((cycles, n)), np.empty((cycles, n))  # cumulative time and steps after each cycle
-    if lane_rate > 0:
+    if arrivals:
         # a walk over the next-cycle table's entries; the first step starts from the own cycle
         table = next_cycles(p, pool, b, ctx, state, lane_rate, draws, draft_s)
         table.walk(lane_rate * own, rng, times_a, counts_a)
@@ -990,7 +997,8 @@ def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own,
             start_shift = 0.0
         # over a window of x correlation times, an Ornstein-Uhlenbeck deviation's mean has variance
         # 2 (x - 1 + e^-x) / x^2 of the pointwise one, and a known start decays to (1 - e^-x) / x of it
-        x = np.maximum(need * state.step_s / memory, 1e-9)
+        with np.errstate(over="ignore", divide="ignore"):  # a vanishing memory (a load near zero): x huge, no drift
+            x = np.clip(need * state.step_s / memory, 1e-9, 1e12)
         window_sd = np.sqrt(2.0 * (x - 1.0 + np.exp(-x)) / (x * x))
         window_start = -np.expm1(-x) / x
         step_dev = start_shift * window_start + slow_sd * rng.standard_normal(n) * window_sd

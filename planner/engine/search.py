@@ -31,7 +31,9 @@ KVS = ("bf16", "fp8")
 TPS = (1, 2, 4, 8)
 MAX_SEQS = (64, 128, 256, 512, 1024)
 BUDGETS = (2048, 4096, 8192, 16384)
-EXACT_LIMIT = 40  # exact sizings per tier at most (each is a full plan sizing)
+EXACT_LIMIT = 80  # exact sizings per tier at most (each is a full plan sizing)
+VARIANT_CHECKS = 40  # checks of other engine limits of sized fleets per tier at most (one count each)
+VARIANT_SIZINGS = 10  # and sizings of those that pass
 
 
 @dataclass
@@ -213,6 +215,7 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
     # Max batch changes no latency of a stable replica (it caps the batch, hence stability and
     # capacity), so a budget whose latency misses there rules out all its max-batch settings.
     # (A setting that would tie the fleet's cost with a lower p99 is not looked for.)
+    fleets_sized = len(candidates)
     late: set[tuple] = set()  # (fleet, replicas, budget) whose latency misses
     checks = 0
     for i in variants:
@@ -225,7 +228,7 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
         if budget in late:
             unhelpful_limits += 1
             continue
-        if len(candidates) >= EXACT_LIMIT + EXACT_LIMIT // 4 or checks >= EXACT_LIMIT:
+        if len(candidates) >= fleets_sized + VARIANT_SIZINGS or checks >= VARIANT_CHECKS:
             notes.append("other max-batch and token-budget settings of the leading fleets were not all sized")
             break
         checks += 1

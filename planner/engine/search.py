@@ -20,10 +20,10 @@ import numpy as np
 
 from planner.engine import catalog
 from planner.engine.knobs import Calibration, shipped_calibration
-from planner.engine.plan import replica_check, serving_config, size_replicas
+from planner.engine.plan import replica_check, serving_config, size_replicas, slo_misses
 from planner.engine.roofline import ReplicaParams, ServingConfig, kv_capacity_tokens, memory_per_gpu, replica_params, step_time
 from planner.engine.scenario import Scenario
-from planner.engine.serving import FULL, Workload
+from planner.engine.serving import Workload
 from planner.engine.specs import GpuSpec, ModelSpec
 
 WEIGHTS = ("bf16", "fp8", "int8", "int4", "fp4")
@@ -290,12 +290,20 @@ def _exact(scenario, model, gpu, cfg, wl, usd_lb, price, calibration) -> Candida
 
 def _misses_with(scenario: Scenario, config: tuple, replicas: int, wl: Workload, calibration) -> list[str]:
     """What `replicas` replicas of this configuration miss at the peak load (at the fidelity plan
-    shows), with the checks plan's sizing remembers; no replica at all misses everything."""
+    shows), with the checks plan's sizing remembers; no replica at all misses everything. The
+    utilisation ceiling is arithmetic and a clear quick-fidelity miss needs no full sampling, as in
+    plan's confirmation."""
     if replicas < 1:
         return ["unstable"]
     model, gpu, cfg = config
     p = replica_params(model, gpu, cfg, (calibration or shipped_calibration()).for_family(gpu.family))
-    return replica_check(scenario, p, wl, scenario.load.peak_rate_rps).misses(replicas, FULL)[0]
+    check = replica_check(scenario, p, wl, scenario.load.peak_rate_rps)
+    if check.over_ceiling(replicas):
+        return ["utilisation ceiling"]
+    passed, point = check.at_full(replicas)
+    if passed:
+        return []
+    return slo_misses(scenario, point) or ["latency"]
 
 
 def pareto(cands: list[Candidate], latency: str) -> list[Candidate]:

@@ -195,14 +195,14 @@ def size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Servi
     fixed points the search solved)."""
     p = replica_params(model, gpu, cfg, knobs)
     ok = replica_check(scenario, p, wl, rate)
-    sized = _size_replicas(scenario, model, gpu, cfg, wl, rate, confirm, p, ok)
+    sized = _size_replicas(scenario, model, gpu, cfg, wl, rate, confirm, ok)
     sized.check = ok
     return sized
 
 
 def _size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, wl: Workload, rate: float,
-                   confirm: bool, p, ok: _ReplicaCheck) -> SizingResult:
-    max_rate, _, _ = offline_throughput(p, wl)
+                   confirm: bool, ok: _ReplicaCheck) -> SizingResult:
+    max_rate = ok.max_rate
     floor = ok.floor()
     if max_rate <= 0:
         return SizingResult(cfg.tp, 0, None, False, "no room for a single request's KV cache", "memory capacity", floor)
@@ -212,10 +212,9 @@ def _size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Serv
     if rate <= 0:
         return SizingResult(cfg.tp, 0, floor, True, "", "no load", floor)
     util_cap = scenario.slo.max_utilization
-    needed = rate / (max_rate * util_cap)  # replicas the utilisation ceiling alone asks for
-    if not math.isfinite(needed) or needed > MAX_REPLICAS:
+    lo = ok.least_replicas()
+    if not math.isfinite(lo) or lo > MAX_REPLICAS:
         return SizingResult(cfg.tp, 0, floor, False, _too_many(rate, max_rate, util_cap), "utilisation ceiling", floor)
-    lo = max(1, math.ceil(needed - 1e-9))
 
     def done(n: int, binding: str, point: OperatingPoint) -> SizingResult:
         if confirm:
@@ -283,26 +282,38 @@ class _ReplicaCheck:
             self._floor = idle_floor(self.p, self.wl)
         return self._floor
 
+    @property
+    def max_rate(self) -> float:
+        """One replica's saturation throughput (req/s)."""
+        if self._max_rate is None:
+            self._max_rate = offline_throughput(self.p, self.wl)[0]
+        return self._max_rate
+
+    def least_replicas(self) -> float:
+        """Replicas the utilisation ceiling alone asks for: 0 with no load, inf with no capacity."""
+        if self.rate <= 0:
+            return 0
+        needed = self.rate / (self.max_rate * self.scenario.slo.max_utilization) if self.max_rate > 0 else math.inf
+        return max(1, math.ceil(needed - 1e-9)) if math.isfinite(needed) else math.inf
+
     def over_ceiling(self, n: int) -> bool:
         """Whether n replicas' share of the load puts each over the utilisation ceiling (or over
         its capacity): arithmetic on the saturation throughput, nothing solved."""
-        if self._max_rate is None:
-            self._max_rate = offline_throughput(self.p, self.wl)[0]
-        if self._max_rate <= 0:
+        if self.max_rate <= 0:
             return True
-        return self.rate / n / self._max_rate > self.scenario.slo.max_utilization + 1e-9
+        return self.rate / n / self.max_rate > self.scenario.slo.max_utilization + 1e-9
 
-    def at_full(self, n: int) -> tuple[bool, OperatingPoint | None]:
-        """Whether n replicas pass at full fidelity (the numbers shown), sampling at full fidelity
-        only when cheaper evidence cannot tell: over the utilisation ceiling (or unstable) is
-        arithmetic on the capacity, and a quick-fidelity percentile far over its target misses at
-        full fidelity too. The point is None when nothing was solved."""
+    def misses_at_full(self, n: int) -> tuple[list[str], OperatingPoint | None]:
+        """The targets n replicas miss at full fidelity (the numbers shown), sampling at full
+        fidelity only when cheaper evidence cannot tell: over the utilisation ceiling is arithmetic
+        on the capacity, and an unstable replica or a quick-fidelity percentile far over its
+        target misses at full fidelity too. The point is None when nothing was solved."""
         if self.over_ceiling(n):
-            return False, None
+            return ["utilisation ceiling"], None
         quick_misses, quick = self.misses(n, QUICK)
         if "unstable" in quick_misses or _clearly_misses(self.scenario, quick):
-            return False, quick
-        return self(n, FULL)
+            return quick_misses, quick
+        return self.misses(n, FULL)
 
     def __call__(self, n: int, fidelity: Fidelity | None = None) -> tuple[bool, OperatingPoint]:
         misses, point = self.misses(n, fidelity)
@@ -383,7 +394,8 @@ def _confirmed(n: int, binding: str, ok, cfg: ServingConfig, floor) -> SizingRes
     search stopped, only the number of full-fidelity checks does."""
 
     def full(m: int, _fidelity=None) -> tuple[bool, OperatingPoint | None]:
-        return ok.at_full(m)
+        misses, point = ok.misses_at_full(m)
+        return not misses, point
 
     good, point = full(n)
     if good:
@@ -505,20 +517,16 @@ def _size_tp_degrees(scenario, model, gpu, knobs, wl, rate, configs) -> tuple[li
     degree already sized is not sized here (plan_tier checks it again against the confirmed
     choice). Returns the sized (config, result) in TP order and the unsized degrees' least
     replicas."""
-    least: dict[int, int] = {}
-    for c in configs:
-        max_rate = offline_throughput(replica_params(model, gpu, c, knobs), wl)[0]
-        needed = rate / (max_rate * scenario.slo.max_utilization) if max_rate > 0 else math.inf
-        least[c.tp] = 0 if rate <= 0 else max(1, math.ceil(needed - 1e-9)) if math.isfinite(needed) else -1
-    order = sorted(configs, key=lambda c: (least[c.tp] < 0, least[c.tp] * c.tp * c.pp, c.tp))
+    least = {c.tp: replica_check(scenario, replica_params(model, gpu, c, knobs), wl, rate).least_replicas() for c in configs}
+    order = sorted(configs, key=lambda c: (least[c.tp] * c.tp * c.pp, c.tp))
     sized: dict[int, SizingResult] = {}
 
     def fewest_gpus() -> float:
         gpus = [sized[c.tp].replicas * c.tp * c.pp for c in configs if c.tp in sized and sized[c.tp].feasible]
         return min(gpus, default=math.inf)
 
-    for c in order:  # no room at all (-1) sizes at once: the result says why
-        if least[c.tp] < 0 or least[c.tp] * c.tp * c.pp <= fewest_gpus():
+    for c in order:  # no room at all (inf) sizes too: the result says why
+        if not math.isfinite(least[c.tp]) or least[c.tp] * c.tp * c.pp <= fewest_gpus():
             sized[c.tp] = size_replicas(scenario, model, gpu, c, knobs, wl, rate, confirm=False)
     results = [(c, sized[c.tp]) for c in configs if c.tp in sized]
     return results, {tp: n for tp, n in least.items() if tp not in sized}
@@ -541,7 +549,7 @@ def _fewest_at_full(scenario, model, gpu, knobs, wl, rate, configs, results, uns
             fewer = (best_gpus - 1) // per_replica  # the most replicas of c with fewer GPUs
             if c.tp == cfg.tp or fewer < 1 or unsized.get(c.tp, 0) > fewer:
                 continue
-            if not replica_check(scenario, replica_params(model, gpu, c, knobs), wl, rate).at_full(fewer)[0]:
+            if replica_check(scenario, replica_params(model, gpu, c, knobs), wl, rate).misses_at_full(fewer)[0]:
                 continue
             sized = size_replicas(scenario, model, gpu, c, knobs, wl, rate)
             if sized.feasible and sized.replicas * per_replica < best_gpus:

@@ -20,7 +20,7 @@ import numpy as np
 
 from planner.engine import catalog
 from planner.engine.knobs import Calibration, shipped_calibration
-from planner.engine.plan import replica_check, serving_config, size_replicas, slo_misses
+from planner.engine.plan import replica_check, serving_config, size_replicas
 from planner.engine.roofline import ReplicaParams, ServingConfig, kv_capacity_tokens, memory_per_gpu, replica_params, step_time
 from planner.engine.scenario import Scenario
 from planner.engine.serving import Workload
@@ -297,13 +297,7 @@ def _misses_with(scenario: Scenario, config: tuple, replicas: int, wl: Workload,
         return ["unstable"]
     model, gpu, cfg = config
     p = replica_params(model, gpu, cfg, (calibration or shipped_calibration()).for_family(gpu.family))
-    check = replica_check(scenario, p, wl, scenario.load.peak_rate_rps)
-    if check.over_ceiling(replicas):
-        return ["utilisation ceiling"]
-    passed, point = check.at_full(replicas)
-    if passed:
-        return []
-    return slo_misses(scenario, point) or ["latency"]
+    return replica_check(scenario, p, wl, scenario.load.peak_rate_rps).misses_at_full(replicas)[0]
 
 
 def pareto(cands: list[Candidate], latency: str) -> list[Candidate]:

@@ -204,7 +204,7 @@ class PromptPool:
     tokens: np.ndarray
     attn: np.ndarray
     order: np.ndarray
-    _cumulative: dict = field(default_factory=dict, compare=False, repr=False)  # sums of the tiled stream, by repeats
+    _cumulative: dict = field(default_factory=dict, compare=False, repr=False)  # sums and draws made from the pool, by kind
 
     @classmethod
     def build(cls, p: ReplicaParams, wl: Workload) -> PromptPool:
@@ -709,16 +709,10 @@ POISSON_EXACT_BELOW = 30.0
 def poisson_counts(rng: np.random.Generator, means: np.ndarray) -> np.ndarray:
     """Poisson draws by inverse CDF of fixed seeded uniforms: the same uniform maps to a count that
     only grows with the mean, so latencies built on these draws only grow with the load (no
-    sampling wobble in the sizing search)."""
+    sampling wobble in the sizing search). Large means use the normal approximation. The CDF walk
+    carries on only for the draws not yet placed."""
     means = np.asarray(means, dtype=float)
-    return poisson_quantiles(means, rng.random(len(means)))
-
-
-def poisson_quantiles(means: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Inverse Poisson CDF at probabilities u. Large means use the normal approximation. The CDF
-    walk carries on only for the draws not yet placed."""
-    means = np.asarray(means, dtype=float)
-    u = np.asarray(u, dtype=float)
+    u = rng.random(len(means))
     counts = np.zeros(len(means), dtype=np.int64)
     large = means >= POISSON_EXACT_BELOW
     active, lam, target = None, means, u  # None: every draw (most calls have no large mean)
@@ -868,21 +862,12 @@ class NextCycles:
             idle, row = self.idle[at], self.next_row[at]
 
 
-def _truncated_poisson_quantiles(means: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Quantiles at probabilities u (ascending) of Poisson counts conditioned on at least one, for
-    each mean: row i holds them for means[i]. Exact CDFs in log space (no normal approximation,
-    no underflow at large means), searched all at once: row i's CDF, offset by i, keeps the
-    concatenation ascending."""
-    k_max = int(means.max() + 10.0 * math.sqrt(means.max()) + 12)
-    k = np.arange(1, k_max + 1, dtype=float)
-    log_fact = np.cumsum(np.log(k))
-    log_pmf = k[None, :] * np.log(means)[:, None] - means[:, None] - log_fact[None, :]
-    pmf = np.exp(log_pmf)
-    cdf = np.cumsum(pmf, axis=1) / np.maximum(-np.expm1(-means), 1e-300)[:, None]  # P(K <= k | K >= 1)
-    rows = np.arange(len(means), dtype=float)[:, None]
-    flat = (np.minimum(cdf, 1.0) + rows).ravel()
-    at = np.searchsorted(flat, (u[None, :] + rows).ravel(), side="left")  # first k whose CDF reaches u
-    return np.minimum(at.reshape(len(means), len(u)) - np.arange(len(means))[:, None] * k_max, k_max - 1) + 1
+def _truncated_poisson_quantiles(mean: float, u: np.ndarray) -> np.ndarray:
+    """Quantiles at probabilities u of Poisson(mean) counts conditioned on at least one, from the
+    exact CDF in log space (no normal approximation, no underflow at large means)."""
+    k = np.arange(1, int(mean + 10.0 * math.sqrt(mean) + 12) + 1, dtype=float)
+    cdf = np.cumsum(np.exp(k * math.log(mean) - mean - np.cumsum(np.log(k)))) / max(-math.expm1(-mean), 1e-300)
+    return np.minimum(np.searchsorted(np.minimum(cdf, 1.0), u, side="left"), len(k) - 1) + 1
 
 
 _POISSON_ROWS: dict[tuple[int, int], np.ndarray] = {}
@@ -893,8 +878,8 @@ def _truncated_poisson_row(exponent: int, draws: int) -> np.ndarray:
     (the same at every load: kept by exponent)."""
     row = _POISSON_ROWS.get((exponent, draws))
     if row is None:
-        mean = np.array([NEXT_RATIO ** float(exponent)])
-        row = _POISSON_ROWS.setdefault((exponent, draws), _truncated_poisson_quantiles(mean, (np.arange(draws) + 0.5) / draws)[0])
+        quantiles = _truncated_poisson_quantiles(NEXT_RATIO ** float(exponent), (np.arange(draws) + 0.5) / draws)
+        row = _POISSON_ROWS.setdefault((exponent, draws), quantiles)
     return row
 
 

@@ -242,3 +242,21 @@ def test_the_next_cycle_table_is_fine_enough(model, tp, utilization):
     finer = finish_rate_point(p, wl, solved, fidelity=Fidelity(65536, 65536, 4096, 16, 2048))
     for name in ("tpot_s", "e2e_s"):
         assert getattr(shown, name)["p99"] == pytest.approx(getattr(finer, name)["p99"], rel=0.05), name
+
+
+@pytest.mark.parametrize("model_id", ["llama-3.1-8b", "mixtral-8x7b"])
+def test_decode_steps_of_many_batches_are_the_array_formula(model_id):
+    # the batch-drift curve times thousands of decode-only steps with the prompt terms folded out;
+    # they must be the general formula's, bit for bit (dense and MoE, TP and PP, speculation)
+    import itertools
+
+    from planner.engine import catalog
+    from planner.engine.roofline import decode_step_total_s
+
+    model = catalog.get_model(model_id)
+    batches = np.concatenate([[0.0, 1.0], np.random.default_rng(9).uniform(0, 600, 200)])
+    for gpu_id, tp, pp, spec in itertools.product(["h100-sxm", "l40s"], [1, 2, 8], [1, 2], [1.0, 4.0]):
+        p = replica_params(model, catalog.get_gpu(gpu_id), ServingConfig(tp=tp, pp=pp), Knobs())
+        folded = decode_step_total_s(p, batches, 1500.0, spec)
+        general = step_time(p, batches, batches * 1500.0, 0.0, 0.0, spec_tokens=spec).total_s
+        assert np.array_equal(folded, general), (gpu_id, tp, pp, spec)

@@ -317,6 +317,29 @@ def _scalar_step_time(p: ReplicaParams, n_decode: float, decode_ctx_sum: float, 
                     memory_s=float((0.0 if compute_bound else t_weights) + t_kv), comm_s=float(t_tp + t_pp), overhead_s=float(overhead))
 
 
+def decode_step_total_s(p: ReplicaParams, n_decode: np.ndarray, ctx_mean: float, spec_tokens: float = 1.0) -> np.ndarray:
+    """step_time(p, n_decode, n_decode * ctx_mean, 0, 0, spec_tokens).total_s for one replica and
+    an array of decode-only batches: the same terms in the same order, with the prompt terms (zero)
+    and the compute/memory split left out (the batch-drift curve evaluates thousands of batches)."""
+    if np.ndim(p.tp):
+        return step_time(p, n_decode, n_decode * ctx_mean, 0.0, 0.0, spec_tokens).total_s
+    n_decode = np.asarray(n_decode, dtype=float)
+    tokens = n_decode * spec_tokens
+    flops = 2.0 * p.active_body_params * tokens + 2.0 * p.head_params * tokens
+    weight_bytes = p.body_bytes + p.head_bytes
+    if p.experts > 0:
+        weight_bytes = weight_bytes + p.moe_layers * touched_experts(p, tokens) * p.expert_bytes
+    linear = np.maximum(flops / (p.tp * p.eta_compute * p.flops_linear), weight_bytes / (p.tp * p.eta_weights * p.bw_bytes_s))
+    total = linear + n_decode * ctx_mean * p.kv_bytes_token_layers / (p.eta_kv * p.bw_bytes_s)
+    msg = tokens * p.hidden * 2.0
+    if p.tp > 1:
+        total += 2.0 * p.layers * (p.allreduce_latency_s + 2.0 * (p.tp - 1) / p.tp * msg / (p.eta_link * p.link_bytes_s))
+    if p.pp != 1:
+        total += (p.pp - 1) * (p.allreduce_latency_s + msg / (p.eta_link * p.link_bytes_s))
+    total += p.step_overhead_s + p.layers * p.layer_overhead_s + n_decode * p.seq_overhead_s
+    return total
+
+
 def _tp_allreduce_s(p: ReplicaParams, msg_bytes):
     """Ring all-reduce, twice per layer: alpha + 2(n-1)/n * bytes / BW (nccl-tests [S18], digest §3.1);
     none at TP=1."""

@@ -31,7 +31,8 @@ import numpy as np
 
 from planner.engine import lengths
 from planner.engine.lengths import norm_ppf
-from planner.engine.roofline import BLOCK_TOKENS, ReplicaParams, StepTime, bound_name, kv_capacity_tokens, step_time, touched_experts
+from planner.engine.roofline import (BLOCK_TOKENS, ReplicaParams, StepTime, bound_name, decode_step_total_s, kv_capacity_tokens,
+                                     step_time, touched_experts)
 from planner.engine.scenario import LengthDist
 
 PERCENTILES = (50.0, 90.0, 99.0)
@@ -97,6 +98,14 @@ def decode_step(p: ReplicaParams, b, ctx_mean) -> StepTime:
         return verify
     draft = step_time(p, b, b * ctx_mean, 0.0, 0.0).total_s * p.spec_draft_ratio * p.spec_k
     return StepTime(verify.total_s + draft, verify.compute_s, verify.memory_s, verify.comm_s, verify.overhead_s + draft)
+
+
+def decode_step_s(p: ReplicaParams, b: np.ndarray, ctx_mean: float) -> np.ndarray:
+    """decode_step(p, b, ctx_mean).total_s for an array of batches (the total alone, folded)."""
+    verify = decode_step_total_s(p, b, ctx_mean, p.spec_k + 1.0)
+    if np.all(np.asarray(p.spec_k) == 0):
+        return verify
+    return verify + decode_step_total_s(p, b, ctx_mean) * p.spec_draft_ratio * p.spec_k
 
 
 def prompt_tokens(p: ReplicaParams, l_in):
@@ -707,12 +716,17 @@ POISSON_EXACT_BELOW = 30.0
 
 
 def poisson_counts(rng: np.random.Generator, means: np.ndarray) -> np.ndarray:
-    """Poisson draws by inverse CDF of fixed seeded uniforms: the same uniform maps to a count that
+    """Poisson draws at `means`, one seeded uniform each (poisson_quantiles)."""
+    means = np.asarray(means, dtype=float)
+    return poisson_quantiles(means, rng.random(len(means)))
+
+
+def poisson_quantiles(means: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Poisson counts by inverse CDF of fixed seeded uniforms: the same uniform maps to a count that
     only grows with the mean, so latencies built on these draws only grow with the load (no
     sampling wobble in the sizing search). Large means use the normal approximation. The CDF walk
     carries on only for the draws not yet placed."""
     means = np.asarray(means, dtype=float)
-    u = rng.random(len(means))
     counts = np.zeros(len(means), dtype=np.int64)
     large = means >= POISSON_EXACT_BELOW
     active, lam, target = None, means, u  # None: every draw (most calls have no large mean)
@@ -766,43 +780,133 @@ def _even_picks(pool_size: int, n: int) -> np.ndarray:
     return ((np.arange(n) + 0.5) * pool_size / n).astype(np.int64)
 
 
+@dataclass(frozen=True)
+class SampleDraws:
+    """The seeded random inputs of one distributions pass, in the order one generator seeded with
+    RNG_SEED yields them. They depend only on the sample counts (not on the operating point), so
+    they are drawn once per shape and every pass reads the same arrays (read-only)."""
+
+    busy_strata: np.ndarray  # a permutation of the TTFT strata: arrival in a busy cycle when >= the idle share
+    current_order: np.ndarray  # shuffles the in-progress cycle's quantiles
+    residual_strata: np.ndarray  # the elapsed share of that cycle
+    co_uniforms: np.ndarray  # Poisson draws of the prompts arriving alongside
+    co_offsets: np.ndarray  # where those prompts start in the pool's stream
+    own_picks: np.ndarray  # the request's own prompt, evenly over the pool
+    output_order: np.ndarray  # shuffles the output-length samples
+    walk_uniforms: np.ndarray  # one row per followed cycle (none when no cycle sees an arrival)
+    beyond_normals: np.ndarray  # the stationary extension past the followed cycles
+    drift_normals: np.ndarray  # the running batch's drift
+    _picks: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def walk_picks(self, draws: int) -> np.ndarray:
+        """The draw of a next-cycle row of `draws` that each walk uniform picks: its bits 13-20
+        for 256 draws (draws per row are a power of two, so the draw is the low bits)."""
+        made = self._picks.get(draws)
+        if made is None:
+            made = (self.walk_uniforms * (DRAW_BITS * draws)).astype(np.int64) & (draws - 1)
+            made.flags.writeable = False
+            made = self._picks.setdefault(draws, made)
+        return made
+
+    @staticmethod
+    def make(n: int, m: int, pool_size: int, cycles: int, seed: int) -> SampleDraws:
+        rng = np.random.default_rng(seed)
+        strata = (np.arange(n) + 0.5) / n
+        busy = rng.permutation(strata)
+        current = rng.permutation(n)
+        residual = rng.permutation(strata)
+        co_uniforms = rng.random(n)
+        co_offsets = rng.integers(0, pool_size, size=n)
+        picks = _even_picks(pool_size, n)[rng.permutation(n)]
+        output_order = rng.permutation(m)
+        walk = np.empty((cycles, m))
+        for i in range(cycles):  # one call per cycle, as the walk drew them
+            walk[i] = rng.random(m)
+        made = SampleDraws(busy, current, residual, co_uniforms, co_offsets, picks, output_order, walk,
+                           rng.standard_normal(m), rng.standard_normal(m))
+        for array in (busy, current, residual, co_uniforms, co_offsets, picks, output_order, walk):
+            array.flags.writeable = False
+        made.beyond_normals.flags.writeable = made.drift_normals.flags.writeable = False
+        return made
+
+
+_SAMPLE_DRAWS: dict[tuple[int, int, int, int, int], SampleDraws] = {}
+
+
+def sample_draws(n: int, m: int, pool_size: int, cycles: int) -> SampleDraws:
+    """The draws for n TTFT and m TPOT samples from a pool of `pool_size` prompts, following
+    `cycles` cycles (0: no walk), made once per shape and seed."""
+    key = (n, m, pool_size, cycles, RNG_SEED)
+    made = _SAMPLE_DRAWS.get(key)
+    if made is None:
+        made = _SAMPLE_DRAWS.setdefault(key, SampleDraws.make(*key))
+    return made
+
+
 def _distributions(p, wl, pool: PromptPool, point: OperatingPoint, lane_rate: float, state: RateState, fid: Fidelity) -> None:
     """Percentiles from seeded, stratified joint samples: the cycle in progress at arrival
     (length-biased), the residual of it, the prompts that arrive during it and share this prompt's
     cycle, and the cycles that follow (the decode window, each cycle's prompts having arrived
     during the one before)."""
-    rng = np.random.default_rng(RNG_SEED)
     ctx = wl.decode_ctx_mean
     running = point.batch > 0
     b = state.batch / float(p.pp) if running else 0.0
     t_d = state.t_decode_s
     durations, weights, steps = cycle_table(p, pool, lane_rate, b, ctx, state, fid.table)
-    n = fid.ttft
-    strata = (np.arange(n) + 0.5) / n
+    n, m = fid.ttft, fid.tpot
+    arrivals = lane_rate * t_d > 1e-300  # a rate so small that no cycle sees an arrival: none
+    draws = sample_draws(n, m, len(pool.order), fid.path if arrivals else 0)
     idle = np.exp(-point.batch) * (t_d / state.step_s) if running else 1.0
-    busy = rng.permutation(strata) >= idle
-    # quantiles at the sorted strata, then shuffled: the same draws as at rng.permutation(strata),
-    # and a binary search with sorted keys is several times faster
-    current = _weighted_quantiles(durations, weights * durations, strata)[rng.permutation(n)]
-    residual = np.where(busy, rng.permutation(strata) * current, 0.0)
-    co_tok, co_att = pool.sums(np.where(busy, poisson_counts(rng, lane_rate * current), 0), rng.integers(0, len(pool.order), size=n))
-    pick = _even_picks(len(pool.tokens), n)[rng.permutation(n)]
+    busy = draws.busy_strata >= idle
+    # quantiles at the sorted strata, then shuffled: a binary search with sorted keys is several
+    # times faster than one at the shuffled strata
+    current = _weighted_quantiles(durations, weights * durations, _strata(n))[draws.current_order]
+    residual = np.where(busy, draws.residual_strata * current, 0.0)
+    co_counts = np.where(busy, poisson_quantiles(lane_rate * current, draws.co_uniforms), 0)
+    co_tok, co_att = pool.sums(co_counts, draws.co_offsets)
     draft = draft_share_s(p, b, ctx, t_d)  # the same for every cycle sampled at this batch
-    own, _ = cycle_duration(p, b, ctx, pool.tokens[pick] + co_tok, pool.attn[pick] + co_att, t_d, draft)
+    own, _ = cycle_duration(p, b, ctx, pool.tokens[draws.own_picks] + co_tok, pool.attn[draws.own_picks] + co_att, t_d, draft)
     ttft = residual + own + float(p.api_overhead_s)
-    m = fid.tpot
-    l_out, w_out = _output_samples(wl.output_len, m, float(spec_tokens_per_step(p)))
-    shuffle = rng.permutation(m)
-    l_out, w_out = l_out[shuffle], w_out[shuffle]
+    l_out, w_out = _shuffled_outputs(wl.output_len, m, float(spec_tokens_per_step(p)), draws.output_order)
     per_step = durations / steps
     step_sd = float(np.sqrt(max(weights @ (per_step - weights @ per_step) ** 2, 0.0)))
-    tpot = _tpot_samples(p, pool, rng, lane_rate, b, ctx, state, point.batch, own[:m], l_out, step_sd, fid.path, draft,
-                         fid.next_draws)
+    tpot = _tpot_samples(p, pool, draws, lane_rate, b, ctx, state, point.batch, own[:m], l_out, step_sd, draft, fid.next_draws)
     has_decode = l_out > 1.0
     e2e = ttft[:m] + np.where(has_decode, (l_out - 1.0) * tpot, 0.0)
     point.ttft_s, point.e2e_s = _pct(ttft), _pct(e2e, w_out)
     point.tpot_s = _pct(tpot[has_decode], w_out[has_decode]) if has_decode.any() else _pct(np.array([point.tpot_mean_s]))
     point.ttft_mean_s, point.e2e_mean_s = point.ttft_s["mean"], point.e2e_s["mean"]
+
+
+_STRATA: dict[int, np.ndarray] = {}
+
+
+def _strata(n: int) -> np.ndarray:
+    """The midpoints (i + 0.5) / n of n equal probability strata (read-only)."""
+    made = _STRATA.get(n)
+    if made is None:
+        made = (np.arange(n) + 0.5) / n
+        made.flags.writeable = False
+        made = _STRATA.setdefault(n, made)
+    return made
+
+
+_OUTPUTS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _shuffled_outputs(dist: LengthDist, m: int, tokens_per_step: float, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """_output_samples in the seeded order, kept by distribution (the same at every load)."""
+    key = (*dist.model_dump().values(), m, tokens_per_step)
+    made = _OUTPUTS.get(key)
+    if made is None:
+        l_out, w_out = _output_samples(dist, m, tokens_per_step)
+        made = (l_out[order], w_out[order])
+        for array in made:
+            array.flags.writeable = False
+        if len(_OUTPUTS) > 256:  # many workloads seen (a sweep of lengths): start again
+            _OUTPUTS.clear()
+        made = _OUTPUTS.setdefault(key, made)
+    return made
 
 
 NEXT_RATIO = 1.2  # consecutive arrival means of the next-cycle grid (the nearest row: within 10%)
@@ -841,19 +945,16 @@ class NextCycles:
         row = np.rint(np.log(np.maximum(m, 1e-300)) / math.log(NEXT_RATIO)) - self.first_row
         return np.exp(-m), np.clip(row, 0, self.rows - 1).astype(np.int64) * self.draws
 
-    def walk(self, m: np.ndarray, rng: np.random.Generator, times: np.ndarray, counts: np.ndarray) -> None:
+    def walk(self, m: np.ndarray, seeded: SampleDraws, times: np.ndarray, counts: np.ndarray) -> None:
         """Cumulative durations and steps (rows of `times`, `counts`) of the cycles after ones
-        bringing m arrivals on average, one row of uniforms per cycle (drawn as it goes, so they
-        stay in cache): no arrival when u < e^-m, else the draw that u's trailing digits pick in
-        the row."""
+        bringing m arrivals on average, one row of walk uniforms per cycle: no arrival when
+        u < e^-m, else the draw that u's trailing digits pick in the row."""
         idle, row = self.after(m)
-        spread = DRAW_BITS * self.draws
-        mask = self.draws - 1  # draws per row are a power of two: the draw is the low bits
+        uniforms, picks = seeded.walk_uniforms, seeded.walk_picks(self.draws)
         last = len(self.durations) - 1  # the plain decode step (no arrival)
         single_steps = bool(np.all(self.steps == 1.0))  # most tables: no cycle spills over the budget
         for i in range(len(times)):
-            u = rng.random(len(m))
-            at = np.where(u < idle, last, row + ((u * spread).astype(np.int64) & mask))
+            at = np.where(uniforms[i] < idle, last, row + picks[i])
             np.add(times[i - 1] if i else 0.0, self.durations[at], out=times[i])
             if single_steps:
                 counts[i] = i + 1.0
@@ -932,7 +1033,7 @@ def _output_samples(dist: LengthDist, m: int, tokens_per_step: float) -> tuple[n
     return lengths.quantiles(dist, u), w
 
 
-def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own, l_out, step_sd: float, path_cycles: int,
+def _tpot_samples(p, pool, seeded: SampleDraws, lane_rate, b, ctx, state: RateState, batch, own, l_out, step_sd: float,
                   draft_s: float | None = None, draws: int = FULL.next_draws) -> np.ndarray:
     """Per-request TPOT: follow the cycles after the request's own prefill cycle (prompts arriving
     during one cycle are prefilled in the next), then extend with the stationary step statistics
@@ -940,13 +1041,13 @@ def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own,
     n = len(l_out)
     tokens = float(spec_tokens_per_step(p))
     need = np.maximum(l_out - 1.0, 1.0) / tokens  # decode steps in the request's window
-    arrivals = lane_rate * state.t_decode_s > 1e-300  # a rate so small that no cycle sees an arrival: none
-    cycles = path_cycles if arrivals else 1
+    arrivals = len(seeded.walk_uniforms) > 0  # none when the rate is so small that no cycle sees an arrival
+    cycles = len(seeded.walk_uniforms) if arrivals else 1
     times_a, counts_a = np.empty((cycles, n)), np.empty((cycles, n))  # cumulative time and steps after each cycle
     if arrivals:
         # a walk over the next-cycle table's entries; the first step starts from the own cycle
         table = next_cycles(p, pool, b, ctx, state, lane_rate, draws, draft_s)
-        table.walk(lane_rate * own, rng, times_a, counts_a)
+        table.walk(lane_rate * own, seeded, times_a, counts_a)
     else:
         times_a[0], counts_a[0] = state.t_decode_s, 1.0
     reached = counts_a >= need[None, :]
@@ -961,7 +1062,7 @@ def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own,
     rest = np.maximum(need - counts_a[-1], 0.0)
     rho = max(1.0 - state.t_decode_s / state.step_s, 0.0)
     sd = step_sd * np.sqrt((1.0 + rho) / max(1.0 - rho, 0.05))  # AR(1)-like clustering of prefill cycles
-    beyond = times_a[-1] + rest * state.step_s + np.sqrt(rest) * sd * rng.standard_normal(n)
+    beyond = times_a[-1] + rest * state.step_s + np.sqrt(rest) * sd * seeded.beyond_normals
     total = np.where(inside, within, np.maximum(beyond, times_a[-1] + rest * state.t_decode_s))
     # the running batch drifts around its mean, with the spread and correlation time of the
     # linear-noise approximation (_batch_noise); where that has no stable solution, the Poisson
@@ -986,7 +1087,7 @@ def _tpot_samples(p, pool, rng, lane_rate, b, ctx, state: RateState, batch, own,
             x = np.clip(need * state.step_s / memory, 1e-9, 1e12)
         window_sd = np.sqrt(2.0 * (x - 1.0 + np.exp(-x)) / (x * x))
         window_start = -np.expm1(-x) / x
-        step_dev = start_shift * window_start + slow_sd * rng.standard_normal(n) * window_sd
+        step_dev = start_shift * window_start + slow_sd * seeded.drift_normals * window_sd
         total = total + need * _through_decode_curve(p, state, ctx, step_dev)
     return np.maximum(total, 1e-12) / (need * tokens)
 
@@ -1005,7 +1106,7 @@ def _through_decode_curve(p, state: RateState, ctx: float, step_dev: np.ndarray)
     feedback = 1.0 - state.prefill_share
     lane_slope = state.cycle_slope_s * lanes * feedback  # step seconds per sequence of one lane, before feedback
     lane_dev = np.maximum(step_dev / (state.cycle_slope_s * lanes), -lane_b)  # batch-equivalent, per lane
-    curve = decode_step(p, lane_b + lane_dev, ctx).total_s - float(decode_step(p, lane_b, ctx).total_s)
+    curve = decode_step_s(p, lane_b + lane_dev, ctx) - float(decode_step(p, lane_b, ctx).total_s)
     return (curve + (lane_slope - state.decode_chord_s) * lane_dev) / feedback
 
 

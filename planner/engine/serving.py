@@ -69,6 +69,10 @@ class Workload:
     def _pools(self) -> dict:
         return {}
 
+    @cached_property
+    def _offline(self) -> dict:
+        return {}  # offline_throughput by replica
+
     def pool(self, p: ReplicaParams) -> PromptPool:
         """The prompt pool of this workload under p's prefix-cache hit rate, made once: every
         replica count, TP degree and fidelity a plan tries shares it and the sums it keeps."""
@@ -164,7 +168,15 @@ def batch_cap(p: ReplicaParams, wl: Workload) -> float:
 
 def offline_throughput(p: ReplicaParams, wl: Workload) -> tuple[float, float, StepTime]:
     """Saturation throughput in requests/s: the queue never empties, the batch sits at its cap
-    (or where the token budget just keeps up with replacing finished sequences)."""
+    (or where the token budget just keeps up with replacing finished sequences). Made once per
+    replica and workload (sizing, the fixed point and the costs all ask for it)."""
+    made = wl._offline.get(p)
+    if made is None:
+        made = wl._offline.setdefault(p, _offline_throughput(p, wl))
+    return made
+
+
+def _offline_throughput(p: ReplicaParams, wl: Workload) -> tuple[float, float, StepTime]:
     cap = batch_cap(p, wl)
     lanes = float(p.pp)
     m_out = wl.mean_out
@@ -661,11 +673,46 @@ def _pct(x: np.ndarray, weights: np.ndarray | None = None) -> dict:
     if weights is None:
         q = _linear_percentiles(x, PERCENTILES)
         return {"mean": float(x.mean()), "p50": q[0], "p90": q[1], "p99": q[2]}
-    order = np.argsort(x)
-    w = weights[order] / weights.sum()
-    mid = np.cumsum(w) - w / 2.0  # each sample at the middle of its probability mass
-    q = np.interp(np.asarray(PERCENTILES) / 100.0, mid, x[order])
-    return {"mean": float(w @ x[order]), "p50": float(q[0]), "p90": float(q[1]), "p99": float(q[2])}
+    q = _weighted_percentiles(x, weights, PERCENTILES)
+    return {"mean": float(weights @ x) / float(weights.sum()), "p50": q[0], "p90": q[1], "p99": q[2]}
+
+
+PARTITION_BLOCKS = 32  # weighted percentiles sort one of this many value blocks per percentile
+PARTITION_FROM = 4096  # samples; fewer are sorted whole (faster below about this many)
+
+
+def _weighted_percentiles(x: np.ndarray, weights: np.ndarray, percentiles) -> list[float]:
+    """Percentiles of weighted samples, each sample at the middle of its probability mass and
+    linear between them (np.interp over the sorted samples' mid-CDF). Without sorting them all: a
+    partition into value blocks, the block whose mass holds the percentile sorted alone, with the
+    largest sample before it and the smallest after (the mid-points either side of the
+    percentile)."""
+    n = len(x)
+    probs = np.asarray(percentiles, dtype=float) / 100.0
+    if n < PARTITION_FROM:
+        order = np.argsort(x)
+        w = weights[order] / weights.sum()
+        return [float(q) for q in np.interp(probs, np.cumsum(w) - w / 2.0, x[order])]
+    bounds = np.arange(1, PARTITION_BLOCKS) * n // PARTITION_BLOCKS
+    idx = np.argpartition(x, bounds)
+    xs, ws = x[idx], weights[idx] / weights.sum()
+    starts = np.concatenate([[0], bounds, [n]])
+    before = np.concatenate([[0.0], np.cumsum(np.add.reduceat(ws, starts[:-1]))])  # mass below each block
+    out = []
+    for prob in probs:
+        b = min(int(np.searchsorted(before, prob, side="right")) - 1, PARTITION_BLOCKS - 1)
+        lo, hi = starts[b], starts[b + 1]
+        order = np.argsort(xs[lo:hi])
+        vals, w = xs[lo:hi][order], ws[lo:hi][order]
+        mids = before[b] + np.cumsum(w) - w / 2.0
+        if b > 0:  # the largest sample below the block
+            j = int(np.argmax(xs[starts[b - 1]:lo])) + starts[b - 1]
+            vals, mids = np.concatenate([[xs[j]], vals]), np.concatenate([[before[b] - ws[j] / 2.0], mids])
+        if b < PARTITION_BLOCKS - 1:  # the smallest sample above it
+            j = int(np.argmin(xs[hi:starts[b + 2]])) + hi
+            vals, mids = np.concatenate([vals, [xs[j]]]), np.concatenate([mids, [before[b + 1] + ws[j] / 2.0]])
+        out.append(float(np.interp(prob, mids, vals)))
+    return out
 
 
 def _means(p, wl, pool: PromptPool, point: OperatingPoint, lane_rate: float, state: RateState) -> None:

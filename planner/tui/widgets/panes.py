@@ -169,6 +169,7 @@ class InputPane(Vertical, can_focus=False):
         self.border_title = PANES[self.PANE]
         self.profile = profile  # the initial values and options; later profiles come through show()
         self._data = profile.model_dump()
+        self._flagged: set[str] = set()  # inputs set_error has given a message since they were last cleared
 
     # ---- building blocks
 
@@ -226,7 +227,14 @@ class InputPane(Vertical, can_focus=False):
 
     def set_error(self, widget_id: str, message: str) -> None:
         """Show (or clear) the message under an input's row; the screen calls this for cross-field
-        errors. The message label is mounted the first time it is needed."""
+        errors. The message label is mounted the first time it is needed. Clearing an input that
+        has no message costs nothing (every keystroke clears its input: no query of the pane)."""
+        if not message and widget_id not in self._flagged:
+            return
+        if message:
+            self._flagged.add(widget_id)
+        else:
+            self._flagged.discard(widget_id)
         labels = self.query(f"#{widget_id}-error")
         if labels:
             label = labels.first(Label)

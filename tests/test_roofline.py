@@ -183,6 +183,28 @@ def test_weighted_percentiles():
     assert skew["mean"] == pytest.approx(0.5 * 495.5 + 0.5 * 995.5)
 
 
+@pytest.mark.parametrize("n", [4096, 5000, 8192])
+def test_weighted_percentiles_by_blocks_are_the_full_sort(n):
+    # large samples sort only the value block holding each percentile; the answer must be the
+    # full sort's: even, two-class (importance sampling) and arbitrary weights, heavy tails, ties
+    # (with even weights: tied samples of unequal weight have no one order), and percentiles at
+    # and beyond both ends
+    from planner.engine.serving import _weighted_percentiles
+
+    rng = np.random.default_rng(n)
+    probs = [0.0, 0.01, 50.0, 90.0, 99.0, 99.99, 100.0]
+    for trial in range(60):
+        x = rng.lognormal(0.0, rng.uniform(0.1, 3.0), n)
+        w = [np.ones(n), np.where(rng.random(n) < rng.uniform(0.01, 0.9), rng.uniform(0.01, 1.0), 1.0),
+             rng.uniform(0.001, 1.0, n)][trial % 3]
+        if trial % 3 == 0 and trial % 2:
+            x = np.round(x, 1)  # many ties
+        order = np.argsort(x, kind="stable")
+        mass = w[order] / w.sum()
+        full = np.interp(np.array(probs) / 100.0, np.cumsum(mass) - mass / 2.0, x[order])
+        assert _weighted_percentiles(x, w, probs) == pytest.approx(full, rel=1e-9, abs=0.0), trial
+
+
 @pytest.mark.parametrize("model, tp, chunked, utilization", [(llama70b, 4, True, 0.1), (llama70b, 4, False, 0.8), (llama8b, 1, True, 0.5)])
 def test_tpot_tail_is_sampled_precisely(model, tp, chunked, utilization, monkeypatch):
     # the TPOT p99 is set by short requests (a few steps, one prefill-heavy cycle among them);

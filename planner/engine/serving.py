@@ -470,10 +470,8 @@ def solve_rate(p: ReplicaParams, wl: Workload, pool: PromptPool, rate: float, ca
         if len(pmf) > MAX_PROMPTS_PER_CYCLE:
             return None
         k_max = len(pmf) - 1
-        dur, steps = cycle_samples(p, pool, b, ctx, t_d, k_max, MIX_SAMPLES, draft) if k_max > 0 else (np.full((1, 1), t_d), np.ones((1, 1)))
-        mean_c = float(pmf @ dur.mean(axis=1))
-        c2 = float(pmf @ (dur * dur).mean(axis=1))
-        mean_steps = float(pmf @ steps.mean(axis=1))
+        dur_k, dur2_k, steps_k = _cycle_moments(p, pool, b, ctx, t_d, k_max, draft)
+        mean_c, c2, mean_steps = float(pmf @ dur_k), float(pmf @ dur2_k), float(pmf @ steps_k)
         new_batch = rate * decode_tokens * (mean_c / mean_steps) / tokens
         if new_batch > cap or not np.isfinite(mean_c) or mean_c > 1e4 * t_d:
             return None
@@ -484,6 +482,19 @@ def solve_rate(p: ReplicaParams, wl: Workload, pool: PromptPool, rate: float, ca
             _batch_sensitivity(p, pool, state, lane_rate, ctx, rate * decode_tokens / tokens)
             return state
     return None  # still climbing: the queue of prompts grows
+
+
+def _cycle_moments(p, pool: PromptPool, b: float, ctx: float, t_d: float, k_max: int, draft_s: float | None):
+    """Mean duration, mean squared duration and mean steps of cycles carrying k = 0..k_max prompts
+    (MIX_SAMPLES draws each): cycle_samples' row means, without stacking the no-prompt row."""
+    if k_max == 0:
+        return np.array([t_d]), np.array([t_d * t_d]), np.ones(1)
+    idle = np.full(MIX_SAMPLES, t_d)
+    first = (np.array([idle.mean()]), np.array([(idle * idle).mean()]), np.ones(1))
+    tokens, attn = pool.draw_sums(MIX_SAMPLES, k_max)
+    dur, steps = cycle_duration(p, b, ctx, tokens, attn, t_d, draft_s)
+    return (np.concatenate([first[0], dur.mean(axis=1)]), np.concatenate([first[1], (dur * dur).mean(axis=1)]),
+            np.concatenate([first[2], steps.mean(axis=1)]))
 
 
 def _batch_sensitivity(p, pool, state: RateState, lane_rate: float, ctx: float, batch_per_step_s: float) -> None:

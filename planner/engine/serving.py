@@ -532,10 +532,10 @@ def _batch_noise(p, state: RateState, lane_rate: float, slope_s: float, prefill_
     each second of step gathering prompts for the next; s: the batch's cost per sequence), and
     B_n+1 = B_n + arrivals during D_n - departures (hazard h per step). A long, prefill-heavy step
     gathers more arrivals, so the batch swells with the prefill noise as well as with the Poisson
-    noise of arrivals and departures. Returns Var(B), the slow mode's correlation time in steps and
+    noise of arrivals and departures. Returns Var(B), the batch mode's correlation time in steps and
     its share of Var(D): the step durations' autocovariance is a sum of two geometric modes, the
-    fast one (prefill bursts, decaying at about a per step) and the slow one (the batch with the
-    prefill load it carries). Zeros when there is no stable solution."""
+    prefill bursts' (decaying at about a per step) and the batch's with the prefill load it
+    carries (decaying at about 1 - h per step). Zeros when there is no stable solution."""
     d = state.step_s
     lanes = float(p.pp)
     b = state.batch / lanes
@@ -557,7 +557,10 @@ def _batch_noise(p, state: RateState, lane_rate: float, slope_s: float, prefill_
         return 0.0, 0.0, 0.0
     if np.iscomplexobj(modes) and np.any(np.abs(modes.imag) > 1e-12):
         return 0.0, 0.0, 0.0
-    slow = int(np.argmax(modes.real))
+    # the batch's mode: the eigenvalue nearer the batch's own persistence 1 - h (the other is the
+    # prefill bursts', which the decode paths follow cycle by cycle); with outputs of a few tokens
+    # the batch turns over faster than the bursts decay, so it is not always the slower one
+    slow = int(np.argmin(np.abs(modes.real - (1.0 - h))))
     mu = float(modes.real[slow])
     if not (np.isfinite(P[1, 1]) and P[1, 1] > 0 and 0.0 < mu < 1.0):
         return 0.0, 0.0, 0.0

@@ -26,10 +26,11 @@ OUTPUT = LengthDist(kind="exponential", mean=128)
 MODELS = {"8b-tp1": (llama8b, 1), "70b-tp4": (llama70b, 4), "mixtral-tp4": (mixtral, 4)}
 
 
-def compare(model_key: str, utilization: float, n_requests: int = 30000) -> dict[str, float]:
+def compare(model_key: str, utilization: float, n_requests: int = 30000, prompts: LengthDist = INPUT,
+            outputs: LengthDist = OUTPUT) -> dict[str, float]:
     make, tp = MODELS[model_key]
     p = replica_params(make(), h100(), ServingConfig(tp=tp), Knobs())
-    wl = Workload(INPUT, OUTPUT)
+    wl = Workload(prompts, outputs)
     max_rate, _, _ = offline_throughput(p, wl)
     rate = utilization * max_rate
     analytic = rate_point(p, wl, rate)
@@ -42,7 +43,7 @@ def compare(model_key: str, utilization: float, n_requests: int = 30000) -> dict
         return step_time(p, n_decode, ctx_sums, 0, 0.0).total_s
 
     def sample(rng, n):
-        return lengths.sample(INPUT, rng, n), lengths.sample(OUTPUT, rng, n)
+        return lengths.sample(prompts, rng, n), lengths.sample(outputs, rng, n)
 
     cfg = SimConfig(rate_rps=rate, n_requests=n_requests, warmup_requests=n_requests // 10, max_num_seqs=int(p.max_num_seqs),
                     max_batched_tokens=int(p.budget_tokens), kv_capacity_tokens=float(kv_capacity_tokens(p)), seed=7)
@@ -71,6 +72,31 @@ CASES = [
 @pytest.mark.parametrize(("model_key", "utilization"), CASES)
 def test_analytical_percentiles_match_simulation(model_key, utilization):
     errors = compare(model_key, utilization)
+    worst = {k: round(v * 100, 1) for k, v in errors.items() if abs(v) > TOLERANCE}
+    assert not worst, f"beyond {TOLERANCE:.0%} of the simulation (in %): {worst}"
+
+
+# Outputs of a few tokens (classification, routing, extraction): most requests never decode, the
+# running batch stays small and turns over every step or two, faster than the prefill bursts that
+# lengthen steps decay. An MoE's decode step is steep there (each new sequence touches new experts).
+SHORT_PROMPTS = LengthDist(kind="fixed", mean=30)
+SHORT_GAPS = {
+    (3.0, 0.1): "TPOT p50 -21.6%, E2E p50 -14.3%, p90 -16.6%, p99 -10.1%",
+    (3.0, 0.3): "E2E p50 -12.8%",
+}
+SHORT_CASES = [
+    pytest.param(m, u, marks=pytest.mark.xfail(strict=True, reason=f"known gap at light load: {SHORT_GAPS[(m, u)]}"))
+    if (m, u) in SHORT_GAPS else (m, u)
+    for m, u in ((1.0, 0.1), (1.0, 0.5), (1.0, 0.9), (3.0, 0.1), (3.0, 0.3), (3.0, 0.5), (8.0, 0.3))
+]
+
+
+@pytest.mark.parametrize(("output_mean", "utilization"), SHORT_CASES)
+def test_outputs_of_a_few_tokens_on_an_moe_match_simulation(output_mean, utilization):
+    # the batch's fluctuations are its own mode of the step-duration noise, not whichever mode is
+    # slower: taking the prefill bursts' mode for the batch's put Mixtral's TPOT p50 at -17% to -72%
+    # of the simulation and E2E p99 at -14% to -34% for outputs of one token on average (10-90% load)
+    errors = compare("mixtral-tp4", utilization, prompts=SHORT_PROMPTS, outputs=LengthDist(kind="exponential", mean=output_mean))
     worst = {k: round(v * 100, 1) for k, v in errors.items() if abs(v) > TOLERANCE}
     assert not worst, f"beyond {TOLERANCE:.0%} of the simulation (in %): {worst}"
 

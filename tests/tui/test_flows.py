@@ -189,6 +189,66 @@ async def test_invalid_input_keeps_the_last_plan_and_says_what_is_allowed():
         assert app.planner.result.data["load"]["peak_rate_rps"] == 12
 
 
+def burst(app, keys: list[str]) -> None:
+    """Keys straight to the driver, as a terminal hands them over, without waiting between them."""
+    from textual import events
+
+    for key in keys:
+        event = events.Key(key, key if len(key) == 1 else None)
+        event.set_sender(app)
+        app._driver.send_message(event)
+
+
+async def typing_into(app, pilot, selector: str) -> Input:
+    """Focus an input of the planner with the cursor after its text."""
+    widget = app.planner.query_one(selector, Input)
+    widget.focus()
+    await pilot.press("end")
+    return widget
+
+
+async def test_keys_typed_in_a_burst_apply_in_order():
+    # a terminal can hand the app several keys at once (fast typing, a macro): editing keys and
+    # characters must apply in the order typed, in the planner's inputs and in the path dialog
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        prompt = await typing_into(app, pilot, "#load-input-len-mean")
+        burst(app, ["backspace"] * 4 + ["8", "0", "0"])
+        await settle(pilot)
+        assert prompt.value == "800"
+        burst(app, ["left", "left", "delete", "9", "end", "backspace", "5"])
+        await settle(pilot)
+        assert prompt.value == "895"
+        await pilot.press("ctrl+s")  # a new profile: save asks for a path
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, FileDialog)
+        path = dialog.query_one("#dialog-path", Input)
+        path.value, path.cursor_position = "plan.toml", len("plan.toml")
+        burst(app, ["backspace"] * 5 + ["x", ".", "t", "o", "m", "l"])
+        await pilot.pause()
+        assert path.value == "planx.toml"
+
+
+async def test_a_burst_that_passes_through_an_invalid_value_leaves_no_stale_message():
+    # "10" -> "1" -> "" (neither a rate nor a daily volume: a cross-field message) -> "1" -> "12",
+    # typed faster than the screen handles the edits: the pane clears the input's message on each
+    # change, the screen places the cross-field one while handling the second edit, and the later
+    # texts (valid) must clear it again
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        rate = await typing_into(app, pilot, "#load-rate-rps")
+        burst(app, ["backspace", "backspace", "1", "2"])
+        await settle(pilot)
+        assert rate.value == "12"
+        assert not app.planner.invalid
+        assert not rate.has_class("-invalid")
+        assert not [label for label in app.planner.query(".input-error") if label.has_class("-shown")]
+        assert app.planner.result.data["load"]["peak_rate_rps"] == 12
+
+
 async def test_a_cross_field_error_is_shown_under_the_input_it_concerns():
     app = make_app()
     async with app.run_test(size=WIDE) as pilot:

@@ -12,6 +12,8 @@ from textual.screen import ModalScreen, ScreenResultType
 from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from planner.tui.widgets.inputs import OrderedInput
+
 
 def display_path(path: Path) -> str:
     """A path for people: inside the home folder as ~/..."""
@@ -82,7 +84,7 @@ class FileDialog(Dialog[Path | None]):
         with Vertical(id="dialog", classes="dialog") as box:
             box.border_title = self.title_text
             yield Label(f"Folder: {display_path(self.folder)}", id="dialog-folder", classes="dialog-note")
-            yield Input(self.initial, id="dialog-path", placeholder="name.toml, or a path")
+            yield OrderedInput(self.initial, id="dialog-path", placeholder="name.toml, or a path")
             if self.files:
                 yield Label("Profiles in this folder:", classes="dialog-note")
                 yield OptionList(*(Option(p.name, id=str(p)) for p in self.files), id="dialog-files")

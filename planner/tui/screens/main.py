@@ -211,12 +211,17 @@ class PlannerScreen(Screen[None]):
         event.stop()
         key = event.input_id or "-".join(event.path)
         self.refused.pop(key, None)  # its new text replaces the refused value
+        # The pane showed this edit's own message (or none) when the text changed, but an earlier
+        # edit of the same input, handled since, may have placed a cross-field message over it:
+        # keys typed in a burst reach the pane before the screen. The newest text decides.
         if event.error:
             self.invalid[key] = event.error
+            event.pane.set_error(key, event.error)
             self._flag_refused()
             self.update_status()
             return
-        self.invalid.pop(key, None)
+        if self.invalid.pop(key, None) is not None:
+            event.pane.set_error(key, "")
         self.apply(event.pane, event.path, event.value, key)
 
     def apply(self, pane: InputPane, path: tuple[str, ...], value, input_id: str) -> None:

@@ -23,6 +23,7 @@ from planner.engine import catalog
 from planner.engine.specs import KV_PRECISIONS, TIERS, TP_DEGREES, WEIGHT_PRECISIONS
 from planner.profile import Profile
 from planner.tui.fields import BY_ID, BY_PATH, LOAD_MODE_HELP, PANES, TIER_HELP, FieldSpec, FieldValidator, get_value
+from planner.tui.widgets.inputs import OrderedInput
 
 CUSTOM = "__custom__"
 
@@ -116,7 +117,7 @@ class Picker(Select):
         self.expanded = True  # shown by _mount_overlay
 
 
-class FieldInput(Input):
+class FieldInput(OrderedInput):
     """An Input whose box comes from the CSS, never from its text. Input sizes its scroll area to
     the text on every change, and that size is a layout property, so each keystroke reflowed and
     repainted the whole screen (~200 widgets); here a keystroke repaints the input alone."""

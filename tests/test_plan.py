@@ -151,6 +151,19 @@ def test_model_that_fits_nowhere_reports_memory_capacity():
     assert tier["feasible"] is False and "memory capacity" in tier["reason"] and tier["usd_month"] is None
 
 
+def test_a_chosen_tp_the_weights_do_not_fit_says_so_and_names_the_tp_that_fits():
+    # the profile asks for TP=2: 405B fp8 weights need 205 GB per H100 there, so the advice is
+    # the TP that fits, not the KV cache (the weights leave none) or the prompt length
+    sc = scenario(models=TierModels(large="llama-3.1-405b"), fleet=Fleet(gpu="h100-sxm"),
+                  optimizations=Optimizations(weights="fp8", tp=2))
+    large = evaluate(sc).tiers[2]
+    assert not large.feasible and large.binding == "memory capacity"
+    assert large.config.tp == 2 and large.memory_gb["shortfall"] > 0
+    assert "does not fit on h100-sxm at TP=2" in large.reason
+    assert "use TP=8 (the smallest that fits" in large.reason
+    assert "KV cache" not in large.reason and "shorten the prompts" not in large.reason
+
+
 def test_zero_load_needs_no_gpus_and_costs_nothing():
     for load in (Load(rate_rps=0.0), Load(requests_per_day=0.0, peak_factor=3.0)):
         plan = evaluate(scenario(load=load))

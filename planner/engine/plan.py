@@ -472,6 +472,8 @@ def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl:
     if problem:
         binding, reason = problem
         return TierPlan(tier, model, gpu, explicit or base, False, reason, usd_per_gpu_hour=price, binding=binding)
+    if explicit and float(memory_per_gpu(replica_params(model, gpu, explicit, knobs))["shortfall"]) > 0:
+        return _does_not_fit(tier, model, gpu, base, knobs, fleet.gpus_per_node, price, wl, tp=explicit.tp)
     degrees = [explicit.tp] if explicit else fitting_tp_degrees(model, gpu, base, knobs, fleet.gpus_per_node)
     if not degrees:
         return _does_not_fit(tier, model, gpu, base, knobs, fleet.gpus_per_node, price, wl)
@@ -660,16 +662,22 @@ def context_problem(model: ModelSpec, wl: Workload) -> str:
             f"context limit of {model.id}: cap the lengths or choose a longer-context model")
 
 
-def _does_not_fit(tier, model, gpu, base, knobs, node_limit, price, wl: Workload) -> TierPlan:
+def _does_not_fit(tier, model, gpu, base, knobs, node_limit, price, wl: Workload, tp: int | None = None) -> TierPlan:
+    """The weights do not fit: at the largest TP of one scale-up domain, or at the TP the profile
+    asks for (then the smallest TP that fits is the first advice)."""
+    chosen = tp is not None
     limit = node_size(gpu, node_limit)
-    tp = max([d for d in TP_DEGREES if d <= limit and tp_divides(model, d)] or [1])
+    tp = tp if chosen else max([d for d in TP_DEGREES if d <= limit and tp_divides(model, d)] or [1])
     p = replica_params(model, gpu, _with(base, tp=tp), knobs)
     mem = memory_per_gpu(p)
     short_gb = float(mem["shortfall"]) / GB
+    fitting = fitting_tp_degrees(model, gpu, base, knobs, node_limit) if chosen else []
+    advice = (f"use TP={fitting[0]} (the smallest that fits; TP 'auto' picks it), quantize, or use a larger GPU" if fitting
+              else "quantize, raise PP, or use a larger GPU")
     reason = (
-        f"{model.id} {base.weights} does not fit on {gpu.id} even at TP={tp} (memory capacity bound): "
-        f"weights need {float(mem['weights']) / GB:.1f} GB per GPU, {short_gb:.1f} GB over the "
-        f"{float(mem['budget']) / GB:.1f} GB budget; quantize, raise PP, or use a larger GPU"
+        f"{model.id} {base.weights} does not fit on {gpu.id} {'at' if chosen else 'even at'} TP={tp} (memory capacity bound): "
+        f"weights need {float(mem['weights']) / GB:.1f} GB per GPU (plus {float(mem['other']) / GB:.1f} GB other), "
+        f"{short_gb:.1f} GB over the {float(mem['budget']) / GB:.1f} GB budget; {advice}"
     )
     too_long = context_problem(model, wl)
     if too_long:

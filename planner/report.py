@@ -130,6 +130,7 @@ def plan_json(plan: Plan) -> dict:
             "output_len": _finite_values(s.load.output_len.model_dump(exclude_none=True)),
             "mean_input_tokens": finite(plan.workload.mean_in, 1),
             "mean_output_tokens": finite(plan.workload.mean_out, 1),
+            "caveats": list(plan.caveats),
         },
         "slo": _finite_values(s.slo.model_dump(exclude_none=True)),
         "fleet": _finite_values(s.fleet.model_dump(exclude_none=True)),

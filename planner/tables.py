@@ -88,6 +88,9 @@ def plan_table(data: dict, name: str) -> Table:
     row("meets SLO", lambda t: Text("yes", style="green") if t["meets_slo"] else Text("no: " + ", ".join(t.get("misses", [])), style="red"))
     if any(t.get("note") for t in tiers):
         row("note", lambda t: Text(t.get("note", ""), style="yellow"))
+    if load.get("caveats"):
+        table.caption = Text("caveat: " + "; ".join(load["caveats"]), style="yellow")
+        table.caption_justify = "left"
     return table
 
 

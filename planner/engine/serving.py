@@ -1000,6 +1000,11 @@ class NextCycles:
     first_row: int  # grid exponent of row 0
     rows: int
 
+    @cached_property
+    def single_steps(self) -> bool:
+        """Every cycle is one step (most tables: no cycle spills over the token budget)."""
+        return bool(np.all(self.steps == 1.0))
+
     def after(self, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For cycles bringing m arrivals on average: the chance of none, and the first entry of
         the grid row nearest to m (in log m)."""
@@ -1013,7 +1018,7 @@ class NextCycles:
         idle, row = self.after(m)
         uniforms, picks = seeded.walk_uniforms, seeded.walk_picks(self.draws)
         last = len(self.durations) - 1  # the plain decode step (no arrival)
-        single_steps = bool(np.all(self.steps == 1.0))  # most tables: no cycle spills over the budget
+        single_steps = self.single_steps
         for i in range(len(times)):
             at = np.where(uniforms[i] < idle, last, row + picks[i])
             np.add(times[i - 1] if i else 0.0, self.durations[at], out=times[i])
@@ -1105,20 +1110,29 @@ def _tpot_samples(p, pool, seeded: SampleDraws, lane_rate, b, ctx, state: RateSt
     arrivals = len(seeded.walk_uniforms) > 0  # none when the rate is so small that no cycle sees an arrival
     cycles = len(seeded.walk_uniforms) if arrivals else 1
     times_a, counts_a = np.empty((cycles, n)), np.empty((cycles, n))  # cumulative time and steps after each cycle
+    single_steps = True
     if arrivals:
         # a walk over the next-cycle table's entries; the first step starts from the own cycle
         table = next_cycles(p, pool, b, ctx, state, lane_rate, draws, draft_s)
         table.walk(lane_rate * own, seeded, times_a, counts_a)
+        single_steps = table.single_steps
     else:
         times_a[0], counts_a[0] = state.t_decode_s, 1.0
-    reached = counts_a >= need[None, :]
-    inside = reached.any(axis=0)
-    j = np.where(inside, reached.argmax(axis=0), cycles - 1)
     cols = np.arange(n)
-    t_before = np.where(j > 0, times_a[np.maximum(j - 1, 0), cols], 0.0)
-    s_before = np.where(j > 0, counts_a[np.maximum(j - 1, 0), cols], 0.0)
-    per_step = (times_a[j, cols] - t_before) / np.maximum(counts_a[j, cols] - s_before, 1.0)
-    within = t_before + (need - s_before) * per_step
+    if single_steps:
+        # cycle i ends after i + 1 steps: the window's last step falls in cycle ceil(need) - 1
+        inside = need <= cycles
+        j = (np.minimum(np.ceil(need), cycles) - 1.0).astype(np.int64)
+        t_before = np.where(j > 0, times_a[np.maximum(j - 1, 0), cols], 0.0)
+        within = t_before + (need - j) * (times_a[j, cols] - t_before)
+    else:
+        reached = counts_a >= need[None, :]
+        inside = reached.any(axis=0)
+        j = np.where(inside, reached.argmax(axis=0), cycles - 1)
+        t_before = np.where(j > 0, times_a[np.maximum(j - 1, 0), cols], 0.0)
+        s_before = np.where(j > 0, counts_a[np.maximum(j - 1, 0), cols], 0.0)
+        per_step = (times_a[j, cols] - t_before) / np.maximum(counts_a[j, cols] - s_before, 1.0)
+        within = t_before + (need - s_before) * per_step
     # beyond the followed cycles: stationary mean per step; prefill clusters inflate the variance
     rest = np.maximum(need - counts_a[-1], 0.0)
     rho = max(1.0 - state.t_decode_s / state.step_s, 0.0)

@@ -60,3 +60,14 @@ def test_latency_curve_rises_with_load_and_sweep_covers_the_catalog():
     points = cost_sweep(result.inputs, small)
     assert points and points[0].model == small[0].id
     assert points[0].usd_month == pytest.approx(result.tier_data("small")["usd_month"], abs=0.01)
+
+
+def test_the_detail_shows_the_caveat_of_a_prefill_dominated_load():
+    from planner.engine.scenario import LengthDist
+    from planner.tui.widgets.results import detail_content
+
+    short = default_profile().model_copy(update={"load": Load(rate_rps=5.0, input_len=LengthDist(kind="fixed", mean=1000),
+                                                              output_len=LengthDist(kind="fixed", mean=10))})
+    text = detail_content(compute(short, Path.cwd()), "medium", 60).plain
+    assert "Caveat prefill-dominated load (prompts 100x the outputs)" in text
+    assert "Caveat" not in detail_content(compute(default_profile(), Path.cwd()), "medium", 60).plain

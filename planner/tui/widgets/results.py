@@ -221,6 +221,8 @@ def detail_content(result: Result, tier: str, width: int) -> Content:
             parts = " · ".join(f"±{v:g}% {k.upper() if k != 'throughput' else k}" for k, v in band.items())
             where = "" if t.get("validated") else f" (no measurements of {gpu.family} GPUs or of {tp.model.family} models: a guess)"
             lines.append(Content.assemble(("Expected error ", "bold"), parts, (where, "$warning")))
+        for caveat in result.data["load"].get("caveats", []):
+            lines.append(Content.assemble(("Caveat ", "bold $warning"), (caveat, "$warning")))
     alts = t.get("alternatives") or []
     if len(alts) > 1:
         parts: list = [("TP options ", "bold")]

@@ -435,8 +435,8 @@ def test_the_plan_has_the_fewest_gpus_of_any_tp_degree_at_full_fidelity(gpu, rat
 
 
 def test_a_prefill_dominated_load_carries_a_caveat_in_the_plan_and_the_table():
-    # prompts 100 times the outputs: the simulation check found TTFT up to 29% low there, so the
-    # plan says so wherever its numbers are shown; the default load (4 times) has none
+    # prompts 100 times the outputs: the simulation check found the short outputs' TPOT and E2E
+    # off there, so the plan says so wherever its numbers are shown; the default load (4 times) has none
     from planner.engine.plan import load_caveats
     from planner.engine.scenario import LengthDist
     from planner.engine.serving import Workload
@@ -446,6 +446,6 @@ def test_a_prefill_dominated_load_carries_a_caveat_in_the_plan_and_the_table():
     sc = scenario(load=Load(rate_rps=5.0, input_len=LengthDist(kind="fixed", mean=1000), output_len=LengthDist(kind="fixed", mean=10)))
     data = plan_json(evaluate(sc))
     assert len(data["load"]["caveats"]) == 1 and "prefill-dominated" in data["load"]["caveats"][0]
-    assert "TTFT may read up to 30% low" in data["load"]["caveats"][0]
+    assert "E2E p99 up to 18% low" in data["load"]["caveats"][0]
     assert "caveat: prefill-dominated" in str(plan_table(data, "short outputs").caption)
     assert plan_json(evaluate(scenario()))["load"]["caveats"] == []

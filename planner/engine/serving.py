@@ -921,7 +921,14 @@ def _distributions(p, wl, pool: PromptPool, point: OperatingPoint, lane_rate: fl
     busy = draws.busy_strata >= idle
     # quantiles at the sorted strata, then shuffled: a binary search with sorted keys is several
     # times faster than one at the shuffled strata
-    current = _weighted_quantiles(durations, weights * durations, _strata(n))[draws.current_order]
+    # the cycle in progress at a busy arrival, length-biased; a cycle without prompts is busy only
+    # while sequences decode (the rest of its time is the idle share above). Counting all of it put
+    # busy arrivals of a prefill-dominated load in decode steps 77% of the time where it is 37%, and
+    # TTFT p90 29% low against the simulation (8B, 1,000-token prompts, 3-token outputs, 30% load)
+    in_progress = weights * durations
+    if running:
+        in_progress[:fid.table] *= -math.expm1(-point.batch)
+    current = _weighted_quantiles(durations, in_progress, _strata(n))[draws.current_order]
     residual = np.where(busy, draws.residual_strata * current, 0.0)
     co_counts = np.where(busy, poisson_quantiles(lane_rate * current, draws.co_uniforms), 0)
     co_tok, co_att = pool.sums(co_counts, draws.co_offsets)

@@ -160,8 +160,8 @@ ROWS: tuple[Row, ...] = (
     Row("error", "± error", "Expected error of these predictions: the median absolute error of the model "
         "against published measurements, lowest to highest over throughput, TTFT and TPOT (the detail lists "
         "each). '?' marks a GPU or model family without measurements: there the band is a guess. A caveat in "
-        "the detail marks a load outside the checked range (prompts 50 times the outputs or more: TTFT may read "
-        "up to 30% low).", _error_band),
+        "the detail marks a load outside the checked range (prompts 50 times the outputs or more: the TPOT and "
+        "E2E of such short outputs are off by more).", _error_band),
     Row("tok_s", "Out tok/s", "Generated tokens per second across the fleet at the mean load.",
         _plain(lambda t: fmt_num(t["output_tok_s"]))),
     Row("util", "Utilisation", "Offered load per replica as a share of its saturation throughput; ✗ above "

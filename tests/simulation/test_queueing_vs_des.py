@@ -101,14 +101,15 @@ def test_outputs_of_a_few_tokens_on_an_moe_match_simulation(output_mean, utiliza
     assert not worst, f"beyond {TOLERANCE:.0%} of the simulation (in %): {worst}"
 
 
-# Prefill-dominated loads: 1,000-token prompts and outputs of a few tokens on the 8B. The TTFT
-# body reads low (measured: worst metric); from outputs of about 30 tokens the model is within
-# the tolerance again.
+# Prefill-dominated loads: 1,000-token prompts and outputs of a few tokens on the 8B. The engine
+# is busy mostly with prefills and the running batch is small: a busy arrival meets a prefill far
+# more often than the cycles' time shares say (taking them as they were put TTFT p90 29% low at
+# 3-token outputs and 30% load, p99 17% low at 8 tokens). What remains (measured: worst metric)
+# is the median TPOT of requests that decode two steps.
 PREFILL_PROMPTS = LengthDist(kind="fixed", mean=1000)
 PREFILL_GAPS = {
-    (3.0, 0.3): "TTFT p90 -28.8%, p99 -20.8%, E2E p50 -11.7%",
-    (3.0, 0.6): "TTFT p50 -21.4%, p99 -11.6%, TPOT p50 +22.7%",
-    (8.0, 0.3): "TTFT p99 -16.9%",
+    (3.0, 0.3): "TPOT p50 +10.7%",
+    (3.0, 0.6): "TPOT p50 +27.3%",
 }
 PREFILL_CASES = [
     pytest.param(m, u, marks=pytest.mark.xfail(strict=True, reason=f"known gap, prefill-dominated: {PREFILL_GAPS[(m, u)]}"))

@@ -141,6 +141,16 @@ def test_predict_does_not_fit_exits_1_with_reason(capsys):
     assert code == 1 and "does not fit" in out and "Traceback" not in err
 
 
+def test_predict_with_a_tp_the_weights_do_not_fit_names_the_one_that_does(capsys):
+    argv = ["predict", "--model", "llama-3.1-405b", "--gpu", "h100-sxm", "--weights", "fp8", "--tp", "2",
+            "--input-len", "1000", "--output-len", "200", "--rate", "1"]
+    code, data = run_json(capsys, *argv)
+    assert code == 1 and data["fits"] is False
+    assert "at TP=2" in data["reason"] and "TP=8 is the smallest that fits" in data["reason"]
+    code, data = run_json(capsys, *argv[:7], *argv[9:])  # without --tp: the smallest that fits, and no advice
+    assert code == 0 and data["fits"] is True and data["tp"] == 8
+
+
 @pytest.mark.parametrize("config", sorted(HF.glob("*/config.json")), ids=lambda p: p.parent.name)
 def test_predict_accepts_a_hugging_face_config(capsys, config):
     code, data = run_json(capsys, "predict", "--model", config, "--gpu", "b200", "--input-len", "1000", "--output-len", "100",

@@ -80,6 +80,9 @@ def predict(req: PredictRequest, calibration: Calibration | None = None) -> Pred
             f"weights plus {memory_gb['other']:.1f} GB runtime per GPU at TP={cfg.tp} PP={cfg.pp}, "
             f"{float(mem['shortfall']) / GB:.1f} GB over the {memory_gb['budget']:.1f} GB budget of {req.gpu.id}"
         )
+        fitting = None if req.tp_auto else smallest_fitting_tp(req.model, req.gpu, cfg, knobs)
+        if fitting is not None:
+            reason += f"; TP={fitting} is the smallest that fits (leave --tp out to get it)"
         return Prediction(req, cfg, False, reason, memory_gb, None)
     wl = Workload(req.input_len, req.output_len)
     too_long = context_problem(req.model, wl)

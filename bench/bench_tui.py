@@ -83,7 +83,7 @@ async def keystrokes(count: int, input_id: str = "load-rate-rps", cold: bool = T
     from planner.tui import compute as compute_module
     from planner.tui.app import make_app
     from planner.tui.screens import main as main_module
-    from planner.tui.testing import settle
+    from planner.tui.testing import send_keys, settle
 
     engine_ms: list[float] = []
     real_compute = compute_module.compute
@@ -134,24 +134,13 @@ async def keystrokes(count: int, input_id: str = "load-rate-rps", cold: bool = T
                 compute_module.CURVE_POINTS.clear()  # and the latency chart's operating points
             key = "5" if i % 2 == 0 else "backspace"  # rate 1 -> 15 -> 1 -> ..., price 4 -> 45 -> 4
             t0 = time.perf_counter()
-            send_key(app, key)
+            send_keys(app, key)
             while "drawn" not in marks:
                 await asyncio.sleep(0.0005)
             results.append((marks["results"] - t0) * 1e3)
             drawn.append((marks["drawn"] - t0) * 1e3)
             await settle(pilot)  # charts and the cost sweep finish before the next key
     return results, drawn, engine_ms
-
-
-def send_key(app, key: str) -> None:
-    """Hand one key to the app the way a terminal's driver does. `pilot.press` also waits for every
-    widget of the screen to drain its queue (a callback posted to each of ~370 widgets), work a real
-    keystroke never causes, which would run on the event loop inside the timed window."""
-    from textual import events
-
-    event = events.Key(key, key if len(key) == 1 else None)
-    event.set_sender(app)
-    app._driver.send_message(event)
 
 
 def summary(values: list[float], unit: str = "ms") -> str:

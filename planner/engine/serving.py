@@ -510,11 +510,8 @@ def _batch_sensitivity(p, pool, state: RateState, lane_rate: float, ctx: float, 
         # the difference holds only the batch's effect (the fixed point's own step comes from the
         # iterate before)
         t_d = float(decode_step(p, b, ctx).total_s)
-        k_max = len(state.count_pmf) - 1
-        if k_max == 0:
-            return t_d, t_d
-        dur, steps = cycle_samples(p, pool, b, ctx, t_d, k_max, MIX_SAMPLES, _known_draft_s(p))
-        return t_d, float(state.count_pmf @ dur.mean(axis=1)) / float(state.count_pmf @ steps.mean(axis=1))
+        dur_k, _, steps_k = _cycle_moments(p, pool, b, ctx, t_d, len(state.count_pmf) - 1, _known_draft_s(p))
+        return t_d, float(state.count_pmf @ dur_k) / float(state.count_pmf @ steps_k)
 
     (decode_lo, step_lo), (decode_hi, step_hi) = mean_step_s(base_b), mean_step_s(base_b + delta)
     state.decode_chord_s = (decode_hi - decode_lo) / delta
@@ -843,8 +840,8 @@ def _even_picks(pool_size: int, n: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SampleDraws:
-    """The seeded random inputs of one distributions pass, in the order one generator seeded with
-    RNG_SEED yields them. They depend only on the sample counts (not on the operating point), so
+    """The seeded random inputs of one distributions pass, in the order one seeded generator
+    yields them. They depend only on the sample counts (not on the operating point), so
     they are drawn once per shape and every pass reads the same arrays (read-only)."""
 
     busy_strata: np.ndarray  # a permutation of the TTFT strata: arrival in a busy cycle when >= the idle share
@@ -885,9 +882,9 @@ class SampleDraws:
             walk[i] = rng.random(m)
         made = SampleDraws(busy, current, residual, co_uniforms, co_offsets, picks, output_order, walk,
                            rng.standard_normal(m), rng.standard_normal(m))
-        for array in (busy, current, residual, co_uniforms, co_offsets, picks, output_order, walk):
-            array.flags.writeable = False
-        made.beyond_normals.flags.writeable = made.drift_normals.flags.writeable = False
+        for array in vars(made).values():
+            if isinstance(array, np.ndarray):
+                array.flags.writeable = False
         return made
 
 

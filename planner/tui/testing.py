@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -38,3 +39,14 @@ def stop_blinking(app: PlannerApp) -> None:
     for screen in app.screen_stack:
         for widget in screen.query(Input):
             widget.cursor_blink = False
+
+
+def send_keys(app: PlannerApp, *keys: str) -> None:
+    """Hand keys to the app the way a terminal's driver does, without waiting between them (a
+    burst, as fast typing or a terminal that delivers several at once). `pilot.press` also waits
+    for every widget of the screen to drain its queue (a callback posted to each of ~370 widgets),
+    work a real keystroke never causes."""
+    for key in keys:
+        event = events.Key(key, key if len(key) == 1 else None)
+        event.set_sender(app)
+        app._driver.send_message(event)

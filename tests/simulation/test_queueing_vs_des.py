@@ -62,18 +62,23 @@ KNOWN_GAPS = {
     ("70b-tp4", 0.9): "TPOT p90 -19.7%, TPOT p99 -14.3%, E2E p99 -12.8%",
     ("mixtral-tp4", 0.9): "TTFT p99 +10.8%, TPOT p90 -10.9%, TPOT p99 -10.1%",
 }
-CASES = [
-    pytest.param(m, u, marks=pytest.mark.xfail(strict=True, reason=f"known gap near saturation: {KNOWN_GAPS[(m, u)]}"))
-    if (m, u) in KNOWN_GAPS else (m, u)
-    for m in sorted(MODELS) for u in (0.1, 0.3, 0.5, 0.7, 0.9)
-]
 
 
-@pytest.mark.parametrize(("model_key", "utilization"), CASES)
-def test_analytical_percentiles_match_simulation(model_key, utilization):
-    errors = compare(model_key, utilization)
+def cases(pairs, gaps: dict, where: str) -> list:
+    """The (first, second) parameter pairs, those in `gaps` as strict expected failures."""
+    return [pytest.param(*pair, marks=pytest.mark.xfail(strict=True, reason=f"known gap {where}: {gaps[pair]}"))
+            if pair in gaps else pair for pair in pairs]
+
+
+def assert_within_tolerance(errors: dict[str, float]) -> None:
     worst = {k: round(v * 100, 1) for k, v in errors.items() if abs(v) > TOLERANCE}
     assert not worst, f"beyond {TOLERANCE:.0%} of the simulation (in %): {worst}"
+
+
+@pytest.mark.parametrize(("model_key", "utilization"),
+                         cases([(m, u) for m in sorted(MODELS) for u in (0.1, 0.3, 0.5, 0.7, 0.9)], KNOWN_GAPS, "near saturation"))
+def test_analytical_percentiles_match_simulation(model_key, utilization):
+    assert_within_tolerance(compare(model_key, utilization))
 
 
 # Outputs of a few tokens (classification, routing, extraction): most requests never decode, the
@@ -84,21 +89,17 @@ SHORT_GAPS = {
     (3.0, 0.1): "TPOT p50 -21.6%, E2E p50 -14.3%, p90 -16.6%, p99 -10.1%",
     (3.0, 0.3): "E2E p50 -12.8%",
 }
-SHORT_CASES = [
-    pytest.param(m, u, marks=pytest.mark.xfail(strict=True, reason=f"known gap at light load: {SHORT_GAPS[(m, u)]}"))
-    if (m, u) in SHORT_GAPS else (m, u)
-    for m, u in ((1.0, 0.1), (1.0, 0.5), (1.0, 0.9), (3.0, 0.1), (3.0, 0.3), (3.0, 0.5), (8.0, 0.3))
-]
 
 
-@pytest.mark.parametrize(("output_mean", "utilization"), SHORT_CASES)
+@pytest.mark.parametrize(("output_mean", "utilization"),
+                         cases([(1.0, 0.1), (1.0, 0.5), (1.0, 0.9), (3.0, 0.1), (3.0, 0.3), (3.0, 0.5), (8.0, 0.3)],
+                               SHORT_GAPS, "at light load"))
 def test_outputs_of_a_few_tokens_on_an_moe_match_simulation(output_mean, utilization):
     # the batch's fluctuations are its own mode of the step-duration noise, not whichever mode is
     # slower: taking the prefill bursts' mode for the batch's put Mixtral's TPOT p50 at -17% to -72%
     # of the simulation and E2E p99 at -14% to -34% for outputs of one token on average (10-90% load)
-    errors = compare("mixtral-tp4", utilization, prompts=SHORT_PROMPTS, outputs=LengthDist(kind="exponential", mean=output_mean))
-    worst = {k: round(v * 100, 1) for k, v in errors.items() if abs(v) > TOLERANCE}
-    assert not worst, f"beyond {TOLERANCE:.0%} of the simulation (in %): {worst}"
+    outputs = LengthDist(kind="exponential", mean=output_mean)
+    assert_within_tolerance(compare("mixtral-tp4", utilization, prompts=SHORT_PROMPTS, outputs=outputs))
 
 
 # Prefill-dominated loads: 1,000-token prompts and outputs of a few tokens on the 8B. The engine
@@ -111,18 +112,13 @@ PREFILL_GAPS = {
     (3.0, 0.3): "TPOT p50 +10.7%",
     (3.0, 0.6): "TPOT p50 +27.3%",
 }
-PREFILL_CASES = [
-    pytest.param(m, u, marks=pytest.mark.xfail(strict=True, reason=f"known gap, prefill-dominated: {PREFILL_GAPS[(m, u)]}"))
-    if (m, u) in PREFILL_GAPS else (m, u)
-    for m, u in ((3.0, 0.3), (3.0, 0.6), (8.0, 0.3), (30.0, 0.3), (30.0, 0.6))
-]
 
 
-@pytest.mark.parametrize(("output_mean", "utilization"), PREFILL_CASES)
+@pytest.mark.parametrize(("output_mean", "utilization"),
+                         cases([(3.0, 0.3), (3.0, 0.6), (8.0, 0.3), (30.0, 0.3), (30.0, 0.6)], PREFILL_GAPS, "prefill-dominated"))
 def test_long_prompts_with_outputs_of_a_few_tokens_match_simulation(output_mean, utilization):
-    errors = compare("8b-tp1", utilization, prompts=PREFILL_PROMPTS, outputs=LengthDist(kind="exponential", mean=output_mean))
-    worst = {k: round(v * 100, 1) for k, v in errors.items() if abs(v) > TOLERANCE}
-    assert not worst, f"beyond {TOLERANCE:.0%} of the simulation (in %): {worst}"
+    outputs = LengthDist(kind="exponential", mean=output_mean)
+    assert_within_tolerance(compare("8b-tp1", utilization, prompts=PREFILL_PROMPTS, outputs=outputs))
 
 
 @pytest.mark.parametrize(("model_key", "utilization"), [("8b-tp1", 0.9), ("mixtral-tp4", 0.9), ("70b-tp4", 0.7)])

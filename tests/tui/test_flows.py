@@ -18,7 +18,7 @@ from planner.tui.app import make_app
 from planner.tui.screens.dialogs import ConfirmDialog, FileDialog
 from planner.tui.screens.help import HelpScreen
 from planner.tui.screens.main import PlannerScreen
-from planner.tui.testing import settle
+from planner.tui.testing import send_keys, settle
 from planner.tui.widgets.charts import CostChart, LatencyChart
 from planner.tui.widgets.results import TierDetail, TierTable
 
@@ -189,16 +189,6 @@ async def test_invalid_input_keeps_the_last_plan_and_says_what_is_allowed():
         assert app.planner.result.data["load"]["peak_rate_rps"] == 12
 
 
-def burst(app, keys: list[str]) -> None:
-    """Keys straight to the driver, as a terminal hands them over, without waiting between them."""
-    from textual import events
-
-    for key in keys:
-        event = events.Key(key, key if len(key) == 1 else None)
-        event.set_sender(app)
-        app._driver.send_message(event)
-
-
 async def typing_into(app, pilot, selector: str) -> Input:
     """Focus an input of the planner with the cursor after its text."""
     widget = app.planner.query_one(selector, Input)
@@ -214,10 +204,10 @@ async def test_keys_typed_in_a_burst_apply_in_order():
     async with app.run_test(size=WIDE) as pilot:
         await settle(pilot)
         prompt = await typing_into(app, pilot, "#load-input-len-mean")
-        burst(app, ["backspace"] * 4 + ["8", "0", "0"])
+        send_keys(app, *["backspace"] * 4 + ["8", "0", "0"])
         await settle(pilot)
         assert prompt.value == "800"
-        burst(app, ["left", "left", "delete", "9", "end", "backspace", "5"])
+        send_keys(app, "left", "left", "delete", "9", "end", "backspace", "5")
         await settle(pilot)
         assert prompt.value == "895"
         await pilot.press("ctrl+s")  # a new profile: save asks for a path
@@ -226,7 +216,7 @@ async def test_keys_typed_in_a_burst_apply_in_order():
         assert isinstance(dialog, FileDialog)
         path = dialog.query_one("#dialog-path", Input)
         path.value, path.cursor_position = "plan.toml", len("plan.toml")
-        burst(app, ["backspace"] * 5 + ["x", ".", "t", "o", "m", "l"])
+        send_keys(app, *["backspace"] * 5 + ["x", ".", "t", "o", "m", "l"])
         await pilot.pause()
         assert path.value == "planx.toml"
 
@@ -240,7 +230,7 @@ async def test_a_burst_that_passes_through_an_invalid_value_leaves_no_stale_mess
     async with app.run_test(size=WIDE) as pilot:
         await settle(pilot)
         rate = await typing_into(app, pilot, "#load-rate-rps")
-        burst(app, ["backspace", "backspace", "1", "2"])
+        send_keys(app, "backspace", "backspace", "1", "2")
         await settle(pilot)
         assert rate.value == "12"
         assert not app.planner.invalid

@@ -182,6 +182,32 @@ def bench_rate_point_and_plan() -> None:
           f"{calls} latency evaluations: operating points finished at some fidelity)")
     print(f"    target < {TARGET_PLAN_S * 1e3:.0f} ms   {verdict(seconds < TARGET_PLAN_S)}")
     print(f"    the same plan after a price edit (sizing remembered, costs recomputed): {price_edit_s * 1e3:.1f} ms (median of 20)")
+    helped_s = helped_plan_seconds(scenario, gpus, models)
+    if helped_s is not None:
+        print(f"    the same cold plan with its large tier on a helper process, as the TUI plans: {helped_s * 1e3:.1f} ms "
+              f"(median of 20; {seconds / helped_s:.2f}x)")
+
+
+def helped_plan_seconds(scenario, gpus, models) -> float | None:
+    """Median cold plan through the TUI's helper process (None where it cannot start)."""
+    from planner.engine.helper import TierHelper
+
+    helper = TierHelper()
+    helper.start(scenario, gpus, models)
+    try:
+        if not helper.wait_ready():
+            return None
+
+        times = []
+        for _ in range(20):
+            plan_module.clear_check_cache()
+            helper.clear_caches()  # both processes size from scratch (not timed)
+            start = time.perf_counter()
+            helper.evaluate(scenario, gpus, models)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+    finally:
+        helper.shutdown()
 
 
 def bench_search() -> None:

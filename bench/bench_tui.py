@@ -1,13 +1,14 @@
 """Speed of the planner TUI, measured with Textual's test pilot (headless, 160x48).
 
-    python bench/bench_tui.py [--keys N]
+    python bench/bench_tui.py [--keys N] [--no-helper]
 
 Prints:
 - cold start: a fresh Python process, from launch to the first frame the app draws, and to the
   first frame that shows the plan (target: first frame under 1.0 s on a 2-core machine);
 - keystroke to updated results: a digit typed into the peak-rate input, until the results table
   holds the new plan, and until the frame showing it is drawn (target under 50 ms); also the
-  engine's share (evaluate + plan_json in the worker thread) and the rest, which is the TUI's.
+  engine's share (the plan and its JSON, from the worker thread, the large tier on the helper
+  process once that is up: timed after it is) and the rest, which is the TUI's.
   The TUI's plan cache, the engine's sizing cache and the latency chart's points are cleared
   before each key, so every keystroke runs the whole engine;
 - the same for a digit typed into the GPU price input with the caches kept, as in use: a price does
@@ -79,6 +80,7 @@ def cold_start(runs: int) -> list[dict]:
 
 async def keystrokes(count: int, input_id: str = "load-rate-rps", cold: bool = True,
                      first: str = "backspace") -> tuple[list[float], list[float], list[float]]:
+    from planner.engine.helper import HELPER
     from planner.engine.plan import clear_check_cache
     from planner.tui import compute as compute_module
     from planner.tui.app import make_app
@@ -117,6 +119,7 @@ async def keystrokes(count: int, input_id: str = "load-rate-rps", cold: bool = T
     results, drawn = [], []
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
+        helped = HELPER.wait_ready()  # the helper process starts after the first plan
         app.planner.query_one(f"#{input_id}").focus()
         await pilot.pause()
         await pilot.press("end")  # focusing selects the text; put the cursor after it
@@ -131,6 +134,7 @@ async def keystrokes(count: int, input_id: str = "load-rate-rps", cold: bool = T
             compute_module.PLANS.clear()  # time the engine, not the cache of whole plans
             if cold:
                 clear_check_cache()
+                HELPER.clear_caches()
                 compute_module.CURVE_POINTS.clear()  # and the latency chart's operating points
             key = "5" if i % 2 == 0 else "backspace"  # rate 1 -> 15 -> 1 -> ..., price 4 -> 45 -> 4
             t0 = time.perf_counter()
@@ -140,7 +144,7 @@ async def keystrokes(count: int, input_id: str = "load-rate-rps", cold: bool = T
             results.append((marks["results"] - t0) * 1e3)
             drawn.append((marks["drawn"] - t0) * 1e3)
             await settle(pilot)  # charts and the cost sweep finish before the next key
-    return results, drawn, engine_ms
+    return results, drawn, engine_ms, helped
 
 
 def summary(values: list[float], unit: str = "ms") -> str:
@@ -153,7 +157,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=20, help="keystrokes to time (default 20)")
     parser.add_argument("--starts", type=int, default=5, help="cold starts to time (default 5)")
+    parser.add_argument("--no-helper", action="store_true", help="plan every tier in the worker thread (no helper process)")
     args = parser.parse_args()
+    if args.no_helper:
+        os.environ["PLANNER_HELPER"] = "0"
     os.environ.setdefault("PLANNER_CONFIG_DIR", tempfile.mkdtemp(prefix="planner-bench-"))
     print(f"planner TUI benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {SIZE[0]}x{SIZE[1]}")
     starts = cold_start(args.starts)
@@ -164,8 +171,9 @@ def main() -> int:
               ("peak rate 10 <-> 105 req/s from the saved value, the title's 'modified' marker toggling, caches kept",
                "load-rate-rps", False, ""))
     for title, input_id, cold, first in series:
-        results, drawn, engine = asyncio.run(keystrokes(args.keys, input_id, cold, first))
-        print(f"keystroke ({title}):")
+        results, drawn, engine, helped = asyncio.run(keystrokes(args.keys, input_id, cold, first))
+        where = "large tier on the helper process" if helped else "all tiers in the plan worker thread"
+        print(f"keystroke ({title}; {where}):")
         print(f"  to results updated           {summary(results)}")
         print(f"  to frame drawn               {summary(drawn)}   (target < 50 ms)")
         print(f"  of which engine (worker)     {summary(engine)}")

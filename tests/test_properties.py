@@ -216,6 +216,38 @@ def test_more_bandwidth_never_raises_ttft_at_the_same_rate(model, gpu, in_len, o
         assert fast.ttft_mean_s <= slow.ttft_mean_s
 
 
+def _synthetic_gpu(memory_gib: float, bw_tb_s: float, bf16_tflops: float, link_gb_s: float) -> GpuSpec:
+    return GpuSpec(id="prop-gpu", name="Synthetic GPU", vendor="nvidia", family="synthetic", memory_gib=memory_gib,
+                   mem_bw_tb_s=bw_tb_s, tflops={"bf16": bf16_tflops}, interconnect="nvlink", link_gb_s=link_gb_s,
+                   max_gpus_per_node=8, tdp_w=700, price_usd_hour=2.0, price_provider="test", price_date="2026-01-01", sources={})
+
+
+@pytest.mark.xfail(strict=True, reason="known residual: a mostly idle replica's mean TTFT moves by up to 0.2% either "
+                                       "way with the decode step, whose cycles stand in for its idle time")
+def test_more_bandwidth_never_raises_the_ttft_of_a_mostly_idle_replica():
+    # found by the bandwidth property: the 8B at TP=2 on 16 GB GPUs with a slow link, 32-token prompts and
+    # 2-token outputs at half load (0.24 sequences decoding): mean TTFT 16.404 ms at 6 TB/s, 16.372 at 12,
+    # 16.410 at 42. Too small to show (the table rounds to 0.1 ms), recorded so that a fix is noticed
+    _, _, slow, fast = _bandwidth_pair(llama8b(), _synthetic_gpu(16.0, 6.0, 50.0, 25.0), 32, 2, 7.0, 0.5)
+    assert slow.stable and fast.stable
+    assert fast.ttft_mean_s <= slow.ttft_mean_s
+
+
+@pytest.mark.xfail(strict=True, reason="known residual: with outputs of a few tokens an MoE's step noise has two "
+                                       "modes of similar persistence, and the batch drift follows the one nearer "
+                                       "the batch's; where they trade places the drift's memory jumps")
+def test_moe_tpot_of_three_token_outputs_never_falls_with_load():
+    # Mixtral on 80 GB, 2 TB/s GPUs, 1,000-token prompts and exponential outputs of 3 tokens on average: TPOT
+    # p50 42.5 ms at 55% of capacity and 23.8 ms at 60% (the batch drift's memory falls from 5.0 to 1.4 steps)
+    wl = Workload(fixed(1000), LengthDist(kind="exponential", mean=3.0))
+    gpu = _synthetic_gpu(80.0, 2.0, 500.0, 300.0)
+    p = replica_params(mixtral(), gpu, fitted(mixtral(), gpu), KNOBS)
+    max_rate = offline_throughput(p, wl)[0]
+    low, high = rate_point(p, wl, 0.55 * max_rate), rate_point(p, wl, 0.60 * max_rate)
+    assert low.stable and high.stable
+    assert high.tpot_s["p50"] >= low.tpot_s["p50"]
+
+
 # ---------------------------------------------------------------------------------------------
 # (c) a bigger running batch never lowers decode throughput while its KV cache fits
 

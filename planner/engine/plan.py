@@ -729,11 +729,21 @@ def _tier_result(scenario, tier, model, gpu, cfg, sized: SizingResult, knobs, wl
 
 def evaluate(scenario: Scenario, custom_gpus: Iterable[GpuSpec] = (), custom_models: Iterable[ModelSpec] = (), calibration: Calibration | None = None) -> Plan:
     """The whole plan: one model per tier on the scenario's fleet."""
+    return assemble(scenario, plan_tiers(scenario, TIERS, custom_gpus, custom_models, calibration))
+
+
+def plan_tiers(scenario: Scenario, tiers: Iterable[str], custom_gpus: Iterable[GpuSpec] = (), custom_models: Iterable[ModelSpec] = (),
+               calibration: Calibration | None = None) -> list[TierPlan]:
+    """The plans of the named tiers: each tier's model on the scenario's fleet (the tiers are
+    independent, so they can be planned apart and put together with `assemble`)."""
     gpus, models = list(custom_gpus), list(custom_models)
     gpu = catalog.get_gpu(scenario.fleet.gpu, gpus)
     wl = Workload(scenario.load.input_len, scenario.load.output_len)
-    tiers = []
-    for tier in TIERS:
-        model = catalog.get_model(getattr(scenario.models, tier), models)
-        tiers.append(plan_tier(scenario, tier, model, gpu, wl, calibration))
-    return Plan(scenario=scenario, workload=wl, peak_rate_rps=scenario.load.peak_rate_rps, tiers=tiers, caveats=load_caveats(wl))
+    return [plan_tier(scenario, tier, catalog.get_model(getattr(scenario.models, tier), models), gpu, wl, calibration) for tier in tiers]
+
+
+def assemble(scenario: Scenario, tiers: Iterable[TierPlan]) -> Plan:
+    """The plan made of its tiers' plans, in tier order."""
+    wl = Workload(scenario.load.input_len, scenario.load.output_len)
+    ordered = sorted(tiers, key=lambda t: TIERS.index(t.tier))
+    return Plan(scenario=scenario, workload=wl, peak_rate_rps=scenario.load.peak_rate_rps, tiers=ordered, caveats=load_caveats(wl))

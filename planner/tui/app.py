@@ -64,5 +64,10 @@ def run(profile_path: str | None) -> int:
     except ProfileError as exc:
         print(f"planner: error: {exc}", file=sys.stderr)
         return 2
-    result = app.run()
+    try:
+        result = app.run()
+    finally:
+        from planner.engine.helper import HELPER
+
+        HELPER.shutdown()
     return result if isinstance(result, int) else 0

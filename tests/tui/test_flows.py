@@ -12,6 +12,8 @@ from textual.notifications import Notify
 from textual.widgets import Input, Label, Select
 
 from planner.engine import catalog
+from planner.engine import helper as helper_module
+from planner.engine.plan import evaluate
 from planner.profile import load_profile
 from planner.tui import compute
 from planner.tui.app import make_app
@@ -99,6 +101,31 @@ async def test_raising_the_rate_raises_the_gpu_count():
         assert total_gpus(app) > before
         assert tier(app, "small")["gpus"] > small_before
         assert app.planner.dirty
+
+
+async def test_with_the_helper_process_the_plans_are_those_of_one_process(monkeypatch: pytest.MonkeyPatch):
+    # the TUI plans the large tier on a helper process once it is up (the suite otherwise plans in
+    # one process): the plans on screen are the ones planning in one process gives
+    monkeypatch.setenv(helper_module.DISABLE_ENV, "1")
+    helper = helper_module.TierHelper()
+    monkeypatch.setattr(helper_module, "HELPER", helper)
+    app = make_app()
+    try:
+        async with app.run_test(size=WIDE) as pilot:
+            await settle(pilot)
+            assert helper.wait_ready()
+            sent = []
+            submit = helper._executor.submit
+            monkeypatch.setattr(helper._executor, "submit", lambda fn, *args: sent.append(args[1]) or submit(fn, *args))
+            before = tier(app, "large")["gpus"]
+            await type_into(pilot, "#load-rate-rps", "40")
+            assert app.planner.result.data["load"]["peak_rate_rps"] == 40
+            assert tier(app, "large")["gpus"] > before
+            alone = compute.compute(app.planner.profile, app.planner.base_dir, engine=evaluate)
+            assert app.planner.result.data == alone.data
+            assert ("large",) in sent and helper.ready  # the helper planned the large tier of these keystrokes
+    finally:
+        helper.shutdown()
 
 
 async def test_fp8_lowers_the_cost_of_the_large_tier():

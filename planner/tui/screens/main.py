@@ -54,6 +54,7 @@ from planner.tui.compute import (
     cost_sweep,
     latency_curve,
     resolve,
+    start_helper,
     sweep_key,
 )
 from planner.tui.fields import BY_PATH, set_value
@@ -345,6 +346,8 @@ class PlannerScreen(Screen[None]):
             self.post_message(PlanFailed(generation, f"internal error ({type(exc).__name__}): {exc}"))
             return
         self.post_message(PlanReady(generation, result))
+        if not self.engine:
+            start_helper(result)  # once, after the first plan is on its way: it does not delay that plan
 
     def _finished(self) -> None:
         self._computing = False

@@ -1,0 +1,87 @@
+"""The helper process that plans the large tier while the caller plans the others: the same plan
+as planning in one process, the engine's own errors as they would be raised, and a helper that
+dies or is turned off changes nothing but the time."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from planner.engine import catalog
+from planner.engine.helper import DISABLE_ENV, TierHelper
+from planner.engine.plan import clear_check_cache, evaluate
+from planner.profile import load_profile
+from planner.report import plan_json
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def inputs(name: str):
+    path = ROOT / "profiles" / name
+    prof = load_profile(path).profile
+    return prof.scenario(), prof.custom_gpus(), prof.custom_models(path.parent)
+
+
+def as_json(plan) -> str:
+    return json.dumps(plan_json(plan), sort_keys=True)
+
+
+@pytest.fixture(scope="module")
+def helper():
+    mp = pytest.MonkeyPatch()
+    mp.setenv(DISABLE_ENV, "1")
+    made = TierHelper()
+    made.start(*inputs("chatbot-h100.toml"))
+    assert made.wait_ready(), "the helper process did not start"
+    yield made
+    made.shutdown()
+    mp.undo()
+
+
+@pytest.mark.parametrize("profile", ["chatbot-h100.toml", "rag-long-context.toml", "edge-assistant.toml"])
+def test_the_helper_gives_the_plan_of_one_process(helper: TierHelper, profile: str):
+    scenario, gpus, models = inputs(profile)
+    clear_check_cache()
+    helper.clear_caches()
+    helped = helper.evaluate(scenario, gpus, models)
+    assert [t.tier for t in helped.tiers] == ["small", "medium", "large"]
+    assert as_json(helped) == as_json(evaluate(scenario, gpus, models))
+
+
+def test_an_engine_error_in_the_helper_is_raised_as_in_one_process(helper: TierHelper):
+    scenario, gpus, models = inputs("chatbot-h100.toml")
+    unknown = scenario.model_copy(update={"models": scenario.models.model_copy(update={"large": "no-such-model"})})
+    with pytest.raises(catalog.CatalogError) as alone:
+        evaluate(unknown, gpus, models)
+    with pytest.raises(catalog.CatalogError) as helped:
+        helper.evaluate(unknown, gpus, models)
+    assert str(helped.value) == str(alone.value)
+    assert helper.ready  # an input's error is not the helper's: it stays in use
+
+
+def test_a_helper_that_died_is_replaced_by_planning_in_the_caller(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(DISABLE_ENV, "1")
+    scenario, gpus, models = inputs("chatbot-h100.toml")
+    helper = TierHelper()
+    helper.start(scenario, gpus, models)
+    assert helper.wait_ready()
+    for process in list(helper._executor._processes.values()):
+        process.kill()
+        process.join()
+    try:
+        assert as_json(helper.evaluate(scenario, gpus, models)) == as_json(evaluate(scenario, gpus, models))
+        assert not helper.ready
+        assert as_json(helper.evaluate(scenario, gpus, models)) == as_json(evaluate(scenario, gpus, models))
+    finally:
+        helper.shutdown()
+
+
+def test_a_helper_turned_off_never_starts(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(DISABLE_ENV, "0")
+    scenario, gpus, models = inputs("chatbot-h100.toml")
+    helper = TierHelper()
+    helper.start(scenario, gpus, models)
+    assert helper._executor is None and not helper.ready and not helper.wait_ready()
+    assert as_json(helper.evaluate(scenario, gpus, models)) == as_json(evaluate(scenario, gpus, models))

@@ -7,8 +7,8 @@ Prints:
   first frame that shows the plan (target: first frame under 1.0 s on a 2-core machine);
 - keystroke to updated results: a digit typed into the peak-rate input, until the results table
   holds the new plan, and until the frame showing it is drawn (target under 50 ms); also the
-  engine's share (the plan and its JSON, from the worker thread, the large tier on the helper
-  process once that is up: timed after it is) and the rest, which is the TUI's.
+  engine's share (the plan and its JSON, from the worker thread, the large tier planned on the
+  helper process once that is up: timed after it is) and the rest, which is the TUI's.
   The TUI's plan cache, the engine's sizing cache and the latency chart's points are cleared
   before each key, so every keystroke runs the whole engine;
 - the same for a digit typed into the GPU price input with the caches kept, as in use: a price does
@@ -172,7 +172,7 @@ def main() -> int:
                "load-rate-rps", False, ""))
     for title, input_id, cold, first in series:
         results, drawn, engine, helped = asyncio.run(keystrokes(args.keys, input_id, cold, first))
-        where = "large tier on the helper process" if helped else "all tiers in the plan worker thread"
+        where = "large tier on the helper process" if helped else "every tier in the plan worker thread"
         print(f"keystroke ({title}; {where}):")
         print(f"  to results updated           {summary(results)}")
         print(f"  to frame drawn               {summary(drawn)}   (target < 50 ms)")

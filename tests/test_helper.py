@@ -1,6 +1,6 @@
-"""The helper process that plans the large tier while the caller plans the others: the same plan
-as planning in one process, the engine's own errors as they would be raised, and a helper that
-dies or is turned off changes nothing but the time."""
+"""The helper processes that plan the tiers at the same time: the same plan as planning in one
+process, the engine's own errors as they would be raised, and helpers that die or are turned off
+change nothing but the time."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def helper():
     mp.setenv(DISABLE_ENV, "1")
     made = TierHelper()
     made.start(*inputs("chatbot-h100.toml"))
-    assert made.wait_ready(), "the helper process did not start"
+    assert made.wait_ready(), "the helper processes did not start"
     yield made
     made.shutdown()
     mp.undo()
@@ -67,7 +67,9 @@ def test_a_helper_that_died_is_replaced_by_planning_in_the_caller(monkeypatch: p
     helper = TierHelper()
     helper.start(scenario, gpus, models)
     assert helper.wait_ready()
-    for process in list(helper._executor._processes.values()):
+    processes = helper.processes()
+    assert len(processes) == 1  # the large tier's helper
+    for process in processes:
         process.kill()
         process.join()
     try:
@@ -83,5 +85,5 @@ def test_a_helper_turned_off_never_starts(monkeypatch: pytest.MonkeyPatch):
     scenario, gpus, models = inputs("chatbot-h100.toml")
     helper = TierHelper()
     helper.start(scenario, gpus, models)
-    assert helper._executor is None and not helper.ready and not helper.wait_ready()
+    assert not helper.processes() and not helper.ready and not helper.wait_ready()
     assert as_json(helper.evaluate(scenario, gpus, models)) == as_json(evaluate(scenario, gpus, models))

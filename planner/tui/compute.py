@@ -137,7 +137,7 @@ def uses_files(profile: Profile) -> bool:
 
 def compute(profile: Profile, base_dir: Path, engine: Evaluate | None = None, cache: bool = True) -> Result:
     """The plan of a profile (cached for the built-in engine, the default). The built-in engine
-    plans the large tier on the helper process once that is ready (start_helper): the same
+    plans the large tier on a helper process once that is ready (start_helper): the same
     numbers, in about the time of the slower half."""
     from planner.engine.helper import HELPER
 

@@ -103,7 +103,7 @@ async def test_raising_the_rate_raises_the_gpu_count():
         assert app.planner.dirty
 
 
-async def test_with_the_helper_process_the_plans_are_those_of_one_process(monkeypatch: pytest.MonkeyPatch):
+async def test_with_helper_processes_the_plans_are_those_of_one_process(monkeypatch: pytest.MonkeyPatch):
     # the TUI plans the large tier on a helper process once it is up (the suite otherwise plans in
     # one process): the plans on screen are the ones planning in one process gives
     monkeypatch.setenv(helper_module.DISABLE_ENV, "1")
@@ -115,8 +115,9 @@ async def test_with_the_helper_process_the_plans_are_those_of_one_process(monkey
             await settle(pilot)
             assert helper.wait_ready()
             sent = []
-            submit = helper._executor.submit
-            monkeypatch.setattr(helper._executor, "submit", lambda fn, *args: sent.append(args[1]) or submit(fn, *args))
+            for one in helper._helpers:
+                submit = one.executor.submit
+                monkeypatch.setattr(one.executor, "submit", lambda fn, *args, submit=submit: sent.append(args[1]) or submit(fn, *args))
             before = tier(app, "large")["gpus"]
             await type_into(pilot, "#load-rate-rps", "40")
             assert app.planner.result.data["load"]["peak_rate_rps"] == 40

@@ -228,7 +228,13 @@ def test_more_bandwidth_never_raises_the_ttft_of_a_mostly_idle_replica():
     # found by the bandwidth property: the 8B at TP=2 on 16 GB GPUs with a slow link, 32-token prompts and
     # 2-token outputs at half load (0.24 sequences decoding): mean TTFT 16.404 ms at 6 TB/s, 16.372 at 12,
     # 16.410 at 42. Too small to show (the table rounds to 0.1 ms), recorded so that a fix is noticed
-    _, _, slow, fast = _bandwidth_pair(llama8b(), _synthetic_gpu(16.0, 6.0, 50.0, 25.0), 32, 2, 7.0, 0.5)
+    wl = Workload(fixed(32), fixed(2))
+    gpu = _synthetic_gpu(16.0, 6.0, 50.0, 25.0)
+    cfg = fitted(llama8b(), gpu)
+    p_slow = replica_params(llama8b(), gpu, cfg, KNOBS)
+    p_fast = replica_params(llama8b(), gpu.model_copy(update={"mem_bw_tb_s": 42.0}), cfg, KNOBS)
+    rate = 0.5 * offline_throughput(p_slow, wl)[0]
+    slow, fast = rate_point(p_slow, wl, rate), rate_point(p_fast, wl, rate)
     assert slow.stable and fast.stable
     assert fast.ttft_mean_s <= slow.ttft_mean_s
 

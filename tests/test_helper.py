@@ -5,6 +5,9 @@ change nothing but the time."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,3 +90,25 @@ def test_a_helper_turned_off_never_starts(monkeypatch: pytest.MonkeyPatch):
     helper.start(scenario, gpus, models)
     assert not helper.processes() and not helper.ready and not helper.wait_ready()
     assert as_json(helper.evaluate(scenario, gpus, models)) == as_json(evaluate(scenario, gpus, models))
+
+
+def test_a_script_without_a_main_guard_runs_once(tmp_path: Path):
+    # a spawned process re-runs the parent's main script unless it is told otherwise: a script that
+    # opens the app (or plans) at its top level would have run twice
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "print('top level ran', flush=True)\n"
+        "from planner.engine.helper import TierHelper\n"
+        "from planner.profile import load_profile\n"
+        f"scenario = load_profile({str(ROOT / 'profiles' / 'chatbot-h100.toml')!r}).profile.scenario()\n"
+        "helper = TierHelper()\n"
+        "helper.start(scenario)\n"
+        "print('ready', helper.wait_ready(), flush=True)\n"
+        "helper.shutdown()\n"
+    )
+    env = {**os.environ, DISABLE_ENV: "1"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["top level ran", "ready True"]

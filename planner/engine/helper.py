@@ -21,8 +21,10 @@ import multiprocessing
 import os
 import sys
 import threading
+import types
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from planner.engine.knobs import Calibration
@@ -66,6 +68,21 @@ def _start_resource_tracker() -> None:
         resource_tracker.ensure_running()
     finally:
         sys.stderr = captured
+
+
+@contextmanager
+def _no_main_module() -> Iterator[None]:
+    """A spawned process first runs the program's main script again (as __mp_main__) so that
+    functions defined there can be unpickled; a script without an `if __name__ == "__main__"`
+    guard would then run whole in the helper (a second app, a second benchmark). The helper needs
+    only the engine, so it starts from an empty main module."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 def wanted() -> bool:
@@ -123,7 +140,8 @@ class TierHelper:
                 for helper in self._helpers:
                     helper.executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                                           initializer=_quiet)
-                    helper.warm = helper.executor.submit(_plan_in_helper, scenario, helper.tiers, gpus, models, calibration)
+                    with _no_main_module():  # the process starts with its first task
+                        helper.warm = helper.executor.submit(_plan_in_helper, scenario, helper.tiers, gpus, models, calibration)
             except Exception:  # no processes here (a sandbox, a resource limit): plan in one process
                 for helper in self._helpers:
                     helper.fail()

@@ -16,8 +16,8 @@ class TestBestFleets:
     def test_medium(self, snap):
         """F4 on the built-in default profile at 160x48: the medium tab selected; llama-3.1-70b on 17
         GPU types with the current plan (4×h100-sxm TP4) for comparison; five ranked fleets, cheapest
-        first, row 1 highlighted and marked ★ (on the frontier); the exclusion counts and the search's
-        note under the table; the chart of $/month against p99 E2E with the frontier ◆, the
+        first, row 1 highlighted and marked ★ (on the frontier); the exclusion counts under the table
+        (no note: the search finished); the chart of $/month against p99 E2E with the frontier ◆, the
         highlighted row ● and the current plan ▲. No loading indicator: the search has finished."""
 
         async def best_fleets(pilot: Pilot) -> None:

@@ -265,16 +265,17 @@ class FrontierChart(ThemedPlot):
 
         # approximate character cells of the plot area (axes and titles take about 7 columns, 4 rows)
         cols, rows = max(self.size.width - 7, 10), max(self.size.height - 4, 4)
-        taken: list[tuple[int, float, float]] = []  # (row, first column, last column) of drawn labels
+        taken: list[tuple[float, float, float]] = []  # (row, first column, last column) of drawn labels
 
         def label(p: FleetPoint, text: str, colour: str) -> None:
-            """Draw a point's label unless it would overprint one already drawn (the important
-            labels are drawn first)."""
+            """Draw a point's label unless it could overprint one already drawn (the important
+            labels are drawn first). Rows are fractional here: two labels less than a row apart can
+            land on the same one, whichever way the plot rounds them."""
             right = p.e2e_ms > (xlo + xhi) / 2
             col = (p.e2e_ms - xlo) / (xhi - xlo) * cols
-            row = round((yhi - p.usd_month) / (yhi - ylo) * rows)
+            row = (yhi - p.usd_month) / (yhi - ylo) * rows
             first, last = (col - 1 - len(text), col - 1) if right else (col + 1, col + 1 + len(text))
-            if any(r == row and first <= b + 1 and a - 1 <= last for r, a, b in taken):
+            if any(abs(r - row) < 1.0 and first <= b + 1 and a - 1 <= last for r, a, b in taken):
                 return
             taken.append((row, first, last))
             plt.text(text, p.e2e_ms - offset if right else p.e2e_ms + offset, p.usd_month, color=self.color(colour),

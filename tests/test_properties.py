@@ -53,17 +53,20 @@ PREFILLS = np.array([0, 1, 15, 128, 500, 2048, 8192, 20000, 32768, 65536], dtype
 # strategies
 
 
+def synthetic_gpu(memory_gib: float, bw_tb_s: float, tflops: dict[str, float], link_gb_s: float) -> GpuSpec:
+    return GpuSpec(
+        id="prop-gpu", name="Synthetic GPU", vendor="nvidia", family="synthetic", memory_gib=memory_gib,
+        mem_bw_tb_s=bw_tb_s, tflops=tflops, interconnect="nvlink", link_gb_s=link_gb_s, max_gpus_per_node=8,
+        tdp_w=700, price_usd_hour=2.0, price_provider="test", price_date="2026-01-01", sources={},
+    )
+
+
 @st.composite
 def synthetic_gpus(draw, fp8: bool | None = None) -> GpuSpec:
     bf16 = draw(st.floats(50, 3000))
     with_fp8 = draw(st.booleans()) if fp8 is None else fp8
     tflops = {"bf16": bf16} | ({"fp8": 2.0 * bf16} if with_fp8 else {})
-    return GpuSpec(
-        id="prop-gpu", name="Synthetic GPU", vendor="nvidia", family="synthetic",
-        memory_gib=draw(st.floats(16, 300)), mem_bw_tb_s=draw(st.floats(0.3, 10)), tflops=tflops,
-        interconnect="nvlink", link_gb_s=draw(st.floats(25, 1800)), max_gpus_per_node=8, tdp_w=700,
-        price_usd_hour=2.0, price_provider="test", price_date="2026-01-01", sources={},
-    )
+    return synthetic_gpu(draw(st.floats(16, 300)), draw(st.floats(0.3, 10)), tflops, draw(st.floats(25, 1800)))
 
 
 def _divisors(n: int) -> list[int]:
@@ -216,12 +219,6 @@ def test_more_bandwidth_never_raises_ttft_at_the_same_rate(model, gpu, in_len, o
         assert fast.ttft_mean_s <= slow.ttft_mean_s
 
 
-def _synthetic_gpu(memory_gib: float, bw_tb_s: float, bf16_tflops: float, link_gb_s: float) -> GpuSpec:
-    return GpuSpec(id="prop-gpu", name="Synthetic GPU", vendor="nvidia", family="synthetic", memory_gib=memory_gib,
-                   mem_bw_tb_s=bw_tb_s, tflops={"bf16": bf16_tflops}, interconnect="nvlink", link_gb_s=link_gb_s,
-                   max_gpus_per_node=8, tdp_w=700, price_usd_hour=2.0, price_provider="test", price_date="2026-01-01", sources={})
-
-
 @pytest.mark.xfail(strict=True, reason="known residual: a mostly idle replica's mean TTFT moves by up to 0.2% either "
                                        "way with the decode step, whose cycles stand in for its idle time")
 def test_more_bandwidth_never_raises_the_ttft_of_a_mostly_idle_replica():
@@ -229,7 +226,7 @@ def test_more_bandwidth_never_raises_the_ttft_of_a_mostly_idle_replica():
     # 2-token outputs at half load (0.24 sequences decoding): mean TTFT 16.404 ms at 6 TB/s, 16.372 at 12,
     # 16.410 at 42. Too small to show (the table rounds to 0.1 ms), recorded so that a fix is noticed
     wl = Workload(fixed(32), fixed(2))
-    gpu = _synthetic_gpu(16.0, 6.0, 50.0, 25.0)
+    gpu = synthetic_gpu(16.0, 6.0, {"bf16": 50.0}, 25.0)
     cfg = fitted(llama8b(), gpu)
     p_slow = replica_params(llama8b(), gpu, cfg, KNOBS)
     p_fast = replica_params(llama8b(), gpu.model_copy(update={"mem_bw_tb_s": 42.0}), cfg, KNOBS)
@@ -246,7 +243,7 @@ def test_moe_tpot_of_three_token_outputs_never_falls_with_load():
     # Mixtral on 80 GB, 2 TB/s GPUs, 1,000-token prompts and exponential outputs of 3 tokens on average: TPOT
     # p50 42.5 ms at 55% of capacity and 23.8 ms at 60% (the batch drift's memory falls from 5.0 to 1.4 steps)
     wl = Workload(fixed(1000), LengthDist(kind="exponential", mean=3.0))
-    gpu = _synthetic_gpu(80.0, 2.0, 500.0, 300.0)
+    gpu = synthetic_gpu(80.0, 2.0, {"bf16": 500.0}, 300.0)
     p = replica_params(mixtral(), gpu, fitted(mixtral(), gpu), KNOBS)
     max_rate = offline_throughput(p, wl)[0]
     low, high = rate_point(p, wl, 0.55 * max_rate), rate_point(p, wl, 0.60 * max_rate)

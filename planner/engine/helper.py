@@ -28,24 +28,12 @@ from contextlib import contextmanager
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from planner.engine.knobs import Calibration
+from planner.engine.plan import assemble, clear_check_cache, evaluate, plan_tiers, workload_of
 from planner.engine.scenario import Scenario
 from planner.engine.specs import TIERS, GpuSpec, ModelSpec
 
 GROUPS = (("large",),)  # the tiers each helper process plans; the calling thread plans the rest
 DISABLE_ENV = "PLANNER_HELPER"  # "0": never start helper processes
-
-
-def _plan_in_helper(scenario: Scenario, tiers: tuple[str, ...], custom_gpus: list[GpuSpec], custom_models: list[ModelSpec],
-                    calibration: Calibration | None) -> list:
-    from planner.engine.plan import plan_tiers
-
-    return plan_tiers(scenario, tiers, custom_gpus, custom_models, calibration)
-
-
-def _clear_helper_caches() -> None:
-    from planner.engine.plan import clear_check_cache
-
-    clear_check_cache()
 
 
 def _quiet() -> None:
@@ -113,6 +101,9 @@ class _Helper:
 
     def fail(self) -> None:
         self.broken = True
+        self.stop()
+
+    def stop(self) -> None:
         executor, self.executor, self.warm = self.executor, None, None
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
@@ -143,7 +134,7 @@ class TierHelper:
                     helper.executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                                           initializer=_quiet)
                     with _no_main_module():  # the process starts with its first task
-                        helper.warm = helper.executor.submit(_plan_in_helper, scenario, helper.tiers, gpus, models, calibration)
+                        helper.warm = helper.executor.submit(plan_tiers, scenario, helper.tiers, gpus, models, calibration)
             except Exception:  # no processes here (a sandbox, a resource limit): plan in one process
                 for helper in self._helpers:
                     helper.fail()
@@ -156,8 +147,6 @@ class TierHelper:
     def evaluate(self, scenario: Scenario, custom_gpus: Iterable[GpuSpec] = (), custom_models: Iterable[ModelSpec] = (),
                  calibration: Calibration | None = None):
         """plan.evaluate, each group of tiers planned by its helper when that one is ready."""
-        from planner.engine.plan import assemble, evaluate, plan_tiers
-
         gpus, models = list(custom_gpus), list(custom_models)
         sent: list[tuple[_Helper, Future]] = []
         for helper in self._helpers:
@@ -165,13 +154,14 @@ class TierHelper:
             if executor is None:
                 continue
             try:
-                sent.append((helper, executor.submit(_plan_in_helper, scenario, helper.tiers, gpus, models, calibration)))
+                sent.append((helper, executor.submit(plan_tiers, scenario, helper.tiers, gpus, models, calibration)))
             except Exception:  # died since (BrokenProcessPool) or shutting down
                 helper.fail()
         if not sent:
             return evaluate(scenario, gpus, models, calibration)
+        wl = workload_of(scenario)
         helped = {tier for helper, _ in sent for tier in helper.tiers}
-        tiers = plan_tiers(scenario, [t for t in TIERS if t not in helped], gpus, models, calibration)  # the rest, here
+        tiers = plan_tiers(scenario, [t for t in TIERS if t not in helped], gpus, models, calibration, wl)  # the rest, here
         for helper, future in sent:
             try:
                 tiers += future.result()
@@ -179,15 +169,15 @@ class TierHelper:
                 if _raised_by_engine(exc):
                     raise  # the engine's own error (a bad input, a bug): as planning here would raise it
                 helper.fail()
-                tiers += plan_tiers(scenario, helper.tiers, gpus, models, calibration)
-        return assemble(scenario, tiers)
+                tiers += plan_tiers(scenario, helper.tiers, gpus, models, calibration, wl)
+        return assemble(scenario, tiers, wl)
 
     def clear_caches(self) -> None:
         """Forget the helpers' remembered sizings (benchmarks time cold plans)."""
         for helper in self._helpers:
             executor = helper.executor if helper.ready else None
             if executor is not None:
-                executor.submit(_clear_helper_caches).result()
+                executor.submit(clear_check_cache).result()
 
     def wait_ready(self, timeout_s: float = 60.0) -> bool:
         """Block until the warm-up plans are done (benchmarks and tests); whether all are ready."""
@@ -202,9 +192,7 @@ class TierHelper:
 
     def shutdown(self) -> None:
         for helper in self._helpers:
-            executor, helper.executor, helper.warm = helper.executor, None, None
-            if executor is not None:
-                executor.shutdown(wait=False, cancel_futures=True)
+            helper.stop()
 
     def processes(self) -> list:
         """The helper processes (tests)."""

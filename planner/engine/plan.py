@@ -729,21 +729,27 @@ def _tier_result(scenario, tier, model, gpu, cfg, sized: SizingResult, knobs, wl
 
 def evaluate(scenario: Scenario, custom_gpus: Iterable[GpuSpec] = (), custom_models: Iterable[ModelSpec] = (), calibration: Calibration | None = None) -> Plan:
     """The whole plan: one model per tier on the scenario's fleet."""
-    return assemble(scenario, plan_tiers(scenario, TIERS, custom_gpus, custom_models, calibration))
+    wl = workload_of(scenario)
+    return assemble(scenario, plan_tiers(scenario, TIERS, custom_gpus, custom_models, calibration, wl), wl)
+
+
+def workload_of(scenario: Scenario) -> Workload:
+    return Workload(scenario.load.input_len, scenario.load.output_len)
 
 
 def plan_tiers(scenario: Scenario, tiers: Iterable[str], custom_gpus: Iterable[GpuSpec] = (), custom_models: Iterable[ModelSpec] = (),
-               calibration: Calibration | None = None) -> list[TierPlan]:
+               calibration: Calibration | None = None, wl: Workload | None = None) -> list[TierPlan]:
     """The plans of the named tiers: each tier's model on the scenario's fleet (the tiers are
-    independent, so they can be planned apart and put together with `assemble`)."""
+    independent, so they can be planned apart and put together with `assemble`). `wl`: the
+    scenario's workload when the caller has it (its prompt pools and capacities are kept on it)."""
     gpus, models = list(custom_gpus), list(custom_models)
     gpu = catalog.get_gpu(scenario.fleet.gpu, gpus)
-    wl = Workload(scenario.load.input_len, scenario.load.output_len)
+    wl = wl or workload_of(scenario)
     return [plan_tier(scenario, tier, catalog.get_model(getattr(scenario.models, tier), models), gpu, wl, calibration) for tier in tiers]
 
 
-def assemble(scenario: Scenario, tiers: Iterable[TierPlan]) -> Plan:
-    """The plan made of its tiers' plans, in tier order."""
-    wl = Workload(scenario.load.input_len, scenario.load.output_len)
+def assemble(scenario: Scenario, tiers: Iterable[TierPlan], wl: Workload | None = None) -> Plan:
+    """The plan made of its tiers' plans, in tier order; `wl` as for plan_tiers."""
+    wl = wl or workload_of(scenario)
     ordered = sorted(tiers, key=lambda t: TIERS.index(t.tier))
     return Plan(scenario=scenario, workload=wl, peak_rate_rps=scenario.load.peak_rate_rps, tiers=ordered, caveats=load_caveats(wl))

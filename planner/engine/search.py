@@ -20,7 +20,7 @@ import numpy as np
 
 from planner.engine import catalog
 from planner.engine.knobs import Calibration, shipped_calibration
-from planner.engine.plan import replica_check, serving_config, size_replicas
+from planner.engine.plan import replica_check, serving_config, size_replicas, workload_of
 from planner.engine.roofline import ReplicaParams, ServingConfig, kv_capacity_tokens, memory_per_gpu, replica_params, step_time
 from planner.engine.scenario import Scenario
 from planner.engine.serving import Workload
@@ -166,7 +166,7 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
                 calibration: Calibration | None = None) -> SearchResult:
     import time
 
-    wl = Workload(scenario.load.input_len, scenario.load.output_len)
+    wl = workload_of(scenario)
     start = time.perf_counter()
     p, meta = _grid(models, gpus, scenario, scenario.fleet.gpus_per_node, calibration)
     if p is None:

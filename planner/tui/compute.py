@@ -275,12 +275,11 @@ def cost_sweep(inputs: Inputs, models: Iterable[ModelSpec] | None = None,
                should_stop: Callable[[], bool] = never) -> list[SweepPoint] | None:
     """Plan every catalog model (and the profile's custom ones) at the current load, fleet and
     targets, each in its own size tier. None if stopped."""
-    from planner.engine.plan import plan_tier
-    from planner.engine.serving import Workload
+    from planner.engine.plan import plan_tier, workload_of
 
     scenario = inputs.scenario
     gpu = catalog.get_gpu(scenario.fleet.gpu, inputs.custom_gpus)
-    wl = Workload(scenario.load.input_len, scenario.load.output_len)
+    wl = workload_of(scenario)
     full = models is None
     key = sweep_key(inputs)
     if full and (hit := SWEEPS.get(key)) is not None:

@@ -16,7 +16,7 @@ from textual.app import App, ComposeResult
 from planner.tui.app import make_app
 from planner.tui.testing import settle
 from planner.tui.widgets.panes import Picker, PickerOverlay
-from tui_support import WIDE
+from tui_support import WIDE, record_layout_refreshes
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -82,22 +82,6 @@ class OneField(App[None]):
         from planner.tui.widgets.panes import input_for
 
         yield input_for(BY_ID["load-rate-rps"], "10")
-
-
-def record_layout_refreshes(monkeypatch) -> list[str]:
-    """From now on, the class name of every widget that asks for a layout pass."""
-    from textual.widget import Widget
-
-    layouts: list[str] = []
-    refresh = Widget.refresh
-
-    def recording(self, *regions, layout=False, **kw):
-        if layout:
-            layouts.append(type(self).__name__)
-        return refresh(self, *regions, layout=layout, **kw)
-
-    monkeypatch.setattr(Widget, "refresh", recording)
-    return layouts
 
 
 async def test_typing_in_a_field_repaints_it_without_reflowing_the_screen(monkeypatch):

@@ -31,6 +31,7 @@ from planner.engine.specs import TIERS
 from planner.profile import Profile
 from planner.report import fmt_ms, fmt_usd
 from planner.tui import commands
+from planner.tui.frames import PromptFrames
 from planner.tui.compute import LRU, ComputeError, Inputs, Result, resolve, uses_files
 from planner.tui.widgets.charts import FleetPoint, FrontierChart
 from planner.tui.widgets.header import TitleHeader
@@ -192,7 +193,7 @@ def _cell(text: str, justify: str, style: str = "") -> Text:
     return Text(text, style=style, justify=justify, no_wrap=True)  # type: ignore[arg-type]
 
 
-class FleetsScreen(Screen[FleetChoice | None]):
+class FleetsScreen(PromptFrames, Screen[FleetChoice | None]):
     """Best fleets for one tier: a ranked table, the exclusions and the cost-latency frontier."""
 
     BINDINGS = commands.bindings(commands.FLEETS_COMMANDS, "fleets")

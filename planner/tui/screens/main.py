@@ -58,6 +58,7 @@ from planner.tui.compute import (
     sweep_key,
 )
 from planner.tui.fields import BY_PATH, set_value
+from planner.tui.frames import PromptFrames
 from planner.tui.screens.dialogs import ConfirmDialog, FileDialog, display_path
 from planner.tui.widgets.charts import CostChart, LatencyChart
 from planner.tui.widgets.header import TitleHeader, show_sub_title
@@ -98,7 +99,7 @@ class SweepReady(Message):
     points: list[SweepPoint]
 
 
-class PlannerScreen(Screen[None]):
+class PlannerScreen(PromptFrames, Screen[None]):
     BINDINGS = commands.bindings()
     COMMANDS = {commands.PlannerCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (130, "-wide")]

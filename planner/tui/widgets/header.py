@@ -32,10 +32,11 @@ class TitleHeader(Header):
 def show_sub_title(screen: Screen, sub_title: str) -> None:
     """Set the app's sub-title and repaint the screen's header title alone. App.sub_title is a
     repainting reactive: setting it repaints every widget on the screen (~20 ms each time the
-    " · modified" marker comes or goes, most of that keystroke's redraw)."""
+    " · modified" marker comes or goes, most of that keystroke's redraw). The header is one of the
+    screen's own children: looking among those alone spares a walk over ~200 widgets (~2 ms)."""
     app = screen.app
     if app.sub_title == sub_title:
         return
     app.set_reactive(App.sub_title, sub_title)
-    for header in screen.query(TitleHeader):
+    for header in screen.query_children(TitleHeader):
         header.query_one(FixedTitle).update(header.format_title())

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.segment import Segment
 from textual import events
 from textual.content import Content
+from textual.css.scalar import Unit
+from textual.geometry import Region
 from textual.message import Message
 from textual.reactive import reactive
+from textual.strip import Strip
+from textual.style import Style as VisualStyle
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -21,10 +26,91 @@ from planner.tui.columns import MISSED, ROWS, status
 from planner.tui.compute import Result
 
 
-class TierTable(Widget):
+@dataclass(frozen=True)
+class DrawnLine:
+    """One screen line of a LineDrawn widget: a piece of its text's line `y`, starting at character
+    `x` of that line (the offsets Textual's text selection reads, as Content's own rendering sets)."""
+
+    content: Content
+    x: int = 0
+    y: int = 0
+
+
+def wrap_lines(content: Content, width: int) -> list[DrawnLine]:
+    """The content's lines word-wrapped to `width` (Content.wrap, so exactly as a Static wraps)."""
+    out = []
+    for y, line in enumerate(content.split(allow_blank=True)):
+        x = 0
+        for piece in line.wrap(width):
+            if piece.plain:  # a piece's text starts where the previous one's ended, less trailing spaces
+                x = line.plain.index(piece.plain, x)
+            out.append(DrawnLine(piece, x, y))
+            x += len(piece.plain)
+    return out
+
+
+class LineDrawn(Widget):
+    """A widget drawn line by line (Textual's line API) from DrawnLines it lays out itself.
+
+    Lines are styled once per change of lines, width or theme, not every frame, and without
+    Content's general render pipeline: the table and the detail drawn as Content cost 4-7 ms of
+    every results frame (a tenth of a keystroke's budget), and the detail was wrapped twice, once
+    to measure its height. Subclasses set their lines with `set_lines`."""
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self._lines: list[DrawnLine] = []
+        self._text = Content()
+        self._version = 0  # bumped by set_lines
+        self._strips_key: tuple | None = None
+        self._strips: list[Strip] = []
+        self._blank = Strip.blank(0)
+
+    def set_lines(self, lines: list[DrawnLine], text: Content) -> None:
+        """The lines to draw, and the text they show (what a text selection copies)."""
+        self._lines, self._text = lines, text
+        self._version += 1
+
+    def lines_for(self, width: int) -> list[DrawnLine]:
+        """The lines at this content width (subclasses lay out again when it changed)."""
+        return self._lines
+
+    def render(self) -> Content:
+        """The text: what a text selection copies (frames are drawn by render_line)."""
+        return self._text
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        base = self.visual_style
+        width = self.size.width  # of the content area (padding is drawn around it)
+        lines = self.lines_for(width)
+        key = (self._version, width, base, self.app.theme)
+        if key != self._strips_key:  # once per frame at most, not per line: Textual's attributes are not free
+            self._strips = [strip.crop_extend(0, width, base.rich_style) for strip in line_strips(lines, base)]
+            self._blank = Strip.blank(width, base.rich_style)
+            self._strips_key = key
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
+        return self._strips[y] if y < len(self._strips) else self._blank
+
+
+def line_strips(lines: list[DrawnLine], base: VisualStyle) -> list[Strip]:
+    """DrawnLines as Strips, each styled as Content's renderer styles it: its styles over the
+    widget's own, with the cell offsets text selection reads."""
+    strips = []
+    for line in lines:
+        segments, x = [], line.x
+        for text, style in line.content.render(base, end="", parse_style=VisualStyle.parse):
+            segments.append(Segment(text, (base + style).rich_style_with_offset(x, line.y)))
+            x += len(text)
+        strips.append(Strip(segments, line.content.cell_length))
+    return strips
+
+
+class TierTable(LineDrawn):
     """Rows of ROWS, one column per tier; missed targets are marked ✗ in the error colour and the
     selected tier's column is highlighted. Click a column (or press the switch-tier key) to select
-    a tier. Drawn as one block of text: a widget per cell made start-up and updates slower."""
+    a tier. One line-drawn block of text: a widget per cell made start-up and updates slower."""
 
     result: reactive[Result | None] = reactive(None, always_update=True, init=False)
     selected: reactive[str] = reactive("medium", init=False)
@@ -33,20 +119,32 @@ class TierTable(Widget):
     class Selected(Message):
         tier: str
 
-    def layout_widths(self) -> tuple[int, int]:
-        """(label column, tier column) widths for the current size."""
-        width = max(self.size.width, 30)
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self._laid_out: tuple | None = None
+
+    def layout_widths(self, width: int | None = None) -> tuple[int, int]:
+        """(label column, tier column) widths for a width (default: the current one)."""
+        width = max(self.size.width if width is None else width, 30)
         label = 13 if width >= 56 else 11
         return label, max((width - label - 3) // 3, 4)
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return len(ROWS) + 1
 
-    def render(self) -> Content:
-        label_w, col_w = self.layout_widths()
+    def lines_for(self, width: int) -> list[DrawnLine]:
+        key = (self.result, self.selected, width)
+        if key != self._laid_out:
+            lines = self.table_lines(width)
+            self.set_lines([DrawnLine(line, 0, y) for y, line in enumerate(lines)], Content("\n").join(lines))
+            self._laid_out = key
+        return self._lines
+
+    def table_lines(self, width: int) -> list[Content]:
+        label_w, col_w = self.layout_widths(width)
         lines = [self._header(label_w, col_w)]
         if self.result is None:
-            return Content("\n").join(lines)
+            return lines
         slo = self.result.plan.scenario.slo
         cells = {tier: (self.result.tier_data(tier), self.result.tier(tier)) for tier in TIERS}
         for row in ROWS:
@@ -58,7 +156,7 @@ class TierTable(Widget):
                     style = f"{style} on $boost".strip()
                 parts += [" ", (_fit(cell.text, col_w).rjust(col_w), style)]
             lines.append(Content.assemble(*parts))
-        return Content("\n").join(lines)
+        return lines
 
     def _header(self, label_w: int, col_w: int) -> Content:
         parts: list = [(" " * label_w, "")]
@@ -94,11 +192,16 @@ BOUND_WHY = {
 MEMORY_STYLES = {"weights": "$primary", "kv": "$success", "other": "$warning", "shortfall": "$error"}
 
 
-class TierDetail(Static):
-    """Memory per GPU, the active bound and the binding constraint of the selected tier."""
+class TierDetail(LineDrawn):
+    """Memory per GPU, the active bound and the binding constraint of the selected tier: a Static's
+    word-wrapped text, laid out once per plan; its height is the number of wrapped lines."""
 
     result: reactive[Result | None] = reactive(None, always_update=True, init=False)
     tier: reactive[str] = reactive("medium", init=False)
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self._laid_out: tuple | None = None
 
     def watch_result(self) -> None:
         self.refresh_detail()
@@ -109,19 +212,52 @@ class TierDetail(Static):
     def on_resize(self) -> None:
         self.refresh_detail()
 
+    def lines_for(self, width: int) -> list[DrawnLine]:
+        return self._lay_out(width)
+
+    def _lay_out(self, content_width: int) -> list[DrawnLine]:
+        key = (self.result, self.tier, content_width)
+        if key != self._laid_out and self.result is not None and content_width > 0:
+            text = detail_content(self.result, self.tier, max(content_width, 20))
+            self.set_lines(wrap_lines(text, content_width), text)
+            self._laid_out = key
+        return self._lines
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return len(self._lay_out(width))
+
     def refresh_detail(self) -> None:
+        """Lay out the new detail; the screen is laid out again only if that changes the height."""
         if self.result is None or not self.is_mounted:
             return
-        update_in_place(self, detail_content(self.result, self.tier, max(self.content_region.width, 20)))
+        width = self.content_region.width
+        if not width:
+            self.refresh(layout=True)
+            return
+        height = max(len(self._lay_out(width)), _min_content_height(self))
+        self.refresh(layout=height != self.content_region.height)
 
 
 def update_in_place(widget: Static, content) -> None:
-    """Static.update, with a reflow of the screen only when the new content's height differs (an
-    auto-height widget reflowed the whole screen on every keystroke: most of the redraw's time)."""
+    """Static.update, with a reflow of the screen only when the new content changes the widget's
+    height (an auto-height widget reflowed the whole screen on every keystroke: most of the
+    redraw's time). A min-height the content stays under keeps the height as it is."""
     width = widget.content_region.width
     widget.update(content, layout=False)
-    if not widget.is_mounted or not width or widget._render().get_height(widget.styles, width) != widget.content_region.height:
+    if not widget.is_mounted or not width:
         widget.refresh(layout=True)
+        return
+    height = max(widget._render().get_height(widget.styles, width), _min_content_height(widget))
+    if height != widget.content_region.height:
+        widget.refresh(layout=True)
+
+
+def _min_content_height(widget: Widget) -> int:
+    """The content height a min-height in cells holds the widget's box to (0 without one)."""
+    low = widget.styles.min_height
+    if low is None or low.unit != Unit.CELLS:
+        return 0
+    return max(int(low.value) - widget.styles.gutter.height, 0)
 
 
 def memory_bar(mem: dict, width: int) -> Content:

@@ -1,0 +1,71 @@
+"""Frames drawn as soon as they are due.
+
+A Textual screen draws through a repeating timer that is paused while nothing changed and resumed
+when a widget needs a repaint. After it has been paused, Textual's timer (8.x) skips to the tick
+after the next one (textual/timer.py: `count = int(elapsed / interval + 1)`, then the next tick at
+`(count + 1) * interval`), so a frame that follows another one closely went out one to two
+intervals later than the frame rate allows. A keystroke draws twice: the echo of the typed
+character at once, the plan ~5-35 ms later; that second frame waited 8-17 ms more at 120 fps.
+
+`FrameTimer` keeps the frame rate cap (at most one tick per interval) without the skip: a frame
+that is due goes out when the previous one is an interval old, or at once if it is older.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+from textual import screen as textual_screen
+from textual.timer import EventTargetGone, Timer
+
+
+def frame_wait_s(last_frame_s: float, now_s: float, interval_s: float) -> float:
+    """How long a due frame waits: until the previous frame is one interval old, else not at all."""
+    return max(0.0, last_frame_s + interval_s - now_s)
+
+
+class FrameTimer(Timer):
+    """A screen's update timer without the skipped tick (see the module's docstring)."""
+
+    async def _run(self) -> None:
+        last_frame_s = -math.inf
+        count = 0
+        while True:
+            await self._active.wait()  # paused until the screen has something to draw
+            wait_s = frame_wait_s(last_frame_s, time.monotonic(), self._interval)
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+                await self._active.wait()
+            self._reset = False  # nothing to restart: each tick is timed from the previous one
+            last_frame_s = time.monotonic()
+            count += 1
+            try:
+                await self._tick(next_timer=last_frame_s, count=count)
+            except EventTargetGone:
+                break
+
+
+# Textual internals the timer relies on; another Textual version keeps its own timer.
+SUPPORTED = (all(hasattr(Timer, name) for name in ("_run", "_tick", "_active", "_start"))
+             and isinstance(getattr(textual_screen.Screen, "_update_timer", None), property)
+             and hasattr(textual_screen, "UPDATE_PERIOD"))
+
+
+class PromptFrames:
+    """Screen mixin: the screen's update timer is a FrameTimer (when this Textual has the hooks)."""
+
+    _frame_timer: Timer | None = None
+
+    @property
+    def _update_timer(self) -> Timer:
+        if not SUPPORTED:
+            return super()._update_timer  # type: ignore[misc]
+        if self._frame_timer is None:
+            timer = FrameTimer(self, textual_screen.UPDATE_PERIOD, name="screen_update",  # type: ignore[arg-type]
+                               callback=self._on_timer_update, pause=True)  # type: ignore[attr-defined]
+            timer._start()
+            self._timers.add(timer)  # type: ignore[attr-defined]  # stopped with the screen, as set_interval's are
+            self._frame_timer = timer
+        return self._frame_timer

@@ -1,0 +1,97 @@
+"""How results reach the screen: frames go out as soon as they are due, the line-drawn table and
+detail draw exactly what Textual's own text rendering would, and a plan that changes the detail's
+length by a line does not lay the whole screen out again."""
+
+from __future__ import annotations
+
+import pytest
+from textual.content import Content
+from textual.visual import Visual
+
+from planner.tui import frames
+from planner.tui.app import make_app
+from planner.tui.testing import settle
+from planner.tui.widgets.results import TierDetail, TierTable, line_strips, wrap_lines
+from tui_support import DATA, NARROW, WIDE, record_layout_refreshes
+
+
+def test_a_due_frame_waits_only_for_the_previous_frame_to_be_an_interval_old():
+    interval = 1 / 120
+    assert frames.frame_wait_s(10.0, 10.002, interval) == pytest.approx(interval - 0.002)
+    assert frames.frame_wait_s(10.0, 10.5, interval) == 0.0  # after an idle spell: at once
+    assert frames.frame_wait_s(float("-inf"), 0.0, interval) == 0.0  # the first frame
+
+
+@pytest.mark.skipif(not frames.SUPPORTED, reason="this Textual has no screen update timer to replace")
+async def test_the_planner_screen_draws_through_the_frame_timer():
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.planner._update_timer, frames.FrameTimer)  # noqa: SLF001
+        assert app.planner.result is not None  # and frames went out: the plan is on screen
+        assert "✓ OK" in str(app.planner.query_one(TierTable).render())
+
+
+def cells(strips) -> list[list[tuple[str, object]]]:
+    """Each line's segments as (text, Rich style) pairs, empty segments left out."""
+    return [[(seg.text, seg.style) for seg in strip if seg.text] for strip in strips]
+
+
+@pytest.mark.parametrize("profile", [None, "infeasible.toml", "overloaded.toml"])
+async def test_the_line_drawn_results_match_textuals_own_rendering(profile):
+    app = make_app(DATA / profile if profile else None)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        detail = app.planner.query_one(TierDetail)
+        table = app.planner.query_one(TierTable)
+        base = detail.visual_style
+        for tier in ("small", "medium", "large"):
+            detail.tier = tier
+            await pilot.pause()
+            text = detail.render()
+            for width in (24, 45, 61, 90):  # narrow enough to wrap the long lines several ways
+                lines = wrap_lines(text, width)
+                assert len(lines) == text.get_height(detail.styles, width)
+                assert cells(line_strips(lines, base)) == cells(Visual.to_strips(detail, text, width, None, base))
+        width = table.size.width
+        lines = table.lines_for(width)
+        text = Content("\n").join(line.content for line in lines)
+        assert cells(line_strips(lines, table.visual_style)) == cells(
+            Visual.to_strips(table, text, width, None, table.visual_style))
+
+
+async def rate_app(pilot) -> TierDetail:
+    """The app settled, its cursor at the end of the peak-rate input (10 req/s); its detail."""
+    await settle(pilot)
+    pilot.app.planner.query_one("#load-rate-rps").focus()
+    await pilot.press("end")
+    return pilot.app.planner.query_one(TierDetail)
+
+
+async def type_key(pilot, key: str) -> None:
+    await pilot.press(key)
+    await settle(pilot)
+
+
+async def test_a_detail_a_line_longer_beside_the_table_does_not_lay_the_screen_out(monkeypatch):
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        detail = await rate_app(pilot)
+        texts = []
+        asked = record_layout_refreshes(monkeypatch)
+        for key in ("5", "backspace"):  # 105 and 10 req/s: the medium tier's detail wraps to 16 and 17 lines
+            await type_key(pilot, key)
+            texts.append(len(wrap_lines(detail.render(), detail.size.width)))
+        assert len(set(texts)) == 2, "the two plans' details should differ in length"
+        assert "TierDetail" not in asked
+        assert detail.size.height == max(texts[-1], app.planner.query_one(TierTable).size.height)
+
+
+async def test_a_detail_that_changes_length_below_the_table_is_laid_out_again():
+    app = make_app()
+    async with app.run_test(size=NARROW) as pilot:
+        detail = await rate_app(pilot)
+        for key in ("5", "backspace"):
+            await type_key(pilot, key)
+            # the box holds every wrapped line, and the top padding line: nothing cut, nothing blank
+            assert detail.size.height == len(wrap_lines(detail.render(), detail.size.width))

@@ -95,3 +95,18 @@ async def test_a_detail_that_changes_length_below_the_table_is_laid_out_again():
             await type_key(pilot, key)
             # the box holds every wrapped line, and the top padding line: nothing cut, nothing blank
             assert detail.size.height == len(wrap_lines(detail.render(), detail.size.width))
+
+
+async def test_the_line_drawn_table_follows_a_theme_change():
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        table = app.planner.query_one(TierTable)
+        dark = cells(table.render_lines(table.region.reset_offset))
+        app.planner.action_toggle_theme()
+        await settle(pilot)
+        drawn = cells(table.render_lines(table.region.reset_offset))
+        lines = table.lines_for(table.size.width)
+        text = Content("\n").join(line.content for line in lines)
+        assert drawn != dark
+        assert drawn == cells(Visual.to_strips(table, text, table.size.width, None, table.visual_style))

@@ -71,3 +71,16 @@ def test_the_detail_shows_the_caveat_of_a_prefill_dominated_load():
     text = detail_content(compute(short, Path.cwd()), "medium", 60).plain
     assert "Caveat prefill-dominated load (prompts 100x the outputs)" in text
     assert "Caveat" not in detail_content(compute(default_profile(), Path.cwd()), "medium", 60).plain
+
+
+def test_the_cost_chart_says_why_it_has_nothing_to_plot():
+    from planner.tui.widgets.charts import nothing_to_plot
+
+    base = default_profile()
+    free = base.model_copy(update={"fleet": base.fleet.model_copy(update={"price_usd_hour": 0.0})})
+    idle = base.model_copy(update={"load": base.load.model_copy(update={"rate_rps": 0.0})})
+    for profile in (free, idle):
+        result = compute(profile, Path.cwd())
+        assert all(t["usd_month"] == 0 for t in result.data["tiers"])
+        assert "costs $0" in nothing_to_plot([], result)
+    assert nothing_to_plot([], None) == "no feasible model at this load"

@@ -150,7 +150,7 @@ class CostChart(ThemedPlot):
         xs = [p.params_b for p in points] + [c[1] for c in chosen]
         ys = [p.usd_month for p in points] + [c[2] for c in chosen]
         if not xs:
-            self.message("no feasible model at this load")
+            self.message(nothing_to_plot(self.sweep or [], self.result))
             return
         if points:
             plt.scatter([math.log10(p.params_b) for p in points], [math.log10(p.usd_month) for p in points],
@@ -172,6 +172,17 @@ class CostChart(ThemedPlot):
         plt.xlim(math.log10(xlo), math.log10(xhi))
         plt.ylim(math.log10(ylo), math.log10(yhi))
         plt.xlabel("parameters   ◆ chosen tiers  • catalog")
+
+
+def nothing_to_plot(sweep: list[SweepPoint], result: Result | None) -> str:
+    """Why the cost chart has no point: no feasible fleet, or only fleets that cost nothing (a
+    log-scale chart has no place for $0)."""
+    feasible = [p for p in sweep if p.feasible]
+    if result is not None:
+        feasible += [t for t in result.data["tiers"] if t["feasible"]]
+    if not feasible:
+        return "no feasible model at this load"
+    return "every feasible fleet costs $0 a month (no load, or a $0 GPU-hour price)"
 
 
 def _usd_label(v: float) -> str:

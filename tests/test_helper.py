@@ -64,6 +64,18 @@ def test_an_engine_error_in_the_helper_is_raised_as_in_one_process(helper: TierH
     assert helper.ready  # an input's error is not the helper's: it stays in use
 
 
+def test_an_engine_error_here_leaves_no_reply_of_the_helper_behind(helper: TierHelper):
+    # the small tier is planned in the calling thread while the helper plans the large one: an
+    # error here must still collect the helper's reply, or the next plan would read it as its own
+    scenario, gpus, models = inputs("chatbot-h100.toml")
+    unknown = scenario.model_copy(update={"models": scenario.models.model_copy(update={"small": "no-such-model"})})
+    with pytest.raises(catalog.CatalogError):
+        helper.evaluate(unknown, gpus, models)
+    other, gpus, models = inputs("rag-long-context.toml")
+    assert as_json(helper.evaluate(other, gpus, models)) == as_json(evaluate(other, gpus, models))
+    assert helper.ready  # still in step: it was not given up as out of order
+
+
 def test_a_helper_that_died_is_replaced_by_planning_in_the_caller(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv(DISABLE_ENV, "1")
     scenario, gpus, models = inputs("chatbot-h100.toml")

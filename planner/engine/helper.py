@@ -25,7 +25,9 @@ import types
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
 
 from planner.engine.knobs import Calibration
 from planner.engine.plan import assemble, clear_check_cache, evaluate, plan_tiers, workload_of
@@ -34,6 +36,7 @@ from planner.engine.specs import TIERS, GpuSpec, ModelSpec
 
 GROUPS = (("large",),)  # the tiers each helper process plans; the calling thread plans the rest
 DISABLE_ENV = "PLANNER_HELPER"  # "0": never start helper processes
+BUSY_TIMEOUT_S = 5.0  # a request waits this long for the previous one's reply to be collected
 
 
 def _quiet() -> None:
@@ -81,32 +84,108 @@ def wanted() -> bool:
 
 
 class _Helper:
-    """One process planning one group of tiers."""
+    """One process planning one group of tiers, spoken to over a pipe: the calling thread sends a
+    request itself and later reads the reply. (A ProcessPoolExecutor hands a request to two threads
+    of its own, a manager and a queue feeder, which wait for the interpreter lock while the calling
+    thread plans: the helper started its tier 3-5 ms after it was asked, on every keystroke.)"""
 
     def __init__(self, tiers: tuple[str, ...]) -> None:
         self.tiers = tiers
-        self.executor: ProcessPoolExecutor | None = None
-        self.warm: Future | None = None
+        self.process: BaseProcess | None = None
+        self.conn: Connection | None = None
+        self.warm: threading.Event | None = None  # set once the warm-up request has come back
         self.broken = False
+        self._busy = threading.Lock()  # one request at a time: held from send to receive
 
     @property
     def ready(self) -> bool:
         warm = self.warm
-        if self.broken or warm is None or not warm.done():
-            return False
-        if warm.exception() is not None:
+        return not self.broken and self.conn is not None and warm is not None and warm.is_set()
+
+    def start(self, context: BaseContext, request: tuple) -> None:
+        """Start the process and, in the background, its warm-up request (which sets `warm`)."""
+        parent, child = context.Pipe()
+        process = context.Process(target=_serve, args=(child,), daemon=True, name=f"planner-{'-'.join(self.tiers)}")
+        with _no_main_module():
+            process.start()
+        child.close()
+        self.process, self.conn, self.warm = process, parent, threading.Event()
+        threading.Thread(target=self._warm_up, args=(request, self.warm), daemon=True).start()
+
+    def _warm_up(self, request: tuple, warm: threading.Event) -> None:
+        if not self.send(*request) or self.receive()[0] != "ok":
+            self.fail()
+        warm.set()
+
+    def send(self, fn, *args) -> bool:
+        """Ask the process for fn(*args); False (and the helper failed) if it cannot be asked.
+        Every True must be followed by one `receive`."""
+        if not self._busy.acquire(timeout=BUSY_TIMEOUT_S):  # a reply never collected: the talk is out of step
             self.fail()
             return False
-        return True
+        try:
+            conn = self.conn
+            if conn is None:
+                raise OSError("stopped")
+            conn.send((fn, args))
+            return True
+        except Exception:  # the process died (broken pipe), or an argument would not pickle
+            self._busy.release()
+            self.fail()
+            return False
+
+    def receive(self) -> tuple[str, object]:
+        """The reply to the request sent: ("ok", result), ("error", the exception the engine
+        raised there), or ("failed", None) when the process died or the reply was lost."""
+        try:
+            conn = self.conn
+            if conn is None:
+                return "failed", None
+            return conn.recv()
+        except Exception:  # EOF: the process died; OSError: stopped meanwhile
+            return "failed", None
+        finally:
+            self._busy.release()
 
     def fail(self) -> None:
         self.broken = True
         self.stop()
 
     def stop(self) -> None:
-        executor, self.executor, self.warm = self.executor, None, None
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+        conn, process = self.conn, self.process
+        self.conn = self.process = None
+        if conn is not None:
+            try:
+                conn.send(None)  # the process exits once it has answered what it is doing
+            except Exception:
+                pass
+            conn.close()
+        if process is not None:
+            process.join(timeout=0.2)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=1.0)
+
+
+def _serve(conn: Connection) -> None:
+    """A helper process: answer requests (fn, args) until told to stop (None) or the app is gone."""
+    _quiet()
+    while True:
+        try:
+            request = conn.recv()
+        except Exception:  # the app is gone (EOF), or closed the pipe mid-message while quitting
+            return
+        if request is None:
+            return
+        fn, args = request
+        try:
+            reply: tuple[str, object] = ("ok", fn(*args))
+        except Exception as exc:  # the engine's error: raised again in the caller
+            reply = ("error", exc)
+        try:
+            conn.send(reply)
+        except Exception as exc:  # the result or the error would not pickle
+            conn.send(("error", RuntimeError(f"helper reply: {type(exc).__name__}: {exc}")))
 
 
 class TierHelper:
@@ -130,11 +209,9 @@ class TierHelper:
             gpus, models = list(custom_gpus), list(custom_models)
             try:
                 _start_resource_tracker()
+                context = multiprocessing.get_context("spawn")
                 for helper in self._helpers:
-                    helper.executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                                          initializer=_quiet)
-                    with _no_main_module():  # the process starts with its first task
-                        helper.warm = helper.executor.submit(plan_tiers, scenario, helper.tiers, gpus, models, calibration)
+                    helper.start(context, (plan_tiers, scenario, helper.tiers, gpus, models, calibration))
             except Exception:  # no processes here (a sandbox, a resource limit): plan in one process
                 for helper in self._helpers:
                     helper.fail()
@@ -148,64 +225,47 @@ class TierHelper:
                  calibration: Calibration | None = None):
         """plan.evaluate, each group of tiers planned by its helper when that one is ready."""
         gpus, models = list(custom_gpus), list(custom_models)
-        sent: list[tuple[_Helper, Future]] = []
-        for helper in self._helpers:
-            executor = helper.executor if helper.ready else None
-            if executor is None:
-                continue
-            try:
-                sent.append((helper, executor.submit(plan_tiers, scenario, helper.tiers, gpus, models, calibration)))
-            except Exception:  # died since (BrokenProcessPool) or shutting down
-                helper.fail()
+        sent = [helper for helper in self._helpers
+                if helper.ready and helper.send(plan_tiers, scenario, helper.tiers, gpus, models, calibration)]
         if not sent:
             return evaluate(scenario, gpus, models, calibration)
         wl = workload_of(scenario)
-        helped = {tier for helper, _ in sent for tier in helper.tiers}
-        tiers = plan_tiers(scenario, [t for t in TIERS if t not in helped], gpus, models, calibration, wl)  # the rest, here
-        for helper, future in sent:
-            try:
-                tiers += future.result()
-            except Exception as exc:
-                if _raised_by_engine(exc):
-                    raise  # the engine's own error (a bad input, a bug): as planning here would raise it
+        helped = {tier for helper in sent for tier in helper.tiers}
+        try:
+            tiers = plan_tiers(scenario, [t for t in TIERS if t not in helped], gpus, models, calibration, wl)  # the rest, here
+        finally:
+            replies = [(helper, helper.receive()) for helper in sent]  # every request answered, even after an error
+        for helper, (kind, value) in replies:
+            if kind == "error":
+                raise value  # the engine's own error (a bad input, a bug): as planning here would raise it
+            if kind == "failed":
                 helper.fail()
-                tiers += plan_tiers(scenario, helper.tiers, gpus, models, calibration, wl)
+                value = plan_tiers(scenario, helper.tiers, gpus, models, calibration, wl)
+            tiers += value
         return assemble(scenario, tiers, wl)
 
     def clear_caches(self) -> None:
         """Forget the helpers' remembered sizings (benchmarks time cold plans)."""
         for helper in self._helpers:
-            executor = helper.executor if helper.ready else None
-            if executor is not None:
-                executor.submit(clear_check_cache).result()
+            if helper.ready and helper.send(clear_check_cache):
+                helper.receive()
 
     def wait_ready(self, timeout_s: float = 60.0) -> bool:
         """Block until the warm-up plans are done (benchmarks and tests); whether all are ready."""
         for helper in self._helpers:
-            if helper.warm is None:
+            warm = helper.warm
+            if warm is None:
                 return False
-            try:
-                helper.warm.result(timeout=timeout_s)
-            except Exception:
-                pass
+            warm.wait(timeout_s)
         return self.ready
 
     def shutdown(self) -> None:
         for helper in self._helpers:
             helper.stop()
 
-    def processes(self) -> list:
+    def processes(self) -> list[BaseProcess]:
         """The helper processes (tests)."""
-        return [process for helper in self._helpers if helper.executor is not None
-                for process in helper.executor._processes.values()]
-
-
-def _raised_by_engine(exc: BaseException) -> bool:
-    """An error the planning code raised in a helper (sent back with its remote traceback as the
-    cause), not one of the process machinery (the process died, something would not pickle)."""
-    from concurrent.futures.process import _RemoteTraceback
-
-    return isinstance(exc.__cause__, _RemoteTraceback)
+        return [helper.process for helper in self._helpers if helper.process is not None]
 
 
 HELPER = TierHelper()  # one set per process: every screen of the TUI shares it

@@ -116,8 +116,8 @@ async def test_with_helper_processes_the_plans_are_those_of_one_process(monkeypa
             assert helper.wait_ready()
             sent = []
             for one in helper._helpers:
-                submit = one.executor.submit
-                monkeypatch.setattr(one.executor, "submit", lambda fn, *args, submit=submit: sent.append(args[1]) or submit(fn, *args))
+                send = one.send
+                monkeypatch.setattr(one, "send", lambda fn, *args, send=send: sent.append(args[1]) or send(fn, *args))
             before = tier(app, "large")["gpus"]
             await type_into(pilot, "#load-rate-rps", "40")
             assert app.planner.result.data["load"]["peak_rate_rps"] == 40

@@ -176,6 +176,9 @@ def main() -> int:
         print(f"keystroke ({title}; {where}):")
         print(f"  to results updated           {summary(results)}")
         print(f"  to frame drawn               {summary(drawn)}   (target < 50 ms)")
+        if cold:  # the keys alternate between the two values: each direction apart
+            print(f"    of which up (to the larger value)   {summary(drawn[0::2])}")
+            print(f"    of which down (to the smaller one)  {summary(drawn[1::2])}")
         print(f"  of which engine (worker)     {summary(engine)}")
         if len(engine) == len(drawn):
             print(f"  TUI's own share (drawn − engine) {summary([d - e for d, e in zip(drawn, engine)])}")

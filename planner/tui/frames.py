@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 
 from textual import screen as textual_screen
 from textual.timer import EventTargetGone, Timer
@@ -47,16 +48,39 @@ class FrameTimer(Timer):
                 break
 
 
-# Textual internals the timer relies on; another Textual version keeps its own timer.
+# Textual internals the timer relies on; another Textual version keeps its own timer (and
+# after_next_frame runs its callback at once).
 SUPPORTED = (all(hasattr(Timer, name) for name in ("_run", "_tick", "_active", "_start"))
              and isinstance(getattr(textual_screen.Screen, "_update_timer", None), property)
+             and hasattr(textual_screen.Screen, "_on_timer_update")
              and hasattr(textual_screen, "UPDATE_PERIOD"))
 
 
 class PromptFrames:
-    """Screen mixin: the screen's update timer is a FrameTimer (when this Textual has the hooks)."""
+    """Screen mixin: the screen's update timer is a FrameTimer (when this Textual has the hooks),
+    and `after_next_frame` defers a repaint until the next frame is out."""
 
     _frame_timer: Timer | None = None
+    _after_frame: list[Callable[[], object]] | None = None
+
+    def after_next_frame(self, callback: Callable[[], object]) -> None:
+        """Run `callback` once the next frame has been drawn. Textual repaints the box around
+        everything that changed: a one-row change at the top drawn in the same frame as a change
+        lower down on the right repaints the whole width in between (the input panes too)."""
+        if not SUPPORTED:
+            self.call_later(callback)  # type: ignore[attr-defined]
+            return
+        if self._after_frame is None:
+            self._after_frame = []
+        self._after_frame.append(callback)
+
+    def _on_timer_update(self) -> None:
+        drawing = any(getattr(self, name, True) for name in ("_dirty_widgets", "_layout_required", "_repaint_required"))
+        super()._on_timer_update()  # type: ignore[misc]
+        if drawing and self._after_frame:
+            callbacks, self._after_frame = self._after_frame, None
+            for callback in callbacks:
+                self.call_later(callback)  # type: ignore[attr-defined]
 
     @property
     def _update_timer(self) -> Timer:

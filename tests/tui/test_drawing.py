@@ -110,3 +110,30 @@ async def test_the_line_drawn_table_follows_a_theme_change():
         text = Content("\n").join(line.content for line in lines)
         assert drawn != dark
         assert drawn == cells(Visual.to_strips(table, text, table.size.width, None, table.visual_style))
+
+
+@pytest.mark.skipif(not frames.SUPPORTED, reason="this Textual has no screen update timer to hook")
+async def test_the_modified_marker_and_the_plan_are_drawn_in_frames_of_their_own(monkeypatch):
+    # drawn together, the header's title row and the results on the right make Textual repaint
+    # the box around both: the input panes too
+    from textual._compositor import Compositor
+
+    from planner.tui.widgets.header import FixedTitle
+
+    frames_drawn: list[set[str]] = []  # the widgets each frame repaints
+    update_widgets = Compositor.update_widgets
+
+    def recording(self, widgets):
+        frames_drawn.append({type(widget).__name__ for widget in widgets})
+        return update_widgets(self, widgets)
+
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await rate_app(pilot)
+        monkeypatch.setattr(Compositor, "update_widgets", recording)
+        for key in ("5", "backspace"):  # the saved 10 req/s -> 105 (modified) -> 10 (saved again)
+            await type_key(pilot, key)
+            assert ("modified" in str(app.screen.query_one(FixedTitle).render())) == (key == "5")
+    with_title = [names for names in frames_drawn if "FixedTitle" in names]
+    assert len(with_title) == 2 and any("TierTable" in names for names in frames_drawn)
+    assert not any("TierTable" in names for names in with_title)

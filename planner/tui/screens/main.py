@@ -286,7 +286,7 @@ class PlannerScreen(PromptFrames, Screen[None]):
                 if pane.query(f"#{key}"):
                     self.refused.pop(key)
         self._flag_refused()
-        self.update_title()
+        self.after_next_frame(self.update_title)  # " · modified" comes a frame after the edit's
         self.recompute()
 
     def _flag_refused(self) -> None:

@@ -9,6 +9,8 @@ character at once, the plan ~5-35 ms later; that second frame waited 8-17 ms mor
 
 `FrameTimer` keeps the frame rate cap (at most one tick per interval) without the skip: a frame
 that is due goes out when the previous one is an interval old, or at once if it is older.
+`PromptFrames` gives a screen that timer, and `after_next_frame` to keep a far-off repaint (the
+header's title) out of the frame that carries the plan.
 """
 
 from __future__ import annotations

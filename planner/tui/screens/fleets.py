@@ -31,8 +31,8 @@ from planner.engine.specs import TIERS
 from planner.profile import Profile
 from planner.report import fmt_ms, fmt_usd
 from planner.tui import commands
-from planner.tui.frames import PromptFrames
 from planner.tui.compute import LRU, ComputeError, Inputs, Result, resolve, uses_files
+from planner.tui.frames import PromptFrames
 from planner.tui.widgets.charts import FleetPoint, FrontierChart
 from planner.tui.widgets.header import TitleHeader
 

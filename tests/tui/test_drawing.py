@@ -137,3 +137,16 @@ async def test_the_modified_marker_and_the_plan_are_drawn_in_frames_of_their_own
     with_title = [names for names in frames_drawn if "FixedTitle" in names]
     assert len(with_title) == 2 and any("TierTable" in names for names in frames_drawn)
     assert not any("TierTable" in names for names in with_title)
+
+
+async def test_clicking_a_tier_column_of_the_line_drawn_table_selects_it():
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        table = app.planner.query_one(TierTable)
+        label_w, col_w = table.layout_widths()
+        for index, tier in ((2, "large"), (0, "small")):
+            await pilot.click(TierTable, offset=(label_w + 1 + index * (col_w + 1) + col_w // 2, 5))
+            await settle(pilot)
+            assert app.planner.tier == table.selected == tier
+            assert str(app.planner.query_one(TierDetail).render()).startswith(tier.capitalize())

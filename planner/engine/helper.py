@@ -48,10 +48,11 @@ def _quiet() -> None:
 
 
 def _start_resource_tracker() -> None:
-    """multiprocessing's resource tracker (a process of its own) inherits the caller's stderr by
-    its file descriptor; a Textual app replaces sys.stderr with a capture whose descriptor is -1,
-    which the tracker's start refuses. It starts with the process's own stderr instead."""
-    if os.name != "posix":  # only POSIX systems track semaphores with it
+    """Starting a spawned process on POSIX first starts multiprocessing's resource tracker (a
+    process of its own), which inherits the caller's stderr by its file descriptor; a Textual app
+    replaces sys.stderr with a capture whose descriptor is -1, which the tracker's start refuses.
+    It starts with the process's own stderr instead."""
+    if os.name != "posix":  # elsewhere there is no tracker
         return
     from multiprocessing import resource_tracker
 

@@ -62,6 +62,7 @@ class LineDrawn(Widget):
         self._lines: list[DrawnLine] = []
         self._text = Content()
         self._version = 0  # bumped by set_lines
+        self._laid_out: tuple | None = None  # what a subclass last laid its lines out for
         self._strips_key: tuple | None = None
         self._strips: list[Strip] = []
         self._blank = Strip.blank(0)
@@ -118,10 +119,6 @@ class TierTable(LineDrawn):
     @dataclass
     class Selected(Message):
         tier: str
-
-    def __init__(self, *args, **kw) -> None:
-        super().__init__(*args, **kw)
-        self._laid_out: tuple | None = None
 
     def layout_widths(self, width: int | None = None) -> tuple[int, int]:
         """(label column, tier column) widths for a width (default: the current one)."""
@@ -198,10 +195,6 @@ class TierDetail(LineDrawn):
 
     result: reactive[Result | None] = reactive(None, always_update=True, init=False)
     tier: reactive[str] = reactive("medium", init=False)
-
-    def __init__(self, *args, **kw) -> None:
-        super().__init__(*args, **kw)
-        self._laid_out: tuple | None = None
 
     def watch_result(self) -> None:
         self.refresh_detail()

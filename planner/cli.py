@@ -11,11 +11,15 @@ import math
 import sys
 from pathlib import Path
 
+from planner.engine.engines import ENGINES
+
 COMMANDS = ("predict", "plan", "catalog", "search", "validate", "calibrate")
 
 ENGINE_DEFAULTS = (
-    "Engine defaults follow vLLM V1 (vllm/engine/arg_utils.py get_batch_defaults): max_num_seqs 1024 and "
-    "max_num_batched_tokens 8192 on GPUs with >= 70 GiB that are not A100, else 256 and 2048; "
+    "Unset limits take the engine's defaults. vLLM V1 (vllm/engine/arg_utils.py get_batch_defaults): max_num_seqs "
+    "1024 and max_num_batched_tokens 8192 on GPUs with >= 70 GiB that are not A100, else 256 and 2048. SGLang "
+    "(server_args.py): chunked_prefill_size 2048 under 35 GiB, 8192 under 160 GiB, 16384 above; 2048 running "
+    "requests. TensorRT-LLM (trtllm-serve): max_batch_size 2048, max_num_tokens 8192. All: "
     "gpu_memory_utilization 0.9; chunked prefill on; KV blocks of 16 tokens."
 )
 
@@ -75,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--format", choices=("table", "json", "toml"), default="table")
     plan.add_argument("-o", "--output", type=Path, help="write to this file (atomically) instead of stdout")
     plan.add_argument("--force", action="store_true", help="overwrite an output file that exists")
+    _engine_flag(plan, "the serving engine (default: the profile's fleet.engine)")
     srch = sub.add_parser("search", help="cheapest fleets meeting the profile's targets, and the cost-latency frontier")
     srch.add_argument("profile", type=Path)
     srch.add_argument("--tier", choices=("small", "medium", "large", "all"), default="all")
@@ -82,19 +87,32 @@ def build_parser() -> argparse.ArgumentParser:
     srch.add_argument("--gpus", help="comma-separated GPU ids (default: the whole catalog)")
     srch.add_argument("--all-models", action="store_true", help="every catalog model of the tier, not just the profile's")
     srch.add_argument("--format", choices=("table", "json"), default="table")
+    _engine_flag(srch, "the serving engine (default: the profile's fleet.engine)")
     val = sub.add_parser("validate", help="compare predictions with a measurements CSV")
     val.add_argument("measurements", type=Path, nargs="?", help="CSV in the measurements format (default: the shipped set)")
     val.add_argument("--calibration", type=Path, help="calibration TOML to evaluate (default: the shipped one)")
     val.add_argument("--uncalibrated", action="store_true", help="use the default knobs, not the shipped calibration")
     val.add_argument("--format", choices=("table", "json"), default="table")
+    _engine_flag(val, "engine of the rows whose engine cell is empty (default: vllm)")
+    val.add_argument("--cross-validate", action="store_true",
+                     help="predict each source's rows with knobs fitted without that source (refits per source: minutes)")
     cal = sub.add_parser("calibrate", help="fit the model's knobs to a measurements CSV")
     cal.add_argument("measurements", type=Path)
     cal.add_argument("-o", "--output", type=Path, required=True, help="calibration TOML to write")
     cal.add_argument("--force", action="store_true", help="overwrite the output file")
+    _engine_flag(cal, "engine of the rows whose engine cell is empty (default: vllm)")
+    cal.add_argument("--cross-validate", action="store_true",
+                     help="also record leave-one-source-out error bands in the calibration (minutes)")
+    cal.add_argument("--from-defaults", action="store_true",
+                     help="start from the published default knobs, not the shipped calibration (as cross-validation does)")
     cat = sub.add_parser("catalog", help="list the GPUs or models the planner knows")
     cat.add_argument("kind", choices=("gpus", "models"))
     cat.add_argument("--format", choices=("table", "json"), default="table")
     return parser
+
+
+def _engine_flag(parser, help_text: str) -> None:
+    parser.add_argument("--engine", choices=ENGINES, help=help_text)
 
 
 def _predict_parser(sub) -> None:
@@ -115,7 +133,8 @@ def _predict_parser(sub) -> None:
     mode.add_argument("--offline", action="store_true", help="all requests queued: maximum throughput")
     mode.add_argument("--concurrency", type=positive_int, help="closed loop with N clients")
     mode.add_argument("--rate", type=float, help="open loop: Poisson arrivals, requests/s (>= 0)")
-    p.add_argument("--max-seqs", type=positive_int, help="vLLM max_num_seqs")
+    p.add_argument("--engine", choices=ENGINES, default="vllm", help="serving engine: its default limits and calibration (default: vllm)")
+    p.add_argument("--max-seqs", type=positive_int, help="running-sequence cap (vLLM max_num_seqs)")
     p.add_argument("--max-batched-tokens", type=positive_int, help="chunked-prefill token budget (max_num_batched_tokens)")
     p.add_argument("--no-chunked-prefill", action="store_true", help="whole-prompt prefill steps (vLLM V0 style)")
     p.add_argument("--gpu-mem-util", type=mem_fraction, default=0.9)
@@ -171,7 +190,7 @@ def cmd_predict(args) -> int:
         max_num_batched_tokens=args.max_batched_tokens, chunked_prefill=not args.no_chunked_prefill,
         gpu_mem_util=args.gpu_mem_util, prefix_hit=args.prefix_hit, spec_k=args.spec_k,
         spec_accept=args.spec_accept, spec_draft_ratio=args.spec_draft_ratio, prune_fraction=args.prune,
-        sparsity_2_4=args.sparsity_2_4,
+        sparsity_2_4=args.sparsity_2_4, engine=args.engine,
     )
     mode = "offline" if args.offline else "concurrency" if args.concurrency else "rate"
     req = PredictRequest(
@@ -201,7 +220,7 @@ def cmd_plan(args) -> int:
     prof = loaded.profile
     base = Path(args.profile).resolve().parent
     gpus, models = _profile_catalog(args.profile, prof, base, ["small", "medium", "large"], fleet=True)
-    plan = evaluate(prof.scenario(), gpus, models, _profile_calibration(prof, base))
+    plan = evaluate(_scenario(prof, args), gpus, models, _profile_calibration(prof, base))
     if args.format == "json":
         text = json.dumps(plan_json(plan), indent=2, allow_nan=False) + "\n"
     elif args.format == "toml":
@@ -320,7 +339,7 @@ def cmd_search(args) -> int:
     if gpu_ids == []:  # not the whole catalog: that is what leaving --gpus out means
         raise UsageError(f"--gpus names no GPU id: {args.gpus!r}")
     gpus, models = _profile_catalog(args.profile, prof, base, [] if args.all_models else tiers, fleet=False)
-    results = search(prof.scenario(), tiers, gpu_ids, args.top, args.all_models, gpus, models,
+    results = search(_scenario(prof, args), tiers, gpu_ids, args.top, args.all_models, gpus, models,
                      _profile_calibration(prof, base))
     data = [_search_json(r) for r in results]
     if args.format == "json":
@@ -341,39 +360,62 @@ def _search_json(r) -> dict:
                 "max_seqs": c.config.max_num_seqs, "max_batched_tokens": c.config.max_num_batched_tokens,
                 "replicas": c.replicas, "gpus": c.gpus, "usd_month": finite(c.usd_month, 2),
                 "e2e_p99_ms": finite(c.e2e_p99_ms, 1), "ttft_p99_ms": finite(c.ttft_p99_ms, 1),
-                "tpot_p99_ms": finite(c.tpot_p99_ms, 1), "binding": c.binding}
+                "tpot_p99_ms": finite(c.tpot_p99_ms, 1), "binding": c.binding, "engine": c.config.engine,
+                "validated": c.validated}
 
     return {"tier": r.tier, "screened": r.screened, "exact_sizings": r.exact_evaluations, "screen_ms": round(r.screen_s * 1e3, 1),
             "excluded": r.excluded, "top": [cand(c) for c in r.ranked], "frontier_e2e_p99": [cand(c) for c in r.frontier_e2e],
             "frontier_ttft_p99": [cand(c) for c in r.frontier_ttft], "notes": r.notes}
 
 
-def _measurements(path: Path | None):
+def _measurements(path: Path | None, engine: str | None = None):
     from planner.engine.measurements import packaged_measurements_path, read_measurements
 
-    return read_measurements(path or packaged_measurements_path())
+    return read_measurements(path or packaged_measurements_path(), engine or "vllm")
+
+
+def _scenario(prof, args):
+    """The profile's scenario, with --engine in place of its fleet.engine when given."""
+    scenario = prof.scenario()
+    if getattr(args, "engine", None):
+        scenario = scenario.model_copy(update={"fleet": scenario.fleet.model_copy(update={"engine": args.engine})})
+    return scenario
 
 
 def cmd_validate(args) -> int:
     from planner.engine.knobs import Calibration, shipped_calibration
     from planner.engine.validate import evaluate_rows, summarize
 
-    data = _measurements(args.measurements)
+    data = _measurements(args.measurements, args.engine)
     if args.uncalibrated:
         calibration = Calibration()
     else:
         calibration = load_calibration(args.calibration) if args.calibration else shipped_calibration()
-    results = evaluate_rows(data, calibration)
+    cv = None
+    if args.cross_validate:
+        from planner.engine.crossval import cross_validate, error_table
+
+        progress = None if args.format == "json" else (lambda s: print(s, file=sys.stderr, flush=True))
+        held = cross_validate(data, Calibration(), progress=progress)
+        results = held.by_source
+        cv = {"sources": held.sources, "folds": held.folds, "leave_one_source_out": error_table(held.by_source),
+              "gpu_family_held_out": error_table(held.by_family)}
+    else:
+        results = evaluate_rows(data, calibration)
     report = summarize(results)
     rows = [_validation_row(r) for r in results]
     if args.format == "json":
         skipped = [{"line": e.line, "column": e.column, "reason": e.message} for e in data.errors]
-        print(json.dumps({"rows": rows, **report, "unparsed": skipped}, indent=2, allow_nan=False))
+        extra = {"cross_validation": cv} if cv else {}
+        print(json.dumps({"rows": rows, **report, **extra, "unparsed": skipped}, indent=2, allow_nan=False))
     else:
-        from planner.tables import validation_tables
+        from planner.tables import cross_validation_tables, validation_tables
 
         for table in validation_tables(rows, report, [str(e) for e in data.errors]):
             _print(table)
+        if cv:
+            for table in cross_validation_tables(cv):
+                _print(table)
     return 0
 
 
@@ -384,7 +426,7 @@ def _validation_row(r) -> dict:
            "input_len": m.input_len, "output_len": m.output_len, "metric": m.metric, "measured": m.value,
            "predicted": round(r.predicted, 4) if r.predicted is not None else None,
            "error_pct": round(err, 2) if err is not None else None, "abs_error_pct": round(abs(err), 2) if err is not None else None,
-           "source": m.source}
+           "source": m.source, "engine": m.engine, "load_band": r.load_band if r.predicted is not None else None}
     if r.predicted is None:
         row["reason"] = r.reason
     return row
@@ -396,28 +438,42 @@ def cmd_calibrate(args) -> int:
     import tomli_w
 
     from planner.engine.fit import calibrate
-    from planner.engine.knobs import shipped_calibration
+    from planner.engine.knobs import Calibration, shipped_calibration
     from planner.engine.validate import evaluate_rows, group_errors, summarize, validated_families
     from planner.profile import save_text_atomic
 
     if args.output.exists() and not args.force:
         raise UsageError(f"{args.output} exists; pass --force to overwrite it")
-    data = _measurements(args.measurements)
+    data = _measurements(args.measurements, args.engine)
     started = time.perf_counter()
     # from the shipped knobs: the families the file does not measure keep them, and "before" is
     # what the user's plans use today
-    start = shipped_calibration()
+    start = Calibration() if args.from_defaults else shipped_calibration()
     before = summarize(evaluate_rows(data, start))
     fitted, skipped, fits = calibrate(data, start)
     results = evaluate_rows(data, fitted)
     after = summarize(results)
     gpu_families, model_families = validated_families(results, args.measurements.resolve().parent)
+    engines = sorted({r.row.engine for r in results if r.error_pct is not None})
     fitted = fitted.model_copy(update={"source": f"planner calibrate {args.measurements.name}", "error_pct": group_errors(results),
-                                       "validated_families": gpu_families, "validated_models": model_families})
-    save_text_atomic(args.output, tomli_w.dumps(_rounded(fitted.model_dump(exclude_none=True))))
+                                       "validated_families": gpu_families, "validated_models": model_families,
+                                       "validated_engines": engines})
     for fit in fits:
         print(f"{fit.family}: {fit.rows} rows, loss {fit.loss_before:.3f} -> {fit.loss_after:.3f} "
-              f"({fit.predictions} predictions of the rows)")
+              f"({fit.predictions} predictions of the rows)", flush=True)
+    if args.cross_validate:
+        from planner.engine.crossval import cross_validate, error_bands, error_table
+        from planner.tables import cross_validation_tables
+
+        print("cross-validating: sources dealt into folds, each fold predicted with knobs fitted without it", flush=True)
+        held = cross_validate(data, Calibration(), progress=lambda s: print(f"  {s}", flush=True),
+                              fitted_on_all=fitted if args.from_defaults else None)
+        fitted = fitted.model_copy(update={"cv_error_pct": error_bands(held)})
+        for table in cross_validation_tables({"sources": held.sources, "folds": held.folds,
+                                              "leave_one_source_out": error_table(held.by_source),
+                                              "gpu_family_held_out": error_table(held.by_family)}):
+            _print(table)
+    save_text_atomic(args.output, tomli_w.dumps(_rounded(fitted.model_dump(exclude_none=True))))
     print(f"fitted {len(fits)} GPU families on {len(data.rows)} rows in {time.perf_counter() - started:.1f} s: "
           f"median error {before['overall']['median_ape']}% -> {after['overall']['median_ape']}%")
     for metric, stats in after["summary"].items():

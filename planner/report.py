@@ -8,6 +8,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from planner import __version__
+from planner.engine.engines import ENGINE_NAMES
 
 if TYPE_CHECKING:  # annotations only: the TUI formats numbers before the engine (numpy) is loaded
     from planner.engine.plan import Plan, TierPlan
@@ -37,7 +38,8 @@ def prediction_json(pred: Prediction, mean_in: float, mean_out: float) -> dict:
     req, cfg, point = pred.request, pred.config, pred.point
     out = {
         "model": req.model.id, "gpu": req.gpu.id, "tp": cfg.tp, "pp": cfg.pp, "weights": cfg.weights, "kv": cfg.kv,
-        "mode": req.mode, "fits": pred.fits,
+        "mode": req.mode, "engine": cfg.engine, "fits": pred.fits,
+        "validated": dict(pred.validated), "error_pct": {k: round(v, 1) for k, v in pred.error_pct.items()},
         "memory_gb": {k: finite(v, 3) for k, v in pred.memory_gb.items()} | {"per_gpu": True},
     }
     if req.mode == "rate":
@@ -84,7 +86,10 @@ def tier_json(t: TierPlan) -> dict:
         "params_b": finite(t.model.params_total / 1e9, 3),
         "alternatives": [{k: (finite(v, 2) if isinstance(v, float) else v) for k, v in a.items()} for a in t.alternatives],
     }
-    out["error_band_pct"], out["validated"] = error_band(t)
+    out["engine"] = t.config.engine
+    out["error_pct"] = {k: round(v, 1) for k, v in t.error_pct.items()}
+    out["error_band_pct"] = out["error_pct"]  # the name before cross-validation: kept for scripts
+    out["validated"] = dict(t.validated)
     if not t.feasible:
         out["reason"] = t.reason
     if t.feasible and cost is not None and point is not None:
@@ -108,15 +113,22 @@ def tier_json(t: TierPlan) -> dict:
     return out
 
 
-def error_band(t: TierPlan) -> tuple[dict, bool]:
-    """Expected error from validation (median absolute %), and whether both the GPU family and
-    the model family have measurements behind them (outside them, the band is a guess)."""
-    from planner.engine.knobs import shipped_calibration
+def unmeasured_text(t: dict, gpu_family: str, model_family: str) -> str:
+    """What has no measurements behind a tier's numbers, in words ('' when everything has)."""
+    v = t.get("validated")
+    if not isinstance(v, dict):
+        return "" if v else "this setup"
+    parts = [f"{gpu_family} GPUs" if not v.get("gpu_family", True) else "",
+             f"{model_family} models" if not v.get("model_family", True) else "",
+             f"{ENGINE_NAMES.get(t.get('engine', ''), t.get('engine', ''))} on this GPU family" if not v.get("engine", True) else ""]
+    return ", ".join(p for p in parts if p)
 
-    cal = shipped_calibration()
-    gpus_ok = t.gpu.family in (cal.validated_families or cal.families)
-    models_ok = not cal.validated_models or t.model.family in cal.validated_models
-    return {k: round(v, 1) for k, v in cal.error_pct.items()}, gpus_ok and models_ok
+
+def measured(t: dict) -> bool:
+    """Whether measurements of the GPU family, the model family and the engine all stand behind a
+    tier's or a prediction's numbers."""
+    v = t.get("validated")
+    return all(v.values()) if isinstance(v, dict) else bool(v)
 
 
 def plan_json(plan: Plan) -> dict:

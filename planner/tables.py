@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from planner.report import fmt_ms, fmt_num, fmt_usd
+from planner.report import fmt_ms, fmt_num, fmt_usd, measured
 
 
 def _dist_cells(d: dict, offline: bool = False) -> list[str]:
@@ -51,7 +51,7 @@ def band(t: dict, metric: str) -> str:
     values = [pct[k] for k in keys if k in pct]
     if not values:
         return ""
-    return f" ±{max(values):.0f}%" + ("" if t.get("validated") else "?")
+    return f" ±{max(values):.0f}%" + ("" if measured(t) else "?")
 
 
 def plan_table(data: dict, name: str) -> Table:
@@ -135,6 +135,25 @@ def validation_tables(rows: list[dict], report: dict, unparsed: list[str]) -> li
     return out
 
 
+def cross_validation_tables(cv: dict) -> list:
+    """Median absolute % error of held-out predictions, per metric group, by load band, engine and
+    GPU family."""
+    out = []
+    for key, title in (("leave_one_source_out", f"cross-validated: {cv['sources']} sources in {cv['folds']} folds, "
+                        "each predicted with knobs fitted without it"),
+                       ("gpu_family_held_out", "each GPU family predicted as if unmeasured")):
+        table = Table(title=title, header_style="bold", title_justify="left")
+        groups = ("throughput", "tpot", "ttft", "e2e", "p99")
+        table.add_column("rows")
+        for g in groups:
+            table.add_column(g if g != "p99" else "p90/p99", justify="right")
+        for name, row in cv[key].items():
+            cells = [f"{row[g]}% ({row[g + '_n']})" if row.get(g) is not None else "-" for g in groups]
+            table.add_row(name, *cells)
+        out.append(table)
+    return out
+
+
 def search_tables(data: list[dict]) -> list:
     out = []
     for tier in data:
@@ -145,11 +164,13 @@ def search_tables(data: list[dict]) -> list:
         frontier = {(c["model"], c["gpu"], c["tp"], c["weights"], c["kv"], c["max_seqs"], c["max_batched_tokens"]) for c in tier["frontier_e2e_p99"]}
         for i, c in enumerate(tier["top"], 1):
             mark = "*" if (c["model"], c["gpu"], c["tp"], c["weights"], c["kv"], c["max_seqs"], c["max_batched_tokens"]) in frontier else ""
-            table.add_row(f"{i}{mark}", c["model"], f"{c['gpus']} x {c['gpu']}", str(c["tp"]), f"{c['weights']}/{c['kv']}",
+            table.add_row(f"{i}{mark}", c["model"], f"{c['gpus']} x {c['gpu']}" + ("" if c["validated"] else " ?"), str(c["tp"]), f"{c['weights']}/{c['kv']}",
                           str(c["max_seqs"]), str(c["max_batched_tokens"]), fmt_usd(c["usd_month"]), fmt_ms(c["ttft_p99_ms"]),
                           fmt_ms(c["e2e_p99_ms"]), c["binding"])
         excluded = ", ".join(f"{n:,} {why}" for why, n in tier["excluded"].items())
-        table.caption = (f"excluded: {excluded}. " if excluded else "") + "* on the cost / p99 E2E frontier" + (
+        unmeasured = "; ? no measurements of this GPU family, model family or engine on it" if not all(
+            c["validated"] for c in tier["top"]) else ""
+        table.caption = (f"excluded: {excluded}. " if excluded else "") + "* on the cost / p99 E2E frontier" + unmeasured + (
             "; " + "; ".join(tier["notes"]) if tier["notes"] else "")
         out.append(table)
     return out

@@ -19,7 +19,7 @@ from planner.engine.measurements import (
 )
 
 HEADER = ",".join(COLUMNS)
-GOOD = "llama-3.1-8b,h100-sxm,1,,fp8,fp8,rate,4,,467,256,,,,ttft_ms_mean,24,https://example.org/a"
+GOOD = "llama-3.1-8b,h100-sxm,1,,fp8,fp8,rate,4,,467,256,,,,ttft_ms_mean,24,https://example.org/a,trtllm"
 MOE = {"mixtral-8x7b", "mixtral-8x22b", "qwen3-30b-a3b", "qwen3-235b-a22b", "gpt-oss-120b", "deepseek-v3"}
 
 
@@ -66,6 +66,20 @@ def test_shipped_sources_are_urls(shipped):
     assert all(r.url.startswith("https://") and " " not in r.url for r in shipped)
 
 
+def test_shipped_rows_name_their_engine():
+    with packaged_measurements_path().open(newline="") as fh:
+        engines = {r["engine"] for r in csv.DictReader(fh)}
+    assert engines == {"vllm", "sglang", "trtllm"}
+
+
+def test_a_file_without_the_engine_column_is_read_as_the_given_engine(tmp_path):
+    legacy = ",".join(COLUMNS[:-1])
+    line = GOOD.rsplit(",", 1)[0]
+    assert read_measurements(write(tmp_path, legacy, line)).rows[0].engine == "vllm"
+    assert read_measurements(write(tmp_path, legacy, line), "sglang").rows[0].engine == "sglang"
+    assert read_measurements(write(tmp_path, HEADER, row(engine="nope"))).errors[0].column == "engine"
+
+
 def test_shipped_load_columns_match_mode(shipped):
     for r in shipped:
         if r.mode == "offline":
@@ -84,7 +98,7 @@ def test_good_row_types_and_empty_optionals(tmp_path):
         model="llama-3.1-8b", gpu="h100-sxm", tp=1, pp=None, weights="fp8", kv="fp8", mode="rate",
         rate=4.0, concurrency=None, input_len=467.0, output_len=256.0, max_seqs=None,
         max_batched_tokens=None, prefix_hit=None, metric="ttft_ms_mean", value=24.0,
-        source="https://example.org/a",
+        source="https://example.org/a", engine="trtllm",
     )
 
 

@@ -334,13 +334,13 @@ def test_full_fidelity_confirmation_searches_upward_instead_of_giving_up():
 
 
 def test_error_bands_say_when_the_gpu_or_model_family_has_no_measurements():
-    def validated(gpu: str, model: str) -> bool:
-        scenario = Scenario(load=Load(rate_rps=1), fleet=Fleet(gpu=gpu), models=TierModels(small=model))
+    def validated(gpu: str, model: str, engine: str = "trtllm") -> dict:
+        scenario = Scenario(load=Load(rate_rps=1), fleet=Fleet(gpu=gpu, engine=engine), models=TierModels(small=model))
         return plan_json(evaluate(scenario))["tiers"][0]["validated"]
 
-    assert validated("h100-sxm", "llama-3.1-8b")  # both measured
-    assert not validated("h100-sxm", "qwen2.5-7b")  # no qwen2 measurements
-    assert not validated("mi300x", "llama-3.1-8b")  # no AMD measurements
+    assert validated("h100-sxm", "llama-3.1-8b") == {"gpu_family": True, "model_family": True, "engine": True}
+    assert validated("h100-sxm", "qwen2.5-7b")["model_family"] is False  # no qwen2 measurements
+    assert validated("tpu-v6e", "llama-3.1-8b")["gpu_family"] is False  # no TPU measurements
 
 
 def test_confirmed_count_is_the_smallest_that_passes_at_full_fidelity():
@@ -420,7 +420,7 @@ def test_the_plan_has_the_fewest_gpus_of_any_tp_degree_at_full_fidelity(gpu, rat
     clear_check_cache()
     plan = evaluate(sc)
     for t in plan.tiers:
-        knobs = knobs_for(t.gpu, None)
+        knobs = knobs_for(t.gpu, None, sc.fleet.engine)
         wl = Workload(sc.load.input_len, sc.load.output_len)
         base = serving_config(sc, t.model, t.gpu, 1)
         fewest = math.inf
@@ -431,7 +431,9 @@ def test_the_plan_has_the_fewest_gpus_of_any_tp_degree_at_full_fidelity(gpu, rat
                 fewest = min(fewest, s.replicas * tp * cfg.pp)
         assert (t.gpus if t.feasible else math.inf) == fewest, (t.tier, t.gpus, fewest, t.alternatives)
         unsized = [a for a in t.alternatives if a["sized"] is False]
-        assert all(a["gpus"] > t.gpus and a["feasible"] is None for a in unsized), t.alternatives
+        # a degree is left unsized when its capacity alone needs as many GPUs as the plan or more
+        assert all(a["gpus"] >= t.gpus and a["feasible"] is None for a in unsized), t.alternatives
+        assert all(("no fewer than" in a["reason"]) == (a["gpus"] == t.gpus) for a in unsized), t.alternatives
 
 
 def test_a_prefill_dominated_load_carries_a_caveat_in_the_plan_and_the_table():

@@ -282,3 +282,29 @@ def test_decode_steps_of_many_batches_are_the_array_formula(model_id):
         folded = decode_step_total_s(p, batches, 1500.0, spec)
         general = step_time(p, batches, batches * 1500.0, 0.0, 0.0, spec_tokens=spec).total_s
         assert np.array_equal(folded, general), (gpu_id, tp, pp, spec)
+
+
+def test_efficiencies_are_fractions_of_the_measured_bandwidth_and_matmul():
+    # measured 2.97 of 3.35 TB/s and 794.5 of 989 TFLOPS: the same knobs give proportionally slower steps
+    measured = h100(achievable_tflops={"bf16": 794.5}, achievable_bw_tb_s=2.97)
+    fast = replica_params(llama8b(), h100(), ServingConfig(), KNOBS)
+    slow = replica_params(llama8b(), measured, ServingConfig(), KNOBS)
+    assert slow.bw_bytes_s == pytest.approx(2.97e12)
+    assert slow.flops_linear == pytest.approx(794.5e12)
+    assert slow.flops_attn == pytest.approx(794.5e12)
+    # batch one streams the weights: 15.0098 GB at 0.75 * 2.97 TB/s = 6.738 ms (vs 5.974 at the datasheet)
+    weights_s = lambda p: float(step_time(p, 1, 0, 0, 0).memory_s)  # noqa: E731
+    assert weights_s(slow) == pytest.approx(15.0098e9 / (0.75 * 2.97e12), rel=1e-3)
+    assert weights_s(fast) == pytest.approx(15.0098e9 / (0.75 * 3.35e12), rel=1e-3)
+
+
+def test_a_gpu_without_measurements_gets_its_familys_share_or_the_lowest():
+    from planner.engine.catalog import achieved_shares
+
+    bare = h100(achievable_tflops={}, achievable_bw_tb_s=None)
+    mm, bw = achieved_shares(bare, "bf16")
+    assert mm == pytest.approx(794.5 / 989, rel=1e-3)  # the hopper GPUs measured: H100 SXM and H200 share 0.803
+    unknown = h100(family="nobody-measured", achievable_tflops={}, achievable_bw_tb_s=None)
+    mm, bw = achieved_shares(unknown, "bf16")
+    assert mm == pytest.approx(668.4 / 1307.4, rel=1e-3)  # MI300X: the lowest share of any catalog GPU
+    assert bw == pytest.approx(4.09 / 5.3, rel=1e-3)

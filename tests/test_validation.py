@@ -5,13 +5,18 @@ import json
 from planner.cli import main
 
 # Median absolute % error per metric reached with the shipped calibration (planner validate on
-# planner/data/measurements.csv). A change to the model that raises any of these fails here.
+# planner/data/measurements.csv: TensorRT-LLM, vLLM and SGLang rows). These are in-sample: the
+# knobs were fitted on these rows. What a user should expect on measurements the planner has not
+# seen is the cross-validated figure (tests/test_crossval.py, the README). A change to the model
+# that raises any of these fails here.
 REACHED_MEDIAN_APE = {
-    "output_tok_s": 9.2,  # 623 rows: offline 528 (9.1%), Poisson rate 54 (4.5%), fixed concurrency 41 (13.1%) (target <= 10)
-    "total_tok_s": 4.9,  # Poisson-rate sweep, 66 rows
-    "requests_per_s": 0.1,  # Poisson-rate sweep: served = offered when stable
-    "itl_ms_mean": 9.4,  # 54 rows, Poisson arrivals (target <= 10)
-    "ttft_ms_mean": 8.0,  # 76 rows: Poisson rate 54 (7.9%), fixed concurrency 22 (9.7%) (target <= 15)
+    "output_tok_s": 10.6,  # 729 rows: offline, Poisson rate and fixed concurrency
+    "total_tok_s": 4.5,  # 71 rows
+    "requests_per_s": 3.3,  # 99 rows (Poisson-rate rows serve what is offered when stable)
+    "itl_ms_mean": 9.3,  # 53 rows
+    "tpot_ms_mean": 10.5,  # 62 rows
+    "ttft_ms_mean": 28.4,  # 137 rows
+    "e2e_ms_mean": 7.2,  # 79 rows
 }
 
 
@@ -25,7 +30,7 @@ def test_shipped_set_error_does_not_rise(capsys):
     for metric, limit in REACHED_MEDIAN_APE.items():
         got = report["summary"][metric]["median_ape"]
         assert got <= limit, f"{metric}: median error {got}% rose above {limit}%"
-    assert report["overall"]["n"] >= 800
+    assert report["overall"]["n"] >= 1300
 
 
 def test_calibration_beats_default_knobs(capsys):

@@ -141,3 +141,34 @@ def get_model(name: str, extra: Iterable[ModelSpec] = (), base_dir: Path | None 
     if config is not None:
         return model_from_hf_config(config, display=name)
     raise _unknown("model", name, _model_index(), extra, "planner catalog models")
+
+
+@functools.lru_cache(maxsize=1)
+def _measured_shares() -> tuple[dict[str, float], dict[str, float], float, float]:
+    """Median matmul and bandwidth shares of the built-in GPUs measured, per family; and the
+    lowest of all, for a family nobody measured."""
+    mm: dict[str, list[float]] = {}
+    bw: dict[str, list[float]] = {}
+    for g in gpus().values():
+        if (share := g.achieved_share("bf16")) is not None:
+            mm.setdefault(g.family, []).append(share)
+        if (share := g.achieved_bw_share) is not None:
+            bw.setdefault(g.family, []).append(share)
+
+    def median(v: list[float]) -> float:
+        return sorted(v)[len(v) // 2]
+
+    return ({f: median(v) for f, v in mm.items()}, {f: median(v) for f, v in bw.items()},
+            min(x for v in mm.values() for x in v), min(x for v in bw.values() for x in v))
+
+
+def achieved_shares(gpu: GpuSpec, precision: str) -> tuple[float, float]:
+    """(matmul share of the dense peak at `precision`, bandwidth share of the datasheet): the
+    GPU's own measurements; else its family's median; else the lowest measured share of any GPU,
+    so that a GPU without measurements is never credited with more of its datasheet than those
+    measured."""
+    mm_family, bw_family, mm_low, bw_low = _measured_shares()
+    mm = gpu.achieved_share(precision)
+    bw = gpu.achieved_bw_share
+    return (mm if mm is not None else mm_family.get(gpu.family, mm_low),
+            bw if bw is not None else bw_family.get(gpu.family, bw_low))

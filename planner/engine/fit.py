@@ -60,12 +60,17 @@ class KnobRange:
 # Ranges of the published fits in the modeling digest §9.5 (BLIS, aiconfigurator, DistServe and
 # vLLM benchmarks): a fit that wants to leave them is fitting noise or a modelling gap.
 KNOB_RANGES = {
-    "eta_weights": KnobRange(0.45, 0.95),
-    "eta_kv": KnobRange(0.3, 0.95),
-    "eta_compute": KnobRange(0.3, 0.9),
-    "eta_attention": KnobRange(0.3, 0.8),
+    # efficiencies as fractions of the GPU's measured achievable matmul and bandwidth (knobs.py)
+    "eta_weights": KnobRange(0.5, 1.0),
+    "eta_kv": KnobRange(0.35, 1.0),
+    "eta_compute": KnobRange(0.35, 1.0),
+    "eta_attention": KnobRange(0.35, 1.0),
+    # small-message all-reduce: nccl-tests 15.6-25 us for 8 GPUs (aiconfigurator's H100, H200, B200
+    # tables); engines' own one-shot kernels run under 10 us
+    "allreduce_latency_us": KnobRange(2.0, 40.0, offset=2.0),
     "step_overhead_us": KnobRange(20.0, 2000.0, offset=20.0),
     "layer_overhead_us": KnobRange(0.0, 40.0, offset=1.0),
+    "moe_layer_overhead_us": KnobRange(0.0, 400.0, offset=5.0),
     "seq_overhead_us": KnobRange(1.0, 40.0, offset=1.0),
     "api_overhead_ms": KnobRange(0.0, 40.0, offset=0.5),
 }
@@ -76,8 +81,10 @@ IDENTIFYING_ROWS = {
     "eta_kv": "TPOT/ITL rows with long contexts (several thousand tokens) at a moderate batch",
     "eta_compute": "offline throughput rows at large batches or with long prompts (compute-bound steps)",
     "eta_attention": "TTFT rows with long prompts (8k tokens or more) at low load",
+    "allreduce_latency_us": "TPOT rows at low concurrency of one model at several tensor-parallel degrees",
     "step_overhead_us": "TPOT/ITL rows of a small model at concurrency 1 (the fixed cost per engine step)",
     "layer_overhead_us": "TPOT rows at concurrency 1 of models with different layer counts",
+    "moe_layer_overhead_us": "TPOT rows at low concurrency of MoE models next to dense ones",
     "seq_overhead_us": "throughput rows at running batches of hundreds of sequences",
     "api_overhead_ms": "TTFT rows at low load with short prompts",
 }
@@ -306,7 +313,8 @@ def _fit(rows: _Rows, evaluate: _Evaluator, family: str, start: Knobs, names: li
         if improvement < 1e-3 or moved < 1e-3:
             break
         jac = _jacobian(evaluate, start, names, u, r, active)
-    fitted = _knobs_at(start, names, u)
+    # the knobs the rows do not identify keep their start exactly (not through the transform's rounding)
+    fitted = _knobs_at(start, [names[i] for i in active], u[active])
     fit.loss_after = rows.median_loss(r)
     # the soft-L1 optimum is not the median's: never hand back knobs that score worse than the start
     fit.knobs = fitted if fit.loss_after <= fit.loss_before else start
@@ -315,9 +323,14 @@ def _fit(rows: _Rows, evaluate: _Evaluator, family: str, start: Knobs, names: li
     return fit
 
 
-def calibrate(data: MeasurementSet, start: Calibration | None = None, parallel: bool | None = None) -> tuple[Calibration, dict[str, str], list[FamilyFit]]:
-    """Fit knobs per GPU family. Families with too few usable rows keep their starting knobs, and
-    knobs the rows do not identify keep theirs; both are named with the reason."""
+def calibrate(data: MeasurementSet, start: Calibration | None = None, parallel: bool | None = None,
+              families_only: set[str] | None = None) -> tuple[Calibration, dict[str, str], list[FamilyFit]]:
+    """Fit knobs per GPU family on every engine's rows (the family's pooled knobs), then per engine
+    and family starting from, and pulled toward, the pooled knobs: an engine with few rows on a
+    family stays near what the family's other rows say. Families or pairs with too few usable rows
+    keep their starting knobs, and knobs the rows do not identify keep theirs; both are named with
+    the reason. `families_only` limits the fit to those GPU families (cross-validation refits only
+    the families a held-out source touches)."""
     start = start or Calibration()
     families: dict[str, list[Measurement]] = {}
     skipped: dict[str, str] = {}
@@ -326,18 +339,38 @@ def calibrate(data: MeasurementSet, start: Calibration | None = None, parallel: 
             gpu = catalog.get_gpu(m.gpu)
         except ValueError:
             continue
-        families.setdefault(gpu.family, []).append(m)
-    fitted = dict(start.families)
+        if families_only is None or gpu.family in families_only:
+            families.setdefault(gpu.family, []).append(m)
+    pooled = dict(start.families)
+    per_engine = {e: dict(f) for e, f in start.engines.items()}
     fits = []
     for family, rows in sorted(families.items()):
-        scorable = [m for m in rows if m.metric in MEANS_ONLY_METRICS and m.value > 0]
-        if len(scorable) < MIN_ROWS_PER_FAMILY:
-            skipped[family] = (f"only {len(scorable)} rows with a mean metric; need {MIN_ROWS_PER_FAMILY} "
-                               "(offline throughput and low-load TPOT/TTFT rows identify the knobs)")
+        fit = _fit_rows(data, rows, family, start.families.get(family, start.default), parallel, skipped)
+        if fit is None:
             continue
-        fit = fit_family(replace(data, rows=tuple(rows), errors=()), family, start.for_family(family), parallel)
         fits.append(fit)
-        for knob, why in fit.unidentified.items():
-            skipped[f"{family} {knob}"] = why
-        fitted[family] = fit.knobs
-    return start.model_copy(update={"families": fitted}), skipped, fits
+        pooled[family] = fit.knobs
+        engines = sorted({m.engine for m in rows})
+        for engine in engines:
+            engine_rows = [m for m in rows if m.engine == engine]
+            if len(engines) == 1:
+                per_engine.setdefault(engine, {})[family] = fit.knobs  # the pooled fit is this engine's
+                continue
+            sub = _fit_rows(data, engine_rows, f"{engine} {family}", fit.knobs, parallel, skipped)
+            if sub is not None:
+                fits.append(sub)
+                per_engine.setdefault(engine, {})[family] = sub.knobs
+    return start.model_copy(update={"families": pooled, "engines": per_engine}), skipped, fits
+
+
+def _fit_rows(data: MeasurementSet, rows: list[Measurement], name: str, start: Knobs, parallel: bool | None,
+              skipped: dict[str, str]) -> FamilyFit | None:
+    scorable = [m for m in rows if m.metric in MEANS_ONLY_METRICS and m.value > 0]
+    if len(scorable) < MIN_ROWS_PER_FAMILY:
+        skipped[name] = (f"only {len(scorable)} rows with a mean metric; need {MIN_ROWS_PER_FAMILY} "
+                         "(offline throughput and low-load TPOT/TTFT rows identify the knobs)")
+        return None
+    fit = fit_family(replace(data, rows=tuple(rows), errors=()), name, start, parallel)
+    for knob, why in fit.unidentified.items():
+        skipped[f"{name} {knob}"] = why
+    return fit

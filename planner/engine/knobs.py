@@ -17,14 +17,17 @@ from pydantic import BaseModel, ConfigDict, Field
 class Knobs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # achieved fraction of peak HBM bandwidth when streaming weights (0.73 BLIS, 0.8 aiconfigurator)
-    eta_weights: float = Field(0.75, gt=0.05, le=1.0)
-    # achieved fraction of peak bandwidth on decode KV reads (0.51 BLIS, 0.64-0.68 DistServe fits)
-    eta_kv: float = Field(0.6, gt=0.05, le=1.0)
-    # GEMM MFU in compute-bound steps (0.45 H100 / 0.38 A100 BLIS, 0.59 vLLM DistServe fit)
-    eta_compute: float = Field(0.55, gt=0.05, le=1.0)
-    # prefill attention kernel utilisation (FA2 35%, FA3 75% of H100)
-    eta_attention: float = Field(0.5, gt=0.05, le=1.0)
+    # Efficiencies are fractions of what micro-benchmarks reach on the GPU (STREAM-like bandwidth,
+    # max achievable matmul: GpuSpec.achievable_*), so 1.0 is the benchmark itself; the published
+    # fractions of the datasheet quoted below are divided by H100's measured shares (0.89, 0.80).
+    # weight streaming (0.73 BLIS, 0.8 aiconfigurator of the datasheet)
+    eta_weights: float = Field(0.85, gt=0.05, le=1.0)
+    # decode KV reads (0.51 BLIS, 0.64-0.68 DistServe fits of the datasheet)
+    eta_kv: float = Field(0.7, gt=0.05, le=1.0)
+    # GEMMs in compute-bound steps (0.45 H100 BLIS, 0.59 vLLM DistServe fit of the datasheet)
+    eta_compute: float = Field(0.7, gt=0.05, le=1.0)
+    # prefill attention kernels (FA2 35%, FA3 75% of H100's datasheet)
+    eta_attention: float = Field(0.6, gt=0.05, le=1.0)
     # achieved fraction of link bandwidth in all-reduce (BLIS beta4 0.75)
     eta_link: float = Field(0.75, gt=0.05, le=1.0)
     # per-message collective latency (8 us llm-analysis, 10 us aiconfigurator)
@@ -33,6 +36,9 @@ class Knobs(BaseModel):
     step_overhead_us: float = Field(130.0, ge=0, le=100_000)
     # per-layer launch/sync cost (3 us aiconfigurator .. 32 us BLIS)
     layer_overhead_us: float = Field(10.0, ge=0, le=1000)
+    # per MoE layer per step: routing, token permutation, grouped-GEMM launch (roofline.fixed_step_s;
+    # aiconfigurator's DeepSeek-V3 MoE layer at one token is ~180 us above weight streaming on H100)
+    moe_layer_overhead_us: float = Field(50.0, ge=0, le=1000)
     # per-sequence bookkeeping per step (BLIS beta6 4.4 us)
     seq_overhead_us: float = Field(4.0, ge=0, le=1000)
     # request ingest/tokenise/detokenise cost added to TTFT (BLIS alpha0 15.6 ms for an HTTP server)
@@ -45,21 +51,64 @@ class Knobs(BaseModel):
 DEFAULT_KNOBS = Knobs()
 
 
+# Knobs of the engine's own software (scheduler, launches, API server) rather than the GPU's
+# kernels: an engine measured on one GPU family carries these to a family it was not measured on.
+ENGINE_KNOBS = ("step_overhead_us", "layer_overhead_us", "moe_layer_overhead_us", "seq_overhead_us", "api_overhead_ms")
+
+
 class Calibration(BaseModel):
-    """Knobs per GPU family plus a default; `planner calibrate` writes this shape."""
+    """Knobs per GPU family (pooled over engines), per engine and GPU family where that engine was
+    measured on it, and a default; `planner calibrate` writes this shape."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     default: Knobs = DEFAULT_KNOBS
     families: dict[str, Knobs] = {}
+    # engine -> GPU family -> knobs fitted on that engine's rows, starting from (and pulled
+    # toward) the family's pooled knobs
+    engines: dict[str, dict[str, Knobs]] = {}
     source: str = ""
     # expected error bands (median absolute % error per metric group) from validation
     error_pct: dict[str, float] = {}
+    # the same, from leave-one-source-out cross-validation: by metric group, and by load band
+    # and metric group ("<50%", "50-80%", ">80%"); `unmeasured` for families held out whole
+    cv_error_pct: dict[str, dict[str, float]] = {}
     validated_families: list[str] = []
     validated_models: list[str] = []
+    validated_engines: list[str] = []
 
-    def for_family(self, family: str) -> Knobs:
-        return self.families.get(family, self.default)
+    def for_family(self, family: str, engine: str | None = None) -> Knobs:
+        """The knobs for a GPU family under an engine: fitted for the pair where the engine was
+        measured on the family; else the family's pooled knobs with the engine's own overheads
+        (the median over the families it was measured on); a family without measurements takes
+        the least favourable efficiency of the measured families, so that an unmeasured GPU is
+        never the optimistic choice."""
+        fitted = self.engines.get(engine or "", {}).get(family)
+        if fitted is not None:
+            return fitted
+        base = self.families.get(family) or self.unmeasured_family()
+        overheads = self.engine_overheads(engine)
+        return base.scaled(**overheads) if overheads else base
+
+    def engine_overheads(self, engine: str | None) -> dict[str, float]:
+        fits = list(self.engines.get(engine or "", {}).values())
+        if not fits:
+            return {}
+        return {k: float(sorted(getattr(f, k) for f in fits)[len(fits) // 2]) for k in ENGINE_KNOBS}
+
+    def unmeasured_family(self) -> Knobs:
+        if not self.families:
+            return self.default
+        fits = list(self.families.values())
+        worst = {k: min(getattr(f, k) for f in fits) for k in Knobs.model_fields if k.startswith("eta_")}
+        median = {k: float(sorted(getattr(f, k) for f in fits)[len(fits) // 2]) for k in Knobs.model_fields if not k.startswith("eta_")}
+        return self.default.scaled(**worst, **median)
+
+    def measured(self, family: str, engine: str | None = None) -> dict[str, bool]:
+        """Whether measurements of this GPU family, and of this engine on it, stand behind the knobs."""
+        gpus = self.validated_families or list(self.families)
+        engine_measured = family in self.engines.get(engine or "", {}) and (engine or "") in (self.validated_engines or list(self.engines))
+        return {"gpu_family": family in gpus, "engine": engine_measured}
 
 
 def calibration_from_toml(text: str) -> Calibration:

@@ -3,7 +3,7 @@
 One metric per row. Columns, in order (users' scripts depend on them):
 
     model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,
-    max_seqs,max_batched_tokens,prefix_hit,metric,value,source
+    max_seqs,max_batched_tokens,prefix_hit,metric,value,source,engine
 
 Conventions:
 * `mode` is `offline` (all requests queued at once), `rate` (open loop, Poisson arrivals at
@@ -13,8 +13,10 @@ Conventions:
   group), never per GPU and never for a whole multi-replica system.
 * `input_len` / `output_len` are tokens per request (means when the source's lengths vary).
 * `source` is a URL, optionally followed by " | note" describing a unit conversion.
+* `engine` is `vllm`, `sglang` or `trtllm`; a file without the column, or an empty cell, means vLLM
+  (the default of `predict`).
 * Empty optional cells (pp, rate, concurrency, max_seqs, max_batched_tokens, prefix_hit) are None;
-  the planner applies its own defaults.
+  the planner applies its own defaults (the engine's, for max_seqs and max_batched_tokens).
 
 Bad rows do not abort the read: they come back as `RowError`s next to the good rows, so a user's
 file with one typo still calibrates. A file that is not a CSV of this shape raises
@@ -35,21 +37,22 @@ from pathlib import Path
 
 import numpy as np
 
+from planner.engine.engines import DEFAULT_ENGINE, ENGINES
 from planner.engine.specs import KV_PRECISIONS, WEIGHT_PRECISIONS
 
 COLUMNS: tuple[str, ...] = (
     "model", "gpu", "tp", "pp", "weights", "kv", "mode", "rate", "concurrency", "input_len",
-    "output_len", "max_seqs", "max_batched_tokens", "prefix_hit", "metric", "value", "source",
+    "output_len", "max_seqs", "max_batched_tokens", "prefix_hit", "metric", "value", "source", "engine",
 )
 # Columns a file may leave out of its header entirely; every other column must be present.
-OPTIONAL_COLUMNS = frozenset({"pp", "rate", "concurrency", "max_seqs", "max_batched_tokens", "prefix_hit", "source"})
+OPTIONAL_COLUMNS = frozenset({"pp", "rate", "concurrency", "max_seqs", "max_batched_tokens", "prefix_hit", "source", "engine"})
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c not in OPTIONAL_COLUMNS)
 
 MODES: tuple[str, ...] = ("offline", "concurrency", "rate")
 METRICS: tuple[str, ...] = (
     "ttft_ms_mean", "ttft_ms_p50", "ttft_ms_p90", "ttft_ms_p99",
     "tpot_ms_mean", "tpot_ms_p50", "tpot_ms_p90", "tpot_ms_p99",
-    "itl_ms_mean",
+    "itl_ms_mean", "itl_ms_p50", "itl_ms_p90", "itl_ms_p99",
     "e2e_ms_mean", "e2e_ms_p50", "e2e_ms_p90", "e2e_ms_p99",
     "output_tok_s", "total_tok_s", "requests_per_s",
 )
@@ -97,6 +100,7 @@ class Measurement:
     metric: str
     value: float
     source: str
+    engine: str = DEFAULT_ENGINE
 
     @property
     def url(self) -> str:
@@ -199,10 +203,11 @@ _CELLS: dict[str, tuple[Callable[[str], object], bool]] = {
     "metric": (_choice(METRICS), True),
     "value": (_number, True),
     "source": (_text, False),
+    "engine": (_choice(ENGINES), False),
 }
 
 
-def _parse_row(raw: dict[str, str | None], line: int) -> tuple[Measurement | None, list[RowError]]:
+def _parse_row(raw: dict[str, str | None], line: int, default_engine: str = DEFAULT_ENGINE) -> tuple[Measurement | None, list[RowError]]:
     values: dict[str, object] = {}
     errors: list[RowError] = []
     for column in COLUMNS:
@@ -225,6 +230,7 @@ def _parse_row(raw: dict[str, str | None], line: int) -> tuple[Measurement | Non
     if errors:
         return None, errors
     values["source"] = values["source"] or ""
+    values["engine"] = values["engine"] or default_engine
     return Measurement(**values), []  # type: ignore[arg-type]
 
 
@@ -263,18 +269,19 @@ def _read_text(path: Path) -> str:
         raise MeasurementsError(f"{name}: not UTF-8 text (byte {exc.start}), expected a CSV file") from None
 
 
-def read_measurements(path: Path | str) -> MeasurementSet:
-    """Parse a measurements CSV. Row problems are collected, file problems raise."""
+def read_measurements(path: Path | str, default_engine: str = DEFAULT_ENGINE) -> MeasurementSet:
+    """Parse a measurements CSV. Row problems are collected, file problems raise. Rows without an
+    engine are `default_engine`'s."""
     path = Path(path)
     reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
     try:
-        return _parse(path, reader)
+        return _parse(path, reader, default_engine)
     except csv.Error as exc:  # e.g. a cell over csv's field size limit (128 KiB)
         line = reader.line_num + 1  # the lines read whole so far, then the one that failed
         raise MeasurementsError(f"{path.name}: line {line}: not a measurements CSV: {exc}") from None
 
 
-def _parse(path: Path, reader: csv.DictReader) -> MeasurementSet:
+def _parse(path: Path, reader: csv.DictReader, default_engine: str = DEFAULT_ENGINE) -> MeasurementSet:
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
@@ -290,7 +297,7 @@ def _parse(path: Path, reader: csv.DictReader) -> MeasurementSet:
         start, last = max(reader.line_num - _line_breaks(raw), last + 1), reader.line_num
         if not any((v or "").strip() for v in raw.values() if isinstance(v, str)):
             continue  # blank line
-        row, row_errors = _parse_row(raw, start)
+        row, row_errors = _parse_row(raw, start, default_engine)
         if row is not None:
             rows.append(row)
         errors.extend(row_errors)

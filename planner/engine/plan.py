@@ -11,7 +11,7 @@ from typing import Iterable
 
 import numpy as np
 
-from planner.engine import catalog
+from planner.engine import catalog, trust
 from planner.engine.cost import FleetCost, fleet_cost
 from planner.engine.knobs import Calibration, Knobs, shipped_calibration
 from planner.engine.roofline import ServingConfig, memory_per_gpu, replica_params
@@ -51,8 +51,8 @@ class TierPlan:
     alternatives: list[dict] = field(default_factory=list)
     floor: OperatingPoint | None = None
     usd_per_gpu_hour: float = 0.0
-    error_pct: dict = field(default_factory=dict)
-    validated: bool = True
+    error_pct: dict = field(default_factory=dict)  # expected median abs. % error per metric group
+    validated: dict = field(default_factory=dict)  # gpu_family / model_family / engine: measured or not
     misses: list[str] = field(default_factory=list)
     mean_output_tokens: float = 0.0
 
@@ -97,8 +97,8 @@ def resolve_precision(choice: str, model: ModelSpec, gpu: GpuSpec, kind: str) ->
     return model.dtype
 
 
-def knobs_for(gpu: GpuSpec, calibration: Calibration | None) -> Knobs:
-    return (calibration or shipped_calibration()).for_family(gpu.family)
+def knobs_for(gpu: GpuSpec, calibration: Calibration | None, engine: str | None = None) -> Knobs:
+    return (calibration or shipped_calibration()).for_family(gpu.family, engine)
 
 
 def fitting_tp_degrees(model: ModelSpec, gpu: GpuSpec, base: ServingConfig, knobs: Knobs, node_limit: int | None) -> list[int]:
@@ -143,6 +143,7 @@ def serving_config(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, tp: int) 
         spec_draft_ratio=opt.spec_draft_ratio,
         prune_fraction=opt.prune_fraction,
         sparsity_2_4=opt.sparsity_2_4,
+        engine=scenario.fleet.engine,
     )
 
 
@@ -479,7 +480,7 @@ def _floor_reason(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Servi
 
 
 def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl: Workload, calibration: Calibration | None = None) -> TierPlan:
-    knobs = knobs_for(gpu, calibration)
+    knobs = knobs_for(gpu, calibration, scenario.fleet.engine)
     fleet = scenario.fleet
     price = (fleet.price_usd_hour if fleet.price_usd_hour is not None else gpu.price_usd_hour) * (1.0 - fleet.discount)
     base = serving_config(scenario, model, gpu, 1)
@@ -524,8 +525,8 @@ def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl:
             gpus = at_least * c.tp * c.pp
             tp_plan.alternatives.append({
                 "tp": c.tp, "replicas": at_least, "gpus": gpus, "feasible": None, "usd_month": gpus * price * hours, "sized": False,
-                "reason": (f"not sized: the utilisation ceiling alone needs at least {gpus:,} GPUs at TP={c.tp}, more than "
-                           f"TP={cfg.tp}'s {tp_plan.gpus:,}")})
+                "reason": (f"not sized: the utilisation ceiling alone needs at least {gpus:,} GPUs at TP={c.tp}, "
+                           f"{'more than' if gpus > tp_plan.gpus else 'no fewer than'} TP={cfg.tp}'s {tp_plan.gpus:,}")})
     if fleet.max_gpus is not None and tp_plan.gpus > fleet.max_gpus:
         return _capped(scenario, tp_plan, fleet.max_gpus, knobs, wl, price)
     return tp_plan
@@ -745,7 +746,17 @@ def plan_tiers(scenario: Scenario, tiers: Iterable[str], custom_gpus: Iterable[G
     gpus, models = list(custom_gpus), list(custom_models)
     gpu = catalog.get_gpu(scenario.fleet.gpu, gpus)
     wl = wl or workload_of(scenario)
-    return [plan_tier(scenario, tier, catalog.get_model(getattr(scenario.models, tier), models), gpu, wl, calibration) for tier in tiers]
+    planned = [plan_tier(scenario, tier, catalog.get_model(getattr(scenario.models, tier), models), gpu, wl, calibration) for tier in tiers]
+    for t in planned:
+        _mark_trust(t, calibration or shipped_calibration())
+    return planned
+
+
+def _mark_trust(t: TierPlan, calibration: Calibration) -> None:
+    """The error band that applies to the tier's numbers and what stands behind it."""
+    t.validated = trust.validated(calibration, t.gpu.family, t.model.family, t.config.engine)
+    utilization = t.point.utilization if t.feasible and t.point is not None else None
+    t.error_pct = trust.error_band(calibration, t.validated, utilization)
 
 
 def assemble(scenario: Scenario, tiers: Iterable[TierPlan], wl: Workload | None = None) -> Plan:

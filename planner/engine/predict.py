@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+from planner.engine import trust
 from planner.engine.knobs import Calibration, Knobs, shipped_calibration
 from planner.engine.plan import config_problem, context_problem, tp_divides
 from planner.engine.roofline import ServingConfig, memory_per_gpu, replica_params
@@ -39,6 +40,8 @@ class Prediction:
     reason: str
     memory_gb: dict
     point: OperatingPoint | None
+    validated: dict = field(default_factory=dict)  # gpu_family / model_family / engine: measured or not
+    error_pct: dict = field(default_factory=dict)  # expected median abs. % error per metric group
 
 
 def smallest_fitting_tp(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Knobs) -> int | None:
@@ -62,7 +65,15 @@ def check_support(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig) -> None:
 
 
 def predict(req: PredictRequest, calibration: Calibration | None = None) -> Prediction:
-    knobs = (calibration or shipped_calibration()).for_family(req.gpu.family)
+    pred = _predict(req, calibration or shipped_calibration())
+    pred.validated = trust.validated(calibration or shipped_calibration(), req.gpu.family, req.model.family, pred.config.engine)
+    utilization = pred.point.utilization if pred.point is not None and pred.point.stable else None
+    pred.error_pct = trust.error_band(calibration or shipped_calibration(), pred.validated, utilization)
+    return pred
+
+
+def _predict(req: PredictRequest, calibration: Calibration) -> Prediction:
+    knobs = calibration.for_family(req.gpu.family, req.config.engine)
     cfg = req.config
     check_support(req.model, req.gpu, cfg)
     if req.tp_auto:

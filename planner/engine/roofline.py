@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from planner.engine.catalog import achieved_shares
+from planner.engine.engines import DEFAULT_ENGINE, default_batched_tokens, default_max_seqs
 from planner.engine.knobs import Knobs
 from planner.engine.specs import BYTES_PER_ELEMENT, GB, GIB, GpuSpec, ModelSpec
 
@@ -26,7 +28,7 @@ BLOCK_TOKENS = 16
 
 @dataclass(frozen=True)
 class ServingConfig:
-    """Engine configuration of one replica; None means "vLLM's default for this GPU"."""
+    """Engine configuration of one replica; None means "the engine's default for this GPU"."""
 
     tp: int = 1
     pp: int = 1
@@ -42,16 +44,7 @@ class ServingConfig:
     spec_draft_ratio: float = 0.05
     prune_fraction: float = 0.0
     sparsity_2_4: bool = False
-
-
-def vllm_default_max_seqs(gpu: GpuSpec) -> int:
-    """vLLM V1 get_batch_defaults: 1024 seqs on >= 70 GiB non-A100 GPUs, else 256 (digest §2.5 [S17])."""
-    return 1024 if gpu.memory_gib >= 70 and gpu.family != "ampere" else 256
-
-
-def vllm_default_batched_tokens(gpu: GpuSpec) -> int:
-    """vLLM V1 API-server token budget: 8192 on >= 70 GiB non-A100 GPUs, else 2048 ([S17])."""
-    return 8192 if gpu.memory_gib >= 70 and gpu.family != "ampere" else 2048
+    engine: str = DEFAULT_ENGINE
 
 
 @dataclass(frozen=True)
@@ -79,9 +72,9 @@ class ReplicaParams:
     kv_bytes_token_layers: np.ndarray | float  # KV bytes per token read per step across the pipeline
     # hardware
     mem_bytes: np.ndarray | float
-    bw_bytes_s: np.ndarray | float
-    flops_linear: np.ndarray | float  # dense FLOP/s at the weight precision
-    flops_attn: np.ndarray | float
+    bw_bytes_s: np.ndarray | float  # measured achievable HBM bandwidth
+    flops_linear: np.ndarray | float  # measured achievable dense FLOP/s at the weight precision
+    flops_attn: np.ndarray | float  # the same at bf16 (attention)
     link_bytes_s: np.ndarray | float
     # engine
     max_num_seqs: np.ndarray | float
@@ -101,6 +94,7 @@ class ReplicaParams:
     allreduce_latency_s: np.ndarray | float
     step_overhead_s: np.ndarray | float
     layer_overhead_s: np.ndarray | float
+    moe_layer_overhead_s: np.ndarray | float
     seq_overhead_s: np.ndarray | float
     api_overhead_s: np.ndarray | float
 
@@ -142,9 +136,13 @@ def replica_params(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Kn
     else:
         kv_layer_gpu = kv_per_layer * max(1.0 / cfg.tp, 1.0 / model.kv_heads)
     kv_bytes_token_gpu = kv_layer_gpu * model.layers / cfg.pp
-    flops = compute_flops(gpu, cfg.weights) * (2.0 if cfg.sparsity_2_4 else 1.0)
-    bf16 = gpu.tflops.get("bf16", gpu.tflops.get("fp16", 0.0)) * 1e12
-    budget = cfg.max_num_batched_tokens or vllm_default_batched_tokens(gpu)
+    # efficiencies are fractions of what micro-benchmarks reach on this GPU, not of the datasheet
+    linear_precision = cfg.weights if cfg.weights in ("fp8", "int8", "fp4") and cfg.weights in gpu.tflops else "bf16"
+    mm_share, bw_share = achieved_shares(gpu, linear_precision)
+    attn_share, _ = achieved_shares(gpu, "bf16")
+    flops = compute_flops(gpu, cfg.weights) * (2.0 if cfg.sparsity_2_4 else 1.0) * mm_share
+    bf16 = gpu.tflops.get("bf16", gpu.tflops.get("fp16", 0.0)) * 1e12 * attn_share
+    budget = cfg.max_num_batched_tokens or default_batched_tokens(cfg.engine, gpu)
     return ReplicaParams(
         layers=float(model.layers),
         hidden=float(model.hidden),
@@ -165,11 +163,11 @@ def replica_params(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Kn
         kv_bytes_token_gpu=kv_bytes_token_gpu,
         kv_bytes_token_layers=kv_layer_gpu * model.layers,
         mem_bytes=gpu.memory_bytes,
-        bw_bytes_s=gpu.mem_bw_bytes_s,
+        bw_bytes_s=gpu.mem_bw_bytes_s * bw_share,
         flops_linear=flops,
         flops_attn=bf16,
         link_bytes_s=gpu.link_gb_s * 1e9,
-        max_num_seqs=float(cfg.max_num_seqs or vllm_default_max_seqs(gpu)),
+        max_num_seqs=float(cfg.max_num_seqs or default_max_seqs(cfg.engine, gpu)),
         budget_tokens=float(budget) if cfg.chunked_prefill else np.inf,
         chunked=1.0 if cfg.chunked_prefill else 0.0,
         gpu_mem_util=cfg.gpu_mem_util,
@@ -185,6 +183,7 @@ def replica_params(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Kn
         allreduce_latency_s=knobs.allreduce_latency_us * 1e-6,
         step_overhead_s=knobs.step_overhead_us * 1e-6,
         layer_overhead_s=knobs.layer_overhead_us * 1e-6,
+        moe_layer_overhead_s=knobs.moe_layer_overhead_us * 1e-6,
         seq_overhead_s=knobs.seq_overhead_us * 1e-6,
         api_overhead_s=knobs.api_overhead_ms * 1e-3,
     )
@@ -243,6 +242,14 @@ def touched_experts(p: ReplicaParams, tokens) -> np.ndarray | float:
     return np.where(p.experts > 0, e * (1.0 - (1.0 - frac) ** np.maximum(tokens, 0.0)), 0.0)
 
 
+def fixed_step_s(p: ReplicaParams):
+    """Cost of a step that does not scale with its tokens: the engine's scheduling and launch
+    per step, a launch/sync cost per layer, and per MoE layer the router, the token permutation
+    and the grouped-GEMM launch (aiconfigurator's measured DeepSeek-V3 MoE layer at one token,
+    0.288 ms on H100, is about 0.18 ms above its weight-streaming time: digest §3.3)."""
+    return p.step_overhead_s + p.layers * p.layer_overhead_s + p.moe_layers * p.moe_layer_overhead_s
+
+
 @dataclass(frozen=True)
 class StepTime:
     total_s: np.ndarray
@@ -278,7 +285,7 @@ def step_time(p: ReplicaParams, n_decode, decode_ctx_sum, n_prefill, prefill_att
     msg = tokens * p.hidden * 2.0
     t_tp = _tp_allreduce_s(p, msg)
     t_pp = 0.0 if np.ndim(p.pp) == 0 and p.pp == 1 else (p.pp - 1) * (p.allreduce_latency_s + msg / (p.eta_link * p.link_bytes_s))
-    overhead = p.step_overhead_s + p.layers * p.layer_overhead_s + (n_decode + np.where(n_prefill > 0, 1.0, 0.0)) * p.seq_overhead_s
+    overhead = fixed_step_s(p) + (n_decode + np.where(n_prefill > 0, 1.0, 0.0)) * p.seq_overhead_s
     linear = np.maximum(t_flops, t_weights)
     compute = np.where(t_flops >= t_weights, t_flops, 0.0) + t_attn
     memory = np.where(t_flops >= t_weights, 0.0, t_weights) + t_kv
@@ -310,7 +317,7 @@ def _scalar_step_time(p: ReplicaParams, n_decode: float, decode_ctx_sum: float, 
     if p.tp > 1:
         t_tp = 2.0 * p.layers * (p.allreduce_latency_s + 2.0 * (p.tp - 1) / p.tp * msg / (p.eta_link * p.link_bytes_s))
     t_pp = 0.0 if p.pp == 1 else (p.pp - 1) * (p.allreduce_latency_s + msg / (p.eta_link * p.link_bytes_s))
-    overhead = p.step_overhead_s + p.layers * p.layer_overhead_s + (n_decode + prompt) * p.seq_overhead_s
+    overhead = fixed_step_s(p) + (n_decode + prompt) * p.seq_overhead_s
     compute_bound = t_flops >= t_weights
     total = max(t_flops, t_weights) + t_kv + t_attn + t_tp + t_pp + overhead
     return StepTime(total_s=float(total), compute_s=float((t_flops if compute_bound else 0.0) + t_attn),
@@ -336,7 +343,7 @@ def decode_step_total_s(p: ReplicaParams, n_decode: np.ndarray, ctx_mean: float,
         total += 2.0 * p.layers * (p.allreduce_latency_s + 2.0 * (p.tp - 1) / p.tp * msg / (p.eta_link * p.link_bytes_s))
     if p.pp != 1:
         total += (p.pp - 1) * (p.allreduce_latency_s + msg / (p.eta_link * p.link_bytes_s))
-    total += p.step_overhead_s + p.layers * p.layer_overhead_s + n_decode * p.seq_overhead_s
+    total += fixed_step_s(p) + n_decode * p.seq_overhead_s
     return total
 
 

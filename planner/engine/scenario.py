@@ -128,6 +128,7 @@ class Fleet(Strict):
     """Hardware choice shared by the three tiers."""
 
     gpu: str = "h100-sxm"
+    engine: Literal["vllm", "sglang", "trtllm"] = Field("vllm", description="serving engine: its default limits and its calibration")
     price_usd_hour: float | None = Field(None, ge=0, description="override the catalog's on-demand price")
     discount: float = Field(0.0, ge=0, lt=1, description="reserved/spot discount off the hourly price")
     gpus_per_node: int | None = Field(None, ge=1, le=1024, description="limit TP to this many GPUs")
@@ -135,7 +136,7 @@ class Fleet(Strict):
 
 
 class Optimizations(Strict):
-    """Serving-engine knobs. Unset engine knobs follow vLLM's documented defaults."""
+    """Serving-engine knobs. Unset engine knobs follow the fleet engine's documented defaults."""
 
     weights: Literal["auto", *WEIGHT_PRECISIONS] = "auto"  # type: ignore[valid-type]
     kv: Literal["auto", *KV_PRECISIONS] = "auto"  # type: ignore[valid-type]

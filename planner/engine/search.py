@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from planner.engine import catalog
+from planner.engine import trust
 from planner.engine.knobs import Calibration, shipped_calibration
 from planner.engine.plan import replica_check, serving_config, size_replicas, workload_of
 from planner.engine.roofline import ReplicaParams, ServingConfig, kv_capacity_tokens, memory_per_gpu, replica_params, step_time
@@ -56,6 +57,7 @@ class Candidate:
     feasible: bool = False
     binding: str = ""
     reason: str = ""
+    validated: bool = True  # measurements of its GPU family, model family and engine on that family
 
 
 @dataclass
@@ -78,7 +80,7 @@ def _grid(models: list[ModelSpec], gpus: list[GpuSpec], scenario: Scenario, node
     items, meta = [], []
     for model in models:
         for gpu in gpus:
-            knobs = (calibration or shipped_calibration()).for_family(gpu.family)
+            knobs = (calibration or shipped_calibration()).for_family(gpu.family, scenario.fleet.engine)
             limit = min(gpu.max_gpus_per_node, node_limit or gpu.max_gpus_per_node)
             base = serving_config(scenario, model, gpu, 1)
             for w in WEIGHTS:
@@ -253,6 +255,9 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
             misses[f"miss {c.binding}"] = misses.get(f"miss {c.binding}", 0) + 1
     excluded |= misses
     feasible = sorted(best.values(), key=lambda c: (c.usd_month, c.e2e_p99_ms))
+    cal = calibration or shipped_calibration()
+    for c in feasible:
+        c.validated = all(trust.validated(cal, c.gpu.family, c.model.family, c.config.engine).values())
     return SearchResult(tier, len(meta), {k: v for k, v in excluded.items() if v}, feasible[:top],
                         pareto(feasible, "e2e_p99_ms"), pareto(feasible, "ttft_p99_ms"), screen_s, exact, notes,
                         [m.id for m in models])
@@ -279,7 +284,7 @@ def _own_gpu_id(scenario: Scenario, gpus: list[GpuSpec]) -> str | None:
 
 
 def _exact(scenario, model, gpu, cfg, wl, usd_lb, price, calibration) -> Candidate:
-    knobs = (calibration or shipped_calibration()).for_family(gpu.family)
+    knobs = (calibration or shipped_calibration()).for_family(gpu.family, cfg.engine)
     sized = size_replicas(scenario, model, gpu, cfg, knobs, wl, scenario.load.peak_rate_rps)
     cand = Candidate(model, gpu, cfg, usd_lb, feasible=sized.feasible, binding=sized.binding, reason=sized.reason)
     if sized.feasible:
@@ -301,7 +306,7 @@ def _misses_with(scenario: Scenario, config: tuple, replicas: int, wl: Workload,
     if replicas < 1:
         return ["unstable"]
     model, gpu, cfg = config
-    p = replica_params(model, gpu, cfg, (calibration or shipped_calibration()).for_family(gpu.family))
+    p = replica_params(model, gpu, cfg, (calibration or shipped_calibration()).for_family(gpu.family, cfg.engine))
     return replica_check(scenario, p, wl, scenario.load.peak_rate_rps).misses_at_full(replicas)[0]
 
 

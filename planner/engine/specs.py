@@ -85,6 +85,11 @@ class GpuSpec(Sourced):
     memory_gib: float = Field(gt=0, description="HBM capacity; vendors' 'GB' figures are GiB-sized")
     mem_bw_tb_s: float = Field(gt=0)
     tflops: dict[str, float] = Field(description="dense peak per precision: bf16, fp16, fp8, int8, fp4")
+    # What micro-benchmarks measured (max achievable matmul, STREAM-like bandwidth): the model's
+    # efficiencies are fractions of these, so a GPU whose kernels reach less of the datasheet is
+    # not credited with the datasheet
+    achievable_tflops: dict[str, float] = Field({}, description="measured max achievable dense matmul TFLOPS per precision")
+    achievable_bw_tb_s: float | None = Field(None, gt=0, description="measured achievable HBM bandwidth")
     sparse_2_4: bool = False
     interconnect: str = Field(description="nvlink, pcie, infinity-fabric, ici, roce")
     link_gb_s: float = Field(gt=0, description="scale-up bandwidth per GPU per direction")
@@ -111,6 +116,21 @@ class GpuSpec(Sourced):
     @property
     def memory_bytes(self) -> float:
         return self.memory_gib * GIB
+
+    def achieved_share(self, precision: str) -> float | None:
+        """Measured matmul TFLOPS over the dense peak at this precision (bf16's share for a
+        precision without its own measurement); None when nothing was measured."""
+        peak = self.tflops.get(precision)
+        got = self.achievable_tflops.get(precision)
+        if peak and got:
+            return min(got / peak, 1.0)
+        bf16 = self.tflops.get("bf16", self.tflops.get("fp16"))
+        got = self.achievable_tflops.get("bf16", self.achievable_tflops.get("fp16"))
+        return min(got / bf16, 1.0) if bf16 and got else None
+
+    @property
+    def achieved_bw_share(self) -> float | None:
+        return min(self.achievable_bw_tb_s / self.mem_bw_tb_s, 1.0) if self.achievable_bw_tb_s else None
 
     def supports(self, precision: str) -> bool:
         return precision in self.tflops or precision in ("bf16", "fp16", "int4")

@@ -17,10 +17,11 @@ from planner.engine.specs import GpuSpec, ModelSpec
 
 METRIC_GROUPS = {
     "throughput": ("output_tok_s", "total_tok_s", "requests_per_s"),
-    "tpot": ("tpot_ms_mean", "tpot_ms_p50", "tpot_ms_p90", "itl_ms_mean"),
-    "ttft": ("ttft_ms_mean", "ttft_ms_p50", "ttft_ms_p90"),
-    "e2e": ("e2e_ms_mean", "e2e_ms_p50", "e2e_ms_p90"),
-    "p99": ("ttft_ms_p99", "tpot_ms_p99", "e2e_ms_p99"),
+    "tpot": ("tpot_ms_mean", "tpot_ms_p50", "itl_ms_mean", "itl_ms_p50"),
+    "ttft": ("ttft_ms_mean", "ttft_ms_p50"),
+    "e2e": ("e2e_ms_mean", "e2e_ms_p50"),
+    # the tails: p90 and p99 of every latency
+    "p99": ("ttft_ms_p90", "tpot_ms_p90", "e2e_ms_p90", "ttft_ms_p99", "tpot_ms_p99", "e2e_ms_p99"),
 }
 
 
@@ -29,6 +30,17 @@ class RowResult:
     row: Measurement
     predicted: float | None
     reason: str = ""
+    utilization: float | None = None  # the predicted share of the replica's capacity the row ran at
+
+    @property
+    def load_band(self) -> str:
+        """Where the row sits on the latency-load curve: errors grow toward capacity."""
+        if self.row.mode == "offline":
+            return ">80%"
+        u = self.utilization
+        if u is None:
+            return "unknown"
+        return "<50%" if u < 0.5 else "50-80%" if u <= 0.8 else ">80%"
 
     @property
     def error_pct(self) -> float | None:
@@ -39,7 +51,7 @@ class RowResult:
 
 def _config_key(m: Measurement) -> tuple:
     return (m.model, m.gpu, m.tp, m.pp or 1, m.weights, m.kv, m.mode, m.rate, m.concurrency, m.input_len, m.output_len,
-            m.max_seqs, m.max_batched_tokens, m.prefix_hit or 0.0)
+            m.max_seqs, m.max_batched_tokens, m.prefix_hit or 0.0, m.engine, m.metric not in MEANS_ONLY_METRICS)
 
 
 def _resolve(m: Measurement, base_dir: Path, cache: dict) -> tuple[ModelSpec, GpuSpec]:
@@ -61,6 +73,8 @@ def _metric(point, m: Measurement, mean_in: float, mean_out: float) -> float | N
         rps = point.requests_per_s
         return {"output_tok_s": rps * mean_out, "total_tok_s": rps * (mean_in + mean_out), "requests_per_s": rps}[name]
     kind, _, stat = name.partition("_ms_")
+    if kind == "itl" and stat in ("p90", "p99"):
+        return None  # per-token gaps' tails (a decode step that carried a prompt) are not per-request TPOT
     kind = "tpot" if kind == "itl" else kind
     dist = {"ttft": point.ttft_s, "tpot": point.tpot_s, "e2e": point.e2e_s}[kind]
     value = dist.get(stat)
@@ -112,10 +126,16 @@ def _evaluate_rows(rows, calibration: Calibration, base_dir: Path, specs: dict, 
             continue
         value = _metric(point, m, mean_in, mean_out)
         if value is None or not np.isfinite(value):
-            out.append(RowResult(m, None, reason or f"model gives no {m.metric} in {m.mode} mode"))
+            out.append(RowResult(m, None, reason or _no_metric_reason(m)))
         else:
-            out.append(RowResult(m, float(value)))
+            out.append(RowResult(m, float(value), utilization=float(point.utilization)))
     return out
+
+
+def _no_metric_reason(m: Measurement) -> str:
+    if m.metric in ("itl_ms_p90", "itl_ms_p99"):
+        return f"model gives per-request TPOT percentiles, not the per-token {m.metric} tail"
+    return f"model gives no {m.metric} in {m.mode} mode"
 
 
 def _predict_row(m: Measurement, calibration: Calibration, base_dir: Path, specs: dict):
@@ -124,16 +144,18 @@ def _predict_row(m: Measurement, calibration: Calibration, base_dir: Path, specs
     except ValueError as exc:
         return None, str(exc).split(";")[0], 0.0, 0.0
     cfg = ServingConfig(tp=m.tp, pp=m.pp or 1, weights=m.weights, kv=m.kv, max_num_seqs=m.max_seqs,
-                        max_num_batched_tokens=m.max_batched_tokens, prefix_hit=m.prefix_hit or 0.0)
-    p = replica_params(model, gpu, cfg, calibration.for_family(gpu.family))
+                        max_num_batched_tokens=m.max_batched_tokens, prefix_hit=m.prefix_hit or 0.0, engine=m.engine)
+    p = replica_params(model, gpu, cfg, calibration.for_family(gpu.family, m.engine))
+    # percentiles need the sampled distributions; means come from the fixed point alone
+    detailed = m.metric not in MEANS_ONLY_METRICS
     wl = Workload(LengthDist(kind="fixed", mean=m.input_len), LengthDist(kind="fixed", mean=m.output_len))
     try:
         if m.mode == "offline":
             point = offline_point(p, wl)
         elif m.mode == "concurrency":
-            point = concurrency_point(p, wl, int(m.concurrency or 1), detailed=False)
+            point = concurrency_point(p, wl, int(m.concurrency or 1), detailed=detailed)
         else:
-            point = rate_point(p, wl, float(m.rate or 0.0), detailed=False)
+            point = rate_point(p, wl, float(m.rate or 0.0), detailed=detailed)
     except (ValueError, ZeroDivisionError) as exc:
         return None, str(exc), 0.0, 0.0
     if not point.stable:

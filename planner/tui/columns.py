@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from planner.engine.scenario import Targets
-from planner.report import fmt_ms, fmt_num, fmt_usd
+from planner.report import fmt_ms, fmt_num, fmt_usd, measured
 
 if TYPE_CHECKING:  # the engine (numpy) loads with the first plan, after the first frame
     from planner.engine.plan import TierPlan
@@ -125,7 +125,7 @@ def _error_band(t: dict, tp: TierPlan, slo: Targets) -> Cell:
         return Cell("-", dim=True)
     low, high = min(band.values()), max(band.values())
     text = f"±{low:.0f}–{high:.0f}%" if round(low) != round(high) else f"±{low:.0f}%"
-    return Cell(text if t.get("validated") else f"{text} ?", dim=True)
+    return Cell(text if measured(t) else f"{text} ?", dim=True)
 
 
 def _binding(t: dict, tp: TierPlan, slo: Targets) -> Cell:

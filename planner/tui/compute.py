@@ -202,7 +202,7 @@ def latency_curve(result: Result, tier: str, should_stop: Callable[[], bool] = n
     )
     if tp.binding in ("memory capacity", "hardware support"):
         return LatencyCurve(rates_rps=[], ttft_ms=[], tpot_ms=[], saturation_rps=0.0, note=tp.reason, **base)
-    params = replica_params(tp.model, tp.gpu, tp.config, knobs_for(tp.gpu, result.inputs.calibration))
+    params = replica_params(tp.model, tp.gpu, tp.config, knobs_for(tp.gpu, result.inputs.calibration, tp.config.engine))
     wl = result.plan.workload
     max_rate, _, _ = offline_throughput(params, wl)
     if max_rate <= 0:

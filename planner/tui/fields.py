@@ -17,6 +17,7 @@ import annotated_types
 from pydantic.fields import FieldInfo
 from textual.validation import ValidationResult, Validator
 
+from planner.engine.engines import ENGINES
 from planner.engine.scenario import LengthDist
 from planner.profile import SECTIONS
 
@@ -204,6 +205,10 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("fleet", ("fleet", "gpu"), "GPU", "Accelerator type for all three tiers, from the catalog or a [[gpu]] "
        "table in the profile. Memory, bandwidth, peak FLOPS, node size and price come from its catalog entry.",
        kind="choice"),
+    _f("fleet", ("fleet", "engine"), "Engine", "Serving engine: vLLM V1, SGLang or TensorRT-LLM. Sets the defaults "
+       "of the batch and token limits left blank and which calibration applies; an engine never measured on this "
+       "GPU family borrows its overheads from the families it was measured on, and the results say so.",
+       kind="choice", choices=ENGINES),
     _f("fleet", ("fleet", "price_usd_hour"), "$/GPU-hour", "Override the catalog's on-demand price per GPU-hour "
        "(e.g. your contract price). Blank uses the catalog price.", blank="the catalog price", unit="$/h"),
     _f("fleet", ("fleet", "discount"), "Discount", "Fraction off the hourly price, e.g. 30-50% for 1-3 year "
@@ -254,8 +259,8 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("optimizations", ("optimizations", "tp"), "TP", "Tensor-parallel GPUs per replica. auto tries every "
        "power of two that fits within a node and keeps the cheapest.", kind="choice"),
     _f("optimizations", ("optimizations", "max_num_seqs"), "Max batch", "Most sequences decoded together "
-       "(vLLM max_num_seqs). Blank uses vLLM's default: 1024 on >= 70 GiB GPUs other than A100, else 256.",
-       blank="vLLM's default", kind="int"),
+       "(vLLM max_num_seqs). Blank uses the engine's default: vLLM 1024 on >= 70 GiB GPUs other than A100, "
+       "else 256; SGLang and TensorRT-LLM 2048.", blank="the engine's default", kind="int"),
     _f("optimizations", ("optimizations", "chunked_prefill"), "Chunked", "Split long prompts into "
        "chunks that share steps with decoding (vLLM default on), so decodes are not stalled.", kind="bool"),
     _f("optimizations", ("optimizations", "prefix_hit"), "Prefix hit", "Share of prompt tokens served from the "

@@ -537,6 +537,7 @@ def run_seed(seed: int, n: int, real: bool, tmp: str, check_every: int = CHECK_E
 # the random runs
 
 
+@pytest.mark.slow
 def test_random_events(tmp_path: Path) -> None:
     jobs = [(seed, REAL_EVENTS, True) for seed in REAL_SEEDS] + [(seed, FAST_EVENTS, False) for seed in FAST_SEEDS]
     with ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn")) as pool:

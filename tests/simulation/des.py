@@ -22,6 +22,11 @@ Without chunking (``max_batched_tokens=None``, vLLM V0's default prefill-first p
 either prefill-only (whole prompts of every admissible waiting request; decodes pause) or, when
 nothing is admissible, decode-only.
 
+Closed loop (:func:`simulate_closed_loop`): N clients, no think time. The first N requests
+arrive at time 0; each later request arrives at the instant an earlier one finishes (the end of
+the step that produced its last token), so N requests are always outstanding. Those the engine
+does not admit (running at ``max_num_seqs`` or no KV room) wait FCFS as in the open loop.
+
 Timing: a request arriving while the engine is busy is seen at the next step boundary; an idle
 engine starts a step at the arrival instant. The prompt-completing step emits the first output
 token at its end (TTFT); each later token costs one decode step; a request finishes at the end of
@@ -86,6 +91,7 @@ class SimResult:
     stable: bool = True  # False: the run was cut short by the backlog cap or the backlog kept growing
     max_running: int = 0  # peak number of running sequences (decode + partially prefilled)
     n_steps: int = 0  # engine steps simulated
+    throughput_rps: float = math.nan  # completions per second over the measurement window
 
 
 def simulate(
@@ -114,6 +120,32 @@ def simulate(
     )
 
 
+def simulate_closed_loop(
+    cfg: SimConfig,
+    clients: int,
+    sample_lengths: LengthSampler,
+    step_time_s: StepTime,
+    decode_step_times_s: DecodeStepTimes | None = None,
+    cooldown_requests: int | None = None,
+) -> SimResult:
+    """Closed loop: ``clients`` users, each sending its next request the instant its last one
+    finishes (no think time), ``cfg.n_requests`` requests in all; ``cfg.rate_rps`` is ignored.
+    The first ``cfg.warmup_requests`` (the fill from an empty engine) and the last
+    ``cooldown_requests`` (default: the clients plus ten times the running batch's most, so a
+    request whose output is ten times the mean still finishes before the population starts to
+    thin) are left out of the statistics. Lengths come from the ``cfg.seed`` stream as in
+    :func:`simulate`."""
+    n = int(cfg.n_requests)
+    if n < 1:
+        raise ValueError("n_requests must be >= 1")
+    if cooldown_requests is None:
+        cooldown_requests = int(clients) + 10 * min(int(clients), int(cfg.max_num_seqs))
+    _, length_ss = np.random.SeedSequence(cfg.seed).spawn(2)
+    input_lens, output_lens = sample_lengths(np.random.default_rng(length_ss), n)
+    return simulate_trace(cfg, np.zeros(n), input_lens, output_lens, step_time_s, decode_step_times_s=decode_step_times_s,
+                          clients=int(clients), cooldown_requests=int(cooldown_requests))
+
+
 def simulate_trace(
     cfg: SimConfig,
     arrival_s: np.ndarray,
@@ -123,10 +155,16 @@ def simulate_trace(
     *,
     max_waiting: int | None = None,
     decode_step_times_s: DecodeStepTimes | None = None,
+    clients: int | None = None,
+    cooldown_requests: int = 0,
 ) -> SimResult:
     """Replay a given trace (sorted arrival times and lengths); ``cfg.rate_rps``, ``cfg.n_requests``
     and ``cfg.seed`` are ignored. ``max_waiting``: stop early (``stable=False``) once more requests
-    than this are queued; None = never."""
+    than this are queued; None = never.
+    ``clients`` (see :func:`simulate_closed_loop`): a closed loop instead; the arrival times are then
+    made as requests finish (``arrival_s`` only gives the count), and the last
+    ``cooldown_requests`` requests, which run while the client population drains, are left out of
+    the statistics and the measurement window ends at the arrival of the first of them."""
     arr = np.asarray(arrival_s, dtype=float)
     inp = np.asarray(input_lens)
     out = np.asarray(output_lens)
@@ -135,7 +173,15 @@ def simulate_trace(
         raise ValueError(f"need 1-D arrays of equal length, got {arr.shape}, {inp.shape}, {out.shape}")
     if n == 0:
         raise ValueError("empty trace")
-    if not np.all(np.isfinite(arr)) or np.any(np.diff(arr) < 0):
+    closed = clients is not None
+    if closed:
+        if not 1 <= int(clients):
+            raise ValueError(f"clients must be >= 1, got {clients!r}")
+        if not 0 <= int(cooldown_requests) < n - int(cfg.warmup_requests):
+            raise ValueError("cooldown_requests must leave measured requests after the warmup")
+        # the first `clients` requests at time 0; the others are set as requests finish
+        arr = np.where(np.arange(n) < int(clients), 0.0, math.inf)
+    elif not np.all(np.isfinite(arr)) or np.any(np.diff(arr) < 0):
         raise ValueError("arrival times must be finite and non-decreasing")
     if not (np.issubdtype(inp.dtype, np.integer) or np.all(inp == np.round(inp))):
         raise ValueError("input lengths must be integers")
@@ -204,10 +250,26 @@ def simulate_trace(
 
     # measurement window (steady state): first measured arrival .. last arrival
     # (a single measured request, or all arriving at once: the window runs to the end instead)
+    # Closed loop: the last arrival before the cooldown; both ends are set when those requests
+    # arrive (the time then), before any step after them is accounted.
+    last_w = n - 1 - int(cooldown_requests) if closed else n - 1
     w0 = arr_l[warmup]
-    w1 = arr_l[n - 1] if arr_l[n - 1] > w0 else math.inf
+    w1 = arr_l[last_w] if arr_l[last_w] > w0 else math.inf
     busy_w = 0.0
     batch_w = 0.0
+    issued = min(int(clients), n) if closed else n  # closed loop: requests given an arrival time
+
+    def issue_next() -> None:
+        """Closed loop: a request finished at t, so its client sends the next request now."""
+        nonlocal issued, w0, w1
+        if issued >= n:
+            return
+        arr_l[issued] = t
+        if issued == warmup:
+            w0 = t
+        if issued == last_w:
+            w1 = t if t > w0 else math.inf
+        issued += 1
 
     def grow() -> None:
         nonlocal d_rid, d_ctx, d_rem, d_blk, d_adm
@@ -268,6 +330,8 @@ def simulate_trace(
             state[r] = _DONE
             slot_of[r] = -1
             remove_decoder(j)
+            if closed:
+                issue_next()
 
     def decode_run() -> bool:
         """Fast path for a run of decode-only steps with an unchanging batch: no prompt in flight,
@@ -504,6 +568,8 @@ def simulate_trace(
                 free += held[r]
                 held[r] = 0
                 state[r] = _DONE
+                if closed:
+                    issue_next()
                 continue
             if nd == d_rid.shape[0]:
                 grow()
@@ -520,24 +586,31 @@ def simulate_trace(
     if not stopped_early and free != total_blocks:
         raise AssertionError(f"KV block leak: {free} free of {total_blocks}")
 
+    if closed:
+        arr = np.array(arr_l)
     first = np.array(first_t)
     fin_all = np.array(finish_t)
     done = ~np.isnan(fin_all)
     done[:warmup] = False
+    if closed and cooldown_requests:
+        done[n - int(cooldown_requests):] = False
     ttft = first[done] - arr[done]
     e2e = fin_all[done] - arr[done]
     multi = done & (out > 1)
     tpot = (fin_all[multi] - first[multi]) / (out[multi] - 1)
 
     w1 = min(w1, t)
+    throughput = math.nan
     if w1 > w0:
         mean_batch = batch_w / (w1 - w0)
         utilization = busy_w / (w1 - w0)
+        ends = fin_all[~np.isnan(fin_all)]
+        throughput = float(np.count_nonzero((ends > w0) & (ends <= w1))) / (w1 - w0)
     else:  # zero-length run (every step took no time)
         mean_batch = utilization = 0.0
 
     stable = not stopped_early
-    if stable and w1 > w0:
+    if stable and w1 > w0 and not closed:  # a closed loop's backlog is bounded by its clients
         # Backlog growth over the window: a stable queue returns to its stationary level, an
         # overloaded one keeps ~(1 - 1/rho) of the arrivals. Heuristic threshold: 5% of the
         # window's arrivals plus 3 sigma of Poisson noise.
@@ -560,4 +633,5 @@ def simulate_trace(
         stable=stable,
         max_running=max_running,
         n_steps=n_steps,
+        throughput_rps=throughput,
     )

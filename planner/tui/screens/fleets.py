@@ -47,7 +47,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (  # (label, justify)
 COLUMN_HELP: tuple[tuple[str, str], ...] = (
     ("#", "rank by monthly cost (then p99 E2E); ★ marks fleets on the cost / p99 E2E frontier"),
     ("model", "the tier's model (every catalog model of the tier with Ctrl+A)"),
-    ("GPU", "the GPU type"),
+    ("GPU", "the GPU type; ? marks a fleet whose GPU family, model family or engine on it was never measured"),
     ("weights/KV", "weight and KV-cache precision"),
     ("TP", "tensor-parallel GPUs per replica"),
     ("replicas, GPUs", "replicas the peak load needs, and GPUs in all"),
@@ -80,6 +80,7 @@ class FleetRow:
     e2e_p99_ms: float
     binding: str
     frontier: bool = False
+    validated: bool = True  # False: its GPU family, model family or engine on it was never measured
 
     @property
     def label(self) -> str:
@@ -162,7 +163,7 @@ def run_search(profile: Profile, base_dir: Path, tier: str, all_models: bool = F
         cfg = c.config
         return FleetRow(c.model.id, c.gpu.id, cfg.weights, cfg.kv, cfg.tp, cfg.max_num_seqs, cfg.max_num_batched_tokens,
                         c.replicas, c.gpus, c.usd_month, c.ttft_p99_ms, c.tpot_p99_ms, c.e2e_p99_ms,
-                        c.binding, id(c) in on_frontier)
+                        c.binding, id(c) in on_frontier, c.validated)
 
     return FleetSearch(tier, list(found.models), len(gpu_ids) if gpu_ids else len(catalog.gpus()), found.screened,
                        found.exact_evaluations, dict(found.excluded), [row(c) for c in found.ranked],
@@ -325,7 +326,7 @@ class FleetsScreen(PromptFrames, Screen[FleetChoice | None]):
 
     def _cells(self, rank: int, r: FleetRow) -> list[Text]:
         values = (
-            f"{rank}{'★' if r.frontier else ' '}", r.model, r.gpu, f"{r.weights}/{r.kv}", str(r.tp),
+            f"{rank}{'★' if r.frontier else ' '}", r.model, r.gpu if r.validated else f"{r.gpu} ?", f"{r.weights}/{r.kv}", str(r.tp),
             f"{r.replicas:,}", f"{r.gpus:,}", fmt_usd(r.usd_month), fmt_ms(r.ttft_p99_ms), fmt_ms(r.tpot_p99_ms),
             fmt_ms(r.e2e_p99_ms), r.binding, _opt(r.max_num_seqs), _opt(r.max_num_batched_tokens),
         )

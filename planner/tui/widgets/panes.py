@@ -20,6 +20,7 @@ from textual.widgets._select import SelectCurrent, SelectOverlay
 from textual.widgets.select import InvalidSelectValueError
 
 from planner.engine import catalog
+from planner.engine.engines import ENGINE_NAMES, ENGINES
 from planner.engine.specs import KV_PRECISIONS, TIERS, TP_DEGREES, WEIGHT_PRECISIONS
 from planner.profile import Profile
 from planner.tui.fields import BY_ID, BY_PATH, LOAD_MODE_HELP, PANES, TIER_HELP, FieldSpec, FieldValidator, get_value
@@ -398,6 +399,7 @@ class FleetPane(InputPane):
 
     def compose(self) -> ComposeResult:
         yield from self.select_row(("fleet", "gpu"), gpu_options(self.profile))
+        yield from self.select_row(("fleet", "engine"), [(ENGINE_NAMES[e], e) for e in ENGINES])
         yield from self.field_row(("fleet", "price_usd_hour"))
         yield from self.field_row(("fleet", "discount"))
         yield from self.field_row(("fleet", "gpus_per_node"))

@@ -21,7 +21,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from planner.engine.specs import TIERS
-from planner.report import fmt_ms
+from planner.report import fmt_ms, unmeasured_text
 from planner.tui.columns import MISSED, ROWS, status
 from planner.tui.compute import Result
 
@@ -345,10 +345,11 @@ def detail_content(result: Result, tier: str, width: int) -> Content:
                                           "grow without bound. Add GPUs or lower the rate."))
         elif kind == "misses":
             lines.append(Content.assemble((f"{MISSED} Misses ", "bold $error"), ", ".join(t["misses"])))
-        band = t.get("error_band_pct") or {}
+        band = t.get("error_pct") or {}
         if band:
             parts = " · ".join(f"±{v:g}% {k.upper() if k != 'throughput' else k}" for k, v in band.items())
-            where = "" if t.get("validated") else f" (no measurements of {gpu.family} GPUs or of {tp.model.family} models: a guess)"
+            missing = unmeasured_text(t, gpu.family, tp.model.family)
+            where = f" (not measured: {missing})" if missing else ""
             lines.append(Content.assemble(("Expected error ", "bold"), parts, (where, "$warning")))
         for caveat in result.data["load"].get("caveats", []):
             lines.append(Content.assemble(("Caveat ", "bold $warning"), (caveat, "$warning")))

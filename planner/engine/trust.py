@@ -1,0 +1,45 @@
+"""How far a predicted number can be trusted: the cross-validated error band that applies to it,
+and whether measurements of its GPU family, model family and engine stand behind it."""
+
+from __future__ import annotations
+
+from planner.engine.knobs import Calibration
+
+# The groups a band gives, as in the JSON contract (`error_pct`).
+BAND_GROUPS = ("throughput", "tpot", "ttft", "e2e", "p99")
+
+
+def load_band(utilization: float | None) -> str:
+    """The load band of an operating point, as cross-validation splits its rows."""
+    if utilization is None:
+        return "all"
+    return "<50%" if utilization < 0.5 else "50-80%" if utilization <= 0.8 else ">80%"
+
+
+def validated(calibration: Calibration, gpu_family: str, model_family: str, engine: str) -> dict[str, bool]:
+    measured = calibration.measured(gpu_family, engine)
+    models_ok = not calibration.validated_models or model_family in calibration.validated_models
+    return {"gpu_family": measured["gpu_family"], "model_family": models_ok, "engine": measured["engine"]}
+
+
+def error_band(calibration: Calibration, checked: dict[str, bool], utilization: float | None) -> dict[str, float]:
+    """Median absolute % error to expect, per metric group. Leave-one-source-out figures of the
+    operating point's load band where the GPU family was measured; the figures of families held
+    out whole where it was not; the in-sample figures when the calibration has no cross-validation.
+    Each group takes the widest of the bands that apply, so a band never narrows as load rises."""
+    cv = calibration.cv_error_pct
+    if not cv:
+        return dict(calibration.error_pct)
+    candidates = [cv.get("all", {})]
+    band = load_band(utilization)
+    order = ["<50%", "50-80%", ">80%"]
+    if band in order:
+        candidates += [cv.get(b, {}) for b in order[: order.index(band) + 1]]
+    if not checked["gpu_family"]:
+        candidates.append(cv.get("unmeasured", {}))
+    out: dict[str, float] = {}
+    for group in BAND_GROUPS:
+        values = [c[group] for c in candidates if c.get(group) is not None]
+        if values:
+            out[group] = max(values)
+    return out

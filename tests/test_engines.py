@@ -40,7 +40,8 @@ def test_knobs_by_engine_and_family_with_fallbacks():
     cal = Calibration(
         families={"hopper": knobs(eta_weights=0.8, step_overhead_us=100), "cdna3": knobs(eta_weights=0.6, eta_compute=0.5)},
         engines={"sglang": {"hopper": knobs(eta_weights=0.7, step_overhead_us=300)},
-                 "vllm": {"hopper": knobs(step_overhead_us=200), "cdna3": knobs(step_overhead_us=400)}})
+                 "vllm": {"hopper": knobs(step_overhead_us=200, moe_layer_overhead_us=6),
+                          "cdna3": knobs(step_overhead_us=400, moe_layer_overhead_us=217)}})
     assert cal.for_family("hopper", "sglang").eta_weights == 0.7  # fitted for the pair
     # measured family, engine not measured on it: the family's knobs, the engine's own overheads
     k = cal.for_family("cdna3", "sglang")
@@ -49,7 +50,9 @@ def test_knobs_by_engine_and_family_with_fallbacks():
     # the median of vllm's overheads
     k = cal.for_family("blackwell", "vllm")
     assert (k.eta_weights, k.eta_compute) == (0.6, 0.5)
-    assert k.step_overhead_us == 400  # of 200 and 400, the upper median
+    assert k.step_overhead_us == 400  # host software: of 200 and 400, the upper median
+    assert k.moe_layer_overhead_us == 6  # kernels: from the family of the same vendor (NVIDIA)
+    assert cal.for_family("cdna3", "vllm").moe_layer_overhead_us == 217
     # an engine measured nowhere on an unmeasured family: the family fallback alone
     assert cal.for_family("blackwell", "trtllm").eta_weights == 0.6
     assert Calibration().for_family("hopper", "vllm") == Knobs()

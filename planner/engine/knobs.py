@@ -51,9 +51,13 @@ class Knobs(BaseModel):
 DEFAULT_KNOBS = Knobs()
 
 
-# Knobs of the engine's own software (scheduler, launches, API server) rather than the GPU's
-# kernels: an engine measured on one GPU family carries these to a family it was not measured on.
-ENGINE_KNOBS = ("step_overhead_us", "layer_overhead_us", "moe_layer_overhead_us", "seq_overhead_us", "api_overhead_ms")
+# Knobs of the engine's own host software (scheduler, sequence bookkeeping, API server): an
+# engine measured on one GPU family carries these to a family it was not measured on.
+ENGINE_KNOBS = ("step_overhead_us", "seq_overhead_us", "api_overhead_ms")
+# Launch costs of the engine's kernels, per layer and per MoE layer: they belong to the engine's
+# kernel stack on one vendor's GPUs (vLLM's MoE layer fits 6 us above weight streaming on Hopper
+# and 217 us on CDNA3), so they carry only to a family of the same vendor.
+KERNEL_KNOBS = ("layer_overhead_us", "moe_layer_overhead_us")
 
 
 class Calibration(BaseModel):
@@ -87,28 +91,46 @@ class Calibration(BaseModel):
         if fitted is not None:
             return fitted
         base = self.families.get(family) or self.unmeasured_family()
-        overheads = self.engine_overheads(engine)
+        overheads = self.engine_overheads(engine, family)
         return base.scaled(**overheads) if overheads else base
 
-    def engine_overheads(self, engine: str | None) -> dict[str, float]:
-        fits = list(self.engines.get(engine or "", {}).values())
+    def engine_overheads(self, engine: str | None, family: str) -> dict[str, float]:
+        """The engine's own overheads where it was not measured on `family`: the median over the
+        families it was measured on (the upper one of two) for its host software, and over those
+        of the same vendor for its kernels' launch costs."""
+        fits = self.engines.get(engine or "", {})
         if not fits:
             return {}
-        return {k: float(sorted(getattr(f, k) for f in fits)[len(fits) // 2]) for k in ENGINE_KNOBS}
+        out = _medians(list(fits.values()), ENGINE_KNOBS)
+        same_vendor = [k for f, k in fits.items() if vendor_of(f) == vendor_of(family)]
+        return out | _medians(same_vendor, KERNEL_KNOBS)
 
     def unmeasured_family(self) -> Knobs:
         if not self.families:
             return self.default
         fits = list(self.families.values())
         worst = {k: min(getattr(f, k) for f in fits) for k in Knobs.model_fields if k.startswith("eta_")}
-        median = {k: float(sorted(getattr(f, k) for f in fits)[len(fits) // 2]) for k in Knobs.model_fields if not k.startswith("eta_")}
-        return self.default.scaled(**worst, **median)
+        return self.default.scaled(**worst, **_medians(fits, [k for k in Knobs.model_fields if not k.startswith("eta_")]))
 
     def measured(self, family: str, engine: str | None = None) -> dict[str, bool]:
         """Whether measurements of this GPU family, and of this engine on it, stand behind the knobs."""
         gpus = self.validated_families or list(self.families)
         engine_measured = family in self.engines.get(engine or "", {}) and (engine or "") in (self.validated_engines or list(self.engines))
         return {"gpu_family": family in gpus, "engine": engine_measured}
+
+
+def _medians(fits: list[Knobs], names) -> dict[str, float]:
+    """Per knob, the median over `fits` (the upper of two middle values); {} without fits."""
+    if not fits:
+        return {}
+    return {k: float(sorted(getattr(f, k) for f in fits)[len(fits) // 2]) for k in names}
+
+
+def vendor_of(family: str) -> str:
+    """The vendor of a GPU family in the catalog ('' for a family it does not know)."""
+    from planner.engine import catalog  # the catalog reads specs only: no cycle at run time
+
+    return next((g.vendor.lower() for g in catalog.gpus().values() if g.family == family), "")
 
 
 def calibration_from_toml(text: str) -> Calibration:

@@ -120,7 +120,7 @@ def _util(t: dict, tp: TierPlan, slo: Targets) -> Cell:
 
 
 def _error_band(t: dict, tp: TierPlan, slo: Targets) -> Cell:
-    band = t.get("error_band_pct") or {}
+    band = t.get("error_pct") or {}
     if not band or not t["feasible"]:
         return Cell("-", dim=True)
     low, high = min(band.values()), max(band.values())
@@ -158,8 +158,10 @@ ROWS: tuple[Row, ...] = (
     Row("e2e_p99", "E2E p99", "Whole request, 99th percentile (long outputs dominate).",
         _latency("E2E", "e2e_ms", "p99")),
     Row("error", "± error", "Expected error of these predictions: the median absolute error of the model "
-        "against published measurements, lowest to highest over throughput, TTFT and TPOT (the detail lists "
-        "each). '?' marks a GPU or model family without measurements: there the band is a guess. A caveat in "
+        "on published measurements it was not fitted to (each source predicted with knobs fitted without it), "
+        "lowest to highest over throughput, TPOT, TTFT, E2E and the p90/p99 tails (the detail lists each); it "
+        "widens with the replica's load. '?' marks a GPU family, model family or engine on that GPU family "
+        "without measurements: there the band is that of GPU families held out whole. A caveat in "
         "the detail marks a load outside the checked range (prompts 50 times the outputs or more: the TPOT and "
         "E2E of such short outputs are off by more).", _error_band),
     Row("tok_s", "Out tok/s", "Generated tokens per second across the fleet at the mean load.",

@@ -46,9 +46,12 @@ by the GPU's peak rate and its weight bytes divided by HBM bandwidth, plus KV-ca
 attention, tensor-parallel all-reduces (ring all-reduce, 2(n−1)/n of the message per GPU, after
 nccl-tests), pipeline hand-offs and fixed per-step, per-layer and per-sequence overheads. The method
 follows J. Austin et al., *How to Scale Your Model* (the "scaling book", Google DeepMind 2025).
-Achieved efficiencies (fraction of peak bandwidth and FLOPS, overheads) are calibration knobs with
-defaults from published simulators (BLIS, aiconfigurator, DistServe fits) and per-GPU-family values
-fitted to the packaged measurements.
+The peak rate and bandwidth are what micro-benchmarks measured on the GPU (maximum achievable
+matmul, STREAM-like bandwidth), not the datasheet. Achieved efficiencies (fractions of those) and
+overheads are calibration knobs with defaults from published simulators (BLIS, aiconfigurator,
+DistServe fits), fitted per GPU family and per serving engine (vLLM, SGLang, TensorRT-LLM) to the
+packaged measurements. The expected errors shown are cross-validated: each published source
+predicted with knobs fitted without it.
 
 **Memory.** Weights (at the chosen precision, with block scales for 4-bit formats), a runtime
 reserve, NCCL buffers and activations come out of `gpu_mem_util` × GPU memory; the rest holds the KV

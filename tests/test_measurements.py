@@ -19,7 +19,7 @@ from planner.engine.measurements import (
 )
 
 HEADER = ",".join(COLUMNS)
-GOOD = "llama-3.1-8b,h100-sxm,1,,fp8,fp8,rate,4,,467,256,,,,ttft_ms_mean,24,https://example.org/a,trtllm"
+GOOD = "llama-3.1-8b,h100-sxm,1,,fp8,fp8,rate,4,,467,256,,,,ttft_ms_mean,24,https://example.org/a,trtllm,,,,"
 MOE = {"mixtral-8x7b", "mixtral-8x22b", "qwen3-30b-a3b", "qwen3-235b-a22b", "gpt-oss-120b", "deepseek-v3"}
 
 
@@ -73,8 +73,8 @@ def test_shipped_rows_name_their_engine():
 
 
 def test_a_file_without_the_engine_column_is_read_as_the_given_engine(tmp_path):
-    legacy = ",".join(COLUMNS[:-1])
-    line = GOOD.rsplit(",", 1)[0]
+    legacy = ",".join(COLUMNS[:COLUMNS.index("engine")])
+    line = GOOD.split(",trtllm")[0]
     assert read_measurements(write(tmp_path, legacy, line)).rows[0].engine == "vllm"
     assert read_measurements(write(tmp_path, legacy, line), "sglang").rows[0].engine == "sglang"
     assert read_measurements(write(tmp_path, HEADER, row(engine="nope"))).errors[0].column == "engine"
@@ -98,7 +98,8 @@ def test_good_row_types_and_empty_optionals(tmp_path):
         model="llama-3.1-8b", gpu="h100-sxm", tp=1, pp=None, weights="fp8", kv="fp8", mode="rate",
         rate=4.0, concurrency=None, input_len=467.0, output_len=256.0, max_seqs=None,
         max_batched_tokens=None, prefix_hit=None, metric="ttft_ms_mean", value=24.0,
-        source="https://example.org/a", engine="trtllm",
+        source="https://example.org/a", engine="trtllm", input_dist="fixed", output_dist="fixed", input_p90=None,
+        output_p90=None,
     )
 
 
@@ -208,3 +209,30 @@ def test_non_utf8_file(tmp_path):
 
 def test_error_is_a_value_error():
     assert issubclass(MeasurementsError, ValueError)
+
+
+def test_length_distributions_and_empty_precisions_are_predicted_as_predict_would(tmp_path):
+    from planner.engine.knobs import Calibration
+    from planner.engine.validate import evaluate_rows
+
+    lognormal = row(mode="rate", rate="2", metric="tpot_ms_p99", input_dist="lognormal", input_p90="900",
+                    output_dist="exponential")
+    fixed = row(mode="rate", rate="2", metric="tpot_ms_p99")
+    empty = row(weights="", kv="", mode="rate", rate="2", metric="ttft_ms_mean")
+    bf16 = row(weights="bf16", kv="bf16", mode="rate", rate="2", metric="ttft_ms_mean")
+    data = read_measurements(write(tmp_path, HEADER, lognormal, fixed, empty, bf16))
+    assert data.errors == ()
+    assert (data.rows[0].input_dist, data.rows[0].input_p90, data.rows[0].output_dist) == ("lognormal", 900.0, "exponential")
+    assert (data.rows[2].weights, data.rows[2].kv) == (None, None)
+    varied, same, default, explicit = (r.predicted for r in evaluate_rows(data, Calibration()))
+    assert varied is not None and same is not None and varied > same  # varied outputs: a longer TPOT tail
+    assert default == pytest.approx(explicit)  # llama-3.1-8b's dtype is bf16, KV bf16
+
+
+def test_a_lognormal_row_needs_a_possible_p90(tmp_path):
+    bad = [row(input_dist="lognormal"), row(input_dist="lognormal", input_p90="400"),
+           row(output_dist="lognormal", output_p90="100000"), row(input_dist="gamma")]
+    errors = read_measurements(write(tmp_path, HEADER, *bad)).errors
+    assert [(e.line, e.column) for e in errors] == [(2, "input_p90"), (3, "input_p90"), (4, "output_p90"), (5, "input_dist")]
+    assert "need a p90" in errors[0].message and "above the mean" in errors[1].message
+    assert "at most" in errors[2].message and "expected one of fixed, exponential, lognormal" in errors[3].message

@@ -3,7 +3,8 @@
 One metric per row. Columns, in order (users' scripts depend on them):
 
     model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,
-    max_seqs,max_batched_tokens,prefix_hit,metric,value,source,engine
+    max_seqs,max_batched_tokens,prefix_hit,metric,value,source,engine,
+    input_dist,output_dist,input_p90,output_p90
 
 Conventions:
 * `mode` is `offline` (all requests queued at once), `rate` (open loop, Poisson arrivals at
@@ -15,8 +16,12 @@ Conventions:
 * `source` is a URL, optionally followed by " | note" describing a unit conversion.
 * `engine` is `vllm`, `sglang` or `trtllm`; a file without the column, or an empty cell, means vLLM
   (the default of `predict`).
-* Empty optional cells (pp, rate, concurrency, max_seqs, max_batched_tokens, prefix_hit) are None;
-  the planner applies its own defaults (the engine's, for max_seqs and max_batched_tokens).
+* `input_dist` / `output_dist` are `fixed` (every request the mean; the default), `exponential` or
+  `lognormal` (with `input_p90` / `output_p90`, above the mean), so that a benchmark with varied
+  lengths is predicted as it ran.
+* Empty optional cells (pp, rate, concurrency, max_seqs, max_batched_tokens, prefix_hit, weights,
+  kv) take the same defaults as `planner predict`: the model's dtype for weights, bf16 KV (fp16 for
+  fp16 models), the engine's limits.
 
 Bad rows do not abort the read: they come back as `RowError`s next to the good rows, so a user's
 file with one typo still calibrates. A file that is not a CSV of this shape raises
@@ -38,14 +43,18 @@ from pathlib import Path
 import numpy as np
 
 from planner.engine.engines import DEFAULT_ENGINE, ENGINES
+from planner.engine.scenario import LengthDist
 from planner.engine.specs import KV_PRECISIONS, WEIGHT_PRECISIONS
 
 COLUMNS: tuple[str, ...] = (
     "model", "gpu", "tp", "pp", "weights", "kv", "mode", "rate", "concurrency", "input_len",
     "output_len", "max_seqs", "max_batched_tokens", "prefix_hit", "metric", "value", "source", "engine",
+    "input_dist", "output_dist", "input_p90", "output_p90",
 )
 # Columns a file may leave out of its header entirely; every other column must be present.
-OPTIONAL_COLUMNS = frozenset({"pp", "rate", "concurrency", "max_seqs", "max_batched_tokens", "prefix_hit", "source", "engine"})
+OPTIONAL_COLUMNS = frozenset({"pp", "weights", "kv", "rate", "concurrency", "max_seqs", "max_batched_tokens", "prefix_hit",
+                              "source", "engine", "input_dist", "output_dist", "input_p90", "output_p90"})
+LENGTH_KINDS: tuple[str, ...] = ("fixed", "exponential", "lognormal")
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c not in OPTIONAL_COLUMNS)
 
 MODES: tuple[str, ...] = ("offline", "concurrency", "rate")
@@ -87,8 +96,8 @@ class Measurement:
     gpu: str
     tp: int
     pp: int | None
-    weights: str
-    kv: str
+    weights: str | None
+    kv: str | None
     mode: str
     rate: float | None
     concurrency: int | None
@@ -101,6 +110,10 @@ class Measurement:
     value: float
     source: str
     engine: str = DEFAULT_ENGINE
+    input_dist: str = "fixed"
+    output_dist: str = "fixed"
+    input_p90: float | None = None
+    output_p90: float | None = None
 
     @property
     def url(self) -> str:
@@ -190,8 +203,8 @@ _CELLS: dict[str, tuple[Callable[[str], object], bool]] = {
     "gpu": (_text, True),
     "tp": (_positive(_integer), True),
     "pp": (_positive(_integer), False),
-    "weights": (_choice(WEIGHT_PRECISIONS), True),
-    "kv": (_choice(KV_PRECISIONS), True),
+    "weights": (_choice(WEIGHT_PRECISIONS), False),
+    "kv": (_choice(KV_PRECISIONS), False),
     "mode": (_choice(MODES), True),
     "rate": (_positive(_number), False),
     "concurrency": (_positive(_integer), False),
@@ -204,6 +217,10 @@ _CELLS: dict[str, tuple[Callable[[str], object], bool]] = {
     "value": (_number, True),
     "source": (_text, False),
     "engine": (_choice(ENGINES), False),
+    "input_dist": (_choice(LENGTH_KINDS), False),
+    "output_dist": (_choice(LENGTH_KINDS), False),
+    "input_p90": (_positive(_number), False),
+    "output_p90": (_positive(_number), False),
 }
 
 
@@ -227,11 +244,31 @@ def _parse_row(raw: dict[str, str | None], line: int, default_engine: str = DEFA
         errors.append(RowError(line, "rate", "rate mode needs a rate (req/s)"))
     if values.get("mode") == "concurrency" and values.get("concurrency") is None and not _has_error(errors, "concurrency"):
         errors.append(RowError(line, "concurrency", "concurrency mode needs a concurrency (clients)"))
+    for side in ("input", "output"):
+        if not _has_error(errors, f"{side}_len") and not _has_error(errors, f"{side}_p90"):
+            problem = _length_problem(values.get(f"{side}_dist") or "fixed", values.get(f"{side}_len"), values.get(f"{side}_p90"))
+            if problem:
+                errors.append(RowError(line, f"{side}_p90", problem))
     if errors:
         return None, errors
     values["source"] = values["source"] or ""
+    values["input_dist"] = values["input_dist"] or "fixed"
+    values["output_dist"] = values["output_dist"] or "fixed"
     values["engine"] = values["engine"] or default_engine
     return Measurement(**values), []  # type: ignore[arg-type]
+
+
+def _length_problem(kind: str, mean: object, p90: object) -> str:
+    """What is wrong with a row's length distribution, in the words of `predict` ('' if nothing)."""
+    if kind != "lognormal" or not isinstance(mean, float):
+        return ""  # a p90 beside fixed or exponential lengths is ignored, as by predict
+    if p90 is None:
+        return "lognormal lengths need a p90 (the 90th-percentile length)"
+    try:
+        LengthDist(kind="lognormal", mean=mean, p90=p90)
+    except ValueError as exc:
+        return str(exc).split("Value error, ")[-1].split("\n")[0]
+    return ""
 
 
 def _line_breaks(raw: dict) -> int:

@@ -51,7 +51,8 @@ class RowResult:
 
 def _config_key(m: Measurement) -> tuple:
     return (m.model, m.gpu, m.tp, m.pp or 1, m.weights, m.kv, m.mode, m.rate, m.concurrency, m.input_len, m.output_len,
-            m.max_seqs, m.max_batched_tokens, m.prefix_hit or 0.0, m.engine, m.metric not in MEANS_ONLY_METRICS)
+            m.max_seqs, m.max_batched_tokens, m.prefix_hit or 0.0, m.engine, m.metric not in MEANS_ONLY_METRICS,
+            m.input_dist, m.output_dist, m.input_p90, m.output_p90)
 
 
 def _resolve(m: Measurement, base_dir: Path, cache: dict) -> tuple[ModelSpec, GpuSpec]:
@@ -132,6 +133,10 @@ def _evaluate_rows(rows, calibration: Calibration, base_dir: Path, specs: dict, 
     return out
 
 
+def length_of(kind: str, mean: float, p90: float | None) -> LengthDist:
+    return LengthDist(kind=kind, mean=mean, p90=p90 if kind == "lognormal" else None)
+
+
 def _no_metric_reason(m: Measurement) -> str:
     if m.metric in ("itl_ms_p90", "itl_ms_p99"):
         return f"model gives per-request TPOT percentiles, not the per-token {m.metric} tail"
@@ -143,12 +148,15 @@ def _predict_row(m: Measurement, calibration: Calibration, base_dir: Path, specs
         model, gpu = _resolve(m, base_dir, specs)
     except ValueError as exc:
         return None, str(exc).split(";")[0], 0.0, 0.0
-    cfg = ServingConfig(tp=m.tp, pp=m.pp or 1, weights=m.weights, kv=m.kv, max_num_seqs=m.max_seqs,
+    # empty precisions: predict's defaults (the model's dtype; bf16 KV, fp16 for fp16 models)
+    weights = m.weights or model.dtype
+    kv = m.kv or ("fp16" if model.dtype == "fp16" else "bf16")
+    cfg = ServingConfig(tp=m.tp, pp=m.pp or 1, weights=weights, kv=kv, max_num_seqs=m.max_seqs,
                         max_num_batched_tokens=m.max_batched_tokens, prefix_hit=m.prefix_hit or 0.0, engine=m.engine)
     p = replica_params(model, gpu, cfg, calibration.for_family(gpu.family, m.engine))
     # percentiles need the sampled distributions; means come from the fixed point alone
     detailed = m.metric not in MEANS_ONLY_METRICS
-    wl = Workload(LengthDist(kind="fixed", mean=m.input_len), LengthDist(kind="fixed", mean=m.output_len))
+    wl = Workload(length_of(m.input_dist, m.input_len, m.input_p90), length_of(m.output_dist, m.output_len, m.output_p90))
     try:
         if m.mode == "offline":
             point = offline_point(p, wl)

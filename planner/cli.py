@@ -437,7 +437,7 @@ def cmd_calibrate(args) -> int:
 
     import tomli_w
 
-    from planner.engine.fit import calibrate
+    from planner.engine.fit import MIN_ROWS_PER_FAMILY, calibrate
     from planner.engine.knobs import Calibration, shipped_calibration
     from planner.engine.validate import evaluate_rows, group_errors, summarize, validated_families
     from planner.profile import save_text_atomic
@@ -451,6 +451,13 @@ def cmd_calibrate(args) -> int:
     start = Calibration() if args.from_defaults else shipped_calibration()
     before = summarize(evaluate_rows(data, start))
     fitted, skipped, fits = calibrate(data, start)
+    for error in data.errors:
+        print(f"row not parsed: {error}", file=sys.stderr)
+    if not fits:
+        for what, why in skipped.items():
+            print(f"not fitted: {what}: {why}", file=sys.stderr)
+        raise UsageError(f"{args.measurements}: no GPU family has the {MIN_ROWS_PER_FAMILY} rows with a mean metric "
+                         "that a fit needs; nothing written")
     results = evaluate_rows(data, fitted)
     after = summarize(results)
     gpu_families, model_families = validated_families(results, args.measurements.resolve().parent)

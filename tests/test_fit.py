@@ -114,3 +114,18 @@ def test_worker_processes_give_the_same_fit(fitted):
     parallel, _, fits = calibrate(as_set(synthetic_benchmark()), Calibration(), parallel=True)
     assert parallel.for_family("hopper") == fitted[0].for_family("hopper")
     assert fits[0].predictions == fitted[2][0].predictions
+
+
+def test_calibrate_refuses_to_write_a_fit_of_nothing_and_lists_what_it_skipped(tmp_path, capsys):
+    # two usable rows (a fit needs eight), a duplicated header line and a GPU outside the catalog
+    path = tmp_path / "few.csv"
+    path.write_text("\n".join([HEADER, HEADER,
+                               "llama-3.1-8b,h100-sxm,1,,bf16,bf16,offline,,,128,128,,,,output_tok_s,9000,https://example.org",
+                               "llama-3.1-8b,h100-sxm,1,,bf16,bf16,offline,,,512,128,,,,output_tok_s,7000,https://example.org",
+                               "llama-3.1-8b,tpu-v9,1,,bf16,bf16,offline,,,512,128,,,,output_tok_s,7000,https://example.org"]) + "\n")
+    out = tmp_path / "cal.toml"
+    assert main(["calibrate", str(path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert not out.exists()
+    assert "nothing written" in err and "row not parsed: line 2" in err
+    assert "not fitted: hopper: only 2 rows" in err and "not fitted: GPU 'tpu-v9': not in the catalog: 1 row not used" in err

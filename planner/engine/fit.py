@@ -334,13 +334,17 @@ def calibrate(data: MeasurementSet, start: Calibration | None = None, parallel: 
     start = start or Calibration()
     families: dict[str, list[Measurement]] = {}
     skipped: dict[str, str] = {}
+    unknown: dict[str, int] = {}
     for m in data.rows:
         try:
             gpu = catalog.get_gpu(m.gpu)
         except ValueError:
+            unknown[m.gpu] = unknown.get(m.gpu, 0) + 1
             continue
         if families_only is None or gpu.family in families_only:
             families.setdefault(gpu.family, []).append(m)
+    for gpu_id, n in unknown.items():
+        skipped[f"GPU {gpu_id!r}"] = f"not in the catalog: {n} row{'s' if n != 1 else ''} not used"
     pooled = dict(start.families)
     per_engine = {e: dict(f) for e, f in start.engines.items()}
     fits = []

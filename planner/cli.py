@@ -451,13 +451,15 @@ def cmd_calibrate(args) -> int:
     start = Calibration() if args.from_defaults else shipped_calibration()
     before = summarize(evaluate_rows(data, start))
     fitted, skipped, fits = calibrate(data, start)
-    for error in data.errors:
-        print(f"row not parsed: {error}", file=sys.stderr)
-    if not fits:
-        for what, why in skipped.items():
-            print(f"not fitted: {what}: {why}", file=sys.stderr)
+    if not fits:  # one line, as every error: what each family had, and what was not read
+        why = [f"{what} {reason.split(';')[0]}" for what, reason in skipped.items()]
+        if data.errors:
+            lines = len({e.line for e in data.errors})
+            why.append(f"{lines} row{'s' if lines != 1 else ''} not parsed ({data.errors[0]})")
         raise UsageError(f"{args.measurements}: no GPU family has the {MIN_ROWS_PER_FAMILY} rows with a mean metric "
-                         "that a fit needs; nothing written")
+                         f"that a fit needs ({'; '.join(why) or 'no rows'}); nothing written")
+    for error in data.errors:
+        print(f"row not parsed: {error}")
     results = evaluate_rows(data, fitted)
     after = summarize(results)
     gpu_families, model_families = validated_families(results, args.measurements.resolve().parent)

@@ -126,6 +126,12 @@ def test_calibrate_refuses_to_write_a_fit_of_nothing_and_lists_what_it_skipped(t
     out = tmp_path / "cal.toml"
     assert main(["calibrate", str(path), "-o", str(out)]) == 2
     err = capsys.readouterr().err
-    assert not out.exists()
-    assert "nothing written" in err and "row not parsed: line 2" in err
-    assert "not fitted: hopper: only 2 rows" in err and "not fitted: GPU 'tpu-v9': not in the catalog: 1 row not used" in err
+    assert not out.exists() and len(err.splitlines()) == 1 and "nothing written" in err
+    assert "hopper only 2 rows with a mean metric" in err and "GPU 'tpu-v9' not in the catalog: 1 row not used" in err
+    assert "1 row not parsed (line 2, tp: not a number: 'tp')" in err
+    # with enough rows it fits, and lists what it could not read with the results
+    path.write_text(path.read_text() + "\n".join(
+        f"llama-3.1-8b,h100-sxm,1,,bf16,bf16,offline,,,{n},128,,,,output_tok_s,{9000 - n},https://example.org"
+        for n in range(600, 1200, 100)) + "\n")
+    assert main(["calibrate", str(path), "-o", str(out)]) == 0
+    assert "row not parsed: line 2" in capsys.readouterr().out and out.exists()

@@ -11,7 +11,7 @@ import math
 import sys
 from pathlib import Path
 
-from planner.engine.engines import ENGINES
+from planner.engine.engines import DEFAULT_ENGINE, ENGINES
 
 COMMANDS = ("predict", "plan", "catalog", "search", "validate", "calibrate")
 
@@ -371,7 +371,7 @@ def _search_json(r) -> dict:
 def _measurements(path: Path | None, engine: str | None = None):
     from planner.engine.measurements import packaged_measurements_path, read_measurements
 
-    return read_measurements(path or packaged_measurements_path(), engine or "vllm")
+    return read_measurements(path or packaged_measurements_path(), engine or DEFAULT_ENGINE)
 
 
 def _scenario(prof, args):

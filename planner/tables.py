@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from planner.report import fmt_ms, fmt_num, fmt_usd, measured
+from planner.report import fmt_ms, fmt_num, fmt_usd, measured, unmeasured_text
 
 
 def _dist_cells(d: dict, offline: bool = False) -> list[str]:
@@ -44,9 +44,10 @@ def prediction_table(data: dict) -> Table:
 
 
 def band(t: dict, metric: str) -> str:
-    """' ±x%': the validated median error for this metric ('?' outside the validated GPU families).
-    End-to-end latency is TTFT plus the decode time, so it takes the larger of the two bands."""
-    pct = t.get("error_band_pct") or {}
+    """' ±x%': the cross-validated median error for this metric ('?' where a GPU family, model family
+    or engine on it was not measured). End-to-end latency is TTFT plus the decode time, so it takes
+    the larger of the two bands."""
+    pct = t.get("error_pct") or {}
     keys = {"ttft_ms": ("ttft",), "tpot_ms": ("tpot",), "e2e_ms": ("ttft", "tpot"), "throughput": ("throughput",)}[metric]
     values = [pct[k] for k in keys if k in pct]
     if not values:
@@ -82,8 +83,8 @@ def plan_table(data: dict, name: str) -> Table:
     row("kWh/month", lambda t: fmt_num(t["kwh_month"]))
     row("CO2 kg/month", lambda t: fmt_num(t["co2_kg_month"]))
     row("quality", lambda t: f"{t['quality']['score']:.1f} {t['quality']['benchmark']}" if t.get("quality") else "-")
-    row("expected error", lambda t: ", ".join(f"±{v:g}% {k}" for k, v in t.get("error_band_pct", {}).items())
-        + ("" if t.get("validated") else " (GPU or model family not measured: a guess)"))
+    row("expected error", lambda t: ", ".join(f"±{v:g}% {k}" for k, v in t.get("error_pct", {}).items())
+        + (f" (not measured: {unmeasured_text(t, t['gpu'], t['model'])})" if not measured(t) else ""))
     row("binding", lambda t: t["binding"] if ok(t) else Text(t.get("reason", ""), style="red"))
     row("meets SLO", lambda t: Text("yes", style="green") if t["meets_slo"] else Text("no: " + ", ".join(t.get("misses", [])), style="red"))
     if any(t.get("note") for t in tiers):

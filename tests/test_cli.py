@@ -291,11 +291,11 @@ def test_plan_table_carries_the_validated_error_bands(monkeypatch):
     from planner.tables import band
 
     pct = shipped_calibration().error_pct
-    tier = {"error_band_pct": pct, "validated": True}
+    tier = {"error_pct": pct, "validated": {"gpu_family": True, "model_family": True, "engine": True}}
     assert band(tier, "ttft_ms") == f" ±{pct['ttft']:.0f}%"
     assert band(tier, "e2e_ms") == f" ±{max(pct['ttft'], pct['tpot']):.0f}%"  # TTFT plus the decode time
-    assert band(tier | {"validated": False}, "tpot_ms").endswith("?")
-    assert band({"error_band_pct": {}}, "ttft_ms") == ""
+    assert band(tier | {"validated": {"gpu_family": True, "model_family": True, "engine": False}}, "tpot_ms").endswith("?")
+    assert band({"error_pct": {}}, "ttft_ms") == ""
 
 
 def test_plan_toml_export_loads_as_a_profile(capsys, tmp_path):

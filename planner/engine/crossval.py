@@ -22,9 +22,9 @@ from planner.engine import catalog
 from planner.engine.fit import calibrate
 from planner.engine.knobs import Calibration
 from planner.engine.measurements import Measurement, MeasurementSet
+from planner.engine.trust import LOAD_BANDS
 from planner.engine.validate import METRIC_GROUPS, RowResult, _evaluate_rows
 
-LOAD_BANDS = ("<50%", "50-80%", ">80%")
 # Each fold costs a full calibration (minutes on two cores); five keep a run to a quarter hour.
 DEFAULT_FOLDS = 5
 
@@ -32,7 +32,7 @@ DEFAULT_FOLDS = 5
 @dataclass
 class CrossValidation:
     by_source: list[RowResult]  # every row, predicted without its own source
-    by_family: list[RowResult]  # every row, predicted as if its GPU family were unmeasured
+    by_family: list[RowResult]  # every row, predicted as if its GPU family were unmeasured ([] if not asked)
     sources: int
     families: list[str]
     folds: int = 0
@@ -73,6 +73,7 @@ def cross_validate(data: MeasurementSet, start: Calibration | None = None, paral
     start = start or Calibration()
     base_dir = data.path.parent
     rows = list(data.rows)
+    family_of = [_family(m.gpu) for m in rows]
     fold = fold_of_sources(rows, folds)
     held: list[RowResult | None] = [None] * len(rows)
     n_folds = max(fold.values(), default=-1) + 1
@@ -81,30 +82,31 @@ def cross_validate(data: MeasurementSet, start: Calibration | None = None, paral
         if progress:
             progress(f"fold {k + 1}/{n_folds}: {sum(1 for v in fold.values() if v == k)} sources, {len(idx)} rows")
         mine = set(idx)
-        families = {f for i in idx if (f := _family(rows[i].gpu))}
+        touched = {family_of[i] for i in idx if family_of[i]}
         train = replace(data, rows=tuple(m for i, m in enumerate(rows) if i not in mine), errors=())
-        fitted, _, _ = calibrate(train, start, parallel, families_only=families)
+        fitted, _, _ = calibrate(train, start, parallel, families_only=touched)
         for i, r in zip(idx, _evaluate_rows([rows[i] for i in idx], fitted, base_dir, {})):
             held[i] = r
-    families = sorted({f for m in rows if (f := _family(m.gpu))})
-    by_family: list[RowResult | None] = [None] * len(rows)
+    families = sorted({f for f in family_of if f})
+    by_family: list[RowResult] = []
     if held_out_families:
         # the pooled fit of every family once; then each family's rows with the others' knobs only
         if progress and fitted_on_all is None:
             progress("fitting every family on every row, for the families held out whole")
         full = fitted_on_all or calibrate(replace(data, errors=()), start, parallel)[0]
+        by_row: dict[int, RowResult] = {}
         for family in families:
             if progress:
                 progress(f"GPU family {family} held out")
-            idx = [i for i, m in enumerate(rows) if _family(m.gpu) == family]
+            idx = [i for i, f in enumerate(family_of) if f == family]
             others = full.model_copy(update={
                 "families": {f: k for f, k in full.families.items() if f != family},
                 "engines": {e: {f: k for f, k in fs.items() if f != family} for e, fs in full.engines.items()}})
-            for i, r in zip(idx, _evaluate_rows([rows[i] for i in idx], others, base_dir, {})):
-                by_family[i] = r
-    unknown = [r for r in _evaluate_rows([m for i, m in enumerate(rows) if by_family[i] is None], start, base_dir, {})]
-    it = iter(unknown)
-    by_family = [r if r is not None else next(it) for r in by_family]
+            by_row.update(zip(idx, _evaluate_rows([rows[i] for i in idx], others, base_dir, {})))
+        # rows on GPUs outside the catalog come back unpredicted, with the reason
+        rest = [i for i in range(len(rows)) if i not in by_row]
+        by_row.update(zip(rest, _evaluate_rows([rows[i] for i in rest], start, base_dir, {})))
+        by_family = [by_row[i] for i in range(len(rows))]
     return CrossValidation([r for r in held if r is not None], by_family, len(fold), families, n_folds)
 
 
@@ -124,13 +126,14 @@ def error_table(results: list[RowResult]) -> dict[str, dict[str, float | None]]:
                 out[f"{group}_n"] = len(errs)
         return out
 
+    family_of = {id(r): _family(r.row.gpu) for r in results}
     table = {"all": groups(lambda r: True)}
     for band in LOAD_BANDS:
         table[f"load {band}"] = groups(lambda r, b=band: r.load_band == b)
     for engine in sorted({r.row.engine for r in results}):
         table[f"engine {engine}"] = groups(lambda r, e=engine: r.row.engine == e)
-    for family in sorted({f for r in results if (f := _family(r.row.gpu))}):
-        table[f"gpu {family}"] = groups(lambda r, f=family: _family(r.row.gpu) == f)
+    for family in sorted({f for f in family_of.values() if f}):
+        table[f"gpu {family}"] = groups(lambda r, f=family: family_of[id(r)] == f)
     return {k: v for k, v in table.items() if v}
 
 

@@ -19,32 +19,18 @@ ENGINES: tuple[str, ...] = ("vllm", "sglang", "trtllm")
 DEFAULT_ENGINE = "vllm"
 ENGINE_NAMES = {"vllm": "vLLM V1", "sglang": "SGLang", "trtllm": "TensorRT-LLM"}
 
-# Where each default below is written down.
-DEFAULT_SOURCES = {
-    "vllm": "https://github.com/vllm-project/vllm/blob/main/vllm/engine/arg_utils.py (EngineArgs.get_batch_defaults)",
-    "sglang": "https://github.com/sgl-project/sglang/blob/main/python/sglang/srt/server_args.py (chunked_prefill_size by GPU "
-              "memory); python/sglang/srt/model_executor/model_runner.py (max_num_reqs clamped to 2048-4096)",
-    "trtllm": "https://nvidia.github.io/TensorRT-LLM/commands/trtllm-serve/trtllm-serve.html (--max_batch_size 2048, "
-              "--max_num_tokens 8192)",
-}
-
-
-def check_engine(engine: str) -> str:
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
-    return engine
-
-
 def _big_non_ampere(gpu: GpuSpec) -> bool:
     return gpu.memory_gib >= 70 and gpu.family != "ampere"
 
 
 def default_max_seqs(engine: str, gpu: GpuSpec) -> int:
     """Running-sequence cap when the profile sets none.
-    vLLM V1 (API server): 1024 on GPUs of >= 70 GiB other than A100, else 256.
+    vLLM V1 (API server): 1024 on GPUs of >= 70 GiB other than A100, else 256 (vllm/engine/
+    arg_utils.py, EngineArgs.get_batch_defaults).
     SGLang: its request pool (max_running_requests unset) holds 2048 requests at usual context
-    lengths; the KV cache binds long before that on most loads.
-    TensorRT-LLM (trtllm-serve): max_batch_size 2048."""
+    lengths (python/sglang/srt/model_executor/model_runner.py clamps it to 2048-4096); the KV cache
+    binds long before that on most loads.
+    TensorRT-LLM: trtllm-serve's --max_batch_size 2048 (docs: commands/trtllm-serve)."""
     if engine == "vllm":
         return 1024 if _big_non_ampere(gpu) else 256
     return 2048
@@ -53,8 +39,9 @@ def default_max_seqs(engine: str, gpu: GpuSpec) -> int:
 def default_batched_tokens(engine: str, gpu: GpuSpec) -> int:
     """Per-step token budget (chunked-prefill size) when the profile sets none.
     vLLM V1 (API server): 8192 on GPUs of >= 70 GiB other than A100, else 2048.
-    SGLang: chunked_prefill_size 2048 under 35 GiB, 8192 under 160 GiB, 16384 above.
-    TensorRT-LLM: max_num_tokens 8192."""
+    SGLang: chunked_prefill_size 2048 under 35 GiB, 8192 under 160 GiB, 16384 above
+    (python/sglang/srt/server_args.py).
+    TensorRT-LLM: trtllm-serve's --max_num_tokens 8192."""
     if engine == "vllm":
         return 8192 if _big_non_ampere(gpu) else 2048
     if engine == "sglang":

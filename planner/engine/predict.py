@@ -65,10 +65,11 @@ def check_support(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig) -> None:
 
 
 def predict(req: PredictRequest, calibration: Calibration | None = None) -> Prediction:
-    pred = _predict(req, calibration or shipped_calibration())
-    pred.validated = trust.validated(calibration or shipped_calibration(), req.gpu.family, req.model.family, pred.config.engine)
+    calibration = calibration or shipped_calibration()
+    pred = _predict(req, calibration)
+    pred.validated = trust.validated(calibration, req.gpu.family, req.model.family, pred.config.engine)
     utilization = pred.point.utilization if pred.point is not None and pred.point.stable else None
-    pred.error_pct = trust.error_band(calibration or shipped_calibration(), pred.validated, utilization)
+    pred.error_pct = trust.error_band(calibration, pred.validated, utilization)
     return pred
 
 

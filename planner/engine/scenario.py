@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from planner.engine.engines import DEFAULT_ENGINE, Engine
 from planner.engine.specs import KV_PRECISIONS, WEIGHT_PRECISIONS
 
 # Monthly hours: 8760 / 12, the infracost/AWS-calculator convention (modeling digest §7 [S41]).
@@ -128,7 +129,7 @@ class Fleet(Strict):
     """Hardware choice shared by the three tiers."""
 
     gpu: str = "h100-sxm"
-    engine: Literal["vllm", "sglang", "trtllm"] = Field("vllm", description="serving engine: its default limits and its calibration")
+    engine: Engine = Field(DEFAULT_ENGINE, description="serving engine: its default limits and its calibration")
     price_usd_hour: float | None = Field(None, ge=0, description="override the catalog's on-demand price")
     discount: float = Field(0.0, ge=0, lt=1, description="reserved/spot discount off the hourly price")
     gpus_per_node: int | None = Field(None, ge=1, le=1024, description="limit TP to this many GPUs")

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-from planner.engine import catalog
-from planner.engine import trust
+from planner.engine import catalog, trust
 from planner.engine.knobs import Calibration, shipped_calibration
 from planner.engine.plan import replica_check, serving_config, size_replicas, workload_of
 from planner.engine.roofline import ReplicaParams, ServingConfig, kv_capacity_tokens, memory_per_gpu, replica_params, step_time

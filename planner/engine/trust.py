@@ -7,13 +7,15 @@ from planner.engine.knobs import Calibration
 
 # The groups a band gives, as in the JSON contract (`error_pct`).
 BAND_GROUPS = ("throughput", "tpot", "ttft", "e2e", "p99")
+# Shares of a replica's capacity: errors grow toward capacity, so bands are kept apart.
+LOAD_BANDS = ("<50%", "50-80%", ">80%")
 
 
 def load_band(utilization: float | None) -> str:
-    """The load band of an operating point, as cross-validation splits its rows."""
+    """The load band of an operating point, as cross-validation splits its rows ('all' unknown)."""
     if utilization is None:
         return "all"
-    return "<50%" if utilization < 0.5 else "50-80%" if utilization <= 0.8 else ">80%"
+    return LOAD_BANDS[0] if utilization < 0.5 else LOAD_BANDS[1] if utilization <= 0.8 else LOAD_BANDS[2]
 
 
 def validated(calibration: Calibration, gpu_family: str, model_family: str, engine: str) -> dict[str, bool]:
@@ -32,9 +34,8 @@ def error_band(calibration: Calibration, checked: dict[str, bool], utilization: 
         return dict(calibration.error_pct)
     candidates = [cv.get("all", {})]
     band = load_band(utilization)
-    order = ["<50%", "50-80%", ">80%"]
-    if band in order:
-        candidates += [cv.get(b, {}) for b in order[: order.index(band) + 1]]
+    if band in LOAD_BANDS:
+        candidates += [cv.get(b, {}) for b in LOAD_BANDS[: LOAD_BANDS.index(band) + 1]]
     if not checked["gpu_family"]:
         candidates.append(cv.get("unmeasured", {}))
     out: dict[str, float] = {}

@@ -9,6 +9,7 @@ import numpy as np
 
 from planner.engine import catalog
 from planner.engine.knobs import Calibration
+from planner.engine.trust import LOAD_BANDS, load_band
 from planner.engine.measurements import Measurement, MeasurementSet
 from planner.engine.roofline import ServingConfig, replica_params
 from planner.engine.scenario import LengthDist
@@ -36,11 +37,8 @@ class RowResult:
     def load_band(self) -> str:
         """Where the row sits on the latency-load curve: errors grow toward capacity."""
         if self.row.mode == "offline":
-            return ">80%"
-        u = self.utilization
-        if u is None:
-            return "unknown"
-        return "<50%" if u < 0.5 else "50-80%" if u <= 0.8 else ">80%"
+            return LOAD_BANDS[-1]
+        return "unknown" if self.utilization is None else load_band(self.utilization)
 
     @property
     def error_pct(self) -> float | None:

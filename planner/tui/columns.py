@@ -161,7 +161,7 @@ ROWS: tuple[Row, ...] = (
         "on published measurements it was not fitted to (each source predicted with knobs fitted without it), "
         "lowest to highest over throughput, TPOT, TTFT, E2E and the p90/p99 tails (the detail lists each); it "
         "widens with the replica's load. '?' marks a GPU family, model family or engine on that GPU family "
-        "without measurements: there the band is that of GPU families held out whole. A caveat in "
+        "without measurements; for a GPU family nobody measured the band is that of families held out whole. A caveat in "
         "the detail marks a load outside the checked range (prompts 50 times the outputs or more: the TPOT and "
         "E2E of such short outputs are off by more).", _error_band),
     Row("tok_s", "Out tok/s", "Generated tokens per second across the fleet at the mean load.",

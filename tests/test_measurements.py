@@ -19,7 +19,7 @@ from planner.engine.measurements import (
 )
 
 HEADER = ",".join(COLUMNS)
-GOOD = "llama-3.1-8b,h100-sxm,1,,fp8,fp8,rate,4,,467,256,,,,ttft_ms_mean,24,https://example.org/a,trtllm,,,,"
+GOOD = "llama-3.1-8b,h100-sxm,1,,fp8,fp8,rate,4,,467,256,,,,ttft_ms_mean,24,https://example.org/a,trtllm,,,,,"
 MOE = {"mixtral-8x7b", "mixtral-8x22b", "qwen3-30b-a3b", "qwen3-235b-a22b", "gpt-oss-120b", "deepseek-v3"}
 
 
@@ -147,6 +147,8 @@ def test_large_file_reads_fast(tmp_path):
         ({"mode": "concurrency", "rate": ""}, "concurrency", "concurrency mode needs a concurrency"),
         ({"prefix_hit": "1.5"}, "prefix_hit", "between 0 and 1"),
         ({"rate": "nan"}, "rate", "finite"),
+        ({"mode": "concurrency", "concurrency": "8", "num_prompts": "0"}, "num_prompts", "above zero"),
+        ({"mode": "concurrency", "concurrency": "8", "num_prompts": "12.5"}, "num_prompts", "whole number"),
     ],
 )
 def test_bad_row_is_reported_with_line_and_column(tmp_path, changes, column, fragment):

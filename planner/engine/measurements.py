@@ -4,7 +4,7 @@ One metric per row. Columns, in order (users' scripts depend on them):
 
     model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,
     max_seqs,max_batched_tokens,prefix_hit,metric,value,source,engine,
-    input_dist,output_dist,input_p90,output_p90
+    input_dist,output_dist,input_p90,output_p90,num_prompts
 
 Conventions:
 * `mode` is `offline` (all requests queued at once), `rate` (open loop, Poisson arrivals at
@@ -19,6 +19,9 @@ Conventions:
 * `input_dist` / `output_dist` are `fixed` (every request the mean; the default), `exponential` or
   `lognormal` (with `input_p90` / `output_p90`, above the mean), so that a benchmark with varied
   lengths is predicted as it ran.
+* `num_prompts` is how many requests a closed-loop benchmark sent in all (`--num-prompts`). Its
+  clients all start at once, so the first `concurrency` prompts arrive as one burst: with it the
+  planner predicts that start-up wave too, which sets the tail of a short run's TTFT.
 * Empty optional cells (pp, rate, concurrency, max_seqs, max_batched_tokens, prefix_hit, weights,
   kv) take the same defaults as `planner predict`: the model's dtype for weights, bf16 KV (fp16 for
   fp16 models), the engine's limits.
@@ -49,11 +52,12 @@ from planner.engine.specs import KV_PRECISIONS, WEIGHT_PRECISIONS
 COLUMNS: tuple[str, ...] = (
     "model", "gpu", "tp", "pp", "weights", "kv", "mode", "rate", "concurrency", "input_len",
     "output_len", "max_seqs", "max_batched_tokens", "prefix_hit", "metric", "value", "source", "engine",
-    "input_dist", "output_dist", "input_p90", "output_p90",
+    "input_dist", "output_dist", "input_p90", "output_p90", "num_prompts",
 )
 # Columns a file may leave out of its header entirely; every other column must be present.
 OPTIONAL_COLUMNS = frozenset({"pp", "weights", "kv", "rate", "concurrency", "max_seqs", "max_batched_tokens", "prefix_hit",
-                              "source", "engine", "input_dist", "output_dist", "input_p90", "output_p90"})
+                              "source", "engine", "input_dist", "output_dist", "input_p90", "output_p90",
+                              "num_prompts"})
 LENGTH_KINDS: tuple[str, ...] = ("fixed", "exponential", "lognormal")
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c not in OPTIONAL_COLUMNS)
 
@@ -114,6 +118,7 @@ class Measurement:
     output_dist: str = "fixed"
     input_p90: float | None = None
     output_p90: float | None = None
+    num_prompts: int | None = None
 
     @property
     def url(self) -> str:
@@ -221,6 +226,7 @@ _CELLS: dict[str, tuple[Callable[[str], object], bool]] = {
     "output_dist": (_choice(LENGTH_KINDS), False),
     "input_p90": (_positive(_number), False),
     "output_p90": (_positive(_number), False),
+    "num_prompts": (_positive(_integer), False),
 }
 
 

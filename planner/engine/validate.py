@@ -15,6 +15,7 @@ from planner.engine.roofline import ServingConfig, replica_params
 from planner.engine.scenario import LengthDist
 from planner.engine.serving import Workload, concurrency_point, offline_point, rate_point
 from planner.engine.specs import GpuSpec, ModelSpec
+from planner.engine.startup import startup_wave_ttft_s, wave_size, with_startup_wave
 
 METRIC_GROUPS = {
     "throughput": ("output_tok_s", "total_tok_s", "requests_per_s"),
@@ -50,7 +51,7 @@ class RowResult:
 def _config_key(m: Measurement) -> tuple:
     return (m.model, m.gpu, m.tp, m.pp or 1, m.weights, m.kv, m.mode, m.rate, m.concurrency, m.input_len, m.output_len,
             m.max_seqs, m.max_batched_tokens, m.prefix_hit or 0.0, m.engine, m.metric not in MEANS_ONLY_METRICS,
-            m.input_dist, m.output_dist, m.input_p90, m.output_p90)
+            m.input_dist, m.output_dist, m.input_p90, m.output_p90, m.num_prompts)
 
 
 def _resolve(m: Measurement, base_dir: Path, cache: dict) -> tuple[ModelSpec, GpuSpec]:
@@ -160,6 +161,7 @@ def _predict_row(m: Measurement, calibration: Calibration, base_dir: Path, specs
             point = offline_point(p, wl)
         elif m.mode == "concurrency":
             point = concurrency_point(p, wl, int(m.concurrency or 1), detailed=detailed)
+            point = _as_benchmarked(p, wl, m, point)
         else:
             point = rate_point(p, wl, float(m.rate or 0.0), detailed=detailed)
     except (ValueError, ZeroDivisionError) as exc:
@@ -167,6 +169,16 @@ def _predict_row(m: Measurement, calibration: Calibration, base_dir: Path, specs
     if not point.stable:
         return None, point.note or "does not fit or is unstable", 0.0, 0.0
     return point, "", wl.mean_in, wl.mean_out
+
+
+def _as_benchmarked(p, wl: Workload, m: Measurement, point):
+    """A closed-loop run of a known number of prompts, start-up burst included (startup.py); one
+    client has no burst (its first request meets an idle engine like every other)."""
+    clients = int(m.concurrency or 1)
+    if m.num_prompts is None or clients <= 1 or not point.stable:
+        return point
+    wave = startup_wave_ttft_s(p, wl, wave_size(p, wl, clients, m.num_prompts))
+    return with_startup_wave(point, wave, m.num_prompts)
 
 
 def summarize(results: list[RowResult]) -> dict:

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 from planner.engine.engines import DEFAULT_ENGINE, ENGINES
+from planner.output import (OutputFailed, check_target, emit, finish, silence_stdout, stdout, stdout_failure, to_stdout,
+                            write_result)
 
 COMMANDS = ("predict", "plan", "catalog", "search", "validate", "calibrate")
 
@@ -24,8 +26,26 @@ ENGINE_DEFAULTS = (
 )
 
 
+# One rule for every command (README "Exit status"); scripts branch on it.
+EXIT_OK = 0  # the result was made and every tier (row) meets its targets
+EXIT_FAILED = 1  # the run failed: the result could not be written, or an internal error
+EXIT_USAGE = 2  # the command line or an input file was refused; nothing was computed or written
+EXIT_SHORT = 3  # the result was made, but some tier misses its targets, is infeasible or unstable
+EXIT_STATUS = (
+    "exit status: 0 = done, and every tier or row meets its targets; 3 = done, but some tier misses its "
+    "targets, is infeasible or unstable (predict: the replica does not fit or is unstable; search: a tier "
+    "has no fleet that meets them; validate and calibrate: some rows could not be read or used); "
+    "1 = failed (the result could not be written, standard output closed, internal error); 2 = refused "
+    "(bad command line or input file; nothing written)."
+)
+
+
 class UsageError(ValueError):
     """Bad command-line input, reported as one line."""
+
+
+def outcome(all_met: bool) -> int:
+    return EXIT_OK if all_met else EXIT_SHORT
 
 
 def positive_int(text: str) -> int:
@@ -66,8 +86,20 @@ def mem_fraction(text: str) -> float:
 
 
 class Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        epilog = kwargs.pop("epilog", None)
+        kwargs["epilog"] = f"{epilog}\n\n{EXIT_STATUS}" if epilog else EXIT_STATUS
+        super().__init__(*args, formatter_class=Paragraphs, **kwargs)
+
     def error(self, message: str):  # one line, exit 2, no usage dump
         raise UsageError(message)
+
+
+class Paragraphs(argparse.HelpFormatter):
+    """Help text refilled per paragraph: the epilog's engine defaults and exit status stay apart."""
+
+    def _fill_text(self, text, width, indent):
+        return "\n\n".join(super(Paragraphs, self)._fill_text(p, width, indent) for p in text.split("\n\n"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="size a fleet for a profile's load and targets, per tier")
     plan.add_argument("profile", type=Path)
     plan.add_argument("--format", choices=("table", "json", "toml"), default="table")
-    plan.add_argument("-o", "--output", type=Path, help="write to this file (atomically) instead of stdout")
-    plan.add_argument("--force", action="store_true", help="overwrite an output file that exists")
+    plan.add_argument("-o", "--output", type=Path, help="write to this file (atomically; --format json or toml; - for stdout)")
+    plan.add_argument("--force", action="store_true", help="overwrite an output file that exists (regular files only)")
     _engine_flag(plan, "the serving engine (default: the profile's fleet.engine)")
     srch = sub.add_parser("search", help="cheapest fleets meeting the profile's targets, and the cost-latency frontier")
     srch.add_argument("profile", type=Path)
@@ -98,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="predict each source's rows with knobs fitted without that source (refits per source: minutes)")
     cal = sub.add_parser("calibrate", help="fit the model's knobs to a measurements CSV")
     cal.add_argument("measurements", type=Path)
-    cal.add_argument("-o", "--output", type=Path, required=True, help="calibration TOML to write")
-    cal.add_argument("--force", action="store_true", help="overwrite the output file")
+    cal.add_argument("-o", "--output", type=Path, required=True,
+                     help="calibration TOML to write (atomically; - for stdout, the report then goes to stderr)")
+    cal.add_argument("--force", action="store_true", help="overwrite the output file (regular files only)")
     _engine_flag(cal, "engine of the rows whose engine cell is empty (default: vllm)")
     cal.add_argument("--cross-validate", action="store_true",
                      help="also record leave-one-source-out error bands in the calibration (minutes)")
@@ -203,19 +236,22 @@ def cmd_predict(args) -> int:
     wl = Workload(req.input_len, req.output_len)
     data = prediction_json(pred, wl.mean_in, wl.mean_out)
     if args.format == "json":
-        print(json.dumps(data, indent=2, allow_nan=False))
+        emit(json.dumps(data, indent=2, allow_nan=False))
     else:
         from planner.tables import prediction_table
 
         _print(prediction_table(data))
-    return 0 if pred.fits else 1
+    return outcome(pred.fits and data.get("stable", False))
 
 
 def cmd_plan(args) -> int:
     from planner.engine.plan import evaluate
-    from planner.profile import load_profile, profile_to_dict, save_text_atomic
+    from planner.profile import load_profile, profile_to_dict
     from planner.report import plan_export, plan_json
 
+    if args.output and not to_stdout(args.output) and args.format == "table":
+        raise UsageError("-o needs --format json or toml (the table is for the terminal)")
+    check_target(args.output, args.force, may_replace=args.profile)
     loaded = load_profile(args.profile)
     prof = loaded.profile
     base = Path(args.profile).resolve().parent
@@ -230,17 +266,11 @@ def cmd_plan(args) -> int:
     else:
         from planner.tables import plan_table
 
-        if args.output:
-            raise UsageError("-o needs --format json or toml")
         _print(plan_table(plan_json(plan), prof.name))
-        return 0
-    if args.output:
-        if args.output.exists() and not args.force and args.output.resolve() != Path(args.profile).resolve():
-            raise UsageError(f"{args.output} exists; pass --force to overwrite it")
-        save_text_atomic(args.output, text)
-    else:
-        sys.stdout.write(text)
-    return 0
+        text = None
+    if text is not None:
+        write_result(args.output, text)
+    return outcome(all(t.meets_slo for t in plan.tiers))
 
 
 def _profile_catalog(path: Path, prof, base: Path, tiers: list[str], fleet: bool) -> tuple[list, list]:
@@ -289,7 +319,7 @@ def cmd_catalog(args) -> int:
         rows = [m.model_dump() | {"params_total": m.params_total, "params_active": m.params_active, "tier": m.tier}
                 for m in catalog.models().values()]
     if args.format == "json":
-        print(json.dumps(rows, indent=2, allow_nan=False))
+        emit(json.dumps(rows, indent=2, allow_nan=False))
     else:
         from planner.tables import catalog_table
 
@@ -297,10 +327,14 @@ def cmd_catalog(args) -> int:
     return 0
 
 
-def _print(renderable) -> None:
+def _print(renderable, to_stderr: bool = False) -> None:
+    """A rich table or text on standard output (or stderr); a closed or full output is an error."""
     from rich.console import Console
 
-    Console().print(renderable)
+    try:
+        Console(file=sys.stderr if to_stderr else stdout()).print(renderable)
+    except OSError as exc:
+        raise stdout_failure(exc) from None
 
 
 def run_tui(profile_path: str | None) -> int:
@@ -325,7 +359,7 @@ def summary(profile_path: str | None) -> int:
         prof, base = default_profile(), Path.cwd()
     plan = evaluate(prof.scenario(), prof.custom_gpus(), prof.custom_models(base))
     _print(plan_table(plan_json(plan), prof.name))
-    return 0
+    return outcome(all(t.meets_slo for t in plan.tiers))
 
 
 def cmd_search(args) -> int:
@@ -343,13 +377,13 @@ def cmd_search(args) -> int:
                      _profile_calibration(prof, base))
     data = [_search_json(r) for r in results]
     if args.format == "json":
-        print(json.dumps({"tiers": data}, indent=2, allow_nan=False))
+        emit(json.dumps({"tiers": data}, indent=2, allow_nan=False))
     else:
         from planner.tables import search_tables
 
         for table in search_tables(data):
             _print(table)
-    return 0
+    return outcome(all(r.ranked for r in results))
 
 
 def _search_json(r) -> dict:
@@ -407,7 +441,7 @@ def cmd_validate(args) -> int:
     if args.format == "json":
         skipped = [{"line": e.line, "column": e.column, "reason": e.message} for e in data.errors]
         extra = {"cross_validation": cv} if cv else {}
-        print(json.dumps({"rows": rows, **report, **extra, "unparsed": skipped}, indent=2, allow_nan=False))
+        emit(json.dumps({"rows": rows, **report, **extra, "unparsed": skipped}, indent=2, allow_nan=False))
     else:
         from planner.tables import cross_validation_tables, validation_tables
 
@@ -416,7 +450,7 @@ def cmd_validate(args) -> int:
         if cv:
             for table in cross_validation_tables(cv):
                 _print(table)
-    return 0
+    return outcome(not data.errors and all(r.predicted is not None for r in results))
 
 
 def _validation_row(r) -> dict:
@@ -440,10 +474,11 @@ def cmd_calibrate(args) -> int:
     from planner.engine.fit import MIN_ROWS_PER_FAMILY, calibrate
     from planner.engine.knobs import Calibration, shipped_calibration
     from planner.engine.validate import evaluate_rows, group_errors, summarize, validated_families
-    from planner.profile import save_text_atomic
 
-    if args.output.exists() and not args.force:
-        raise UsageError(f"{args.output} exists; pass --force to overwrite it")
+    check_target(args.output, args.force)
+    # with -o - the calibration is standard output, and the report goes to stderr beside it
+    to_stderr = to_stdout(args.output)
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if to_stderr else emit
     data = _measurements(args.measurements, args.engine)
     started = time.perf_counter()
     # from the shipped knobs: the families the file does not measure keep them, and "before" is
@@ -459,7 +494,7 @@ def cmd_calibrate(args) -> int:
         raise UsageError(f"{args.measurements}: no GPU family has the {MIN_ROWS_PER_FAMILY} rows with a mean metric "
                          f"that a fit needs ({'; '.join(why) or 'no rows'}); nothing written")
     for error in data.errors:
-        print(f"row not parsed: {error}")
+        say(f"row not parsed: {error}")
     results = evaluate_rows(data, fitted)
     after = summarize(results)
     gpu_families, model_families = validated_families(results, args.measurements.resolve().parent)
@@ -468,30 +503,31 @@ def cmd_calibrate(args) -> int:
                                        "validated_families": gpu_families, "validated_models": model_families,
                                        "validated_engines": engines})
     for fit in fits:
-        print(f"{fit.family}: {fit.rows} rows, loss {fit.loss_before:.3f} -> {fit.loss_after:.3f} "
-              f"({fit.predictions} predictions of the rows)", flush=True)
+        say(f"{fit.family}: {fit.rows} rows, loss {fit.loss_before:.3f} -> {fit.loss_after:.3f} "
+            f"({fit.predictions} predictions of the rows)")
     if args.cross_validate:
         from planner.engine.crossval import cross_validate, error_bands, error_table
         from planner.tables import cross_validation_tables
 
-        print("cross-validating: sources dealt into folds, each fold predicted with knobs fitted without it", flush=True)
-        held = cross_validate(data, Calibration(), progress=lambda s: print(f"  {s}", flush=True),
+        say("cross-validating: sources dealt into folds, each fold predicted with knobs fitted without it")
+        held = cross_validate(data, Calibration(), progress=lambda s: say(f"  {s}"),
                               fitted_on_all=fitted if args.from_defaults else None)
         fitted = fitted.model_copy(update={"cv_error_pct": error_bands(held)})
         for table in cross_validation_tables({"sources": held.sources, "folds": held.folds,
                                               "leave_one_source_out": error_table(held.by_source),
                                               "gpu_family_held_out": error_table(held.by_family)}):
-            _print(table)
-    save_text_atomic(args.output, tomli_w.dumps(_rounded(fitted.model_dump(exclude_none=True))))
-    print(f"fitted {len(fits)} GPU families on {len(data.rows)} rows in {time.perf_counter() - started:.1f} s: "
+            _print(table, to_stderr)
+    write_result(args.output, tomli_w.dumps(_rounded(fitted.model_dump(exclude_none=True))))
+    say(f"fitted {len(fits)} GPU families on {len(data.rows)} rows in {time.perf_counter() - started:.1f} s: "
           f"median error {before['overall']['median_ape']}% -> {after['overall']['median_ape']}%")
     for metric, stats in after["summary"].items():
         was = before["summary"].get(metric, {}).get("median_ape")
-        print(f"  {metric}: {stats['n']} rows, median error {was}% -> {stats['median_ape']}%")
+        say(f"  {metric}: {stats['n']} rows, median error {was}% -> {stats['median_ape']}%")
     for what, why in skipped.items():
-        print(f"not fitted: {what}: {why}")
-    print(f"wrote {args.output}")
-    return 0
+        say(f"not fitted: {what}: {why}")
+    say(f"wrote {'the calibration to standard output' if to_stderr else args.output}")
+    unknown_gpu = any(what.startswith("GPU ") for what in skipped)  # rows no fit could use
+    return outcome(not data.errors and not unknown_gpu)
 
 
 def _rounded(value):
@@ -517,7 +553,7 @@ def dispatch(argv: list[str]) -> int:
     if argv[0] in ("--version", "-V"):
         from planner import __version__
 
-        print(f"planner {__version__}")
+        emit(f"planner {__version__}")
         return 0
     args = build_parser().parse_args(argv)
     for name, value in vars(args).items():
@@ -536,22 +572,28 @@ def _extra_handlers() -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return dispatch(argv)
+        code = dispatch(argv)
+        finish()
+        return code
     except SystemExit as exc:  # argparse --help inside a subcommand
         return int(exc.code or 0)
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # `planner ... | head`: the reader left; not an error worth a message
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    except BrokenPipeError as exc:  # `planner ... | head -c1`: the reader left before the result was whole
+        silence_stdout()
+        return _fail(stdout_failure(exc), EXIT_FAILED)
+    except OutputFailed as exc:
+        return _fail(exc, EXIT_FAILED)
     except UsageError as exc:
-        print(f"planner: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc, EXIT_USAGE)
     except Exception as exc:  # every known failure is a ValueError/OSError subclass with a message
-        print(f"planner: error: {_one_line(exc)}", file=sys.stderr)
-        return 2 if isinstance(exc, (ValueError, OSError)) else 70
+        return _fail(_one_line(exc), EXIT_USAGE if isinstance(exc, (ValueError, OSError)) else EXIT_FAILED)
+
+
+def _fail(message, code: int) -> int:
+    if sys.stderr is not None:
+        print(f"planner: error: {message}", file=sys.stderr)
+    return code
 
 
 def _one_line(exc: Exception) -> str:

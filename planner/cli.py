@@ -122,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_flag(srch, "the serving engine (default: the profile's fleet.engine)")
     val = sub.add_parser("validate", help="compare predictions with a measurements CSV")
     val.add_argument("measurements", type=Path, nargs="?", help="CSV in the measurements format (default: the shipped set)")
-    val.add_argument("--calibration", type=Path, help="calibration TOML to evaluate (default: the shipped one)")
-    val.add_argument("--uncalibrated", action="store_true", help="use the default knobs, not the shipped calibration")
+    knobs = val.add_mutually_exclusive_group()  # one set of knobs scores the rows
+    knobs.add_argument("--calibration", type=Path, help="calibration TOML to evaluate (default: the shipped one)")
+    knobs.add_argument("--uncalibrated", action="store_true", help="use the default knobs, not the shipped calibration")
     val.add_argument("--format", choices=("table", "json"), default="table")
     _engine_flag(val, "engine of the rows whose engine cell is empty (default: vllm)")
     val.add_argument("--cross-validate", action="store_true",
@@ -160,8 +161,8 @@ def _predict_parser(sub) -> None:
     p.add_argument("--output-len", type=positive_float, required=True, help="output tokens (mean)")
     p.add_argument("--input-dist", choices=("fixed", "lognormal", "exponential"), default="fixed")
     p.add_argument("--output-dist", choices=("fixed", "lognormal", "exponential"), default="fixed")
-    p.add_argument("--input-p90", type=positive_float, help="p90 of a lognormal prompt length")
-    p.add_argument("--output-p90", type=positive_float, help="p90 of a lognormal output length")
+    p.add_argument("--input-p90", type=positive_float, help="p90 of a lognormal prompt length (with --input-dist lognormal)")
+    p.add_argument("--output-p90", type=positive_float, help="p90 of a lognormal output length (with --output-dist lognormal)")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--offline", action="store_true", help="all requests queued: maximum throughput")
     mode.add_argument("--concurrency", type=positive_int, help="closed loop with N clients")
@@ -173,8 +174,9 @@ def _predict_parser(sub) -> None:
     p.add_argument("--gpu-mem-util", type=mem_fraction, default=0.9)
     p.add_argument("--prefix-hit", type=fraction, default=0.0, help="share of prompt tokens served from the prefix cache")
     p.add_argument("--spec-k", type=int, default=0, help="speculative decoding draft length")
-    p.add_argument("--spec-accept", type=fraction, default=0.7, help="per-token acceptance rate")
-    p.add_argument("--spec-draft-ratio", type=fraction, default=0.05, help="draft step cost / target step cost")
+    # unset: ServingConfig's defaults; given without --spec-k they would change nothing, so they are refused
+    p.add_argument("--spec-accept", type=fraction, help="per-token acceptance rate (with --spec-k)")
+    p.add_argument("--spec-draft-ratio", type=fraction, help="draft step cost / target step cost (with --spec-k)")
     p.add_argument("--prune", type=fraction, default=0.0, help="fraction of parameters removed by structured pruning")
     p.add_argument("--sparsity-2-4", action="store_true", help="2:4 structured sparsity on sparse tensor cores")
     p.add_argument("--calibration", type=Path, help="calibration TOML written by `planner calibrate`")
@@ -189,6 +191,9 @@ def _length(mean: float, dist: str, p90: float | None, which: str):
     from pydantic import ValidationError
 
     from planner.engine.scenario import LengthDist
+
+    if p90 is not None and dist != "lognormal":  # only a lognormal has a p90 to set: it would be ignored
+        raise UsageError(f"--{which}-p90 needs --{which}-dist lognormal (got --{which}-dist {dist})")
 
     try:
         return LengthDist(kind=dist, mean=mean, p90=p90 if dist == "lognormal" else None)
@@ -212,6 +217,10 @@ def cmd_predict(args) -> int:
         raise UsageError(f"--rate must be a finite number >= 0, got {args.rate}")
     if args.spec_k < 0 or args.spec_k > 16:
         raise UsageError(f"--spec-k must be from 0 to 16, got {args.spec_k}")
+    spec = {"spec_accept": args.spec_accept, "spec_draft_ratio": args.spec_draft_ratio}
+    for name, value in spec.items():
+        if value is not None and args.spec_k == 0:
+            raise UsageError(f"--{name.replace('_', '-')} needs --spec-k (speculative decoding is off without a draft length)")
     if not args.model.strip():  # an empty path would read ./config.json
         raise UsageError("--model must not be empty")
     model = catalog.get_model(args.model)
@@ -222,7 +231,7 @@ def cmd_predict(args) -> int:
         tp=args.tp or 1, pp=args.pp, weights=weights, kv=kv, max_num_seqs=args.max_seqs,
         max_num_batched_tokens=args.max_batched_tokens, chunked_prefill=not args.no_chunked_prefill,
         gpu_mem_util=args.gpu_mem_util, prefix_hit=args.prefix_hit, spec_k=args.spec_k,
-        spec_accept=args.spec_accept, spec_draft_ratio=args.spec_draft_ratio, prune_fraction=args.prune,
+        **{k: v for k, v in spec.items() if v is not None}, prune_fraction=args.prune,
         sparsity_2_4=args.sparsity_2_4, engine=args.engine,
     )
     mode = "offline" if args.offline else "concurrency" if args.concurrency else "rate"
@@ -543,7 +552,10 @@ HANDLERS = {"predict": cmd_predict, "plan": cmd_plan, "catalog": cmd_catalog, "v
 
 
 def dispatch(argv: list[str]) -> int:
-    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
+    commands = (*COMMANDS, *_extra_handlers())
+    if not argv or (argv[0] not in commands and not argv[0].startswith("-")):
+        if argv and not Path(argv[0]).exists():
+            raise UsageError(_not_a_command(argv[0], commands))
         if len(argv) > 1:
             raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
         return run_tui(argv[0] if argv else None)
@@ -563,6 +575,21 @@ def dispatch(argv: list[str]) -> int:
     if handler is None:
         raise UsageError(f"unknown command {args.command!r}")
     return handler(args)
+
+
+def _not_a_command(word: str, commands: tuple[str, ...]) -> str:
+    """`planner frobnicate`: the first argument is a subcommand or a profile to open, and it is neither."""
+    import difflib
+
+    if word.endswith(".toml") or "/" in word or "\\" in word:  # meant as a profile
+        return f"{word}: no such file"
+    if word in ("gpus", "models"):
+        hint = f"did you mean 'planner catalog {word}'? "
+    else:
+        close = difflib.get_close_matches(word, commands, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+    return (f"{word!r} is neither a subcommand nor a profile file (no such file); {hint}"
+            f"subcommands: {', '.join(commands)} (planner --help)")
 
 
 def _extra_handlers() -> dict:

@@ -221,7 +221,7 @@ def test_missing_calibration_and_bad_spec_k(capsys, tmp_path):
 def test_unknown_command_and_stray_arguments(capsys):
     code, _, err = run(capsys, "catalog", "chips")
     assert_usage_error(code, err, "chips")
-    code, _, err = run(capsys, "profile.toml", "extra")
+    code, _, err = run(capsys, CHATBOT, "extra")
     assert_usage_error(code, err, "unexpected arguments")
 
 

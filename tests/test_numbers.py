@@ -90,3 +90,20 @@ def test_validate_shows_large_values_in_full(capsys, tmp_path, monkeypatch):
     csv.write_text(f"{HEADER}\nllama-3.1-8b,h100-sxm,1,,bf16,bf16,offline,,,128,128,,,,output_tok_s,10390,https://example.org\n")
     _, out = run(capsys, "validate", csv)
     assert "10,390" in out and not NOISE.search(out), out
+
+
+def test_length_errors_show_large_lengths_plainly(capsys):
+    code = main(["predict", "--model", "llama-3.1-8b", "--gpu", "h100", "--input-len", "1e6", "--input-dist", "lognormal",
+                 "--input-p90", "1e5", "--output-len", "10", "--offline"])
+    err = capsys.readouterr().err
+    assert code == 2 and "p90 (100,000) must be above the mean (1,000,000)" in err, err
+
+
+def test_reasons_in_a_plan_carry_no_float_noise(capsys, tmp_path):
+    profile = tmp_path / "tight.toml"
+    profile.write_text('name = "tight"\n[load]\nrate_rps = 3.3333333\n[slo]\ntpot_ms = 1.25\n[fleet]\ngpu = "l4"\ngpus_per_node = 1\n')
+    _, out = run(capsys, "plan", profile, "--format", "json")
+    reasons = [t["reason"] for t in json.loads(out)["tiers"]]
+    assert "TPOT p99 target 1.25 ms is below the single-request floor of" in reasons[0], reasons
+    assert any(" GB over the " in r for r in reasons), reasons
+    assert not any(NOISE.search(r) for r in reasons), reasons

@@ -470,7 +470,7 @@ def _floor_reason(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Servi
     value = percentile_of(dist, float(pct)) * 1e3
     bound = floor.prefill_bound if name == "TTFT" else floor.decode_bound
     return (
-        f"{name} p{pct} target {target:g} ms is below the single-request floor of {value:.0f} ms for "
+        f"{name} p{pct} target {fmt_sig(target, 6)} ms is below the single-request floor of {fmt_sig(value, 2)} ms for "
         f"{model.id} {cfg.weights} on {gpu.id} at TP={cfg.tp} ({bound} bound): relax the target, "
         f"quantize, or use a faster GPU"
     )

@@ -1532,7 +1532,7 @@ def _saturated_at(p: ReplicaParams, wl: Workload, clients: float, sat: _Saturate
 
 
 def _seconds(s: float) -> str:
-    return f"{s * 1e3:.0f} ms" if s < 1.0 else f"{s:.3g} s"
+    return f"{s * 1e3:.0f} ms" if s < 1.0 else f"{fmt_sig(s)} s"
 
 
 def offline_point(p: ReplicaParams, wl: Workload) -> OperatingPoint:

@@ -194,7 +194,6 @@ def _length(mean: float, dist: str, p90: float | None, which: str):
 
     if p90 is not None and dist != "lognormal":  # only a lognormal has a p90 to set: it would be ignored
         raise UsageError(f"--{which}-p90 needs --{which}-dist lognormal (got --{which}-dist {dist})")
-
     try:
         return LengthDist(kind=dist, mean=mean, p90=p90 if dist == "lognormal" else None)
     except ValidationError as exc:

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 from planner.engine.engines import DEFAULT_ENGINE, ENGINES
+from planner.output import (OutputFailed, check_target, emit, finish, silence_stdout, stdout, stdout_failure, to_stdout,
+                            write_result)
 
 COMMANDS = ("predict", "plan", "catalog", "search", "validate", "calibrate")
 
@@ -24,8 +26,26 @@ ENGINE_DEFAULTS = (
 )
 
 
+# One rule for every command (README "Exit status"); scripts branch on it.
+EXIT_OK = 0  # the result was made and every tier (row) meets its targets
+EXIT_FAILED = 1  # the run failed: the result could not be written, or an internal error
+EXIT_USAGE = 2  # the command line or an input file was refused; nothing was computed or written
+EXIT_SHORT = 3  # the result was made, but some tier misses its targets, is infeasible or unstable
+EXIT_STATUS = (
+    "exit status: 0 = done, and every tier or row meets its targets; 3 = done, but some tier misses its "
+    "targets, is infeasible or unstable (predict: the replica does not fit or is unstable; search: a tier "
+    "has no fleet that meets them; validate and calibrate: some rows could not be read or used); "
+    "1 = failed (the result could not be written, standard output closed, internal error); 2 = refused "
+    "(bad command line or input file; nothing written)."
+)
+
+
 class UsageError(ValueError):
     """Bad command-line input, reported as one line."""
+
+
+def outcome(all_met: bool) -> int:
+    return EXIT_OK if all_met else EXIT_SHORT
 
 
 def positive_int(text: str) -> int:
@@ -66,8 +86,20 @@ def mem_fraction(text: str) -> float:
 
 
 class Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        epilog = kwargs.pop("epilog", None)
+        kwargs["epilog"] = f"{epilog}\n\n{EXIT_STATUS}" if epilog else EXIT_STATUS
+        super().__init__(*args, formatter_class=Paragraphs, **kwargs)
+
     def error(self, message: str):  # one line, exit 2, no usage dump
         raise UsageError(message)
+
+
+class Paragraphs(argparse.HelpFormatter):
+    """Help text refilled per paragraph: the epilog's engine defaults and exit status stay apart."""
+
+    def _fill_text(self, text, width, indent):
+        return "\n\n".join(super(Paragraphs, self)._fill_text(p, width, indent) for p in text.split("\n\n"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="size a fleet for a profile's load and targets, per tier")
     plan.add_argument("profile", type=Path)
     plan.add_argument("--format", choices=("table", "json", "toml"), default="table")
-    plan.add_argument("-o", "--output", type=Path, help="write to this file (atomically) instead of stdout")
-    plan.add_argument("--force", action="store_true", help="overwrite an output file that exists")
+    plan.add_argument("-o", "--output", type=Path, help="write to this file (atomically; --format json or toml; - for stdout)")
+    plan.add_argument("--force", action="store_true", help="overwrite an output file that exists (regular files only)")
     _engine_flag(plan, "the serving engine (default: the profile's fleet.engine)")
     srch = sub.add_parser("search", help="cheapest fleets meeting the profile's targets, and the cost-latency frontier")
     srch.add_argument("profile", type=Path)
@@ -90,16 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_flag(srch, "the serving engine (default: the profile's fleet.engine)")
     val = sub.add_parser("validate", help="compare predictions with a measurements CSV")
     val.add_argument("measurements", type=Path, nargs="?", help="CSV in the measurements format (default: the shipped set)")
-    val.add_argument("--calibration", type=Path, help="calibration TOML to evaluate (default: the shipped one)")
-    val.add_argument("--uncalibrated", action="store_true", help="use the default knobs, not the shipped calibration")
+    knobs = val.add_mutually_exclusive_group()  # one set of knobs scores the rows
+    knobs.add_argument("--calibration", type=Path, help="calibration TOML to evaluate (default: the shipped one)")
+    knobs.add_argument("--uncalibrated", action="store_true", help="use the default knobs, not the shipped calibration")
     val.add_argument("--format", choices=("table", "json"), default="table")
     _engine_flag(val, "engine of the rows whose engine cell is empty (default: vllm)")
     val.add_argument("--cross-validate", action="store_true",
                      help="predict each source's rows with knobs fitted without that source (refits per source: minutes)")
     cal = sub.add_parser("calibrate", help="fit the model's knobs to a measurements CSV")
     cal.add_argument("measurements", type=Path)
-    cal.add_argument("-o", "--output", type=Path, required=True, help="calibration TOML to write")
-    cal.add_argument("--force", action="store_true", help="overwrite the output file")
+    cal.add_argument("-o", "--output", type=Path, required=True,
+                     help="calibration TOML to write (atomically; - for stdout, the report then goes to stderr)")
+    cal.add_argument("--force", action="store_true", help="overwrite the output file (regular files only)")
     _engine_flag(cal, "engine of the rows whose engine cell is empty (default: vllm)")
     cal.add_argument("--cross-validate", action="store_true",
                      help="also record leave-one-source-out error bands in the calibration (minutes)")
@@ -127,8 +161,8 @@ def _predict_parser(sub) -> None:
     p.add_argument("--output-len", type=positive_float, required=True, help="output tokens (mean)")
     p.add_argument("--input-dist", choices=("fixed", "lognormal", "exponential"), default="fixed")
     p.add_argument("--output-dist", choices=("fixed", "lognormal", "exponential"), default="fixed")
-    p.add_argument("--input-p90", type=positive_float, help="p90 of a lognormal prompt length")
-    p.add_argument("--output-p90", type=positive_float, help="p90 of a lognormal output length")
+    p.add_argument("--input-p90", type=positive_float, help="p90 of a lognormal prompt length (with --input-dist lognormal)")
+    p.add_argument("--output-p90", type=positive_float, help="p90 of a lognormal output length (with --output-dist lognormal)")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--offline", action="store_true", help="all requests queued: maximum throughput")
     mode.add_argument("--concurrency", type=positive_int, help="closed loop with N clients")
@@ -140,8 +174,9 @@ def _predict_parser(sub) -> None:
     p.add_argument("--gpu-mem-util", type=mem_fraction, default=0.9)
     p.add_argument("--prefix-hit", type=fraction, default=0.0, help="share of prompt tokens served from the prefix cache")
     p.add_argument("--spec-k", type=int, default=0, help="speculative decoding draft length")
-    p.add_argument("--spec-accept", type=fraction, default=0.7, help="per-token acceptance rate")
-    p.add_argument("--spec-draft-ratio", type=fraction, default=0.05, help="draft step cost / target step cost")
+    # unset: ServingConfig's defaults; given without --spec-k they would change nothing, so they are refused
+    p.add_argument("--spec-accept", type=fraction, help="per-token acceptance rate (with --spec-k)")
+    p.add_argument("--spec-draft-ratio", type=fraction, help="draft step cost / target step cost (with --spec-k)")
     p.add_argument("--prune", type=fraction, default=0.0, help="fraction of parameters removed by structured pruning")
     p.add_argument("--sparsity-2-4", action="store_true", help="2:4 structured sparsity on sparse tensor cores")
     p.add_argument("--calibration", type=Path, help="calibration TOML written by `planner calibrate`")
@@ -157,6 +192,8 @@ def _length(mean: float, dist: str, p90: float | None, which: str):
 
     from planner.engine.scenario import LengthDist
 
+    if p90 is not None and dist != "lognormal":  # only a lognormal has a p90 to set: it would be ignored
+        raise UsageError(f"--{which}-p90 needs --{which}-dist lognormal (got --{which}-dist {dist})")
     try:
         return LengthDist(kind=dist, mean=mean, p90=p90 if dist == "lognormal" else None)
     except ValidationError as exc:
@@ -179,6 +216,10 @@ def cmd_predict(args) -> int:
         raise UsageError(f"--rate must be a finite number >= 0, got {args.rate}")
     if args.spec_k < 0 or args.spec_k > 16:
         raise UsageError(f"--spec-k must be from 0 to 16, got {args.spec_k}")
+    spec = {"spec_accept": args.spec_accept, "spec_draft_ratio": args.spec_draft_ratio}
+    for name, value in spec.items():
+        if value is not None and args.spec_k == 0:
+            raise UsageError(f"--{name.replace('_', '-')} needs --spec-k (speculative decoding is off without a draft length)")
     if not args.model.strip():  # an empty path would read ./config.json
         raise UsageError("--model must not be empty")
     model = catalog.get_model(args.model)
@@ -189,7 +230,7 @@ def cmd_predict(args) -> int:
         tp=args.tp or 1, pp=args.pp, weights=weights, kv=kv, max_num_seqs=args.max_seqs,
         max_num_batched_tokens=args.max_batched_tokens, chunked_prefill=not args.no_chunked_prefill,
         gpu_mem_util=args.gpu_mem_util, prefix_hit=args.prefix_hit, spec_k=args.spec_k,
-        spec_accept=args.spec_accept, spec_draft_ratio=args.spec_draft_ratio, prune_fraction=args.prune,
+        **{k: v for k, v in spec.items() if v is not None}, prune_fraction=args.prune,
         sparsity_2_4=args.sparsity_2_4, engine=args.engine,
     )
     mode = "offline" if args.offline else "concurrency" if args.concurrency else "rate"
@@ -203,19 +244,22 @@ def cmd_predict(args) -> int:
     wl = Workload(req.input_len, req.output_len)
     data = prediction_json(pred, wl.mean_in, wl.mean_out)
     if args.format == "json":
-        print(json.dumps(data, indent=2, allow_nan=False))
+        emit(json.dumps(data, indent=2, allow_nan=False))
     else:
         from planner.tables import prediction_table
 
         _print(prediction_table(data))
-    return 0 if pred.fits else 1
+    return outcome(pred.fits and data.get("stable", False))
 
 
 def cmd_plan(args) -> int:
     from planner.engine.plan import evaluate
-    from planner.profile import load_profile, profile_to_dict, save_text_atomic
+    from planner.profile import load_profile, profile_to_dict
     from planner.report import plan_export, plan_json
 
+    if args.output and not to_stdout(args.output) and args.format == "table":
+        raise UsageError("-o needs --format json or toml (the table is for the terminal)")
+    check_target(args.output, args.force, may_replace=args.profile)
     loaded = load_profile(args.profile)
     prof = loaded.profile
     base = Path(args.profile).resolve().parent
@@ -230,17 +274,11 @@ def cmd_plan(args) -> int:
     else:
         from planner.tables import plan_table
 
-        if args.output:
-            raise UsageError("-o needs --format json or toml")
         _print(plan_table(plan_json(plan), prof.name))
-        return 0
-    if args.output:
-        if args.output.exists() and not args.force and args.output.resolve() != Path(args.profile).resolve():
-            raise UsageError(f"{args.output} exists; pass --force to overwrite it")
-        save_text_atomic(args.output, text)
-    else:
-        sys.stdout.write(text)
-    return 0
+        text = None
+    if text is not None:
+        write_result(args.output, text)
+    return outcome(all(t.meets_slo for t in plan.tiers))
 
 
 def _profile_catalog(path: Path, prof, base: Path, tiers: list[str], fleet: bool) -> tuple[list, list]:
@@ -289,7 +327,7 @@ def cmd_catalog(args) -> int:
         rows = [m.model_dump() | {"params_total": m.params_total, "params_active": m.params_active, "tier": m.tier}
                 for m in catalog.models().values()]
     if args.format == "json":
-        print(json.dumps(rows, indent=2, allow_nan=False))
+        emit(json.dumps(rows, indent=2, allow_nan=False))
     else:
         from planner.tables import catalog_table
 
@@ -297,10 +335,14 @@ def cmd_catalog(args) -> int:
     return 0
 
 
-def _print(renderable) -> None:
+def _print(renderable, to_stderr: bool = False) -> None:
+    """A rich table or text on standard output (or stderr); a closed or full output is an error."""
     from rich.console import Console
 
-    Console().print(renderable)
+    try:
+        Console(file=sys.stderr if to_stderr else stdout()).print(renderable)
+    except OSError as exc:
+        raise stdout_failure(exc) from None
 
 
 def run_tui(profile_path: str | None) -> int:
@@ -325,7 +367,7 @@ def summary(profile_path: str | None) -> int:
         prof, base = default_profile(), Path.cwd()
     plan = evaluate(prof.scenario(), prof.custom_gpus(), prof.custom_models(base))
     _print(plan_table(plan_json(plan), prof.name))
-    return 0
+    return outcome(all(t.meets_slo for t in plan.tiers))
 
 
 def cmd_search(args) -> int:
@@ -343,13 +385,13 @@ def cmd_search(args) -> int:
                      _profile_calibration(prof, base))
     data = [_search_json(r) for r in results]
     if args.format == "json":
-        print(json.dumps({"tiers": data}, indent=2, allow_nan=False))
+        emit(json.dumps({"tiers": data}, indent=2, allow_nan=False))
     else:
         from planner.tables import search_tables
 
         for table in search_tables(data):
             _print(table)
-    return 0
+    return outcome(all(r.ranked for r in results))
 
 
 def _search_json(r) -> dict:
@@ -407,7 +449,7 @@ def cmd_validate(args) -> int:
     if args.format == "json":
         skipped = [{"line": e.line, "column": e.column, "reason": e.message} for e in data.errors]
         extra = {"cross_validation": cv} if cv else {}
-        print(json.dumps({"rows": rows, **report, **extra, "unparsed": skipped}, indent=2, allow_nan=False))
+        emit(json.dumps({"rows": rows, **report, **extra, "unparsed": skipped}, indent=2, allow_nan=False))
     else:
         from planner.tables import cross_validation_tables, validation_tables
 
@@ -416,7 +458,7 @@ def cmd_validate(args) -> int:
         if cv:
             for table in cross_validation_tables(cv):
                 _print(table)
-    return 0
+    return outcome(not data.errors and all(r.predicted is not None for r in results))
 
 
 def _validation_row(r) -> dict:
@@ -440,10 +482,11 @@ def cmd_calibrate(args) -> int:
     from planner.engine.fit import MIN_ROWS_PER_FAMILY, calibrate
     from planner.engine.knobs import Calibration, shipped_calibration
     from planner.engine.validate import evaluate_rows, group_errors, summarize, validated_families
-    from planner.profile import save_text_atomic
 
-    if args.output.exists() and not args.force:
-        raise UsageError(f"{args.output} exists; pass --force to overwrite it")
+    check_target(args.output, args.force)
+    # with -o - the calibration is standard output, and the report goes to stderr beside it
+    to_stderr = to_stdout(args.output)
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if to_stderr else emit
     data = _measurements(args.measurements, args.engine)
     started = time.perf_counter()
     # from the shipped knobs: the families the file does not measure keep them, and "before" is
@@ -459,7 +502,7 @@ def cmd_calibrate(args) -> int:
         raise UsageError(f"{args.measurements}: no GPU family has the {MIN_ROWS_PER_FAMILY} rows with a mean metric "
                          f"that a fit needs ({'; '.join(why) or 'no rows'}); nothing written")
     for error in data.errors:
-        print(f"row not parsed: {error}")
+        say(f"row not parsed: {error}")
     results = evaluate_rows(data, fitted)
     after = summarize(results)
     gpu_families, model_families = validated_families(results, args.measurements.resolve().parent)
@@ -468,30 +511,31 @@ def cmd_calibrate(args) -> int:
                                        "validated_families": gpu_families, "validated_models": model_families,
                                        "validated_engines": engines})
     for fit in fits:
-        print(f"{fit.family}: {fit.rows} rows, loss {fit.loss_before:.3f} -> {fit.loss_after:.3f} "
-              f"({fit.predictions} predictions of the rows)", flush=True)
+        say(f"{fit.family}: {fit.rows} rows, loss {fit.loss_before:.3f} -> {fit.loss_after:.3f} "
+            f"({fit.predictions} predictions of the rows)")
     if args.cross_validate:
         from planner.engine.crossval import cross_validate, error_bands, error_table
         from planner.tables import cross_validation_tables
 
-        print("cross-validating: sources dealt into folds, each fold predicted with knobs fitted without it", flush=True)
-        held = cross_validate(data, Calibration(), progress=lambda s: print(f"  {s}", flush=True),
+        say("cross-validating: sources dealt into folds, each fold predicted with knobs fitted without it")
+        held = cross_validate(data, Calibration(), progress=lambda s: say(f"  {s}"),
                               fitted_on_all=fitted if args.from_defaults else None)
         fitted = fitted.model_copy(update={"cv_error_pct": error_bands(held)})
         for table in cross_validation_tables({"sources": held.sources, "folds": held.folds,
                                               "leave_one_source_out": error_table(held.by_source),
                                               "gpu_family_held_out": error_table(held.by_family)}):
-            _print(table)
-    save_text_atomic(args.output, tomli_w.dumps(_rounded(fitted.model_dump(exclude_none=True))))
-    print(f"fitted {len(fits)} GPU families on {len(data.rows)} rows in {time.perf_counter() - started:.1f} s: "
+            _print(table, to_stderr)
+    write_result(args.output, tomli_w.dumps(_rounded(fitted.model_dump(exclude_none=True))))
+    say(f"fitted {len(fits)} GPU families on {len(data.rows)} rows in {time.perf_counter() - started:.1f} s: "
           f"median error {before['overall']['median_ape']}% -> {after['overall']['median_ape']}%")
     for metric, stats in after["summary"].items():
         was = before["summary"].get(metric, {}).get("median_ape")
-        print(f"  {metric}: {stats['n']} rows, median error {was}% -> {stats['median_ape']}%")
+        say(f"  {metric}: {stats['n']} rows, median error {was}% -> {stats['median_ape']}%")
     for what, why in skipped.items():
-        print(f"not fitted: {what}: {why}")
-    print(f"wrote {args.output}")
-    return 0
+        say(f"not fitted: {what}: {why}")
+    say(f"wrote {'the calibration to standard output' if to_stderr else args.output}")
+    unknown_gpu = any(what.startswith("GPU ") for what in skipped)  # rows no fit could use
+    return outcome(not data.errors and not unknown_gpu)
 
 
 def _rounded(value):
@@ -507,7 +551,10 @@ HANDLERS = {"predict": cmd_predict, "plan": cmd_plan, "catalog": cmd_catalog, "v
 
 
 def dispatch(argv: list[str]) -> int:
-    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
+    commands = (*COMMANDS, *_extra_handlers())
+    if not argv or (argv[0] not in commands and not argv[0].startswith("-")):
+        if argv and not Path(argv[0]).exists():
+            raise UsageError(_not_a_command(argv[0], commands))
         if len(argv) > 1:
             raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
         return run_tui(argv[0] if argv else None)
@@ -517,7 +564,7 @@ def dispatch(argv: list[str]) -> int:
     if argv[0] in ("--version", "-V"):
         from planner import __version__
 
-        print(f"planner {__version__}")
+        emit(f"planner {__version__}")
         return 0
     args = build_parser().parse_args(argv)
     for name, value in vars(args).items():
@@ -529,6 +576,21 @@ def dispatch(argv: list[str]) -> int:
     return handler(args)
 
 
+def _not_a_command(word: str, commands: tuple[str, ...]) -> str:
+    """`planner frobnicate`: the first argument is a subcommand or a profile to open, and it is neither."""
+    import difflib
+
+    if word.endswith(".toml") or "/" in word or "\\" in word:  # meant as a profile
+        return f"{word}: no such file"
+    if word in ("gpus", "models"):
+        hint = f"did you mean 'planner catalog {word}'? "
+    else:
+        close = difflib.get_close_matches(word, commands, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+    return (f"{word!r} is neither a subcommand nor a profile file (no such file); {hint}"
+            f"subcommands: {', '.join(commands)} (planner --help)")
+
+
 def _extra_handlers() -> dict:
     return {}
 
@@ -536,22 +598,28 @@ def _extra_handlers() -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return dispatch(argv)
+        code = dispatch(argv)
+        finish()
+        return code
     except SystemExit as exc:  # argparse --help inside a subcommand
         return int(exc.code or 0)
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # `planner ... | head`: the reader left; not an error worth a message
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    except BrokenPipeError as exc:  # `planner ... | head -c1`: the reader left before the result was whole
+        silence_stdout()
+        return _fail(stdout_failure(exc), EXIT_FAILED)
+    except OutputFailed as exc:
+        return _fail(exc, EXIT_FAILED)
     except UsageError as exc:
-        print(f"planner: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc, EXIT_USAGE)
     except Exception as exc:  # every known failure is a ValueError/OSError subclass with a message
-        print(f"planner: error: {_one_line(exc)}", file=sys.stderr)
-        return 2 if isinstance(exc, (ValueError, OSError)) else 70
+        return _fail(_one_line(exc), EXIT_USAGE if isinstance(exc, (ValueError, OSError)) else EXIT_FAILED)
+
+
+def _fail(message, code: int) -> int:
+    if sys.stderr is not None:
+        print(f"planner: error: {message}", file=sys.stderr)
+    return code
 
 
 def _one_line(exc: Exception) -> str:

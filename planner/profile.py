@@ -317,6 +317,8 @@ def save_text_atomic(path: Path | str, text: str) -> None:
         path = path.resolve()  # replace the link's target; renaming over the link would cut it
     if not path.name or path.name in (".", "..") or path.is_dir():
         raise ProfileError(f"{path}: cannot save: is a folder; give a file name")
+    if path.exists() and not path.is_file():  # the rename would replace a FIFO or device node with a file
+        raise ProfileError(f"{path}: cannot save: not a regular file")
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         # 0o666 lets the umask decide a new file's mode, as a plain open() would.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from planner.report import fmt_ms, fmt_num, fmt_usd, measured, unmeasured_text
+from planner.report import fmt_gb, fmt_ms, fmt_num, fmt_sig, fmt_usd, mean_tokens, measured, unmeasured_text
 
 
 def _dist_cells(d: dict, offline: bool = False) -> list[str]:
@@ -34,8 +34,8 @@ def prediction_table(data: dict) -> Table:
                       f"{fmt_num(data['requests_per_s'])} req/s", "")
         table.add_row("batch", f"{fmt_num(data['batch'])} running", f"cap {data['max_seqs']}",
                       f"util {data['utilization']:.0%}" if data["utilization"] is not None else "", "")
-    table.add_row("memory/GPU", f"weights {mem['weights']:.1f} GB", f"KV {mem['kv']:.1f} GB", f"other {mem['other']:.1f} GB",
-                  f"of {mem['budget']:.1f} GB")
+    table.add_row("memory/GPU", f"weights {fmt_gb(mem['weights'])}", f"KV {fmt_gb(mem['kv'])}", f"other {fmt_gb(mem['other'])}",
+                  f"of {fmt_gb(mem['budget'])}")
     bound = data.get("bound", {})
     table.add_row("bound", f"prefill: {bound.get('prefill')}", f"decode: {bound.get('decode')}", "", "")
     if data.get("note"):
@@ -57,7 +57,9 @@ def band(t: dict, metric: str) -> str:
 
 def plan_table(data: dict, name: str) -> Table:
     load = data["load"]
-    table = Table(title=f"{name}: peak {load['peak_rate_rps']:g} req/s, {load['mean_input_tokens']:.0f} in / {load['mean_output_tokens']:.0f} out tokens",
+    tokens_in = mean_tokens(load["input_len"], load["mean_input_tokens"])
+    tokens_out = mean_tokens(load["output_len"], load["mean_output_tokens"])
+    table = Table(title=f"{name}: peak {fmt_sig(load['peak_rate_rps'])} req/s, {fmt_sig(tokens_in)} in / {fmt_sig(tokens_out)} out tokens",
                   title_justify="left", header_style="bold")
     table.add_column("")
     tiers = data["tiers"]
@@ -83,7 +85,7 @@ def plan_table(data: dict, name: str) -> Table:
     row("kWh/month", lambda t: fmt_num(t["kwh_month"]))
     row("CO2 kg/month", lambda t: fmt_num(t["co2_kg_month"]))
     row("quality", lambda t: f"{t['quality']['score']:.1f} {t['quality']['benchmark']}" if t.get("quality") else "-")
-    row("expected error", lambda t: ", ".join(f"±{v:g}% {k}" for k, v in t.get("error_pct", {}).items())
+    row("expected error", lambda t: ", ".join(f"±{fmt_sig(v)}% {k}" for k, v in t.get("error_pct", {}).items())
         + (f" (not measured: {unmeasured_text(t, t['gpu'], t['model'])})" if not measured(t) else ""))
     row("binding", lambda t: t["binding"] if ok(t) else Text(t.get("reason", ""), style="red"))
     row("meets SLO", lambda t: Text("yes", style="green") if t["meets_slo"] else Text("no: " + ", ".join(t.get("misses", [])), style="red"))
@@ -102,9 +104,9 @@ def catalog_table(kind: str, rows: list[dict]) -> Table:
             table.add_column(col, justify="left" if col == "id" else "right", no_wrap=col == "id")
         for g in rows:
             t = g["tflops"]
-            table.add_row(g["id"], f"{g['memory_gib']:g}", f"{g['mem_bw_tb_s']:g}", f"{t.get('bf16', t.get('fp16', 0)):g}",
-                          f"{t['fp8']:g}" if "fp8" in t else "-", f"{t['fp4']:g}" if "fp4" in t else "-",
-                          f"{g['link_gb_s']:g} {g['interconnect']}", f"{g['tdp_w']:g}", f"{g['price_usd_hour']:.2f}")
+            table.add_row(g["id"], fmt_sig(g["memory_gib"], 4), fmt_sig(g["mem_bw_tb_s"], 4), fmt_sig(t.get("bf16", t.get("fp16", 0)), 4),
+                          fmt_sig(t["fp8"], 4) if "fp8" in t else "-", fmt_sig(t["fp4"], 4) if "fp4" in t else "-",
+                          f"{fmt_sig(g['link_gb_s'], 4)} {g['interconnect']}", fmt_sig(g["tdp_w"], 4), f"{g['price_usd_hour']:.2f}")
     else:
         for col in ("id", "tier", "params B", "active B", "layers", "attention", "experts", "context", "dtype"):
             table.add_column(col, justify="left" if col in ("id", "tier", "attention", "dtype") else "right", no_wrap=col == "id")
@@ -122,8 +124,8 @@ def validation_tables(rows: list[dict], report: dict, unparsed: list[str]) -> li
     for r in rows:
         load = r["mode"] if r["mode"] == "offline" else f"{r['mode']} {r['rate'] or r['concurrency']}"
         err = Text(f"{r['error_pct']:+.1f}%", style="green" if abs(r["error_pct"]) <= 15 else "red") if r["error_pct"] is not None else Text(r.get("reason", ""), style="yellow")
-        detail.add_row(r["model"], r["gpu"], str(r["tp"]), load, f"{r['input_len']:g}/{r['output_len']:g}", r["metric"],
-                       f"{r['measured']:,.4g}", f"{r['predicted']:,.4g}" if r["predicted"] is not None else "-", err)
+        detail.add_row(r["model"], r["gpu"], str(r["tp"]), load, f"{fmt_sig(r['input_len'])}/{fmt_sig(r['output_len'])}", r["metric"],
+                       fmt_sig(r["measured"], 4), fmt_sig(r["predicted"], 4) if r["predicted"] is not None else "-", err)
     summary = Table(title="absolute % error per metric", header_style="bold", title_justify="left")
     for col in ("metric", "n", "median", "mean"):
         summary.add_column(col, justify="left" if col == "metric" else "right")

@@ -29,6 +29,7 @@ from planner.engine.serving import (
     solve_rate_point,
 )
 from planner.engine.specs import GB, TIERS, TP_DEGREES, GpuSpec, ModelSpec
+from planner.report import fmt_gb, fmt_sig
 
 MAX_REPLICAS = 100_000
 
@@ -252,8 +253,8 @@ def _size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Serv
 
 
 def _too_many(rate: float, max_rate: float, util_cap: float) -> str:
-    return (f"more than {MAX_REPLICAS:,} replicas would be needed: {rate:,.4g} req/s against {max_rate:,.4g} req/s "
-            f"per replica at most, at a utilisation ceiling of {util_cap:.3g}")
+    return (f"more than {MAX_REPLICAS:,} replicas would be needed: {fmt_sig(rate, 4)} req/s against {fmt_sig(max_rate, 4)} "
+            f"req/s per replica at most, at a utilisation ceiling of {fmt_sig(util_cap)}")
 
 
 def _first_good(bad: int, ok, fidelity) -> tuple[int, int | None]:
@@ -469,7 +470,7 @@ def _floor_reason(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Servi
     value = percentile_of(dist, float(pct)) * 1e3
     bound = floor.prefill_bound if name == "TTFT" else floor.decode_bound
     return (
-        f"{name} p{pct} target {target:g} ms is below the single-request floor of {value:.0f} ms for "
+        f"{name} p{pct} target {fmt_sig(target, 6)} ms is below the single-request floor of {fmt_sig(value, 2)} ms for "
         f"{model.id} {cfg.weights} on {gpu.id} at TP={cfg.tp} ({bound} bound): relax the target, "
         f"quantize, or use a faster GPU"
     )
@@ -603,8 +604,8 @@ def _request_kv(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Knobs
     p = replica_params(model, gpu, cfg, knobs)
     need_gb = float(p.kv_bytes_token_gpu) * wl.decode_ctx_mean / GB
     free_gb = float(memory_per_gpu(p)["kv"]) / GB
-    return (f"memory capacity: the mean request's KV cache takes {need_gb:,.1f} GB per GPU at TP={cfg.tp}, "
-            f"of {free_gb:,.1f} GB left after the weights")
+    return (f"memory capacity: the mean request's KV cache takes {fmt_gb(need_gb)} per GPU at TP={cfg.tp}, "
+            f"of {fmt_gb(free_gb)} left after the weights")
 
 
 def _replicas(n: int) -> str:
@@ -614,8 +615,8 @@ def _replicas(n: int) -> str:
 def _kv_reason(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Knobs, wl: Workload) -> str:
     p = replica_params(model, gpu, cfg, knobs)
     kv_gb = float(memory_per_gpu(p)["kv"]) / GB
-    return (f"memory capacity bound: after the weights, {kv_gb:.1f} GB of KV cache per GPU at TP={cfg.tp} does not hold "
-            f"one request of {wl.decode_ctx_mean:,.0f} tokens for {model.id}; shorten the prompts, quantize the KV cache, "
+    return (f"memory capacity bound: after the weights, {fmt_gb(kv_gb)} of KV cache per GPU at TP={cfg.tp} does not hold "
+            f"one request of {fmt_sig(wl.decode_ctx_mean)} tokens for {model.id}; shorten the prompts, quantize the KV cache, "
             f"or use larger GPUs")
 
 
@@ -633,7 +634,8 @@ def _capped(scenario: Scenario, need: TierPlan, max_gpus: int, knobs: Knobs, wl:
     misses = slo_misses(scenario, point, scenario.slo.max_utilization)
     if not point.stable:
         max_rps = replicas * offline_throughput(p, wl)[0]
-        detail = f"unstable: {scenario.load.peak_rate_rps:,.4g} req/s offered, at most {max_rps:,.4g} req/s on {_replicas(replicas)}"
+        detail = (f"unstable: {fmt_sig(scenario.load.peak_rate_rps, 4)} req/s offered, at most {fmt_sig(max_rps, 4)} req/s "
+                  f"on {_replicas(replicas)}")
     else:
         detail = f"on {_replicas(replicas)} it misses {', '.join(misses)}"
     # sized, so feasible: the fleet exists; its misses (or instability) say it cannot carry the load
@@ -695,8 +697,8 @@ def _does_not_fit(tier, model, gpu, base, knobs, node_limit, price, wl: Workload
               else "quantize, raise PP, or use a larger GPU")
     reason = (
         f"{model.id} {base.weights} does not fit on {gpu.id} {'at' if chosen else 'even at'} TP={tp} (memory capacity bound): "
-        f"weights need {float(mem['weights']) / GB:.1f} GB per GPU (plus {float(mem['other']) / GB:.1f} GB other), "
-        f"{short_gb:.1f} GB over the {float(mem['budget']) / GB:.1f} GB budget; {advice}"
+        f"weights need {fmt_gb(float(mem['weights']) / GB)} per GPU (plus {fmt_gb(float(mem['other']) / GB)} other), "
+        f"{fmt_gb(short_gb)} over the {fmt_gb(float(mem['budget']) / GB)} budget; {advice}"
     )
     too_long = context_problem(model, wl)
     if too_long:

@@ -11,6 +11,7 @@ from planner.engine.roofline import ServingConfig, memory_per_gpu, replica_param
 from planner.engine.scenario import LengthDist
 from planner.engine.serving import OperatingPoint, Workload, concurrency_point, offline_point, rate_point
 from planner.engine.specs import GB, GpuSpec, ModelSpec
+from planner.report import fmt_gb
 
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 72)
 
@@ -88,9 +89,9 @@ def _predict(req: PredictRequest, calibration: Calibration) -> Prediction:
                  "budget": float(mem["budget"]) / GB}
     if float(mem["kv"]) <= 0:
         reason = (
-            f"does not fit (memory capacity bound): {req.model.id} {cfg.weights} needs {memory_gb['weights']:.1f} GB of "
-            f"weights plus {memory_gb['other']:.1f} GB runtime per GPU at TP={cfg.tp} PP={cfg.pp}, "
-            f"{float(mem['shortfall']) / GB:.1f} GB over the {memory_gb['budget']:.1f} GB budget of {req.gpu.id}"
+            f"does not fit (memory capacity bound): {req.model.id} {cfg.weights} needs {fmt_gb(memory_gb['weights'])} of "
+            f"weights plus {fmt_gb(memory_gb['other'])} runtime per GPU at TP={cfg.tp} PP={cfg.pp}, "
+            f"{fmt_gb(float(mem['shortfall']) / GB)} over the {fmt_gb(memory_gb['budget'])} budget of {req.gpu.id}"
         )
         fitting = None if req.tp_auto else smallest_fitting_tp(req.model, req.gpu, cfg, knobs)
         if fitting is not None:

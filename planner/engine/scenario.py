@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from planner.engine.engines import DEFAULT_ENGINE, Engine
 from planner.engine.specs import KV_PRECISIONS, WEIGHT_PRECISIONS
+from planner.report import fmt_sig
 
 # Monthly hours: 8760 / 12, the infracost/AWS-calculator convention (modeling digest §7 [S41]).
 HOURS_PER_MONTH = 730.0
@@ -45,10 +46,10 @@ class LengthDist(Strict):
             if self.p90 is None:
                 raise ValueError("lognormal needs p90 (the 90th-percentile length)")
             if self.p90 <= self.mean:
-                raise ValueError(f"p90 ({self.p90:g}) must be above the mean ({self.mean:g}) for a lognormal")
+                raise ValueError(f"p90 ({fmt_sig(self.p90, 6)}) must be above the mean ({fmt_sig(self.mean, 6)}) for a lognormal")
             widest = self.mean * LOGNORMAL_MAX_P90_RATIO
             if self.p90 > widest:
-                raise ValueError(f"no lognormal has mean {self.mean:g} and p90 {self.p90:g}: its p90 is at most "
+                raise ValueError(f"no lognormal has mean {fmt_sig(self.mean, 6)} and p90 {fmt_sig(self.p90, 6)}: its p90 is at most "
                                  f"{LOGNORMAL_MAX_P90_RATIO:.3f} x the mean ({widest:,.0f}); lower p90, or use "
                                  f"kind = \"exponential\" (p90 = 2.303 x the mean)")
         return self

@@ -34,6 +34,7 @@ from planner.engine.lengths import norm_ppf
 from planner.engine.roofline import (BLOCK_TOKENS, ReplicaParams, StepTime, bound_name, decode_step_total_s, fixed_step_s,
                                      kv_capacity_tokens, step_time, touched_experts)
 from planner.engine.scenario import LengthDist
+from planner.report import fmt_sig
 
 PERCENTILES = (50.0, 90.0, 99.0)
 SAMPLES = 2048
@@ -592,13 +593,13 @@ def solve_rate_point(p: ReplicaParams, wl: Workload, rate: float, below: RateSol
         return RateSolution(rate, point)
     rate = max(rate, 0.0)
     if util >= 1.0:
-        point.note = f"offered {rate:.3g} req/s is at or above the replica's maximum {max_rate:.3g} req/s"
+        point.note = f"offered {fmt_sig(rate)} req/s is at or above the replica's maximum {fmt_sig(max_rate)} req/s"
         return RateSolution(rate, point)
     pool = wl.pool(p)
     start = below.state if below is not None and below.rate < rate and below.rate > 0 else None
     state = solve_rate(p, wl, pool, rate, cap, start) if rate > 0 else _idle_state(p, wl)
     if state is None:
-        point.note = f"prefill work outgrows the engine at {rate:.3g} req/s (queue grows without bound)"
+        point.note = f"prefill work outgrows the engine at {fmt_sig(rate)} req/s (queue grows without bound)"
         return RateSolution(rate, point)
     return RateSolution(rate, point, pool, state)
 
@@ -1531,7 +1532,7 @@ def _saturated_at(p: ReplicaParams, wl: Workload, clients: float, sat: _Saturate
 
 
 def _seconds(s: float) -> str:
-    return f"{s * 1e3:.0f} ms" if s < 1.0 else f"{s:.3g} s"
+    return f"{s * 1e3:.0f} ms" if s < 1.0 else f"{fmt_sig(s)} s"
 
 
 def offline_point(p: ReplicaParams, wl: Workload) -> OperatingPoint:

@@ -71,12 +71,12 @@ def files(tmp_path) -> Files:
     return Files(tmp_path)
 
 
-def run(capsys, files: Files, argv, *, may_not_fit: bool = False):
+def run(capsys, files: Files, argv):
     with unreadable(*files.blocked):
         code, out, err = run_cli(capsys, argv)
     files.blocked.clear()
     event(f"exit {code}")  # --hypothesis-show-statistics: how many cases got past the argument checks
-    return check_outcome(code, out, err, argv, may_not_fit=may_not_fit)
+    return check_outcome(code, out, err, argv)
 
 
 def option(name: str, value: str, as_one: bool) -> list[str]:
@@ -165,7 +165,7 @@ def predict_argv(draw, files: Files) -> list[str]:
 @given(data=st.data())
 def test_predict_survives_hostile_arguments(capsys, files, data):
     argv = data.draw(predict_argv(files))
-    result = run(capsys, files, argv, may_not_fit=True)
+    result = run(capsys, files, argv)
     if isinstance(result, dict) and result.get("fits") and result.get("stable") is False:
         for metric in ("ttft_ms", "tpot_ms", "e2e_ms"):  # an unstable replica has no finite percentile
             assert result[metric]["p99"] is None and result[metric]["mean"] is None

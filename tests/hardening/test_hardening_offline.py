@@ -75,4 +75,5 @@ def test_every_command_and_the_tui_work_without_network(tmp_path):
         if name == "tui":
             assert result["run"], "planner.tui.app has no run()"
             continue
-        assert result["code"] == 0 and result["err"] == "" and result["out"] > 0, (name, result)
+        # 3: a result, with a tier that misses its targets (the built-in models' large tier at these defaults)
+        assert result["code"] in (0, 3) and result["err"] == "" and result["out"] > 0, (name, result)

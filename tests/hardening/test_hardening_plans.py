@@ -142,7 +142,7 @@ def test_unstable_predictions_show_no_finite_percentile(capsys):
     argv = ["predict", "--model", "llama-3.1-70b", "--gpu", "l4", "--tp", "8", "--input-len", "1000", "--output-len", "200",
             "--rate", "1e6", "--format", "json"]
     code, out, err = run_cli(capsys, argv)
-    data = check_outcome(code, out, err, argv, may_not_fit=True)
+    data = check_outcome(code, out, err, argv)
     if data["fits"]:
         assert data["stable"] is False and data["reason"].startswith("unstable")
         assert all(data[d][k] is None for d in DISTS for k in ("mean", "p50", "p90", "p99"))
@@ -326,7 +326,7 @@ def test_search_of_long_prompts_is_fast(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "planner", *argv], cwd=root, capture_output=True, timeout=4)
     except subprocess.TimeoutExpired:
         raise AssertionError("planner search took over 4 s (about 15 s on an idle core today)") from None
-    assert proc.returncode == 0
+    assert proc.returncode in (0, 3), proc.stderr  # 3: no fleet meets the targets, which is a result
 
 
 def test_calibrate_of_a_few_closed_loop_rows_is_fast(tmp_path):

@@ -188,6 +188,6 @@ def test_cli_output_failure_is_one_line_and_keeps_the_old_file(capsys, tmp_path,
     monkeypatch.setattr(os, "replace", failing(os.replace, OSError(errno.ENOSPC, "No space left on device")))
     code, stdout, err = run_cli(capsys, argv)
     monkeypatch.undo()
-    check_outcome(code, stdout, err, argv)
+    check_outcome(code, stdout, err, argv, write_fails=True)
     assert err == f"planner: error: {out}: cannot save: No space left on device\n"
     assert out.read_text() == ORIGINAL and listing(tmp_path) == ["out.toml"]

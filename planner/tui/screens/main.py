@@ -41,7 +41,7 @@ from planner.profile import (
     user_profiles,
     user_profiles_dir,
 )
-from planner.report import fmt_num, plan_export
+from planner.report import fmt_num, mean_tokens, plan_export
 from planner.tui import commands, gcpause
 from planner.tui.compute import (
     SWEEPS,
@@ -195,8 +195,10 @@ class PlannerScreen(PromptFrames, Screen[None]):
         parts: list = []
         if self.result is not None:
             load = self.result.data["load"]
-            parts.append(f"peak {fmt_num(load['peak_rate_rps'])} req/s · prompt ~{fmt_num(load['mean_input_tokens'])} "
-                         f"· output ~{fmt_num(load['mean_output_tokens'])} tok · targets: "
+            tokens_in = mean_tokens(load["input_len"], load["mean_input_tokens"])
+            tokens_out = mean_tokens(load["output_len"], load["mean_output_tokens"])
+            parts.append(f"peak {fmt_num(load['peak_rate_rps'])} req/s · prompt ~{fmt_num(tokens_in)} "
+                         f"· output ~{fmt_num(tokens_out)} tok · targets: "
                          f"{targets_text(self.result.plan.scenario.slo)}")
         if self.invalid:
             n = len(self.invalid)

@@ -15,6 +15,7 @@ from textual.color import Color
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
+from planner.report import fmt_sig
 from planner.tui.compute import LatencyCurve, Result, SweepPoint
 
 MARKER = "hd"  # block glyphs: braille misaligns in SVG screenshots
@@ -120,9 +121,9 @@ class LatencyChart(ThemedPlot):
         plt.ylim(math.log10(lo), math.log10(hi))
         plt.xlim(0, c.saturation_rps)
         if c.peak_rps > c.saturation_rps:
-            plt.xlabel(f"load, req/s: peak {c.peak_rps:,.3g} > saturation {c.saturation_rps:,.3g}")
+            plt.xlabel(f"load, req/s: peak {fmt_sig(c.peak_rps)} > saturation {fmt_sig(c.saturation_rps)}")
         else:
-            plt.xlabel(f"offered load, req/s (saturation {c.saturation_rps:,.3g}; peak {c.peak_rps:,.3g} ┃)")
+            plt.xlabel(f"offered load, req/s (saturation {fmt_sig(c.saturation_rps)}; peak {fmt_sig(c.peak_rps)} ┃)")
 
 
 class CostChart(ThemedPlot):

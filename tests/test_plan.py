@@ -185,7 +185,7 @@ def test_utilisation_ceiling_binds_only_when_one_fewer_replica_would_breach_it()
     plan = evaluate(sc)
     for t in plan.tiers:
         if t.feasible and t.binding == "utilisation ceiling":
-            max_rate = offline_throughput(replica_params(t.model, t.gpu, t.config, knobs_for(t.gpu, None)), plan.workload)[0]
+            max_rate = offline_throughput(replica_params(t.model, t.gpu, t.config, knobs_for(t.gpu, None, t.config.engine)), plan.workload)[0]
             assert t.replicas > 1, f"{t.tier}: one replica at {t.point.utilization:.0%} is not held by the ceiling"
             assert sc.load.peak_rate_rps / ((t.replicas - 1) * max_rate) > sc.slo.max_utilization
 
@@ -351,7 +351,7 @@ def test_confirmed_count_is_the_smallest_that_passes_at_full_fidelity():
     for t in plan.tiers:
         if not t.feasible or t.replicas <= 1:
             continue
-        p = replica_params(t.model, t.gpu, t.config, knobs_for(t.gpu, None))
+        p = replica_params(t.model, t.gpu, t.config, knobs_for(t.gpu, None, t.config.engine))
         below = rate_point(p, plan.workload, sc.load.peak_rate_rps / (t.replicas - 1), fidelity=FULL)
         assert slo_misses(sc, below, sc.slo.max_utilization), f"{t.tier}: {t.replicas - 1} replicas also pass"
         assert not slo_misses(sc, t.point, sc.slo.max_utilization)

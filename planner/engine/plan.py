@@ -29,7 +29,7 @@ from planner.engine.serving import (
     solve_rate_point,
 )
 from planner.engine.specs import GB, TIERS, TP_DEGREES, GpuSpec, ModelSpec
-from planner.report import fmt_gb, fmt_sig
+from planner.engine.numbers import fmt_gb, fmt_sig
 
 MAX_REPLICAS = 100_000
 

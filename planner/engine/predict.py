@@ -11,7 +11,7 @@ from planner.engine.roofline import ServingConfig, memory_per_gpu, replica_param
 from planner.engine.scenario import LengthDist
 from planner.engine.serving import OperatingPoint, Workload, concurrency_point, offline_point, rate_point
 from planner.engine.specs import GB, GpuSpec, ModelSpec
-from planner.report import fmt_gb
+from planner.engine.numbers import fmt_gb
 
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 72)
 

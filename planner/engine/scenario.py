@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from planner.engine.engines import DEFAULT_ENGINE, Engine
 from planner.engine.specs import KV_PRECISIONS, WEIGHT_PRECISIONS
-from planner.report import fmt_sig
+from planner.engine.numbers import fmt_sig
 
 # Monthly hours: 8760 / 12, the infracost/AWS-calculator convention (modeling digest §7 [S41]).
 HOURS_PER_MONTH = 730.0

@@ -34,7 +34,7 @@ from planner.engine.lengths import norm_ppf
 from planner.engine.roofline import (BLOCK_TOKENS, ReplicaParams, StepTime, bound_name, decode_step_total_s, fixed_step_s,
                                      kv_capacity_tokens, step_time, touched_experts)
 from planner.engine.scenario import LengthDist
-from planner.report import fmt_sig
+from planner.engine.numbers import fmt_sig
 
 PERCENTILES = (50.0, 90.0, 99.0)
 SAMPLES = 2048

@@ -80,6 +80,7 @@ def plan_table(data: dict, name: str) -> Table:
     row("utilisation", lambda t: f"{t['utilization']:.0%}" if t["utilization"] is not None else "-")
     row("USD/month", lambda t: fmt_usd(t["usd_month"]))
     row("USD/M out tok", lambda t: fmt_usd(t["usd_per_mtok"]))
+    api_rows(row)
     row("kWh/month", lambda t: fmt_num(t["kwh_month"]))
     row("CO2 kg/month", lambda t: fmt_num(t["co2_kg_month"]))
     row("quality", lambda t: f"{t['quality']['score']:.1f} {t['quality']['benchmark']}" if t.get("quality") else "-")
@@ -92,7 +93,43 @@ def plan_table(data: dict, name: str) -> Table:
     if load.get("caveats"):
         table.caption = Text("caveat: " + "; ".join(load["caveats"]), style="yellow")
         table.caption_justify = "left"
+    sources = api_sources_text(tiers)
+    if sources:
+        table.caption = Text.assemble(table.caption or "", "\n" if table.caption else "", sources)
+        table.caption_justify = "left"
     return table
+
+
+def api_rows(row) -> None:
+    """The hosted-API comparison rows of the plan table (see planner.report.api_json)."""
+    row("API USD/month", lambda t: f"{fmt_usd(t['api_usd_month'])} {t['api_source']['provider']}"
+        if t.get("api_usd_month") is not None else Text(t.get("api_note") or "-", style="dim"))
+    row("API USD/M out tok", lambda t: fmt_usd(t.get("api_usd_per_mtok")))
+    row("cheaper", lambda t: {"api": Text("API", style="yellow"), "self-hosted": Text("self-hosted", style="green"),
+                              "same": "same"}.get(t.get("api_cheaper") or "", "-"))
+    row("break-even", break_even_text)
+
+
+def break_even_text(t: dict) -> str | Text:
+    """The mean load from which self-hosting costs no more than the API, three ways."""
+    rps = t.get("break_even_rps")
+    if rps is None:
+        return Text("never at this price", style="yellow") if t.get("api_cheaper") else "-"
+    return (f"{fmt_num(rps)} req/s = {fmt_num(t['break_even_requests_month'])} req/mo = "
+            f"{fmt_num(t['break_even_mtok_month'])}M out tok/mo")
+
+
+def api_sources_text(tiers: list[dict]) -> str:
+    """Where each tier's API price comes from: provider, price page and the day it was read."""
+    parts = []
+    for t in tiers:
+        src = t.get("api_source")
+        if src is None:
+            continue
+        where = f"{src['url']}, seen {src['seen']}" if src.get("url") else "set in the profile"
+        parts.append(f"{t['tier']}: {src['provider']} ${t['api_usd_per_mtok_input']:g}/${t['api_usd_per_mtok_output']:g} "
+                     f"per M in/out tok ({where})")
+    return ("API prices: " + "; ".join(parts)) if parts else ""
 
 
 def catalog_table(kind: str, rows: list[dict]) -> Table:

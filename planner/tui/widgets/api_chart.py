@@ -65,14 +65,11 @@ class ApiCostChart(ThemedPlot):
         self.replot()
 
     def draw(self) -> None:
-        plt = self.plt
-        v = self.view
-        if v is None:
-            plt.title("self-hosted vs API: computing…")
-            return
-        if v.note:
-            plt.title(f"{v.tier}: self-hosted vs API $/month")
-            self.message(v.note)
+        plt, v = self.plt, self.view
+        if v is None or v.note:  # before the first plan, or nothing to compare
+            plt.title(f"{v.tier}: self-hosted vs API $/month" if v else "self-hosted vs API: computing…")
+            if v:
+                self.message(v.note)
             return
         plt.title(f"{v.tier}: $/month vs load, self-hosted ({v.replica_gpus}-GPU replicas) vs API ({v.provider} $/M tok)")
         x_hi = v.x_max()

@@ -199,6 +199,9 @@ def search_tables(data: list[dict]) -> list:
                       f"{tier['exact_sizings']} sized exactly", title_justify="left", header_style="bold")
         for col in ("#", "model", "GPUs", "TP", "weights/KV", "max seqs", "budget", "USD/month", "TTFT p99", "E2E p99", "binding"):
             table.add_column(col, justify="right" if col in ("#", "GPUs", "TP", "USD/month", "TTFT p99", "E2E p99") else "left")
+        for api in tier.get("hosted_api", []):  # cheaper than every fleet: above them, marked
+            table.add_row(Text("API", style="yellow"), api["model"], Text(f"hosted API: {api['provider']}", style="yellow"),
+                          "-", "-", "-", "-", fmt_usd(api["usd_month"]), "-", "-", "a price, not sized")
         frontier = {(c["model"], c["gpu"], c["tp"], c["weights"], c["kv"], c["max_seqs"], c["max_batched_tokens"]) for c in tier["frontier_e2e_p99"]}
         for i, c in enumerate(tier["top"], 1):
             mark = "*" if (c["model"], c["gpu"], c["tp"], c["weights"], c["kv"], c["max_seqs"], c["max_batched_tokens"]) in frontier else ""
@@ -208,7 +211,9 @@ def search_tables(data: list[dict]) -> list:
         excluded = ", ".join(f"{n:,} {why}" for why, n in tier["excluded"].items())
         unmeasured = "; ? no measurements of this GPU family, model family or engine on it" if not all(
             c["validated"] for c in tier["top"]) else ""
-        table.caption = (f"excluded: {excluded}. " if excluded else "") + "* on the cost / p99 E2E frontier" + unmeasured + (
+        hosted = ("; API: a hosted API's bill for this traffic, below every fleet found (its latency is not modelled)"
+                  if tier.get("hosted_api") else "")
+        table.caption = (f"excluded: {excluded}. " if excluded else "") + "* on the cost / p99 E2E frontier" + unmeasured + hosted + (
             "; " + "; ".join(tier["notes"]) if tier["notes"] else "")
         out.append(table)
     return out

@@ -151,3 +151,24 @@ def test_comparison_off_and_unknown_model_say_why():
     assert all(t["api_usd_month"] is None and t["api_note"].startswith("API comparison off") for t in off["tiers"])
     unknown = plan_json(evaluate(Scenario(models={"small": "llama-2-7b", "medium": "llama-2-13b", "large": "llama-2-70b"})))
     assert all(t["api_source"] is None and t["api_note"] == f"no API price known for {t['model']}" for t in unknown["tiers"])
+
+
+# ---------------------------------------------------------------- search
+
+
+def test_search_lists_a_hosted_api_only_where_it_undercuts_every_fleet():
+    from planner.cli import hosted_api_json
+    from planner.engine.search import search
+
+    load = Load(rate_rps=1.0, input_len=1000, output_len=250)
+    cheap = Scenario(load=load, api=ApiSettings(small=ApiPrice(input=0.01, output=0.01)))
+    [result] = search(cheap, ["small"], ["h100-sxm"], top=2)
+    # 1,250 tokens x $0.01/M = $0.0000125 a request x 1 req/s x 2,628,000 s = $32.85 a month
+    [option] = result.hosted_apis
+    assert option.usd_month == pytest.approx(32.85) and option.usd_month < result.ranked[0].usd_month
+    data = hosted_api_json(option)
+    assert data["hosted_api"] is True and data["provider"] == "profile" and data["usd_month"] == 32.85
+    dear = Scenario(load=load, api=ApiSettings(small=ApiPrice(input=100.0, output=100.0)))
+    assert search(dear, ["small"], ["h100-sxm"], top=2)[0].hosted_apis == []
+    off = Scenario(load=load, api=ApiSettings(enabled=False, small=ApiPrice(input=0.01, output=0.01)))
+    assert search(off, ["small"], ["h100-sxm"], top=2)[0].hosted_apis == []

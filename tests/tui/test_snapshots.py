@@ -88,11 +88,11 @@ class TestScreens:
 
 class TestApiChart:
     def test_small_tier_against_the_api(self, snap):
-        """The small tier selected and the results scrolled to the bottom: the detail's API line
-        (OpenRouter's price, the bill, self-hosting cheaper, the break-even load) and the chart of
-        $/month against load: the self-hosted staircase (one step per replica), the API's straight
-        line through the origin, the planned load (vertical line, "now 10 req/s") and the
-        break-even load (◆) where the line crosses the first step."""
+        """The small tier against the profile's $0.06/$0.06 API price ([api] small), selected and
+        scrolled to the bottom: the chart of $/month against load, the self-hosted staircase (one
+        step per 1-GPU replica), the API's straight line through the origin, the planned load
+        ("now 10 req/s", where the line is still below the first step: the API is cheaper) and the
+        break-even load (◆, about 15 req/s) where the line crosses the first step."""
 
         async def small_and_scroll(pilot: Pilot) -> None:
             await pilot.press("ctrl+t")  # large
@@ -101,4 +101,4 @@ class TestApiChart:
             pilot.app.planner.query_one("#results").scroll_end(animate=False)
             await pilot.pause()
 
-        assert snap(actions=small_and_scroll)
+        assert snap(DATA / "api-price.toml", actions=small_and_scroll)

@@ -118,6 +118,8 @@ def api_json(t: TierPlan) -> dict:
     """The hosted-API comparison of a tier: the API's bill for the same traffic, its price and
     source, which is cheaper, and the mean load from which self-hosting costs no more (break_even_*;
     null when it never does, as api_note then says). Every key is present; null when not known."""
+    from planner.engine.cost import api_usd_per_mtok_output  # loaded by then: there is a plan
+
     q = t.api_quote
     api = t.cost.api if t.feasible and t.cost is not None else None
     out = {
@@ -128,18 +130,15 @@ def api_json(t: TierPlan) -> dict:
         "api_cheaper": None, "break_even_rps": None, "break_even_requests_month": None, "break_even_mtok_month": None,
         "api_note": api_note(t),
     }
-    if q is not None and t.mean_output_tokens > 0:
-        out["api_usd_per_mtok"] = finite(q.usd_per_request(*_mean_lengths(t)) / t.mean_output_tokens * 1e6, 4)
+    if q is not None:
+        per_request = q.usd_per_request(t.mean_input_tokens, t.mean_output_tokens)
+        out["api_usd_per_mtok"] = finite(api_usd_per_mtok_output(per_request, t.mean_output_tokens), 4)
     if api is not None:
         be = api.break_even_rps
         out |= {"api_cheaper": api.cheaper, "break_even_rps": finite(be, 4),
                 "break_even_requests_month": finite(be * api.seconds_per_month, 0),
                 "break_even_mtok_month": finite(be * api.seconds_per_month * api.mean_output_tokens / 1e6, 3)}
     return out
-
-
-def _mean_lengths(t: TierPlan) -> tuple[float, float]:
-    return t.mean_input_tokens, t.mean_output_tokens
 
 
 def api_note(t: TierPlan) -> str | None:

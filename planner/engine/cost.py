@@ -60,9 +60,7 @@ class ApiComparison:
 
     @property
     def usd_per_mtok_output(self) -> float:
-        """The API bill per million output tokens, the prompts' tokens included: comparable with
-        the fleet's usd_per_mtok_output."""
-        return self.usd_per_request / self.mean_output_tokens * 1e6 if self.mean_output_tokens > 0 else math.inf
+        return api_usd_per_mtok_output(self.usd_per_request, self.mean_output_tokens)
 
     @property
     def break_even_rps(self) -> float:
@@ -91,6 +89,12 @@ class ApiComparison:
 def api_usd_month(usd_per_request: float, mean_rate_rps: float, hours_per_month: float) -> float:
     """A pay-per-token API's monthly bill: price per request x requests in the month."""
     return usd_per_request * mean_rate_rps * hours_per_month * 3600.0
+
+
+def api_usd_per_mtok_output(usd_per_request: float, mean_output_tokens: float) -> float:
+    """An API's bill per million output tokens, the prompts' tokens included: comparable with a
+    fleet's usd_per_mtok_output."""
+    return usd_per_request / mean_output_tokens * 1e6 if mean_output_tokens > 0 else math.inf
 
 
 def gpu_power_w(tdp_w: float, activity: float) -> float:

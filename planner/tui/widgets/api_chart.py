@@ -13,6 +13,7 @@ from textual.reactive import reactive
 from planner.tui.widgets.charts import MARKER, ThemedPlot, _nice_ticks, _usd_label
 
 if TYPE_CHECKING:  # the engine loads with the first plan, after the first frame
+    from planner.engine.cost import ApiComparison
     from planner.engine.plan import TierPlan
 
 MAX_STEPS = 2000  # replicas drawn at most: past that the staircase is a line at any terminal width
@@ -24,25 +25,16 @@ class ApiCostView:
 
     tier: str
     note: str = ""
-    rate_rps: float = 0.0  # the planned mean load
-    replica_usd_month: float = 0.0
-    replica_capacity_rps: float = 0.0
-    api_usd_month_per_rps: float = 0.0
-    break_even_rps: float = math.inf
-    provider: str = ""
+    api: ApiComparison | None = None
     replica_gpus: int = 0
-
-    def self_hosted_usd_month(self, rate_rps: float) -> float:
-        if rate_rps <= 0:
-            return 0.0
-        return math.ceil(rate_rps / self.replica_capacity_rps - 1e-9) * self.replica_usd_month
 
     def x_max(self) -> float:
         """The load axis: past the planned load, the break-even load and three replicas' worth."""
-        ends = [self.rate_rps * 1.5, 3 * self.replica_capacity_rps]
-        if math.isfinite(self.break_even_rps):
-            ends.append(self.break_even_rps * 1.5)
-        return min(max(ends), MAX_STEPS * self.replica_capacity_rps)
+        api = self.api
+        ends = [api.mean_rate_rps * 1.5, 3 * api.replica_capacity_rps]
+        if math.isfinite(api.break_even_rps):
+            ends.append(api.break_even_rps * 1.5)
+        return min(max(ends), MAX_STEPS * api.replica_capacity_rps)
 
 
 def api_cost_view(tp: TierPlan, note: str | None) -> ApiCostView:
@@ -50,10 +42,7 @@ def api_cost_view(tp: TierPlan, note: str | None) -> ApiCostView:
     api = tp.cost.api if tp.feasible and tp.cost is not None else None
     if api is None or api.replica_capacity_rps <= 0:
         return ApiCostView(tp.tier, note=note or "no self-hosted fleet to compare")
-    return ApiCostView(tp.tier, rate_rps=api.mean_rate_rps, replica_usd_month=api.replica_usd_month,
-                       replica_capacity_rps=api.replica_capacity_rps,
-                       api_usd_month_per_rps=api.api_usd_month_at(1.0), break_even_rps=api.break_even_rps,
-                       provider=api.quote.label(), replica_gpus=tp.config.tp * tp.config.pp)
+    return ApiCostView(tp.tier, api=api, replica_gpus=tp.config.tp * tp.config.pp)
 
 
 class ApiCostChart(ThemedPlot):
@@ -71,18 +60,20 @@ class ApiCostChart(ThemedPlot):
             if v:
                 self.message(v.note)
             return
-        plt.title(f"{v.tier}: $/month vs load, self-hosted ({v.replica_gpus}-GPU replicas) vs API ({v.provider} $/M tok)")
+        api = v.api
+        plt.title(f"{v.tier}: $/month vs load, self-hosted ({v.replica_gpus}-GPU replicas) vs API ({api.quote.label()} $/M tok)")
         x_hi = v.x_max()
-        steps = max(math.ceil(x_hi / v.replica_capacity_rps - 1e-9), 1)
+        capacity = api.replica_capacity_rps
         xs, ys = [], []
-        for n in range(1, steps + 1):  # each replica's price from the load that needs it
-            xs += [(n - 1) * v.replica_capacity_rps, min(n * v.replica_capacity_rps, x_hi)]
-            ys += [n * v.replica_usd_month] * 2
-        api_hi = v.api_usd_month_per_rps * x_hi
+        for n in range(1, max(math.ceil(x_hi / capacity - 1e-9), 1) + 1):  # each replica from the load that needs it
+            left, right = (n - 1) * capacity, min(n * capacity, x_hi)
+            xs += [left, right]
+            ys += [api.self_hosted_usd_month_at((left + right) / 2)] * 2
+        api_hi = api.api_usd_month_at(x_hi)
         y_hi = max(max(ys), api_hi, 1.0) * 1.12
-        own, api, now = self.color("primary"), self.color("success"), self.color("warning")
-        plt.plot(xs, ys, marker=MARKER, color=own, label="self-hosted")
-        plt.plot([0.0, x_hi], [0.0, api_hi], marker=MARKER, color=api, label="API")
+        own_colour, api_colour, now = self.color("primary"), self.color("success"), self.color("warning")
+        plt.plot(xs, ys, marker=MARKER, color=own_colour, label="self-hosted")
+        plt.plot([0.0, x_hi], [0.0, api_hi], marker=MARKER, color=api_colour, label="API")
         background = self.color("surface")
 
         def label(text: str, x: float, y: float, colour: tuple[int, int, int]) -> None:
@@ -92,18 +83,19 @@ class ApiCostChart(ThemedPlot):
             plt.text(text, x - offset if right else x + offset, y, color=colour, background=background,
                      alignment="right" if right else "left")
 
-        if 0 < v.rate_rps <= x_hi:
-            plt.vertical_line(v.rate_rps, color=now)
-            label(f"now {v.rate_rps:,.3g} req/s", v.rate_rps, y_hi * 0.7, now)  # below the legend
-        if math.isfinite(v.break_even_rps) and v.break_even_rps <= x_hi:
-            y = v.api_usd_month_per_rps * v.break_even_rps
-            plt.scatter([v.break_even_rps], [y], marker="◆", color=self.color("accent"))
-            label(f"break-even {v.break_even_rps:,.3g} req/s", v.break_even_rps, y + y_hi * 0.08, self.color("accent"))
+        rate, even = api.mean_rate_rps, api.break_even_rps
+        if 0 < rate <= x_hi:
+            plt.vertical_line(rate, color=now)
+            label(f"now {rate:,.3g} req/s", rate, y_hi * 0.7, now)  # below the legend
+        if math.isfinite(even) and even <= x_hi:
+            y = api.api_usd_month_at(even)
+            plt.scatter([even], [y], marker="◆", color=self.color("accent"))
+            label(f"break-even {even:,.3g} req/s", even, y + y_hi * 0.08, self.color("accent"))
         xt, xl = _nice_ticks(0.0, x_hi, lambda x: f"{x:g}")
         yt, yl = _nice_ticks(0.0, y_hi, _usd_label)
         plt.xticks(xt, xl)
         plt.yticks(yt, yl)
         plt.xlim(0.0, x_hi)
         plt.ylim(0.0, y_hi)
-        never = "" if math.isfinite(v.break_even_rps) else "; self-hosting never breaks even at this price"
+        never = "" if math.isfinite(even) else "; self-hosting never breaks even at this price"
         plt.xlabel(f"mean load, req/s (self-hosting: a step per replica){never}")

@@ -103,10 +103,8 @@ def tier_json(t: TierPlan) -> dict:
             "usd_per_mtok_total": finite(cost.usd_per_mtok_total, 4) if point.stable else None,
             "kwh_month": finite(cost.kwh_month, 1),
             "co2_kg_month": finite(cost.co2_kg_month, 1),
-            "api_usd_month": finite(cost.api_usd_month, 2) if cost.api_usd_month is not None else None,
-            "break_even_rps": finite(cost.break_even_rps, 4) if cost.break_even_rps is not None else None,
         }
-    out |= api_json(t)
+    out |= api_json(t)  # api_usd_month, break_even_rps and the rest of the hosted-API comparison
     if t.feasible and not t.meets_slo:
         out["misses"] = t.misses
     if t.feasible and t.reason:

@@ -126,7 +126,7 @@ def api_json(t: TierPlan) -> dict:
         "api_usd_per_mtok_output": q.output_usd_per_mtok if q else None,
         "api_source": (q.source() | {"note": q.note}) if q else None,
         "api_cheaper": None, "break_even_rps": None, "break_even_requests_month": None, "break_even_mtok_month": None,
-        "api_note": api_note(t),
+        "break_even_usd_per_gpu_hour": None, "api_note": api_note(t),
     }
     if q is not None:
         per_request = q.usd_per_request(t.mean_input_tokens, t.mean_output_tokens)
@@ -135,7 +135,8 @@ def api_json(t: TierPlan) -> dict:
         be = api.break_even_rps
         out |= {"api_cheaper": api.cheaper, "break_even_rps": finite(be, 4),
                 "break_even_requests_month": finite(be * api.seconds_per_month, 0),
-                "break_even_mtok_month": finite(be * api.seconds_per_month * api.mean_output_tokens / 1e6, 3)}
+                "break_even_mtok_month": finite(be * api.seconds_per_month * api.mean_output_tokens / 1e6, 3),
+                "break_even_usd_per_gpu_hour": finite(api.break_even_gpu_price(t.usd_per_gpu_hour), 4)}
     return out
 
 

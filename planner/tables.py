@@ -114,7 +114,10 @@ def break_even_text(t: dict) -> str | Text:
     """The mean load from which self-hosting costs no more than the API, three ways."""
     rps = t.get("break_even_rps")
     if rps is None:
-        return Text("never at this price", style="yellow") if t.get("api_cheaper") else "-"
+        if not t.get("api_cheaper"):
+            return "-"
+        price = t.get("break_even_usd_per_gpu_hour")
+        return Text("never at this price" + (f" (pays at ≤${price:.2f}/GPU-h)" if price is not None else ""), style="yellow")
     return (f"{fmt_num(rps)} req/s = {fmt_num(t['break_even_requests_month'])} req/mo = "
             f"{fmt_num(t['break_even_mtok_month'])}M out tok/mo")
 

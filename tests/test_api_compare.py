@@ -53,6 +53,13 @@ def test_break_even_hand_worked():
     assert c.api_usd_month_at(5.5) == pytest.approx(2529.45)
 
 
+def test_break_even_gpu_price_hand_worked():
+    # two replicas cost $2,920 at $2/GPU-hour; the API bills $4,599: GPUs at 2 x 4599 / 2920 =
+    # $3.15 an hour would make the fleet cost what the API does
+    assert comparison().break_even_gpu_price(2.0) == pytest.approx(3.15)
+    assert comparison(replica_usd=0.0).break_even_gpu_price(0.0) == math.inf
+
+
 def test_no_break_even_when_a_full_replica_costs_more_than_its_load_on_the_api():
     # a $3,000 replica carrying 5 req/s against $459.90 per req/s: 3000 / 459.9 = 6.52 > 5
     c = comparison(replica_usd=3000.0)
@@ -146,6 +153,8 @@ def test_default_plan_compares_every_tier_with_the_catalog():
         assert t["api_usd_per_mtok"] == pytest.approx(per_request / 250 * 1e6, abs=1e-4)
         if t["feasible"]:
             assert t["api_cheaper"] == ("api" if t["api_usd_month"] < t["usd_month"] else "self-hosted")
+            price = t["usd_month"] / (t["gpus"] * 730)  # the GPU-hour price the plan used
+            assert t["break_even_usd_per_gpu_hour"] == pytest.approx(price * t["api_usd_month"] / t["usd_month"], rel=1e-3)
             if t["break_even_rps"] is None:
                 assert t["api_note"].startswith("self-hosting never breaks even")
             else:

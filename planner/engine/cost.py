@@ -77,6 +77,14 @@ class ApiComparison:
         rate = self.replica_usd_month / per_rps
         return rate if rate <= self.replica_capacity_rps * (1 + 1e-9) else math.inf
 
+    def break_even_gpu_price(self, usd_per_gpu_hour: float) -> float:
+        """The GPU-hour price at which the planned fleet would cost what the API does at the
+        planned load (its bill scales with the price): what renting or owning GPUs must cost for
+        self-hosting to pay. inf for a fleet that costs nothing."""
+        if self.self_hosted_usd_month <= 0:
+            return math.inf
+        return usd_per_gpu_hour * self.usd_month / self.self_hosted_usd_month
+
     @property
     def cheaper(self) -> str:
         """'api', 'self-hosted' or 'same' at the planned load."""

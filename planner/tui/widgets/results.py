@@ -389,6 +389,8 @@ def api_text(t: dict) -> Content | None:
                  f"= {fmt_num(t['break_even_mtok_month'] * 1e6)} out tok a month")
     elif cheaper:
         text += "; self-hosting never breaks even at this price"
+        if t.get("break_even_usd_per_gpu_hour") is not None and cheaper == "api":
+            text += f" (it would at ${t['break_even_usd_per_gpu_hour']:.2f}/GPU-hour)"
     return Content.assemble(("API ", "bold"), text)
 
 

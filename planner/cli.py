@@ -407,7 +407,18 @@ def _search_json(r) -> dict:
 
     return {"tier": r.tier, "screened": r.screened, "exact_sizings": r.exact_evaluations, "screen_ms": round(r.screen_s * 1e3, 1),
             "excluded": r.excluded, "top": [cand(c) for c in r.ranked], "frontier_e2e_p99": [cand(c) for c in r.frontier_e2e],
-            "frontier_ttft_p99": [cand(c) for c in r.frontier_ttft], "notes": r.notes}
+            "frontier_ttft_p99": [cand(c) for c in r.frontier_ttft], "notes": r.notes,
+            "hosted_api": [hosted_api_json(o) for o in r.hosted_apis]}
+
+
+def hosted_api_json(option) -> dict:
+    """A hosted API cheaper than every fleet search found: a price, no fleet and no latency."""
+    from planner.report import finite
+
+    q = option.quote
+    return {"model": option.model, "hosted_api": True, "provider": q.provider, "usd_month": finite(option.usd_month, 2),
+            "api_usd_per_mtok_input": q.input_usd_per_mtok, "api_usd_per_mtok_output": q.output_usd_per_mtok,
+            "api_source": q.source() | {"note": q.note}}
 
 
 def _measurements(path: Path | None, engine: str | None = None):

@@ -1,6 +1,6 @@
 """Profiles: a plan's inputs saved as a versioned TOML file.
 
-A profile is the Scenario sections (`models`, `fleet`, `load`, `slo`, `optimizations`, `cost`)
+A profile is the Scenario sections (`models`, `fleet`, `load`, `slo`, `optimizations`, `cost`, `api`)
 plus a name, an optional calibration file and optional custom catalog entries (`[[gpu]]`,
 `[[model]]`). Every section and key is optional except `name`; defaults are the Scenario
 classes' defaults, and `profiles/chatbot-h100.toml` lists them all with comments. A minimal
@@ -36,6 +36,7 @@ import tomli_w
 from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError, model_validator
 
 from planner.engine.scenario import (
+    ApiSettings,
     CostKnobs,
     Fleet,
     LengthDist,
@@ -64,6 +65,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "slo": Targets,
     "optimizations": Optimizations,
     "cost": CostKnobs,
+    "api": ApiSettings,
 }
 
 
@@ -106,6 +108,7 @@ class Profile(Strict):
     slo: Targets = Targets()
     optimizations: Optimizations = Optimizations()
     cost: CostKnobs = CostKnobs()
+    api: ApiSettings = ApiSettings()
     gpu: list[GpuSpec] = Field([], description="custom GPUs, written as [[gpu]] tables")
     model: list[CustomModel] = Field([], description="custom models, written as [[model]] tables")
     # An exported plan's results. Accepted so a plan file opens as a profile; never written back

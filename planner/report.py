@@ -104,14 +104,56 @@ def tier_json(t: TierPlan) -> dict:
             "usd_per_mtok_total": finite(cost.usd_per_mtok_total, 4) if point.stable else None,
             "kwh_month": finite(cost.kwh_month, 1),
             "co2_kg_month": finite(cost.co2_kg_month, 1),
-            "api_usd_month": finite(cost.api_usd_month, 2) if cost.api_usd_month is not None else None,
-            "break_even_rps": finite(cost.break_even_rps, 4) if cost.break_even_rps is not None else None,
         }
+    out |= api_json(t)  # api_usd_month, break_even_rps and the rest of the hosted-API comparison
     if t.feasible and not t.meets_slo:
         out["misses"] = t.misses
     if t.feasible and t.reason:
         out["note"] = t.reason
     return out
+
+
+def api_json(t: TierPlan) -> dict:
+    """The hosted-API comparison of a tier: the API's bill for the same traffic, its price and
+    source, which is cheaper, and the mean load from which self-hosting costs no more (break_even_*;
+    null when it never does, as api_note then says). Every key is present; null when not known."""
+    from planner.engine.cost import api_usd_per_mtok_output  # loaded by then: there is a plan
+
+    q = t.api_quote
+    api = t.cost.api if t.feasible and t.cost is not None else None
+    out = {
+        "api_usd_month": finite(t.api_usd_month, 2), "api_usd_per_mtok": None,
+        "api_usd_per_mtok_input": q.input_usd_per_mtok if q else None,
+        "api_usd_per_mtok_output": q.output_usd_per_mtok if q else None,
+        "api_source": (q.source() | {"note": q.note}) if q else None,
+        "api_cheaper": None, "break_even_rps": None, "break_even_requests_month": None, "break_even_mtok_month": None,
+        "break_even_usd_per_gpu_hour": None, "api_note": api_note(t),
+    }
+    if q is not None:
+        per_request = q.usd_per_request(t.mean_input_tokens, t.mean_output_tokens)
+        out["api_usd_per_mtok"] = finite(api_usd_per_mtok_output(per_request, t.mean_output_tokens), 4)
+    if api is not None:
+        be = api.break_even_rps
+        out |= {"api_cheaper": api.cheaper, "break_even_rps": finite(be, 4),
+                "break_even_requests_month": finite(be * api.seconds_per_month, 0),
+                "break_even_mtok_month": finite(be * api.seconds_per_month * api.mean_output_tokens / 1e6, 3),
+                "break_even_usd_per_gpu_hour": finite(api.break_even_gpu_price(t.usd_per_gpu_hour), 4)}
+    return out
+
+
+def api_note(t: TierPlan) -> str | None:
+    """Why a tier has no comparison or no break-even, in words (None when it has both)."""
+    if not t.api_enabled:
+        return "API comparison off ([api] enabled = false)"
+    if t.api_quote is None:
+        return f"no API price known for {t.model.id}"
+    api = t.cost.api if t.feasible and t.cost is not None else None
+    if api is None:
+        return "no self-hosted fleet to compare: the tier is infeasible"
+    if not math.isfinite(api.break_even_rps):
+        return ("self-hosting never breaks even at this price: a replica costs more a month than the API bill "
+                "for the load it can carry")
+    return None
 
 
 def unmeasured_text(t: dict, gpu_family: str, model_family: str) -> str:

@@ -82,6 +82,7 @@ def plan_table(data: dict, name: str) -> Table:
     row("utilisation", lambda t: f"{t['utilization']:.0%}" if t["utilization"] is not None else "-")
     row("USD/month", lambda t: fmt_usd(t["usd_month"]))
     row("USD/M out tok", lambda t: fmt_usd(t["usd_per_mtok"]))
+    api_rows(row)
     row("kWh/month", lambda t: fmt_num(t["kwh_month"]))
     row("CO2 kg/month", lambda t: fmt_num(t["co2_kg_month"]))
     row("quality", lambda t: f"{t['quality']['score']:.1f} {t['quality']['benchmark']}" if t.get("quality") else "-")
@@ -94,7 +95,46 @@ def plan_table(data: dict, name: str) -> Table:
     if load.get("caveats"):
         table.caption = Text("caveat: " + "; ".join(load["caveats"]), style="yellow")
         table.caption_justify = "left"
+    sources = api_sources_text(tiers)
+    if sources:
+        table.caption = Text.assemble(table.caption or "", "\n" if table.caption else "", sources)
+        table.caption_justify = "left"
     return table
+
+
+def api_rows(row) -> None:
+    """The hosted-API comparison rows of the plan table (see planner.report.api_json)."""
+    row("API USD/month", lambda t: f"{fmt_usd(t['api_usd_month'])} {t['api_source']['provider']}"
+        if t.get("api_usd_month") is not None else Text(t.get("api_note") or "-", style="dim"))
+    row("API USD/M out tok", lambda t: fmt_usd(t.get("api_usd_per_mtok")))
+    row("cheaper", lambda t: {"api": Text("API", style="yellow"), "self-hosted": Text("self-hosted", style="green"),
+                              "same": "same"}.get(t.get("api_cheaper") or "", "-"))
+    row("break-even", break_even_text)
+
+
+def break_even_text(t: dict) -> str | Text:
+    """The mean load from which self-hosting costs no more than the API, three ways."""
+    rps = t.get("break_even_rps")
+    if rps is None:
+        if not t.get("api_cheaper"):
+            return "-"
+        price = t.get("break_even_usd_per_gpu_hour")
+        return Text("never at this price" + (f" (pays at ≤${price:.2f}/GPU-h)" if price is not None else ""), style="yellow")
+    return (f"{fmt_num(rps)} req/s = {fmt_num(t['break_even_requests_month'])} req/mo = "
+            f"{fmt_num(t['break_even_mtok_month'])}M out tok/mo")
+
+
+def api_sources_text(tiers: list[dict]) -> str:
+    """Where each tier's API price comes from: provider, price page and the day it was read."""
+    parts = []
+    for t in tiers:
+        src = t.get("api_source")
+        if src is None:
+            continue
+        where = f"{src['url']}, seen {src['seen']}" if src.get("url") else "set in the profile"
+        parts.append(f"{t['tier']}: {src['provider']} ${t['api_usd_per_mtok_input']:g}/${t['api_usd_per_mtok_output']:g} "
+                     f"per M in/out tok ({where})")
+    return ("API prices: " + "; ".join(parts)) if parts else ""
 
 
 def catalog_table(kind: str, rows: list[dict]) -> Table:
@@ -164,6 +204,9 @@ def search_tables(data: list[dict]) -> list:
                       f"{tier['exact_sizings']} sized exactly", title_justify="left", header_style="bold")
         for col in ("#", "model", "GPUs", "TP", "weights/KV", "max seqs", "budget", "USD/month", "TTFT p99", "E2E p99", "binding"):
             table.add_column(col, justify="right" if col in ("#", "GPUs", "TP", "USD/month", "TTFT p99", "E2E p99") else "left")
+        for api in tier.get("hosted_api", []):  # cheaper than every fleet: above them, marked
+            table.add_row(Text("API", style="yellow"), api["model"], Text(f"hosted API: {api['provider']}", style="yellow"),
+                          "-", "-", "-", "-", fmt_usd(api["usd_month"]), "-", "-", "a price, not sized")
         frontier = {(c["model"], c["gpu"], c["tp"], c["weights"], c["kv"], c["max_seqs"], c["max_batched_tokens"]) for c in tier["frontier_e2e_p99"]}
         for i, c in enumerate(tier["top"], 1):
             mark = "*" if (c["model"], c["gpu"], c["tp"], c["weights"], c["kv"], c["max_seqs"], c["max_batched_tokens"]) in frontier else ""
@@ -173,7 +216,9 @@ def search_tables(data: list[dict]) -> list:
         excluded = ", ".join(f"{n:,} {why}" for why, n in tier["excluded"].items())
         unmeasured = "; ? no measurements of this GPU family, model family or engine on it" if not all(
             c["validated"] for c in tier["top"]) else ""
-        table.caption = (f"excluded: {excluded}. " if excluded else "") + "* on the cost / p99 E2E frontier" + unmeasured + (
+        hosted = ("; API: a hosted API's bill for this traffic, below every fleet found (its latency is not modelled)"
+                  if tier.get("hosted_api") else "")
+        table.caption = (f"excluded: {excluded}. " if excluded else "") + "* on the cost / p99 E2E frontier" + unmeasured + hosted + (
             "; " + "; ".join(tier["notes"]) if tier["notes"] else "")
         out.append(table)
     return out

@@ -56,6 +56,14 @@ async def best_fleets(pilot) -> None:
     await pilot.pause()
 
 
+async def api_chart(pilot) -> None:
+    """The small tier selected, the results scrolled down to its self-hosted vs API chart."""
+    await pilot.press("ctrl+t", "ctrl+t")
+    await pilot.pause()
+    pilot.app.planner.query_one("#results").scroll_end(animate=False)
+    await pilot.pause()
+
+
 # name, terminal size, profile (None = built-in default), what to do before the picture
 SHOTS: list[tuple[str, tuple[int, int], Path | None, Action]] = [
     ("main", (160, 48), None, nothing),
@@ -66,6 +74,7 @@ SHOTS: list[tuple[str, tuple[int, int], Path | None, Action]] = [
     ("light-theme", (160, 48), PROFILES / "bf16-h200.toml", light(keys("f6", "f6", "f6", "f6"))),
     ("save-dialog", (160, 48), None, keys("f2")),
     ("help", (160, 48), None, keys("f1")),
+    ("self-host-vs-api", (160, 48), PROFILES / "api-price.toml", api_chart),
 ]
 
 

@@ -30,7 +30,8 @@ REQUIRED_MODELS = ["llama-3.2-1b", "llama-3.2-3b", "llama-3.1-8b", "mistral-7b",
                    "gpt-oss-120b"]
 TIER_KEYS = {"tier", "model", "gpu", "gpus", "replicas", "tp", "pp", "weights", "kv", "feasible", "meets_slo", "binding",
              "ttft_ms", "tpot_ms", "e2e_ms", "output_tok_s", "utilization", "usd_month", "usd_per_mtok", "kwh_month",
-             "co2_kg_month"}
+             "co2_kg_month", "api_usd_month", "api_usd_per_mtok", "api_source", "break_even_rps", "api_cheaper",
+             "break_even_requests_month", "break_even_mtok_month", "break_even_usd_per_gpu_hour", "api_note"}
 
 
 def strict_json(text: str):
@@ -282,8 +283,26 @@ def test_plan_json_contract(capsys, profile):
 def test_plan_table(capsys, columns80):
     code, out, err = run(capsys, "plan", CHATBOT)
     assert code == 0 and err == ""
-    for row in ("GPUs", "TTFT p50/p99", "USD/month", "binding", "meets SLO"):
+    for row in ("GPUs", "TTFT p50/p99", "USD/month", "binding", "meets SLO", "API USD/month", "cheaper", "break-even"):
         assert row in out
+
+
+def test_plan_table_names_each_api_price_and_its_page():
+    from planner.tables import api_sources_text, break_even_text
+
+    tiers = [{"tier": "small", "api_source": {"provider": "Groq", "url": "https://groq.example/pricing", "seen": "2026-01-02"},
+              "api_usd_per_mtok_input": 0.05, "api_usd_per_mtok_output": 0.08},
+             {"tier": "medium", "api_source": {"provider": "profile", "url": None, "seen": None},
+              "api_usd_per_mtok_input": 0.06, "api_usd_per_mtok_output": 0.06},
+             {"tier": "large", "api_source": None}]
+    text = api_sources_text(tiers)
+    assert "small: Groq $0.05/$0.08 per M in/out tok (https://groq.example/pricing, seen 2026-01-02)" in text
+    assert "medium: profile $0.06/$0.06 per M in/out tok (set in the profile)" in text and "large" not in text
+    assert str(break_even_text({"break_even_rps": None, "api_cheaper": "api"})) == "never at this price"
+    assert str(break_even_text({"break_even_rps": None, "api_cheaper": "api", "break_even_usd_per_gpu_hour": 0.5411})) \
+        == "never at this price (pays at ≤$0.54/GPU-h)"
+    assert break_even_text({"break_even_rps": 2.5, "break_even_requests_month": 6.57e6, "break_even_mtok_month": 1642.5}) \
+        == "2.5 req/s = 6.57M req/mo = 1,642M out tok/mo"
 
 
 def test_plan_table_carries_the_validated_error_bands(monkeypatch):

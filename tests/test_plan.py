@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+from planner.engine.api_prices import ApiQuote
 from planner.engine.cost import fleet_cost, gpu_power_w
 from planner.engine import plan as plan_module
 from planner.engine.plan import clear_check_cache, evaluate, knobs_for, percentile_of, slo_misses
@@ -196,7 +197,7 @@ def test_utilisation_ceiling_binds_only_when_one_fewer_replica_would_breach_it()
 
 def _cost(**changes):
     args = dict(gpus=8, usd_per_gpu_hour=2.0, tdp_w=700.0, activity=0.5, mean_rate_rps=10.0, mean_in=1000.0, mean_out=250.0,
-                replica_usd_month=8 * 2.0 * 730.0, replica_max_rps=20.0, knobs=CostKnobs())
+                replica_usd_month=8 * 2.0 * 730.0, replica_capacity_rps=20.0, knobs=CostKnobs())
     return fleet_cost(**(args | changes))
 
 
@@ -237,20 +238,20 @@ def test_idle_fleet_has_infinite_cost_per_token():
 
 
 def test_api_comparison_and_break_even():
-    knobs = CostKnobs(api_usd_per_mtok_input=0.15, api_usd_per_mtok_output=0.60)
+    quote = ApiQuote(0.15, 0.60, "profile")
     # one request: 1000 x $0.15/M + 250 x $0.60/M = $0.00015 + $0.00015 = $0.0003
-    c = _cost(knobs=knobs, replica_usd_month=1 * 2.0 * 730.0)
+    c = _cost(api_quote=quote, replica_usd_month=1 * 2.0 * 730.0)
     seconds = 730 * 3600  # 2,628,000 s
     assert c.api_usd_month == pytest.approx(0.0003 * 10 * seconds)  # $7,884/month at 10 req/s
     # one $1,460/month replica matches the API bill at 1460 / (0.0003 x 2,628,000) = 1.8519 req/s
     assert c.break_even_rps == pytest.approx(1460 / 788.4)
     assert c.break_even_rps == pytest.approx(1.851852, rel=1e-6)
     # if one replica cannot carry that load, self-hosting never catches up at this price
-    assert _cost(knobs=knobs, replica_usd_month=1460.0, replica_max_rps=1.0).break_even_rps == math.inf
-    only_output = _cost(knobs=CostKnobs(api_usd_per_mtok_output=0.60), replica_usd_month=1460.0)
+    assert _cost(api_quote=quote, replica_usd_month=1460.0, replica_capacity_rps=1.0).break_even_rps == math.inf
+    only_output = _cost(api_quote=ApiQuote(0.0, 0.60, "profile"), replica_usd_month=1460.0)
     assert only_output.api_usd_month == pytest.approx(250 * 0.60 / 1e6 * 10 * seconds)  # $3,942
-    free_api = _cost(knobs=CostKnobs(api_usd_per_mtok_input=0.0, api_usd_per_mtok_output=0.0))
-    assert free_api.api_usd_month == 0.0 and free_api.break_even_rps is None
+    free_api = _cost(api_quote=ApiQuote(0.0, 0.0, "profile"))
+    assert free_api.api_usd_month == 0.0 and free_api.break_even_rps == math.inf  # nothing beats free
 
 
 def test_plan_reports_api_comparison():

@@ -12,7 +12,8 @@ from typing import Iterable
 import numpy as np
 
 from planner.engine import catalog, trust
-from planner.engine.cost import FleetCost, fleet_cost
+from planner.engine.api_prices import ApiQuote, api_quote
+from planner.engine.cost import FleetCost, api_usd_month, fleet_cost
 from planner.engine.knobs import Calibration, Knobs, shipped_calibration
 from planner.engine.roofline import ServingConfig, memory_per_gpu, replica_params
 from planner.engine.scenario import Scenario
@@ -56,6 +57,10 @@ class TierPlan:
     validated: dict = field(default_factory=dict)  # gpu_family / model_family / engine: measured or not
     misses: list[str] = field(default_factory=list)
     mean_output_tokens: float = 0.0
+    api_quote: ApiQuote | None = None  # the hosted-API price this tier is compared with
+    api_usd_month: float | None = None  # that API's bill for the tier's traffic (infeasible tiers too)
+    api_enabled: bool = True  # false: the profile turned the comparison off ([api] enabled = false)
+    mean_input_tokens: float = 0.0
 
     @property
     def gpus(self) -> int:
@@ -723,11 +728,25 @@ def _tier_result(scenario, tier, model, gpu, cfg, sized: SizingResult, knobs, wl
     mean_rate = scenario.load.mean_rate_rps
     activity = (mean_rate / max(sized.replicas, 1)) / max_rate if max_rate > 0 else 0.0
     replica_usd = cfg.tp * cfg.pp * price * scenario.cost.hours_per_month
+    plan.api_quote = api_quote(scenario, tier, model.id, wl.mean_in, wl.mean_out)
     plan.cost = fleet_cost(
         gpus=plan.gpus, usd_per_gpu_hour=price, tdp_w=gpu.tdp_w, activity=activity, mean_rate_rps=mean_rate if sized.feasible else 0.0,
-        mean_in=wl.mean_in, mean_out=wl.mean_out, replica_usd_month=replica_usd, replica_max_rps=max_rate, knobs=scenario.cost,
+        mean_in=wl.mean_in, mean_out=wl.mean_out, replica_usd_month=replica_usd, knobs=scenario.cost, api_quote=plan.api_quote,
+        replica_capacity_rps=replica_capacity_rps(scenario, max_rate, sized.replicas, sized.binding),
     )
     return plan
+
+
+def replica_capacity_rps(scenario: Scenario, max_rate: float, replicas: int, binding: str) -> float:
+    """The mean load one replica carries within the targets, for the self-hosted cost staircase:
+    its saturation rate times the utilisation ceiling, or, where a latency target needed more
+    replicas than the ceiling, the planned peak share per replica; divided by the peak factor (the
+    fleet is sized for the peak)."""
+    peak = scenario.load.peak_rate_rps
+    capacity = max_rate * scenario.slo.max_utilization
+    if binding != "fleet size" and replicas > 0 and peak > 0 and capacity > 0 and replicas > math.ceil(peak / capacity - 1e-9):
+        capacity = peak / replicas
+    return capacity * (scenario.load.mean_rate_rps / peak if peak > 0 else 1.0)
 
 
 def evaluate(scenario: Scenario, custom_gpus: Iterable[GpuSpec] = (), custom_models: Iterable[ModelSpec] = (), calibration: Calibration | None = None) -> Plan:
@@ -751,6 +770,12 @@ def plan_tiers(scenario: Scenario, tiers: Iterable[str], custom_gpus: Iterable[G
     planned = [plan_tier(scenario, tier, catalog.get_model(getattr(scenario.models, tier), models), gpu, wl, calibration) for tier in tiers]
     for t in planned:
         _mark_trust(t, calibration or shipped_calibration())
+        t.mean_input_tokens, t.mean_output_tokens, t.api_enabled = wl.mean_in, wl.mean_out, scenario.api.enabled
+        if t.api_quote is None:  # an infeasible tier still has an API bill to show
+            t.api_quote = api_quote(scenario, t.tier, t.model.id, wl.mean_in, wl.mean_out)
+        if t.api_quote is not None:
+            t.api_usd_month = api_usd_month(t.api_quote.usd_per_request(wl.mean_in, wl.mean_out),
+                                            scenario.load.mean_rate_rps, scenario.cost.hours_per_month)
     return planned
 
 

@@ -170,6 +170,24 @@ class CostKnobs(Strict):
     api_usd_per_mtok_output: float | None = Field(None, ge=0)
 
 
+class ApiPrice(Strict):
+    """A hosted API's price for one tier's model, USD per million tokens."""
+
+    input: float = Field(ge=0, le=1000, description="USD per million input (prompt) tokens")
+    output: float = Field(ge=0, le=1000, description="USD per million output (generated) tokens")
+
+
+class ApiSettings(Strict):
+    """The hosted-API comparison. By default each tier is compared with the cheapest price the
+    catalog lists for its model (for this traffic's prompt/output mix); a tier's own price here
+    overrides it; enabled = false turns the comparison off."""
+
+    enabled: bool = True
+    small: ApiPrice | None = None
+    medium: ApiPrice | None = None
+    large: ApiPrice | None = None
+
+
 class TierModels(Strict):
     small: str = "llama-3.2-3b"
     medium: str = "llama-3.1-70b"
@@ -185,3 +203,4 @@ class Scenario(Strict):
     slo: Targets = Targets()
     optimizations: Optimizations = Optimizations()
     cost: CostKnobs = CostKnobs()
+    api: ApiSettings = ApiSettings()

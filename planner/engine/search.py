@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from planner.engine import catalog, trust
+from planner.engine.hosted_api import cheaper_hosted_apis
 from planner.engine.knobs import Calibration, shipped_calibration
 from planner.engine.plan import replica_check, serving_config, size_replicas, workload_of
 from planner.engine.roofline import ReplicaParams, ServingConfig, kv_capacity_tokens, memory_per_gpu, replica_params, step_time
@@ -71,6 +72,7 @@ class SearchResult:
     exact_evaluations: int = 0
     notes: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)  # ids of the models searched
+    hosted_apis: list = field(default_factory=list)  # HostedApiOption cheaper than every fleet ranked
 
 
 def _grid(models: list[ModelSpec], gpus: list[GpuSpec], scenario: Scenario, node_limit: int | None,
@@ -330,4 +332,6 @@ def search(scenario: Scenario, tiers: list[str], gpu_ids: list[str] | None = Non
         else:
             models = [catalog.get_model(getattr(scenario.models, tier), list(custom_models))]
         results.append(search_tier(scenario, tier, models, gpus, top, calibration))
+        cheapest = results[-1].ranked[0].usd_month if results[-1].ranked else math.inf
+        results[-1].hosted_apis = cheaper_hosted_apis(scenario, tier, models, cheapest)
     return results

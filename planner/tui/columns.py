@@ -135,6 +135,23 @@ def _binding(t: dict, tp: TierPlan, slo: Targets) -> Cell:
     return Cell(f"{text} {MISSED}" if not t["feasible"] else text, missed=not t["feasible"])
 
 
+def _api_bill(t: dict, tp: TierPlan, slo: Targets) -> Cell:
+    if t.get("api_usd_month") is None:
+        return Cell("off" if (t.get("api_note") or "").startswith("API comparison off") else "no price", dim=True)
+    return Cell(fmt_usd(t["api_usd_month"]))
+
+
+def _cheaper(t: dict, tp: TierPlan, slo: Targets) -> Cell:
+    text = {"api": "API", "self-hosted": "self-hosted", "same": "same"}.get(t.get("api_cheaper") or "", "-")
+    return Cell(text, dim=text == "-")
+
+
+def _break_even(t: dict, tp: TierPlan, slo: Targets) -> Cell:
+    if t.get("break_even_rps") is not None:
+        return Cell(f"{fmt_num(t['break_even_rps'])} req/s")
+    return Cell("never" if t.get("api_cheaper") else "-", dim=True)
+
+
 ROWS: tuple[Row, ...] = (
     Row("model", "Model", "The tier's model (catalog id, or a custom one).", _plain(lambda t: t["model"])),
     Row("status", "Status", "Whether the tier meets every target: ✓ OK, infeasible (no fleet size can meet them, "
@@ -172,6 +189,15 @@ ROWS: tuple[Row, ...] = (
         _plain(lambda t: fmt_usd(t["usd_month"]))),
     Row("usd_mtok", "$/M out tok", "Monthly cost divided by the output tokens generated at the mean load, per "
         "million.", _plain(lambda t: fmt_usd(t["usd_per_mtok"]))),
+    Row("api_usd_month", "API $/month", "A hosted API's bill for the same traffic: the cheapest price the catalog "
+        "lists for the model (for this prompt/output mix), or the profile's own ([api] in the profile). The detail "
+        "names the provider, the price page and the day it was read.", _api_bill),
+    Row("cheaper", "Cheaper", "Which costs less a month at the planned load: the self-hosted fleet or the API.",
+        _cheaper),
+    Row("break_even", "Break-even", "The mean load from which self-hosting costs no more than the API. Self-hosting "
+        "pays for whole replicas, idle or busy, so below it the API is cheaper; 'never' when a full replica costs "
+        "more than the API bill for the load it carries. The chart below shows both costs against the load.",
+        _break_even),
     Row("kwh", "kWh/month", "GPU energy at the modelled activity, times the data-centre PUE.",
         _plain(lambda t: fmt_num(t["kwh_month"]))),
     Row("co2", "CO₂ kg/mo", "Energy × grid carbon intensity (kg CO₂ per kWh, a cost knob in the profile).",

@@ -123,12 +123,18 @@ def help_markdown() -> str:
         parts.append(f"- **{row.label}** — {row.help}")
     parts.append("\n**Detail view** — memory per GPU (weights, KV cache, other, against the usable budget), "
                  "which resource bounds a decode step and why, what sized the fleet, and the cost of each "
-                 "tensor-parallel option (≥ N GPUs: ruled out by its capacity alone, not sized).\n")
+                 "tensor-parallel option (≥ N GPUs: ruled out by its capacity alone, not sized), and the "
+                 "hosted-API comparison (price, bill, which is cheaper, break-even load).\n")
     parts.append("**Latency vs load** — the selected tier's TTFT and TPOT at the target percentiles as the "
                  "offered load on its fleet rises from zero to saturation (log scale); horizontal lines are "
                  "the targets, the vertical line the planned peak rate.\n")
     parts.append("**Cost vs model size** — monthly cost of every catalog model at the current load, fleet and "
                  "targets (each planned in its own tier); ◆ marks the three chosen models.\n")
+    parts.append("**Self-hosted vs API** — the selected tier's monthly cost against the mean load: self-hosted, "
+                 "a step for each replica added (whole replicas are paid for, busy or idle), against the hosted "
+                 "API's straight line (its price per request times the requests); the vertical line is the "
+                 "planned load, ◆ the break-even load. The API price is the catalog's cheapest listing for the "
+                 "model (planner/data/api_prices.toml) or the profile's own ([api] in the profile).\n")
     parts.append(FLEETS)
     parts.append("| Key | Command | What it does |\n|---|---|---|")
     for c in FLEETS_COMMANDS:

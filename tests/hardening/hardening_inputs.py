@@ -12,6 +12,7 @@ import typing
 import annotated_types as at
 import tomli_w
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from planner.engine.measurements import COLUMNS, METRICS, MODES
 from planner.engine.scenario import LengthDist
@@ -90,6 +91,8 @@ def field_values(section: str, name: str, field, max_len: float = 200_000) -> st
     tp = _base(field.annotation)
     if tp is LengthDist:
         return length_dists(max_len)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):  # a table of its own, e.g. [api] small = {input, output}
+        return st.fixed_dictionaries({key: field_values(place, key, sub, max_len) for key, sub in tp.model_fields.items()})
     if typing.get_origin(tp) is typing.Literal:
         return st.sampled_from(typing.get_args(tp))
     lo, lo_open, hi, hi_open = _bounds(field)

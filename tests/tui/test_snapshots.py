@@ -12,7 +12,9 @@ from tui_support import DATA, NARROW
 class TestMainScreen:
     def test_default(self, snap):
         """The built-in default profile at 160x48: four input panes on the left (the first input has
-        the focus, so Model tier is highlighted), three tiers side by side (all ✓ OK), the medium tier's detail (memory bar, bound, sizing, TP options), the
+        the focus, so Model tier is highlighted), three tiers side by side (all ✓ OK) with their API bill,
+        which is cheaper and the break-even load, the medium tier's detail (memory bar, bound, sizing,
+        the API line: DeepInfra's price, the API cheaper, never breaking even; TP options), the
         latency-vs-load chart with both targets and the peak line, and the cost-vs-size chart."""
         assert snap()
 
@@ -82,3 +84,21 @@ class TestScreens:
 
         assert snap(actions=show_help)
 
+
+
+class TestApiChart:
+    def test_small_tier_against_the_api(self, snap):
+        """The small tier against the profile's $0.06/$0.06 API price ([api] small), selected and
+        scrolled to the bottom: the chart of $/month against load, the self-hosted staircase (one
+        step per 1-GPU replica), the API's straight line through the origin, the planned load
+        ("now 10 req/s", where the line is still below the first step: the API is cheaper) and the
+        break-even load (◆, about 15 req/s) where the line crosses the first step."""
+
+        async def small_and_scroll(pilot: Pilot) -> None:
+            await pilot.press("ctrl+t")  # large
+            await pilot.press("ctrl+t")  # small
+            await pilot.pause()
+            pilot.app.planner.query_one("#results").scroll_end(animate=False)
+            await pilot.pause()
+
+        assert snap(DATA / "api-price.toml", actions=small_and_scroll)

@@ -84,3 +84,21 @@ def test_the_cost_chart_says_why_it_has_nothing_to_plot():
         assert all(t["usd_month"] == 0 for t in result.data["tiers"])
         assert "costs $0" in nothing_to_plot([], result)
     assert nothing_to_plot([], None) == "no feasible model at this load"
+
+
+def test_api_chart_view_follows_the_plan(tmp_path: Path):
+    from planner.tui.widgets.api_chart import api_cost_view
+
+    result = compute(default_profile(), tmp_path)
+    for t in result.plan.tiers:
+        data = result.tier_data(t.tier)
+        view = api_cost_view(t, data["api_note"])
+        if not t.feasible:
+            assert view.note and view.api is None
+            continue
+        api = view.api
+        # the staircase at the planned load is the planned fleet's bill, the line the API's
+        assert api.self_hosted_usd_month_at(api.mean_rate_rps) == pytest.approx(data["usd_month"], rel=1e-6)
+        assert api.api_usd_month_at(api.mean_rate_rps) == pytest.approx(data["api_usd_month"], abs=0.01)
+        assert view.x_max() >= api.mean_rate_rps and view.x_max() >= 3 * api.replica_capacity_rps - 1e-9
+        assert view.replica_gpus == t.config.tp * t.config.pp

@@ -60,6 +60,7 @@ from planner.tui.compute import (
 from planner.tui.fields import BY_PATH, set_value
 from planner.tui.frames import PromptFrames
 from planner.tui.screens.dialogs import ConfirmDialog, FileDialog, display_path
+from planner.tui.widgets.api_chart import ApiCostChart, api_cost_view
 from planner.tui.widgets.charts import CostChart, LatencyChart
 from planner.tui.widgets.header import TitleHeader, show_sub_title
 from planner.tui.widgets.panes import PANE_CLASSES, InputPane
@@ -147,6 +148,7 @@ class PlannerScreen(PromptFrames, Screen[None]):
                 with Horizontal(id="charts"):
                     yield LatencyChart(id="latency-chart")
                     yield CostChart(id="cost-chart")
+                yield ApiCostChart(id="api-chart")
         yield Footer()
 
     def on_screen_resume(self, event: ScreenResume) -> None:
@@ -397,6 +399,7 @@ class PlannerScreen(PromptFrames, Screen[None]):
         chart.set_reactive(CostChart.sweep, sweep)
         chart.result = result  # one replot with both
         self._show_curve()
+        self._show_api_chart()
         self._cancel_sweep_timer()
         if sweep is None:
             generation = self.generation
@@ -462,6 +465,13 @@ class PlannerScreen(PromptFrames, Screen[None]):
         self.query_one(TierTable).selected = tier
         self.query_one(TierDetail).tier = tier
         self._show_curve()
+        self._show_api_chart()
+
+    def _show_api_chart(self) -> None:
+        """The selected tier's self-hosted vs API cost: arithmetic on the plan, no worker."""
+        if self.result is not None:
+            view = api_cost_view(self.result.tier(self.tier), self.result.tier_data(self.tier).get("api_note"))
+            self.query_one(ApiCostChart).view = view
 
     @on(TierTable.Selected)
     def _tier_clicked(self, event: TierTable.Selected) -> None:

@@ -21,7 +21,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from planner.engine.specs import TIERS
-from planner.report import fmt_ms, unmeasured_text
+from planner.report import fmt_ms, fmt_num, fmt_usd, unmeasured_text
 from planner.tui.columns import MISSED, ROWS, status
 from planner.tui.compute import Result
 
@@ -353,6 +353,9 @@ def detail_content(result: Result, tier: str, width: int) -> Content:
             lines.append(Content.assemble(("Expected error ", "bold"), parts, (where, "$warning")))
         for caveat in result.data["load"].get("caveats", []):
             lines.append(Content.assemble(("Caveat ", "bold $warning"), (caveat, "$warning")))
+    api = api_text(t)
+    if api is not None:
+        lines.append(api)
     alts = t.get("alternatives") or []
     if len(alts) > 1:
         parts: list = [("TP options ", "bold")]
@@ -367,6 +370,28 @@ def detail_content(result: Result, tier: str, width: int) -> Content:
             parts.append((text + (" ✓" if chosen else ""), "bold $accent" if chosen else ""))
         lines.append(Content.assemble(*parts))
     return Content("\n").join(lines)
+
+
+def api_text(t: dict) -> Content | None:
+    """The hosted-API comparison in words: price, bill, which is cheaper and the break-even load
+    (per second, and requests and output tokens a month). The price's page is in the JSON."""
+    src = t.get("api_source")
+    if src is None:
+        return Content.assemble(("API ", "bold"), (t.get("api_note") or "", "$text-muted")) if t.get("api_note") else None
+    who = "profile" if src["provider"] == "profile" else src["provider"]
+    text = (f"{who} ${t['api_usd_per_mtok_input']:g}/${t['api_usd_per_mtok_output']:g} per M tok: "
+            f"{_money(t['api_usd_month'] or 0)}/month")
+    cheaper = t.get("api_cheaper")
+    if cheaper in ("api", "self-hosted") and t.get("usd_month") is not None:
+        text += f"; {'the API' if cheaper == 'api' else 'self-hosting'} is {_money(abs(t['usd_month'] - t['api_usd_month']))} cheaper"
+    if t.get("break_even_rps") is not None:
+        text += (f"; break-even {fmt_num(t['break_even_rps'])} req/s = {fmt_num(t['break_even_requests_month'])} req "
+                 f"= {fmt_num(t['break_even_mtok_month'] * 1e6)} out tok a month")
+    elif cheaper:
+        text += "; self-hosting never breaks even at this price"
+        if t.get("break_even_usd_per_gpu_hour") is not None and cheaper == "api":
+            text += f" (it would at ${t['break_even_usd_per_gpu_hour']:.2f}/GPU-hour)"
+    return Content.assemble(("API ", "bold"), text)
 
 
 def binding_text(t: dict, max_util: float) -> str:

@@ -173,5 +173,12 @@ def search_tables(data: list[dict]) -> list:
             c["validated"] for c in tier["top"]) else ""
         table.caption = (f"excluded: {excluded}. " if excluded else "") + "* on the cost / p99 E2E frontier" + unmeasured + (
             "; " + "; ".join(tier["notes"]) if tier["notes"] else "")
-        out.append(table)
+        out.append(table if tier["top"] else _no_fleet(table.title, tier, excluded))
     return out
+
+
+def _no_fleet(title: str, tier: dict, excluded: str) -> Text:
+    """A search that ranks nothing: the title and why, not an empty table (nothing screened: no load)."""
+    lines = [title] + (["no fleet meets the targets"] if tier["screened"] else [])
+    lines += ([f"excluded: {excluded}"] if excluded else []) + list(tier["notes"])
+    return Text("\n".join(lines), style="yellow")

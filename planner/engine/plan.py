@@ -108,8 +108,7 @@ def fitting_tp_degrees(model: ModelSpec, gpu: GpuSpec, base: ServingConfig, knob
     for tp in TP_DEGREES:
         if tp > limit or not tp_divides(model, tp):
             continue
-        p = replica_params(model, gpu, _with(base, tp=tp), knobs)
-        if float(memory_per_gpu(p)["kv"]) > 0:
+        if holds_a_request(replica_params(model, gpu, _with(base, tp=tp), knobs)):
             out.append(tp)
     return out
 
@@ -496,12 +495,16 @@ def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl:
     degrees = [explicit.tp] if explicit else fitting_tp_degrees(model, gpu, base, knobs, fleet.gpus_per_node)
     if not degrees:
         return _does_not_fit(tier, model, gpu, base, knobs, fleet.gpus_per_node, price, wl)
-    too_long = context_problem(model, wl)
-    if too_long:
-        cfg = _with(base, tp=degrees[-1])
-        return TierPlan(tier, model, gpu, cfg, False, f"{too_long} ({_request_kv(model, gpu, cfg, knobs, wl)})",
-                        usd_per_gpu_hour=price, binding="context limit")
-    configs = [_with(base, tp=tp) for tp in degrees]
+    fitting = [_with(base, tp=tp) for tp in degrees]
+    problems = [fleet_problem(scenario, model, gpu, c, replica_params(model, gpu, c, knobs), wl) for c in fitting]
+    configs = [c for c, problem in zip(fitting, problems) if problem is None]
+    if not configs:  # the same problem at every degree but the fleet limit, which the smallest hits last
+        cfg, (binding, reason) = fitting[-1], problems[-1]
+        if binding == "context limit":
+            reason = f"{reason} ({_request_kv(model, gpu, cfg, knobs, wl)})"
+        elif binding == "fleet size":
+            cfg, (binding, reason) = fitting[0], problems[0]
+        return TierPlan(tier, model, gpu, cfg, False, reason, usd_per_gpu_hour=price, binding=binding)
     results, unsized = _size_tp_degrees(scenario, model, gpu, knobs, wl, rate, configs)
     cfg, best = _confirm_cheapest(scenario, model, gpu, knobs, wl, rate, results)
     if best is not None and best.replicas > 0:
@@ -527,7 +530,7 @@ def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl:
                 "tp": c.tp, "replicas": at_least, "gpus": gpus, "feasible": None, "usd_month": gpus * price * hours, "sized": False,
                 "reason": (f"not sized: the utilisation ceiling alone needs at least {gpus:,} GPUs at TP={c.tp}, "
                            f"{'more than' if gpus > tp_plan.gpus else 'no fewer than'} TP={cfg.tp}'s {tp_plan.gpus:,}")})
-    if fleet.max_gpus is not None and tp_plan.gpus > fleet.max_gpus:
+    if over_fleet_limit(scenario, tp_plan.gpus):
         return _capped(scenario, tp_plan, fleet.max_gpus, knobs, wl, price)
     return tp_plan
 
@@ -625,9 +628,7 @@ def _capped(scenario: Scenario, need: TierPlan, max_gpus: int, knobs: Knobs, wl:
     cfg = need.config
     replicas = max_gpus // (cfg.tp * cfg.pp)
     why = f"the targets need {need.gpus:,} GPUs, more than the fleet limit of {max_gpus:,} (fleet.max_gpus)"
-    if replicas < 1:
-        return TierPlan(need.tier, need.model, need.gpu, cfg, False, f"{why}; one replica needs {cfg.tp * cfg.pp}",
-                        usd_per_gpu_hour=price, binding="fleet size")
+    # replicas >= 1: plan_tier sizes no degree whose replica alone is over the limit (fleet_problem)
     p = replica_params(need.model, need.gpu, cfg, knobs)
     point = replica_check(scenario, p, wl, scenario.load.peak_rate_rps)(replicas, FULL)[1]
     misses = slo_misses(scenario, point, scenario.slo.max_utilization)
@@ -652,8 +653,9 @@ def config_problem(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, node_limi
     `plan` and `predict` so both refuse the same things."""
     if cfg.sparsity_2_4 and not gpu.sparse_2_4:
         return "hardware support", f"2:4 sparsity needs sparse tensor cores, which {gpu.id} does not have"
-    if cfg.weights == "fp8" and "fp8" not in gpu.tflops and gpu.vendor.lower() != "nvidia":
-        return "hardware support", f"{gpu.id} has no fp8 support for weights"
+    unsupported = weights_problem(gpu, cfg.weights)
+    if unsupported:
+        return "hardware support", unsupported
     limit = node_size(gpu, node_limit)
     if cfg.tp > limit:
         return "interconnect", (
@@ -665,6 +667,50 @@ def config_problem(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, node_limi
     if cfg.pp > model.layers:
         return "parallelism", f"PP={cfg.pp} exceeds the {model.layers} layers of {model.id}: every pipeline stage needs a layer"
     return None
+
+
+# Weight formats that run without tensor cores for them: on NVIDIA (Ampere and later) as weight-only
+# formats dequantised to bf16 in the matmul (Marlin kernels: fp8 and int8 W8A16, fp4 W4A16), per
+# https://docs.vllm.ai/en/stable/features/quantization/fp8/ ("FP8 models will run on compute
+# capability >= 7.5 as weight-only W8A16, utilizing FP8 Marlin"). int4 (AWQ/GPTQ) is weight-only
+# everywhere; bf16 and fp16 run on every GPU.
+NATIVE_ONLY_WEIGHTS = ("fp8", "int8", "fp4")
+
+
+def weights_problem(gpu: GpuSpec, weights: str) -> str:
+    """Why the GPU cannot run weights in this format ('' when it can)."""
+    if weights in NATIVE_ONLY_WEIGHTS and weights not in gpu.tflops and gpu.vendor.lower() != "nvidia":
+        return f"{gpu.id} has no {weights} support for weights"
+    return ""
+
+
+def fleet_problem(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, p, wl: Workload) -> tuple[str, str] | None:
+    """Why no number of replicas of this configuration (its replica parameters `p`) can carry the
+    scenario's load, as (binding, reason), or None: the checks `plan` makes before sizing, in its
+    order. `search` screens every configuration with it, so each fleet it ranks is one plan accepts."""
+    problem = config_problem(model, gpu, cfg, scenario.fleet.gpus_per_node)
+    if problem:
+        return problem
+    if not holds_a_request(p):
+        return "memory capacity", f"{model.id} {cfg.weights} leaves no room for a request's KV cache on {gpu.id} at TP={cfg.tp}"
+    too_long = context_problem(model, wl)
+    if too_long:
+        return "context limit", too_long
+    if over_fleet_limit(scenario, cfg.tp * cfg.pp):
+        return "fleet size", (f"one replica at TP={cfg.tp} PP={cfg.pp} needs {cfg.tp * cfg.pp} GPUs, more than the fleet limit "
+                              f"of {scenario.fleet.max_gpus:,} (fleet.max_gpus)")
+    return None
+
+
+def holds_a_request(p) -> bool:
+    """Whether the weights leave room for some KV cache on each GPU (array-wise for the search's grid)."""
+    return memory_per_gpu(p)["kv"] > 0
+
+
+def over_fleet_limit(scenario: Scenario, gpus):
+    """Whether a fleet of `gpus` GPUs (a number or an array) is more than fleet.max_gpus allows."""
+    limit = scenario.fleet.max_gpus
+    return np.asarray(gpus) > limit if limit is not None else np.zeros(np.shape(gpus), dtype=bool)
 
 
 def node_size(gpu: GpuSpec, node_limit: int | None) -> int:

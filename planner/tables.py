@@ -32,12 +32,13 @@ def prediction_table(data: dict) -> Table:
         table.add_row("E2E", *_dist_cells(data["e2e_ms"], offline))
         table.add_row("throughput", f"{fmt_num(data['output_tok_s'])} out tok/s", f"{fmt_num(data['total_tok_s'])} tok/s",
                       f"{fmt_num(data['requests_per_s'])} req/s", "")
-        table.add_row("batch", f"{fmt_num(data['batch'])} running", f"cap {data['max_seqs']}",
+        cap_by = {"kv cache": " (KV cache)", "max_num_seqs": " (max_num_seqs)"}.get(data.get("max_seqs_bound_by", ""), "")
+        table.add_row("batch", f"{fmt_num(data['batch'])} running", f"cap {data['max_seqs']:,}{cap_by}",
                       f"util {data['utilization']:.0%}" if data["utilization"] is not None else "", "")
     table.add_row("memory/GPU", f"weights {mem['weights']:.1f} GB", f"KV {mem['kv']:.1f} GB", f"other {mem['other']:.1f} GB",
                   f"of {mem['budget']:.1f} GB")
     bound = data.get("bound", {})
-    table.add_row("bound", f"prefill: {bound.get('prefill')}", f"decode: {bound.get('decode')}", "", "")
+    table.add_row("bound", f"prefill: {bound.get('prefill') or '-'}", f"decode: {bound.get('decode') or '-'}", "", "")
     if data.get("note"):
         table.caption = data["note"]
     return table
@@ -86,13 +87,20 @@ def plan_table(data: dict, name: str) -> Table:
     row("expected error", lambda t: ", ".join(f"±{v:g}% {k}" for k, v in t.get("error_pct", {}).items())
         + (f" (not measured: {unmeasured_text(t, t['gpu'], t['model'])})" if not measured(t) else ""))
     row("binding", lambda t: t["binding"] if ok(t) else Text(t.get("reason", ""), style="red"))
-    row("meets SLO", lambda t: Text("yes", style="green") if t["meets_slo"] else Text("no: " + ", ".join(t.get("misses", [])), style="red"))
+    row("meets SLO", lambda t: Text("yes", style="green") if t["meets_slo"] else Text(_no_because(t), style="red"))
     if any(t.get("note") for t in tiers):
         row("note", lambda t: Text(t.get("note", ""), style="yellow"))
     if load.get("caveats"):
         table.caption = Text("caveat: " + "; ".join(load["caveats"]), style="yellow")
         table.caption_justify = "left"
     return table
+
+
+def _no_because(t: dict) -> str:
+    """Why a tier misses its targets, in a word or the targets it misses (the binding row says more)."""
+    if t.get("misses"):
+        return "no: " + ", ".join(t["misses"])
+    return "no: infeasible" if not t["feasible"] else "no"
 
 
 def catalog_table(kind: str, rows: list[dict]) -> Table:

@@ -14,7 +14,7 @@ import numpy as np
 from planner.engine import catalog, trust
 from planner.engine.cost import FleetCost, fleet_cost
 from planner.engine.knobs import Calibration, Knobs, shipped_calibration
-from planner.engine.roofline import ServingConfig, memory_per_gpu, replica_params
+from planner.engine.roofline import ServingConfig, bound_name, memory_per_gpu, replica_params, step_time
 from planner.engine.scenario import Scenario
 from planner.engine.serving import (
     FULL,
@@ -25,6 +25,7 @@ from planner.engine.serving import (
     Workload,
     finish_rate_point,
     offline_throughput,
+    prompt_tokens,
     rate_point,
     solve_rate_point,
 )
@@ -226,7 +227,8 @@ def _size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Serv
         return SizingResult(cfg.tp, 0, None, False, "no room for a single request's KV cache", "memory capacity", floor)
     floor_misses = slo_misses(scenario, floor)
     if floor_misses:
-        return SizingResult(cfg.tp, 0, floor, False, _floor_reason(scenario, model, gpu, cfg, floor, floor_misses[0]), floor_misses[0], floor)
+        return SizingResult(cfg.tp, 0, floor, False, _floor_reason(scenario, model, gpu, cfg, ok.p, wl, floor, floor_misses[0]),
+                            floor_misses[0], floor)
     if rate <= 0:
         return SizingResult(cfg.tp, 0, floor, True, "", "no load", floor)
     util_cap = scenario.slo.max_utilization
@@ -248,6 +250,27 @@ def _size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Serv
     hi, point = _bisect(left, hi, ok, QUICK)
     below_misses = slo_misses(scenario, ok(hi - 1)[1], util_cap) if hi - 1 >= 1 else []
     return done(hi, below_misses[0] if below_misses else "latency", point)
+
+
+LATENCY_TARGETS = ("TTFT", "TPOT", "E2E")
+
+
+def _smaller_replica_misses(scenario: Scenario, cfg: ServingConfig, results) -> tuple[str, str] | None:
+    """(binding, note) when one replica of the chosen degree suffices but the next smaller replica
+    (fewer GPUs) misses a latency target, even idle or on as many GPUs: that target, not one
+    replica, sized the fleet. None otherwise."""
+    smaller = [(c, s) for c, s in results if c.tp * c.pp < cfg.tp * cfg.pp]
+    if not smaller:
+        return None
+    c, s = max(smaller, key=lambda r: r[0].tp * r[0].pp)
+    if s.binding.split(" p")[0] not in LATENCY_TARGETS:
+        return None
+    if not s.feasible and s.floor is not None and s.replicas == 0:
+        target, value = floor_ms(scenario, s.floor, s.binding)
+        why = f"at TP={c.tp} even a lone request misses it ({value:,.{0 if value >= 100 else 1}f} ms against {target:g} ms)"
+    else:
+        why = f"at TP={c.tp} it needs {_replicas(s.replicas)} ({s.replicas * c.tp * c.pp:,} GPUs)"
+    return s.binding, f"TP={cfg.tp} for the {s.binding} target: {why}"
 
 
 def _too_many(rate: float, max_rate: float, util_cap: float) -> str:
@@ -461,17 +484,33 @@ def _binding_below(n: int, ok, full, fallback: str) -> str:
     return misses[0] if misses else fallback
 
 
-def _floor_reason(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, floor: OperatingPoint, miss: str) -> str:
+def floor_ms(scenario: Scenario, floor: OperatingPoint, miss: str) -> tuple[float, float]:
+    """(target, single-request floor) in ms of a missed latency target named as slo_misses names it."""
     name, pct = miss.split(" p")
     dist = {"TTFT": floor.ttft_s, "TPOT": floor.tpot_s, "E2E": floor.e2e_s}[name]
     target = {"TTFT": scenario.slo.ttft_ms, "TPOT": scenario.slo.tpot_ms, "E2E": scenario.slo.e2e_ms}[name]
-    value = percentile_of(dist, float(pct)) * 1e3
-    bound = floor.prefill_bound if name == "TTFT" else floor.decode_bound
+    return target, percentile_of(dist, float(pct)) * 1e3
+
+
+def _floor_reason(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, p, wl: Workload, floor: OperatingPoint,
+                  miss: str) -> str:
+    name, pct = miss.split(" p")
+    target, value = floor_ms(scenario, floor, miss)
+    bound = _prompt_bound(p, wl, float(pct)) if name == "TTFT" else floor.decode_bound
     return (
         f"{name} p{pct} target {target:g} ms is below the single-request floor of {value:.0f} ms for "
         f"{model.id} {cfg.weights} on {gpu.id} at TP={cfg.tp} ({bound} bound): relax the target, "
         f"quantize, or use a faster GPU"
     )
+
+
+def _prompt_bound(p, wl: Workload, pct: float) -> str:
+    """What bounds the prefill of the prompt at this percentile of the lengths, alone on the replica
+    (the step that makes an idle TTFT percentile: the median prompt's step can be bound by another
+    resource than a long one's): its first chunk, of at most the token budget when prefill is chunked."""
+    new = float(prompt_tokens(p, np.quantile(wl.in_grid, pct / 100))[0])
+    chunk = min(new, float(p.budget_tokens)) if float(p.chunked) > 0 else new
+    return str(bound_name(step_time(p, 0.0, 0.0, chunk, chunk * chunk / 2)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -515,6 +554,8 @@ def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl:
         if best.binding == "memory capacity":
             best.reason = _kv_reason(model, gpu, cfg, knobs, wl)
     tp_plan = _tier_result(scenario, tier, model, gpu, cfg, best, knobs, wl, price)
+    if tp_plan.feasible and tp_plan.binding == "one replica suffices":
+        tp_plan.binding, tp_plan.reason = _smaller_replica_misses(scenario, cfg, results) or (tp_plan.binding, tp_plan.reason)
     hours = scenario.cost.hours_per_month
     sized_by_tp = {c.tp: s for c, s in results}
     tp_plan.alternatives = []
@@ -661,9 +702,11 @@ def config_problem(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, node_limi
         return "interconnect", (
             f"TP={cfg.tp} spans more than the {limit} GPUs of one {gpu.id} scale-up domain: tensor parallelism "
             f"all-reduces every layer and needs the node's fast interconnect; use TP<={limit} and PP across nodes")
+    if model.heads % cfg.tp:
+        return "parallelism", f"TP={cfg.tp} does not divide the {model.heads} attention heads of {model.id}"
     if not tp_divides(model, cfg.tp):
-        return "parallelism", (f"TP={cfg.tp} does not divide the {model.heads} attention heads "
-                               f"({model.kv_heads} KV heads) of {model.id}")
+        return "parallelism", (f"TP={cfg.tp} neither divides the {model.kv_heads} KV heads of {model.id} nor is a "
+                               f"multiple of them, so they can be neither split nor replicated evenly")
     if cfg.pp > model.layers:
         return "parallelism", f"PP={cfg.pp} exceeds the {model.layers} layers of {model.id}: every pipeline stage needs a layer"
     return None

@@ -385,5 +385,7 @@ def binding_text(t: dict, max_util: float) -> str:
     if b == "no load":
         return "no load: the rate is 0, so no replicas are needed."
     if b and b.split(" p")[0] in ("TTFT", "TPOT", "E2E"):
+        if n == 1 and t.get("note"):  # the target chose the TP degree: a smaller replica misses it
+            return f"the {b} target: {t['note']}."
         return f"the {b} target: one replica fewer would miss it."
     return b or "-"

@@ -81,6 +81,7 @@ def tier_json(t: TierPlan) -> dict:
     out = {
         "tier": t.tier, "model": t.model.id, "gpu": t.gpu.id, "gpus": t.gpus, "replicas": t.replicas,
         "tp": t.config.tp, "pp": t.config.pp, "weights": t.config.weights, "kv": t.config.kv,
+        "weights_auto": t.weights_auto,  # weights = "auto": the planner chose this precision
         "feasible": t.feasible, "meets_slo": t.meets_slo, "binding": t.binding, "bound": t.bound or None,
         **point_metrics(point),
         "output_tok_s": None, "utilization": None, "usd_month": None, "usd_per_mtok": None,

@@ -29,7 +29,7 @@ from planner.engine.serving import (
     rate_point,
     solve_rate_point,
 )
-from planner.engine.specs import GB, TIERS, TP_DEGREES, GpuSpec, ModelSpec
+from planner.engine.specs import BYTES_PER_ELEMENT, GB, TIERS, TP_DEGREES, GpuSpec, ModelSpec
 
 MAX_REPLICAS = 100_000
 
@@ -56,6 +56,7 @@ class TierPlan:
     validated: dict = field(default_factory=dict)  # gpu_family / model_family / engine: measured or not
     misses: list[str] = field(default_factory=list)
     mean_output_tokens: float = 0.0
+    weights_auto: bool = False  # the weight precision was chosen by the planner (weights = "auto")
 
     @property
     def gpus(self) -> int:
@@ -89,8 +90,8 @@ def load_caveats(wl: Workload) -> list[str]:
 
 
 def resolve_precision(choice: str, model: ModelSpec, gpu: GpuSpec, kind: str) -> str:
-    """'auto' means the model's native dtype (fp8 falls back to bf16 where the GPU lacks fp8 KV
-    support is not an issue: vLLM stores fp8 KV on any GPU)."""
+    """'auto' as one format: the model's native dtype for weights (plan_tier tries the smaller ones
+    too), bf16 (fp16 for fp16 models) for the KV cache."""
     if choice != "auto":
         return choice
     if kind == "kv":
@@ -517,7 +518,65 @@ def _prompt_bound(p, wl: Workload, pct: float) -> str:
 # The plan
 
 
+# The weight formats weights = "auto" tries, highest precision first: at equal cost the higher keeps
+# more of the model's quality.
+AUTO_WEIGHTS = ("bf16", "fp16", "fp8", "int8", "int4", "fp4")
+
+
+def auto_weights(model: ModelSpec, gpu: GpuSpec) -> list[str]:
+    """The model's own dtype, then every smaller format the GPU runs (never a larger one: it only
+    costs memory)."""
+    native = BYTES_PER_ELEMENT[model.dtype]
+    return [model.dtype] + [w for w in AUTO_WEIGHTS if BYTES_PER_ELEMENT[w] < native and not weights_problem(gpu, w)]
+
+
 def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl: Workload, calibration: Calibration | None = None) -> TierPlan:
+    """The tier's plan; with weights = "auto", the cheapest over the weight formats it may use."""
+    if scenario.optimizations.weights != "auto":
+        return _plan_tier(scenario, tier, model, gpu, wl, calibration)
+    chosen = _cheapest_weights(scenario, tier, model, gpu, wl, calibration)
+    chosen.weights_auto = True
+    return chosen
+
+
+def _cheapest_weights(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl: Workload, calibration) -> TierPlan:
+    """The fewest GPUs meeting every target over auto_weights, the higher precision at equal cost.
+    A format whose utilisation ceiling alone needs as many GPUs as the best plan so far is not
+    planned (it cannot beat it). With none meeting the targets: the plan that misses the fewest
+    (a capped fleet), else the smallest format's refusal (the closest to fitting), saying what was tried."""
+    best: TierPlan | None = None
+    tried: list[TierPlan] = []
+    formats = auto_weights(model, gpu)
+    knobs = knobs_for(gpu, calibration, scenario.fleet.engine)
+    for w in formats:
+        fixed = scenario.model_copy(update={"optimizations": scenario.optimizations.model_copy(update={"weights": w})})
+        if best is not None and _least_gpus(fixed, model, gpu, knobs, wl) >= best.gpus:
+            continue
+        planned = _plan_tier(fixed, tier, model, gpu, wl, calibration)
+        tried.append(planned)
+        if planned.meets_slo and (best is None or planned.gpus < best.gpus):
+            best = planned
+    if best is not None:
+        return best
+    sized = [t for t in tried if t.feasible]
+    if sized:
+        return min(sized, key=lambda t: len(t.misses))
+    refused = tried[-1]
+    if len(formats) > 1:
+        refused.reason += f" (weights \"auto\" tried {', '.join(formats)}: none fits and meets the targets)"
+    return refused
+
+
+def _least_gpus(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, knobs: Knobs, wl: Workload) -> float:
+    """GPUs the utilisation ceiling alone asks for at the best fitting TP: a lower bound on any plan."""
+    base = serving_config(scenario, model, gpu, 1)
+    degrees = fitting_tp_degrees(model, gpu, base, knobs, scenario.fleet.gpus_per_node)
+    rate = scenario.load.peak_rate_rps
+    return min((replica_check(scenario, replica_params(model, gpu, _with(base, tp=tp), knobs), wl, rate).least_replicas() * tp * base.pp
+                for tp in degrees), default=math.inf)
+
+
+def _plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl: Workload, calibration: Calibration | None = None) -> TierPlan:
     knobs = knobs_for(gpu, calibration, scenario.fleet.engine)
     fleet = scenario.fleet
     price = (fleet.price_usd_hour if fleet.price_usd_hour is not None else gpu.price_usd_hour) * (1.0 - fleet.discount)

@@ -72,7 +72,7 @@ def plan_table(data: dict, name: str) -> Table:
         return t["feasible"]
 
     row("GPUs", lambda t: f"{t['gpus']} x {t['gpu']}{band(t, 'throughput')}" if ok(t) else Text("infeasible", style="red"))
-    row("replicas x TP", lambda t: f"{t['replicas']} x TP{t['tp']}" if ok(t) else "-")
+    row("replicas x TP", lambda t: f"{t['replicas']} x TP{t['tp']}" + (f" x PP{t['pp']}" if t["pp"] > 1 else "") if ok(t) else "-")
     row("weights / KV", lambda t: f"{t['weights']}{' (auto)' if t.get('weights_auto') else ''} / {t['kv']}" if ok(t) else "-")
     for metric in ("ttft_ms", "tpot_ms", "e2e_ms"):
         label = metric.split("_")[0].upper()

@@ -43,9 +43,17 @@ def test_auto_tries_only_formats_the_gpu_runs_and_never_a_larger_one():
 
 
 def test_a_precision_the_profile_sets_is_kept():
-    scenario = Scenario(load=Load(rate_rps=5), optimizations=Optimizations(weights="bf16"))
+    scenario = Scenario(load=Load(rate_rps=5), optimizations=Optimizations(weights="bf16", pp=1))
     large = plan_json(evaluate(scenario))["tiers"][2]
     assert large["weights"] == "bf16" and large["weights_auto"] is False and not large["feasible"]
+
+
+def test_pp_auto_adds_pipeline_stages_only_where_one_node_cannot_hold_the_model():
+    scenario = Scenario(load=Load(rate_rps=5), optimizations=Optimizations(weights="bf16"))  # pp = "auto", the default
+    small, medium, large = plan_json(evaluate(scenario))["tiers"]
+    assert small["pp"] == medium["pp"] == 1  # they fit one node: no stage is added
+    assert large["feasible"] and large["meets_slo"] and large["pp"] == 2 and large["tp"] == 8  # 810 GB of bf16 on 2 x 8 H100
+    assert large["gpus"] == large["replicas"] * 16
 
 
 def test_nothing_fitting_says_what_auto_tried():

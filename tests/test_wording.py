@@ -82,7 +82,7 @@ def test_tables_carry_no_python_none_and_no_empty_verdict(capsys):
     data = _predict(capsys, "--concurrency", "4")
     data["bound"] = {"prefill": None, "decode": None}
     assert "None" not in _text(prediction_table(data))
-    plan = plan_json(evaluate(Scenario(load=Load(rate_rps=5), optimizations=Optimizations(weights="bf16"))))  # 405B bf16: no fit
+    plan = plan_json(evaluate(Scenario(load=Load(rate_rps=5), optimizations=Optimizations(weights="bf16", pp=1))))  # 405B bf16: no fit
     assert any(not t["feasible"] for t in plan["tiers"])
     text = _text(plan_table(plan, "minimal"))
     assert "None" not in text

@@ -131,7 +131,7 @@ def serving_config(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, tp: int) 
     opt = scenario.optimizations
     return ServingConfig(
         tp=tp,
-        pp=opt.pp,
+        pp=1 if opt.pp == "auto" else opt.pp,  # plan_tier tries more stages where one does not fit
         weights=resolve_precision(opt.weights, model, gpu, "weights"),
         kv=resolve_precision(opt.kv, model, gpu, "kv"),
         max_num_seqs=opt.max_num_seqs,
@@ -530,8 +530,31 @@ def auto_weights(model: ModelSpec, gpu: GpuSpec) -> list[str]:
     return [model.dtype] + [w for w in AUTO_WEIGHTS if BYTES_PER_ELEMENT[w] < native and not weights_problem(gpu, w)]
 
 
+# Pipeline stages pp = "auto" tries: PP splits the layers across scale-up domains (nodes), so it is
+# for a model whose weights and KV cache one domain cannot hold at any TP.
+PP_DEGREES = (1, 2, 4, 8)
+
+
 def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl: Workload, calibration: Calibration | None = None) -> TierPlan:
-    """The tier's plan; with weights = "auto", the cheapest over the weight formats it may use."""
+    """The tier's plan. With pp = "auto": TP, then PP, one stage unless the model does not fit one
+    scale-up domain, then the fewest stages that hold it (PP adds GPUs and latency, so it
+    never makes a fitting fleet cheaper in this model's terms)."""
+    if scenario.optimizations.pp != "auto":
+        return _plan_precision(scenario, tier, model, gpu, wl, calibration)
+    first = None
+    for pp in (d for d in PP_DEGREES if d <= model.layers):
+        staged = scenario.model_copy(update={"optimizations": scenario.optimizations.model_copy(update={"pp": pp})})
+        planned = _plan_precision(staged, tier, model, gpu, wl, calibration)
+        first = first or planned
+        if planned.binding != "memory capacity":  # held: a stage count that fits but misses is no answer
+            return planned if planned.feasible or pp == 1 else first
+    first.reason += f" (pp \"auto\" tried PP up to {max(d for d in PP_DEGREES if d <= model.layers)}: none fits)"
+    return first
+
+
+def _plan_precision(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl: Workload, calibration) -> TierPlan:
+    """The plan at the scenario's weight precision; with weights = "auto", the cheapest over the
+    formats the tier may use."""
     if scenario.optimizations.weights != "auto":
         return _plan_tier(scenario, tier, model, gpu, wl, calibration)
     chosen = _cheapest_weights(scenario, tier, model, gpu, wl, calibration)

@@ -60,3 +60,10 @@ def test_nothing_fitting_says_what_auto_tried():
     scenario = Scenario(load=Load(rate_rps=5), fleet={"gpu": "l4", "gpus_per_node": 2})
     large = plan_json(evaluate(scenario))["tiers"][2]  # 405B on two 24 GB cards: no format fits
     assert not large["feasible"] and 'weights "auto" tried bf16, fp8' in large["reason"], large["reason"]
+
+
+def test_stages_that_hold_the_model_but_miss_a_floor_are_named_with_the_one_stage_refusal():
+    scenario = Scenario(load=Load(rate_rps=5), slo={"tpot_ms": 10}, optimizations=Optimizations(weights="bf16"))
+    large = plan_json(evaluate(scenario))["tiers"][2]
+    assert not large["feasible"] and large["pp"] == 1 and large["binding"] == "memory capacity"
+    assert "does not fit" in large["reason"] and 'with PP=2 (pp "auto") it fits, but TPOT p99' in large["reason"]

@@ -547,7 +547,10 @@ def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl:
         planned = _plan_precision(staged, tier, model, gpu, wl, calibration)
         first = first or planned
         if planned.binding != "memory capacity":  # held: a stage count that fits but misses is no answer
-            return planned if planned.feasible or pp == 1 else first
+            if planned.feasible or pp == 1:
+                return planned
+            first.reason += f"; with PP={pp} (pp \"auto\") it fits, but {planned.reason}"
+            return first
     first.reason += f" (pp \"auto\" tried PP up to {max(d for d in PP_DEGREES if d <= model.layers)}: none fits)"
     return first
 

@@ -8,7 +8,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from planner import __version__
-from planner.engine.engines import ENGINE_NAMES
+from planner.engine.engines import ENGINE_NAMES, default_max_seqs
 from planner.engine.numbers import fmt_gb, fmt_ms, fmt_num, fmt_sig, fmt_usd  # noqa: F401 (the CLI's and app's formatters)
 
 if TYPE_CHECKING:  # annotations only: the TUI formats numbers before the engine (numpy) is loaded
@@ -52,11 +52,15 @@ def prediction_json(pred: Prediction, mean_in: float, mean_out: float) -> dict:
         return out
     stable = point.stable
     rps = point.requests_per_s if stable else None
+    max_seqs = int(point.max_batch)  # whole sequences: the engine runs no fraction of one
+    engine_max_seqs = cfg.max_num_seqs or default_max_seqs(cfg.engine, req.gpu)
     out |= {
         "stable": stable,
-        "max_seqs": int(point.max_batch),
+        "max_seqs": max_seqs,  # running-sequence cap: max_num_seqs, or fewer where the KV cache binds
+        "max_num_seqs": engine_max_seqs,  # the engine's limit (its flag, or its default)
+        "max_seqs_bound_by": "max_num_seqs" if max_seqs >= engine_max_seqs else "kv cache",
         "kv_capacity_tokens": int(point.kv_tokens),
-        "batch": finite(point.batch, 2) if stable else None,
+        "batch": finite(min(point.batch, max_seqs), 2) if stable else None,
         **point_metrics(point),
         "output_tok_s": finite(rps * mean_out, 2) if rps else None,
         "total_tok_s": finite(rps * (mean_in + mean_out), 2) if rps else None,
@@ -78,6 +82,7 @@ def tier_json(t: TierPlan) -> dict:
     out = {
         "tier": t.tier, "model": t.model.id, "gpu": t.gpu.id, "gpus": t.gpus, "replicas": t.replicas,
         "tp": t.config.tp, "pp": t.config.pp, "weights": t.config.weights, "kv": t.config.kv,
+        "weights_auto": t.weights_auto,  # weights = "auto": the planner chose this precision
         "feasible": t.feasible, "meets_slo": t.meets_slo, "binding": t.binding, "bound": t.bound or None,
         **point_metrics(point),
         "output_tok_s": None, "utilization": None, "usd_month": None, "usd_per_mtok": None,

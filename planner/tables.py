@@ -32,12 +32,13 @@ def prediction_table(data: dict) -> Table:
         table.add_row("E2E", *_dist_cells(data["e2e_ms"], offline))
         table.add_row("throughput", f"{fmt_num(data['output_tok_s'])} out tok/s", f"{fmt_num(data['total_tok_s'])} tok/s",
                       f"{fmt_num(data['requests_per_s'])} req/s", "")
-        table.add_row("batch", f"{fmt_num(data['batch'])} running", f"cap {data['max_seqs']}",
+        cap_by = {"kv cache": " (KV cache)", "max_num_seqs": " (max_num_seqs)"}.get(data.get("max_seqs_bound_by", ""), "")
+        table.add_row("batch", f"{fmt_num(data['batch'])} running", f"cap {data['max_seqs']:,}{cap_by}",
                       f"util {data['utilization']:.0%}" if data["utilization"] is not None else "", "")
     table.add_row("memory/GPU", f"weights {fmt_gb(mem['weights'])}", f"KV {fmt_gb(mem['kv'])}", f"other {fmt_gb(mem['other'])}",
                   f"of {fmt_gb(mem['budget'])}")
     bound = data.get("bound", {})
-    table.add_row("bound", f"prefill: {bound.get('prefill')}", f"decode: {bound.get('decode')}", "", "")
+    table.add_row("bound", f"prefill: {bound.get('prefill') or '-'}", f"decode: {bound.get('decode') or '-'}", "", "")
     if data.get("note"):
         table.caption = data["note"]
     return table
@@ -73,7 +74,8 @@ def plan_table(data: dict, name: str) -> Table:
         return t["feasible"]
 
     row("GPUs", lambda t: f"{t['gpus']} x {t['gpu']}{band(t, 'throughput')}" if ok(t) else Text("infeasible", style="red"))
-    row("replicas x TP", lambda t: f"{t['replicas']} x TP{t['tp']}" if ok(t) else "-")
+    row("replicas x TP", lambda t: f"{t['replicas']} x TP{t['tp']}" + (f" x PP{t['pp']}" if t["pp"] > 1 else "") if ok(t) else "-")
+    row("weights / KV", lambda t: f"{t['weights']}{' (auto)' if t.get('weights_auto') else ''} / {t['kv']}" if ok(t) else "-")
     for metric in ("ttft_ms", "tpot_ms", "e2e_ms"):
         label = metric.split("_")[0].upper()
         row(f"{label} p50/p99", lambda t, m=metric: f"{fmt_ms(t[m]['p50'])} / {fmt_ms(t[m]['p99'])}{band(t, m)}"
@@ -89,7 +91,7 @@ def plan_table(data: dict, name: str) -> Table:
     row("expected error", lambda t: ", ".join(f"±{fmt_sig(v)}% {k}" for k, v in t.get("error_pct", {}).items())
         + (f" (not measured: {unmeasured_text(t, t['gpu'], t['model'])})" if not measured(t) else ""))
     row("binding", lambda t: t["binding"] if ok(t) else Text(t.get("reason", ""), style="red"))
-    row("meets SLO", lambda t: Text("yes", style="green") if t["meets_slo"] else Text("no: " + ", ".join(t.get("misses", [])), style="red"))
+    row("meets SLO", lambda t: Text("yes", style="green") if t["meets_slo"] else Text(_no_because(t), style="red"))
     if any(t.get("note") for t in tiers):
         row("note", lambda t: Text(t.get("note", ""), style="yellow"))
     if load.get("caveats"):
@@ -135,6 +137,13 @@ def api_sources_text(tiers: list[dict]) -> str:
         parts.append(f"{t['tier']}: {src['provider']} ${t['api_usd_per_mtok_input']:g}/${t['api_usd_per_mtok_output']:g} "
                      f"per M in/out tok ({where})")
     return ("API prices: " + "; ".join(parts)) if parts else ""
+
+
+def _no_because(t: dict) -> str:
+    """Why a tier misses its targets, in a word or the targets it misses (the binding row says more)."""
+    if t.get("misses"):
+        return "no: " + ", ".join(t["misses"])
+    return "no: infeasible" if not t["feasible"] else "no"
 
 
 def catalog_table(kind: str, rows: list[dict]) -> Table:
@@ -220,5 +229,12 @@ def search_tables(data: list[dict]) -> list:
                   if tier.get("hosted_api") else "")
         table.caption = (f"excluded: {excluded}. " if excluded else "") + "* on the cost / p99 E2E frontier" + unmeasured + hosted + (
             "; " + "; ".join(tier["notes"]) if tier["notes"] else "")
-        out.append(table)
+        out.append(table if tier["top"] else _no_fleet(table.title, tier, excluded))
     return out
+
+
+def _no_fleet(title: str, tier: dict, excluded: str) -> Text:
+    """A search that ranks nothing: the title and why, not an empty table (nothing screened: no load)."""
+    lines = [title] + (["no fleet meets the targets"] if tier["screened"] else [])
+    lines += ([f"excluded: {excluded}"] if excluded else []) + list(tier["notes"])
+    return Text("\n".join(lines), style="yellow")

@@ -422,6 +422,7 @@ def test_shipped_ids_exist_in_the_catalogs():
 # Field-specific strategies where model-level rules narrow what the field types allow.
 OVERRIDES = {
     (Optimizations, "tp"): st.one_of(st.just("auto"), st.integers(1, 1024)),
+    (Optimizations, "pp"): st.one_of(st.just("auto"), st.integers(1, 64)),
     (GpuSpec, "tflops"): st.dictionaries(
         st.sampled_from(["fp16", "fp8", "int8", "fp4"]), st.floats(0, 1e5)
     ).map(lambda d: {"bf16": 1000.0, **d}),

@@ -6,9 +6,9 @@ from hypothesis import given, settings, strategies as st
 
 from planner.engine import catalog
 from planner.engine.knobs import shipped_calibration
-from planner.engine.plan import size_replicas
-from planner.engine.scenario import Load, Scenario, Targets
-from planner.engine.search import Candidate, pareto, search_tier
+from planner.engine.plan import plan_tier, size_replicas, workload_of
+from planner.engine.scenario import Fleet, Load, Scenario, Targets
+from planner.engine.search import SAME_LATENCY, Candidate, distinct, pareto, search_tier
 from planner.engine.serving import Workload
 
 SCENARIO = Scenario(load=Load(rate_rps=4.0, input_len=800, output_len=200), slo=Targets(ttft_ms=1500, tpot_ms=80))
@@ -32,7 +32,7 @@ def test_best_agrees_with_exact_sizing_and_is_never_beaten_by_sampled_configs():
     # a sample of single configurations evaluated one by one never beats the search's best
     from planner.engine.search import _grid
 
-    _, meta = _grid([best.model], [catalog.get_gpu(g) for g in GPUS], SCENARIO, None)
+    _, meta, _ = _grid([best.model], [catalog.get_gpu(g) for g in GPUS], SCENARIO, wl)
     for model, gpu, cfg in meta[:: max(1, len(meta) // 25)]:
         s = size_replicas(SCENARIO, model, gpu, cfg, shipped_calibration().for_family(gpu.family), wl, SCENARIO.load.peak_rate_rps)
         if s.feasible:
@@ -81,3 +81,80 @@ def test_a_price_override_is_the_price_of_the_profiles_own_gpu_only():
         price = 0.01 if c.gpu.id == "h100-sxm" else c.gpu.price_usd_hour
         assert math.isclose(c.usd_month, c.gpus * price * hours)
     assert result.ranked[0].gpu.id == "h100-sxm"  # at a cent an hour it wins
+
+
+def _search(scenario, gpus=("l40s", "h100-sxm"), model="llama-3.1-8b", top=3):
+    return search_tier(scenario, "medium", [catalog.get_model(model)], [catalog.get_gpu(g) for g in gpus], top=top)
+
+
+def _with_load(**load) -> Scenario:
+    return SCENARIO.model_copy(update={"load": Load(**({"rate_rps": 4.0, "input_len": 800, "output_len": 200} | load))})
+
+
+def test_requests_beyond_the_context_limit_are_refused_before_any_sizing():
+    result = _search(_with_load(input_len=200_000), model="llama-3.2-3b")
+    assert not result.ranked and result.exact_evaluations == 0
+    assert any("131,072-token context limit of llama-3.2-3b" in why for why in result.excluded), result.excluded
+
+
+def test_fleet_max_gpus_bounds_every_row_and_refuses_what_needs_more():
+    capped = SCENARIO.model_copy(update={"fleet": Fleet(max_gpus=1), "load": Load(rate_rps=500.0, input_len=800, output_len=200)})
+    result = _search(capped)
+    assert not result.ranked and result.exact_evaluations == 0, [(c.gpus, c.gpu.id) for c in result.ranked]
+    assert result.excluded.get("need more GPUs than fleet.max_gpus", 0) > 0
+
+
+def test_no_load_is_reported_as_no_load_not_as_fleets_of_zero_gpus():
+    result = _search(_with_load(rate_rps=0.0))
+    assert not result.ranked and result.exact_evaluations == 0
+    assert any(n.startswith("no load") for n in result.notes)
+
+
+def _plan_of_row(scenario: Scenario, c: Candidate):
+    """Plan the row's fleet as a profile would set it: its GPU, precisions, TP and engine limits."""
+    cfg = c.config
+    opt = scenario.optimizations.model_copy(update={"weights": cfg.weights, "kv": cfg.kv, "tp": cfg.tp, "pp": cfg.pp,
+                                                    "max_num_seqs": cfg.max_num_seqs, "max_num_batched_tokens": cfg.max_num_batched_tokens})
+    fixed = scenario.model_copy(update={"fleet": scenario.fleet.model_copy(update={"gpu": c.gpu.id}), "optimizations": opt})
+    return plan_tier(fixed, "medium", c.model, c.gpu, workload_of(fixed))
+
+
+@settings(max_examples=6, deadline=None, derandomize=True)
+@given(rate=st.sampled_from([0.5, 3.0, 12.0]), input_len=st.sampled_from([300, 2000, 60_000, 140_000]),
+       max_gpus=st.sampled_from([None, 1, 2, 3]), tpot_ms=st.sampled_from([25.0, 80.0]))
+def test_every_search_row_is_a_fleet_plan_accepts(rate, input_len, max_gpus, tpot_ms):
+    scenario = Scenario(load=Load(rate_rps=rate, input_len=input_len, output_len=200), slo=Targets(ttft_ms=4000, tpot_ms=tpot_ms),
+                        fleet=Fleet(max_gpus=max_gpus))
+    for c in _search(scenario, gpus=("l4", "l40s", "h100-sxm")).ranked:
+        planned = _plan_of_row(scenario, c)
+        assert planned.feasible and planned.meets_slo, (c.gpu.id, c.config, planned.reason, planned.misses)
+        assert planned.gpus == c.gpus, (c.gpu.id, c.config, planned.gpus, c.gpus)
+        assert max_gpus is None or c.gpus <= max_gpus
+
+
+def test_rows_on_the_same_hardware_differ_in_latency():
+    result = _search(SCENARIO, gpus=("l40s", "h100-sxm", "a100-80gb"), top=8)
+    rows = result.ranked
+    assert len(rows) > 1
+    for i, a in enumerate(rows):
+        for b in rows[i + 1:]:
+            if (a.model.id, a.gpu.id, a.gpus, a.config.tp) == (b.model.id, b.gpu.id, b.gpus, b.config.tp):
+                assert abs(a.e2e_p99_ms - b.e2e_p99_ms) > SAME_LATENCY * min(a.e2e_p99_ms, b.e2e_p99_ms) or \
+                    abs(a.ttft_p99_ms - b.ttft_p99_ms) > SAME_LATENCY * min(a.ttft_p99_ms, b.ttft_p99_ms), (a.config, b.config)
+
+
+def test_precisions_with_the_same_cost_and_latency_collapse_to_the_higher_one():
+    from dataclasses import replace
+
+    from planner.engine.roofline import ServingConfig
+
+    model, gpu = catalog.get_model("llama-3.1-8b"), catalog.get_gpu("l40s")
+
+    def row(weights: str, kv: str, e2e: float, gpus: int = 1) -> Candidate:
+        c = Candidate(model, gpu, replace(ServingConfig(), weights=weights, kv=kv), 0.0)
+        c.usd_month, c.gpus, c.e2e_p99_ms, c.ttft_p99_ms, c.feasible = 1000.0 * gpus, gpus, e2e, 100.0, True
+        return c
+
+    kept = distinct([row("int8", "fp8", 900.0), row("fp8", "fp8", 900.0), row("int4", "fp8", 600.0), row("int4", "bf16", 905.0),
+                     row("int8", "fp8", 900.0, gpus=2)])
+    assert [(c.config.weights, c.config.kv, c.gpus) for c in kept] == [("int4", "fp8", 1), ("fp8", "fp8", 1), ("int8", "fp8", 2)]

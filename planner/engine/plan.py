@@ -15,7 +15,7 @@ from planner.engine import catalog, trust
 from planner.engine.api_prices import ApiQuote, api_quote
 from planner.engine.cost import FleetCost, api_usd_month, fleet_cost
 from planner.engine.knobs import Calibration, Knobs, shipped_calibration
-from planner.engine.roofline import ServingConfig, memory_per_gpu, replica_params
+from planner.engine.roofline import ServingConfig, bound_name, memory_per_gpu, replica_params, step_time
 from planner.engine.scenario import Scenario
 from planner.engine.serving import (
     FULL,
@@ -26,11 +26,12 @@ from planner.engine.serving import (
     Workload,
     finish_rate_point,
     offline_throughput,
+    prompt_tokens,
     rate_point,
     solve_rate_point,
 )
-from planner.engine.specs import GB, TIERS, TP_DEGREES, GpuSpec, ModelSpec
-from planner.engine.numbers import fmt_gb, fmt_sig
+from planner.engine.specs import BYTES_PER_ELEMENT, GB, TIERS, TP_DEGREES, GpuSpec, ModelSpec
+from planner.engine.numbers import fmt_gb, fmt_ms, fmt_sig
 
 MAX_REPLICAS = 100_000
 
@@ -61,6 +62,7 @@ class TierPlan:
     api_usd_month: float | None = None  # that API's bill for the tier's traffic (infeasible tiers too)
     api_enabled: bool = True  # false: the profile turned the comparison off ([api] enabled = false)
     mean_input_tokens: float = 0.0
+    weights_auto: bool = False  # the weight precision was chosen by the planner (weights = "auto")
 
     @property
     def gpus(self) -> int:
@@ -94,8 +96,8 @@ def load_caveats(wl: Workload) -> list[str]:
 
 
 def resolve_precision(choice: str, model: ModelSpec, gpu: GpuSpec, kind: str) -> str:
-    """'auto' means the model's native dtype (fp8 falls back to bf16 where the GPU lacks fp8 KV
-    support is not an issue: vLLM stores fp8 KV on any GPU)."""
+    """'auto' as one format: the model's native dtype for weights (plan_tier tries the smaller ones
+    too), bf16 (fp16 for fp16 models) for the KV cache."""
     if choice != "auto":
         return choice
     if kind == "kv":
@@ -114,8 +116,7 @@ def fitting_tp_degrees(model: ModelSpec, gpu: GpuSpec, base: ServingConfig, knob
     for tp in TP_DEGREES:
         if tp > limit or not tp_divides(model, tp):
             continue
-        p = replica_params(model, gpu, _with(base, tp=tp), knobs)
-        if float(memory_per_gpu(p)["kv"]) > 0:
+        if holds_a_request(replica_params(model, gpu, _with(base, tp=tp), knobs)):
             out.append(tp)
     return out
 
@@ -136,7 +137,7 @@ def serving_config(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, tp: int) 
     opt = scenario.optimizations
     return ServingConfig(
         tp=tp,
-        pp=opt.pp,
+        pp=1 if opt.pp == "auto" else opt.pp,  # plan_tier tries more stages where one does not fit
         weights=resolve_precision(opt.weights, model, gpu, "weights"),
         kv=resolve_precision(opt.kv, model, gpu, "kv"),
         max_num_seqs=opt.max_num_seqs,
@@ -233,7 +234,8 @@ def _size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Serv
         return SizingResult(cfg.tp, 0, None, False, "no room for a single request's KV cache", "memory capacity", floor)
     floor_misses = slo_misses(scenario, floor)
     if floor_misses:
-        return SizingResult(cfg.tp, 0, floor, False, _floor_reason(scenario, model, gpu, cfg, floor, floor_misses[0]), floor_misses[0], floor)
+        return SizingResult(cfg.tp, 0, floor, False, _floor_reason(scenario, model, gpu, cfg, ok.p, wl, floor, floor_misses[0]),
+                            floor_misses[0], floor)
     if rate <= 0:
         return SizingResult(cfg.tp, 0, floor, True, "", "no load", floor)
     util_cap = scenario.slo.max_utilization
@@ -255,6 +257,27 @@ def _size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Serv
     hi, point = _bisect(left, hi, ok, QUICK)
     below_misses = slo_misses(scenario, ok(hi - 1)[1], util_cap) if hi - 1 >= 1 else []
     return done(hi, below_misses[0] if below_misses else "latency", point)
+
+
+LATENCY_TARGETS = ("TTFT", "TPOT", "E2E")
+
+
+def _smaller_replica_misses(scenario: Scenario, cfg: ServingConfig, results) -> tuple[str, str] | None:
+    """(binding, note) when one replica of the chosen degree suffices but the next smaller replica
+    (fewer GPUs) misses a latency target, even idle or on as many GPUs: that target, not one
+    replica, sized the fleet. None otherwise."""
+    smaller = [(c, s) for c, s in results if c.tp * c.pp < cfg.tp * cfg.pp]
+    if not smaller:
+        return None
+    c, s = max(smaller, key=lambda r: r[0].tp * r[0].pp)
+    if s.binding.split(" p")[0] not in LATENCY_TARGETS:
+        return None
+    if not s.feasible and s.floor is not None and s.replicas == 0:
+        target, value = floor_ms(scenario, s.floor, s.binding)
+        why = f"at TP={c.tp} even a lone request misses it ({fmt_ms(value)} against {fmt_ms(target)})"
+    else:
+        why = f"at TP={c.tp} it needs {_replicas(s.replicas)} ({s.replicas * c.tp * c.pp:,} GPUs)"
+    return s.binding, f"TP={cfg.tp} for the {s.binding} target: {why}"
 
 
 def _too_many(rate: float, max_rate: float, util_cap: float) -> str:
@@ -468,12 +491,19 @@ def _binding_below(n: int, ok, full, fallback: str) -> str:
     return misses[0] if misses else fallback
 
 
-def _floor_reason(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, floor: OperatingPoint, miss: str) -> str:
+def floor_ms(scenario: Scenario, floor: OperatingPoint, miss: str) -> tuple[float, float]:
+    """(target, single-request floor) in ms of a missed latency target named as slo_misses names it."""
     name, pct = miss.split(" p")
     dist = {"TTFT": floor.ttft_s, "TPOT": floor.tpot_s, "E2E": floor.e2e_s}[name]
     target = {"TTFT": scenario.slo.ttft_ms, "TPOT": scenario.slo.tpot_ms, "E2E": scenario.slo.e2e_ms}[name]
-    value = percentile_of(dist, float(pct)) * 1e3
-    bound = floor.prefill_bound if name == "TTFT" else floor.decode_bound
+    return target, percentile_of(dist, float(pct)) * 1e3
+
+
+def _floor_reason(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, p, wl: Workload, floor: OperatingPoint,
+                  miss: str) -> str:
+    name, pct = miss.split(" p")
+    target, value = floor_ms(scenario, floor, miss)
+    bound = _prompt_bound(p, wl, float(pct)) if name == "TTFT" else floor.decode_bound
     return (
         f"{name} p{pct} target {fmt_sig(target, 6)} ms is below the single-request floor of {fmt_sig(value, 2)} ms for "
         f"{model.id} {cfg.weights} on {gpu.id} at TP={cfg.tp} ({bound} bound): relax the target, "
@@ -481,11 +511,104 @@ def _floor_reason(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Servi
     )
 
 
+def _prompt_bound(p, wl: Workload, pct: float) -> str:
+    """What bounds the prefill of the prompt at this percentile of the lengths, alone on the replica
+    (the step that makes an idle TTFT percentile: the median prompt's step can be bound by another
+    resource than a long one's): its first chunk, of at most the token budget when prefill is chunked."""
+    new = float(prompt_tokens(p, np.quantile(wl.in_grid, pct / 100))[0])
+    chunk = min(new, float(p.budget_tokens)) if float(p.chunked) > 0 else new
+    return str(bound_name(step_time(p, 0.0, 0.0, chunk, chunk * chunk / 2)))
+
+
 # ---------------------------------------------------------------------------------------------
 # The plan
 
 
+# The weight formats weights = "auto" tries, highest precision first: at equal cost the higher keeps
+# more of the model's quality.
+AUTO_WEIGHTS = ("bf16", "fp16", "fp8", "int8", "int4", "fp4")
+
+
+def auto_weights(model: ModelSpec, gpu: GpuSpec) -> list[str]:
+    """The model's own dtype, then every smaller format the GPU runs (never a larger one: it only
+    costs memory)."""
+    native = BYTES_PER_ELEMENT[model.dtype]
+    return [model.dtype] + [w for w in AUTO_WEIGHTS if BYTES_PER_ELEMENT[w] < native and not weights_problem(gpu, w)]
+
+
+# Pipeline stages pp = "auto" tries: PP splits the layers across scale-up domains (nodes), so it is
+# for a model whose weights and KV cache one domain cannot hold at any TP.
+PP_DEGREES = (1, 2, 4, 8)
+
+
 def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl: Workload, calibration: Calibration | None = None) -> TierPlan:
+    """The tier's plan. With pp = "auto": TP, then PP, one stage unless the model does not fit one
+    scale-up domain, then the fewest stages that hold it (PP adds GPUs and latency, so it
+    never makes a fitting fleet cheaper in this model's terms)."""
+    if scenario.optimizations.pp != "auto":
+        return _plan_precision(scenario, tier, model, gpu, wl, calibration)
+    first = None
+    for pp in (d for d in PP_DEGREES if d <= model.layers):
+        staged = scenario.model_copy(update={"optimizations": scenario.optimizations.model_copy(update={"pp": pp})})
+        planned = _plan_precision(staged, tier, model, gpu, wl, calibration)
+        first = first or planned
+        if planned.binding != "memory capacity":  # held: a stage count that fits but misses is no answer
+            if planned.feasible or pp == 1:
+                return planned
+            first.reason += f"; with PP={pp} (pp \"auto\") it fits, but {planned.reason}"
+            return first
+    first.reason += f" (pp \"auto\" tried PP up to {max(d for d in PP_DEGREES if d <= model.layers)}: none fits)"
+    return first
+
+
+def _plan_precision(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl: Workload, calibration) -> TierPlan:
+    """The plan at the scenario's weight precision; with weights = "auto", the cheapest over the
+    formats the tier may use."""
+    if scenario.optimizations.weights != "auto":
+        return _plan_tier(scenario, tier, model, gpu, wl, calibration)
+    chosen = _cheapest_weights(scenario, tier, model, gpu, wl, calibration)
+    chosen.weights_auto = True
+    return chosen
+
+
+def _cheapest_weights(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl: Workload, calibration) -> TierPlan:
+    """The fewest GPUs meeting every target over auto_weights, the higher precision at equal cost.
+    A format whose utilisation ceiling alone needs as many GPUs as the best plan so far is not
+    planned (it cannot beat it). With none meeting the targets: the plan that misses the fewest
+    (a capped fleet), else the smallest format's refusal (the closest to fitting), saying what was tried."""
+    best: TierPlan | None = None
+    tried: list[TierPlan] = []
+    formats = auto_weights(model, gpu)
+    knobs = knobs_for(gpu, calibration, scenario.fleet.engine)
+    for w in formats:
+        fixed = scenario.model_copy(update={"optimizations": scenario.optimizations.model_copy(update={"weights": w})})
+        if best is not None and _least_gpus(fixed, model, gpu, knobs, wl) >= best.gpus:
+            continue
+        planned = _plan_tier(fixed, tier, model, gpu, wl, calibration)
+        tried.append(planned)
+        if planned.meets_slo and (best is None or planned.gpus < best.gpus):
+            best = planned
+    if best is not None:
+        return best
+    sized = [t for t in tried if t.feasible]
+    if sized:
+        return min(sized, key=lambda t: len(t.misses))
+    refused = tried[-1]
+    if len(formats) > 1:
+        refused.reason += f" (weights \"auto\" tried {', '.join(formats)}: none fits and meets the targets)"
+    return refused
+
+
+def _least_gpus(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, knobs: Knobs, wl: Workload) -> float:
+    """GPUs the utilisation ceiling alone asks for at the best fitting TP: a lower bound on any plan."""
+    base = serving_config(scenario, model, gpu, 1)
+    degrees = fitting_tp_degrees(model, gpu, base, knobs, scenario.fleet.gpus_per_node)
+    rate = scenario.load.peak_rate_rps
+    return min((replica_check(scenario, replica_params(model, gpu, _with(base, tp=tp), knobs), wl, rate).least_replicas() * tp * base.pp
+                for tp in degrees), default=math.inf)
+
+
+def _plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl: Workload, calibration: Calibration | None = None) -> TierPlan:
     knobs = knobs_for(gpu, calibration, scenario.fleet.engine)
     fleet = scenario.fleet
     price = (fleet.price_usd_hour if fleet.price_usd_hour is not None else gpu.price_usd_hour) * (1.0 - fleet.discount)
@@ -502,12 +625,16 @@ def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl:
     degrees = [explicit.tp] if explicit else fitting_tp_degrees(model, gpu, base, knobs, fleet.gpus_per_node)
     if not degrees:
         return _does_not_fit(tier, model, gpu, base, knobs, fleet.gpus_per_node, price, wl)
-    too_long = context_problem(model, wl)
-    if too_long:
-        cfg = _with(base, tp=degrees[-1])
-        return TierPlan(tier, model, gpu, cfg, False, f"{too_long} ({_request_kv(model, gpu, cfg, knobs, wl)})",
-                        usd_per_gpu_hour=price, binding="context limit")
-    configs = [_with(base, tp=tp) for tp in degrees]
+    fitting = [_with(base, tp=tp) for tp in degrees]
+    problems = [fleet_problem(scenario, model, gpu, c, replica_params(model, gpu, c, knobs), wl) for c in fitting]
+    configs = [c for c, problem in zip(fitting, problems) if problem is None]
+    if not configs:  # the same problem at every degree but the fleet limit, which the smallest hits last
+        cfg, (binding, reason) = fitting[-1], problems[-1]
+        if binding == "context limit":
+            reason = f"{reason} ({_request_kv(model, gpu, cfg, knobs, wl)})"
+        elif binding == "fleet size":
+            cfg, (binding, reason) = fitting[0], problems[0]
+        return TierPlan(tier, model, gpu, cfg, False, reason, usd_per_gpu_hour=price, binding=binding)
     results, unsized = _size_tp_degrees(scenario, model, gpu, knobs, wl, rate, configs)
     cfg, best = _confirm_cheapest(scenario, model, gpu, knobs, wl, rate, results)
     if best is not None and best.replicas > 0:
@@ -518,6 +645,8 @@ def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl:
         if best.binding == "memory capacity":
             best.reason = _kv_reason(model, gpu, cfg, knobs, wl)
     tp_plan = _tier_result(scenario, tier, model, gpu, cfg, best, knobs, wl, price)
+    if tp_plan.feasible and tp_plan.binding == "one replica suffices":
+        tp_plan.binding, tp_plan.reason = _smaller_replica_misses(scenario, cfg, results) or (tp_plan.binding, tp_plan.reason)
     hours = scenario.cost.hours_per_month
     sized_by_tp = {c.tp: s for c, s in results}
     tp_plan.alternatives = []
@@ -533,7 +662,7 @@ def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl:
                 "tp": c.tp, "replicas": at_least, "gpus": gpus, "feasible": None, "usd_month": gpus * price * hours, "sized": False,
                 "reason": (f"not sized: the utilisation ceiling alone needs at least {gpus:,} GPUs at TP={c.tp}, "
                            f"{'more than' if gpus > tp_plan.gpus else 'no fewer than'} TP={cfg.tp}'s {tp_plan.gpus:,}")})
-    if fleet.max_gpus is not None and tp_plan.gpus > fleet.max_gpus:
+    if over_fleet_limit(scenario, tp_plan.gpus):
         return _capped(scenario, tp_plan, fleet.max_gpus, knobs, wl, price)
     return tp_plan
 
@@ -631,9 +760,7 @@ def _capped(scenario: Scenario, need: TierPlan, max_gpus: int, knobs: Knobs, wl:
     cfg = need.config
     replicas = max_gpus // (cfg.tp * cfg.pp)
     why = f"the targets need {need.gpus:,} GPUs, more than the fleet limit of {max_gpus:,} (fleet.max_gpus)"
-    if replicas < 1:
-        return TierPlan(need.tier, need.model, need.gpu, cfg, False, f"{why}; one replica needs {cfg.tp * cfg.pp}",
-                        usd_per_gpu_hour=price, binding="fleet size")
+    # replicas >= 1: plan_tier sizes no degree whose replica alone is over the limit (fleet_problem)
     p = replica_params(need.model, need.gpu, cfg, knobs)
     point = replica_check(scenario, p, wl, scenario.load.peak_rate_rps)(replicas, FULL)[1]
     misses = slo_misses(scenario, point, scenario.slo.max_utilization)
@@ -659,19 +786,66 @@ def config_problem(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, node_limi
     `plan` and `predict` so both refuse the same things."""
     if cfg.sparsity_2_4 and not gpu.sparse_2_4:
         return "hardware support", f"2:4 sparsity needs sparse tensor cores, which {gpu.id} does not have"
-    if cfg.weights == "fp8" and "fp8" not in gpu.tflops and gpu.vendor.lower() != "nvidia":
-        return "hardware support", f"{gpu.id} has no fp8 support for weights"
+    unsupported = weights_problem(gpu, cfg.weights)
+    if unsupported:
+        return "hardware support", unsupported
     limit = node_size(gpu, node_limit)
     if cfg.tp > limit:
         return "interconnect", (
             f"TP={cfg.tp} spans more than the {limit} GPUs of one {gpu.id} scale-up domain: tensor parallelism "
             f"all-reduces every layer and needs the node's fast interconnect; use TP<={limit} and PP across nodes")
+    if model.heads % cfg.tp:
+        return "parallelism", f"TP={cfg.tp} does not divide the {model.heads} attention heads of {model.id}"
     if not tp_divides(model, cfg.tp):
-        return "parallelism", (f"TP={cfg.tp} does not divide the {model.heads} attention heads "
-                               f"({model.kv_heads} KV heads) of {model.id}")
+        return "parallelism", (f"TP={cfg.tp} neither divides the {model.kv_heads} KV heads of {model.id} nor is a "
+                               f"multiple of them, so they can be neither split nor replicated evenly")
     if cfg.pp > model.layers:
         return "parallelism", f"PP={cfg.pp} exceeds the {model.layers} layers of {model.id}: every pipeline stage needs a layer"
     return None
+
+
+# Weight formats that run without tensor cores for them: on NVIDIA (Ampere and later) as weight-only
+# formats dequantised to bf16 in the matmul (Marlin kernels: fp8 and int8 W8A16, fp4 W4A16), per
+# https://docs.vllm.ai/en/stable/features/quantization/fp8/ ("FP8 models will run on compute
+# capability >= 7.5 as weight-only W8A16, utilizing FP8 Marlin"). int4 (AWQ/GPTQ) is weight-only
+# everywhere; bf16 and fp16 run on every GPU.
+NATIVE_ONLY_WEIGHTS = ("fp8", "int8", "fp4")
+
+
+def weights_problem(gpu: GpuSpec, weights: str) -> str:
+    """Why the GPU cannot run weights in this format ('' when it can)."""
+    if weights in NATIVE_ONLY_WEIGHTS and weights not in gpu.tflops and gpu.vendor.lower() != "nvidia":
+        return f"{gpu.id} has no {weights} support for weights"
+    return ""
+
+
+def fleet_problem(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, p, wl: Workload) -> tuple[str, str] | None:
+    """Why no number of replicas of this configuration (its replica parameters `p`) can carry the
+    scenario's load, as (binding, reason), or None: the checks `plan` makes before sizing, in its
+    order. `search` screens every configuration with it, so each fleet it ranks is one plan accepts."""
+    problem = config_problem(model, gpu, cfg, scenario.fleet.gpus_per_node)
+    if problem:
+        return problem
+    if not holds_a_request(p):
+        return "memory capacity", f"{model.id} {cfg.weights} leaves no room for a request's KV cache on {gpu.id} at TP={cfg.tp}"
+    too_long = context_problem(model, wl)
+    if too_long:
+        return "context limit", too_long
+    if over_fleet_limit(scenario, cfg.tp * cfg.pp):
+        return "fleet size", (f"one replica at TP={cfg.tp} PP={cfg.pp} needs {cfg.tp * cfg.pp} GPUs, more than the fleet limit "
+                              f"of {scenario.fleet.max_gpus:,} (fleet.max_gpus)")
+    return None
+
+
+def holds_a_request(p) -> bool:
+    """Whether the weights leave room for some KV cache on each GPU (array-wise for the search's grid)."""
+    return memory_per_gpu(p)["kv"] > 0
+
+
+def over_fleet_limit(scenario: Scenario, gpus):
+    """Whether a fleet of `gpus` GPUs (a number or an array) is more than fleet.max_gpus allows."""
+    limit = scenario.fleet.max_gpus
+    return np.asarray(gpus) > limit if limit is not None else np.zeros(np.shape(gpus), dtype=bool)
 
 
 def node_size(gpu: GpuSpec, node_limit: int | None) -> int:

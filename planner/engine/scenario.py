@@ -143,7 +143,7 @@ class Optimizations(Strict):
     weights: Literal["auto", *WEIGHT_PRECISIONS] = "auto"  # type: ignore[valid-type]
     kv: Literal["auto", *KV_PRECISIONS] = "auto"  # type: ignore[valid-type]
     tp: Literal["auto"] | int = "auto"
-    pp: int = Field(1, ge=1, le=64)
+    pp: Literal["auto"] | int = "auto"
     max_num_seqs: int | None = Field(None, ge=1, le=65536)
     chunked_prefill: bool = True
     max_num_batched_tokens: int | None = Field(None, ge=16, le=1_048_576)
@@ -159,6 +159,8 @@ class Optimizations(Strict):
     def _tp(self) -> Optimizations:
         if isinstance(self.tp, int) and (self.tp < 1 or self.tp > 1024):
             raise ValueError("tp must be 'auto' or a whole number from 1 to 1024")
+        if isinstance(self.pp, int) and (self.pp < 1 or self.pp > 64):
+            raise ValueError("pp must be 'auto' or a whole number from 1 to 64")
         return self
 
 

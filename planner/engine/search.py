@@ -21,7 +21,7 @@ import numpy as np
 from planner.engine import catalog, trust
 from planner.engine.hosted_api import cheaper_hosted_apis
 from planner.engine.knobs import Calibration, shipped_calibration
-from planner.engine.plan import replica_check, serving_config, size_replicas, workload_of
+from planner.engine.plan import fleet_problem, over_fleet_limit, replica_check, serving_config, size_replicas, workload_of
 from planner.engine.roofline import ReplicaParams, ServingConfig, kv_capacity_tokens, memory_per_gpu, replica_params, step_time
 from planner.engine.scenario import Scenario
 from planner.engine.serving import Workload
@@ -40,6 +40,9 @@ EXACT_LIMIT = 200
 # long-context profile's medium tier at $32,412 a month where $30,660 was there to find)
 VARIANT_CHECKS = 400
 VARIANT_SIZINGS = 50
+
+
+NO_LOAD = "no load: the peak rate is 0 req/s, so there is no fleet to size (set load.rate_rps or load.requests_per_day)"
 
 
 @dataclass
@@ -75,28 +78,42 @@ class SearchResult:
     hosted_apis: list = field(default_factory=list)  # HostedApiOption cheaper than every fleet ranked
 
 
-def _grid(models: list[ModelSpec], gpus: list[GpuSpec], scenario: Scenario, node_limit: int | None,
+# Why plan refuses a configuration (fleet_problem's binding), as the search's exclusion counts say it;
+# a context-limit problem names the model and the limit, so it is counted under its own words.
+RULED_OUT = {
+    "hardware support": "use a precision or sparsity the GPU does not run",
+    "interconnect": "span more than one scale-up domain",
+    "parallelism": "split the model's heads or layers unevenly",
+    "memory capacity": "do not fit in memory",
+    "fleet size": "need more GPUs per replica than fleet.max_gpus",
+}
+
+
+def _grid(models: list[ModelSpec], gpus: list[GpuSpec], scenario: Scenario, wl: Workload,
           calibration: Calibration | None = None):
-    """Per-(model, gpu, weights, kv, tp) params, then expanded over engine knobs as arrays."""
-    items, meta = [], []
+    """Per-(model, gpu, weights, kv, tp) params, then expanded over engine knobs as arrays; the
+    configurations plan would refuse whatever the fleet size (`fleet_problem`) are left out and
+    counted by reason, in screened configurations."""
+    items, meta, ruled_out = [], [], {}
+    knob_rows = [(s, b) for s in MAX_SEQS for b in BUDGETS]
     for model in models:
         for gpu in gpus:
             knobs = (calibration or shipped_calibration()).for_family(gpu.family, scenario.fleet.engine)
-            limit = min(gpu.max_gpus_per_node, node_limit or gpu.max_gpus_per_node)
             base = serving_config(scenario, model, gpu, 1)
             for w in WEIGHTS:
-                if w in ("fp8", "int8", "fp4") and w not in gpu.tflops and not (w == "fp4" and gpu.vendor.lower() == "nvidia"):
-                    continue
                 for kv in KVS:
                     for tp in TPS:
-                        if tp > limit or tp > model.heads:
-                            continue
                         cfg = replace(base, tp=tp, weights=w, kv=kv)
-                        items.append(replica_params(model, gpu, cfg, knobs))
+                        p = replica_params(model, gpu, cfg, knobs)
+                        problem = fleet_problem(scenario, model, gpu, cfg, p, wl)
+                        if problem:
+                            why = RULED_OUT.get(problem[0], problem[1])
+                            ruled_out[why] = ruled_out.get(why, 0) + len(knob_rows)
+                            continue
+                        items.append(p)
                         meta.append((model, gpu, cfg))
     if not items:
-        return None, []
-    knob_rows = [(s, b) for s in MAX_SEQS for b in BUDGETS]
+        return None, [], ruled_out
     n_base, n_knob = len(items), len(knob_rows)
     names = [f.name for f in fields(ReplicaParams)]
     table = np.array([[vars(p)[name] for name in names] for p in items], dtype=float)  # one row per fleet
@@ -104,7 +121,7 @@ def _grid(models: list[ModelSpec], gpus: list[GpuSpec], scenario: Scenario, node
     stacked["max_num_seqs"] = np.tile(np.array([s for s, _ in knob_rows], dtype=float), n_base)
     if scenario.optimizations.chunked_prefill:
         stacked["budget_tokens"] = np.tile(np.array([b for _, b in knob_rows], dtype=float), n_base)
-    return ReplicaParams(**stacked), Configurations(meta, knob_rows)
+    return ReplicaParams(**stacked), Configurations(meta, knob_rows), ruled_out
 
 
 class Configurations(Sequence):
@@ -162,7 +179,8 @@ def screen(p: ReplicaParams, wl: Workload, scenario: Scenario, prices: np.ndarra
     fits = (mem["kv"] > 0) & (cap >= 1.0)
     tpot_ok = np.ones_like(fits) if slo.tpot_ms is None else tpot_floor_ms <= slo.tpot_ms
     ttft_ok = np.ones_like(fits) if slo.ttft_ms is None else ttft_floor_ms <= slo.ttft_ms
-    return {"fits": fits, "tpot_ok": tpot_ok, "ttft_ok": ttft_ok, "usd_lb": usd_lb, "max_rate": max_rate}
+    within_limit = ~over_fleet_limit(scenario, replicas_lb * p.tp * p.pp)
+    return {"fits": fits, "tpot_ok": tpot_ok, "ttft_ok": ttft_ok, "within_limit": within_limit, "usd_lb": usd_lb, "max_rate": max_rate}
 
 
 def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: list[GpuSpec], top: int = 5,
@@ -170,22 +188,26 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
     import time
 
     wl = workload_of(scenario)
+    model_ids = [m.id for m in models]
+    if scenario.load.peak_rate_rps <= 0:
+        return SearchResult(tier, 0, {}, [], [], [], notes=[NO_LOAD], models=model_ids)
     start = time.perf_counter()
-    p, meta = _grid(models, gpus, scenario, scenario.fleet.gpus_per_node, calibration)
+    p, meta, ruled_out = _grid(models, gpus, scenario, wl, calibration)
     if p is None:
-        return SearchResult(tier, 0, {"no configuration for these GPUs and models": 1}, [], [], [],
-                            models=[m.id for m in models])
+        return SearchResult(tier, sum(ruled_out.values()), ruled_out or {"no configuration for these GPUs and models": 1}, [], [], [],
+                            screen_s=time.perf_counter() - start, models=model_ids)
     own_id = _own_gpu_id(scenario, gpus)
     price_of = {g.id: _price(scenario, g, own_id) for g in gpus}
     prices = np.array([price_of[g] for g in meta.gpu_ids()])
     s = screen(p, wl, scenario, prices)
     screen_s = time.perf_counter() - start
-    excluded = {
-        "do not fit in memory": int((~s["fits"]).sum()),
-        "cannot meet the TPOT target even idle": int((s["fits"] & ~s["tpot_ok"]).sum()),
-        "cannot meet the TTFT target even idle": int((s["fits"] & s["tpot_ok"] & ~s["ttft_ok"]).sum()),
-    }
-    keep = s["fits"] & s["tpot_ok"] & s["ttft_ok"]
+    excluded = dict(ruled_out)
+    for why, n in (("do not fit in memory", int((~s["fits"]).sum())),
+                   ("cannot meet the TPOT target even idle", int((s["fits"] & ~s["tpot_ok"]).sum())),
+                   ("cannot meet the TTFT target even idle", int((s["fits"] & s["tpot_ok"] & ~s["ttft_ok"]).sum())),
+                   ("need more GPUs than fleet.max_gpus", int((s["fits"] & s["tpot_ok"] & s["ttft_ok"] & ~s["within_limit"]).sum()))):
+        excluded[why] = excluded.get(why, 0) + n
+    keep = s["fits"] & s["tpot_ok"] & s["ttft_ok"] & s["within_limit"]
     notes: list[str] = []
     order = np.argsort(np.where(keep, s["usd_lb"], np.inf), kind="stable")
     candidates: list[Candidate] = []
@@ -200,7 +222,7 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
             best[fleet] = cand
 
     def threshold() -> float:
-        costs = sorted(c.usd_month for c in best.values())
+        costs = [c.usd_month for c in distinct(best.values())]
         return costs[top - 1] if len(costs) >= top else math.inf
 
     # breadth first: each fleet (model, GPU, precisions, TP) once, at its highest screened capacity
@@ -255,13 +277,39 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
         if not c.feasible:
             misses[f"miss {c.binding}"] = misses.get(f"miss {c.binding}", 0) + 1
     excluded |= misses
-    feasible = sorted(best.values(), key=lambda c: (c.usd_month, c.e2e_p99_ms))
+    feasible = distinct(best.values())
     cal = calibration or shipped_calibration()
     for c in feasible:
         c.validated = all(trust.validated(cal, c.gpu.family, c.model.family, c.config.engine).values())
-    return SearchResult(tier, len(meta), {k: v for k, v in excluded.items() if v}, feasible[:top],
-                        pareto(feasible, "e2e_p99_ms"), pareto(feasible, "ttft_p99_ms"), screen_s, exact, notes,
-                        [m.id for m in models])
+    return SearchResult(tier, len(meta) + sum(ruled_out.values()), {k: v for k, v in excluded.items() if v}, feasible[:top],
+                        pareto(feasible, "e2e_p99_ms"), pareto(feasible, "ttft_p99_ms"), screen_s, exact, notes, model_ids)
+
+
+# Latencies within this fraction of each other are the same latency to a user: well inside the model's
+# cross-validated median error (12% on E2E, 42% on TTFT; README, "How the numbers are made").
+SAME_LATENCY = 0.05
+
+
+def distinct(cands) -> list[Candidate]:
+    """The fleets worth listing, cheapest (then fastest) first. On the same hardware (model, GPU type
+    and count, TP, PP) a lower precision is listed only where it is faster, by more than
+    SAME_LATENCY on p99 E2E or TTFT, than every higher precision listed: otherwise it is the same
+    choice at a loss of quality (fp8 and int8 weights, or fp8 and bf16 KV, at one cost and latency)."""
+    kept: dict[tuple, list[Candidate]] = {}
+    for c in sorted(cands, key=lambda c: (c.usd_month, _precision_rank(c.config), c.e2e_p99_ms)):
+        hardware = (c.model.id, c.gpu.id, c.gpus, c.config.tp, c.config.pp)
+        if not any(_not_faster(c, k) for k in kept.get(hardware, [])):
+            kept.setdefault(hardware, []).append(c)
+    return sorted((c for same in kept.values() for c in same), key=lambda c: (c.usd_month, c.e2e_p99_ms))
+
+
+def _precision_rank(cfg: ServingConfig) -> tuple[int, int]:
+    """Higher precision first: weights, then KV cache, in the order the grid lists them."""
+    return WEIGHTS.index(cfg.weights), KVS.index(cfg.kv)
+
+
+def _not_faster(c: Candidate, than: Candidate) -> bool:
+    return all(getattr(c, lat) >= getattr(than, lat) * (1 - SAME_LATENCY) for lat in ("e2e_p99_ms", "ttft_p99_ms"))
 
 
 def _fleet_key(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig) -> tuple:
@@ -288,7 +336,9 @@ def _exact(scenario, model, gpu, cfg, wl, usd_lb, price, calibration) -> Candida
     knobs = (calibration or shipped_calibration()).for_family(gpu.family, cfg.engine)
     sized = size_replicas(scenario, model, gpu, cfg, knobs, wl, scenario.load.peak_rate_rps)
     cand = Candidate(model, gpu, cfg, usd_lb, feasible=sized.feasible, binding=sized.binding, reason=sized.reason)
-    if sized.feasible:
+    if sized.feasible and over_fleet_limit(scenario, sized.replicas * cfg.tp * cfg.pp):
+        cand.feasible, cand.binding = False, "fleet size"  # plan would cap it at fleet.max_gpus, missing the targets
+    if cand.feasible:
         cand.replicas = sized.replicas
         cand.gpus = sized.replicas * cfg.tp * cfg.pp
         cand.usd_month = cand.gpus * price * scenario.cost.hours_per_month

@@ -1212,6 +1212,7 @@ def concurrency_point(p: ReplicaParams, wl: Workload, clients: int, detailed: bo
     if clients <= 1:
         best = finish_rate_point(p, wl, solve_rate_point(p, wl, 0.0), detailed)
         best.requests_per_s = 1.0 / best.e2e_mean_s if best.stable and best.e2e_mean_s > 0 else 0.0
+        best.batch = 1.0 if best.stable else 0.0  # the one client's request is always running
         best.mode = "concurrency"
         best.utilization = best.requests_per_s / max_rate
         return best

@@ -251,8 +251,9 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("load", ("slo", "max_utilization"), "Max util", "Run each replica at most this busy (share of its "
        "saturation throughput), keeping headroom for bursts.", unit="%", scale=100.0),
     # --- Optimizations
-    _f("optimizations", ("optimizations", "weights"), "Weights", "Weight precision. auto = the model's native "
-       "dtype. fp8/int8 halve the bytes read per decode step; int4/fp4 quarter them (plus block scales).",
+    _f("optimizations", ("optimizations", "weights"), "Weights", "Weight precision. auto = the cheapest that "
+       "meets every target: the model's own dtype or a smaller one the GPU runs, the higher at equal cost. "
+       "fp8/int8 halve the bytes read per decode step; int4/fp4 quarter them (plus block scales).",
        kind="choice"),
     _f("optimizations", ("optimizations", "kv"), "KV cache", "KV-cache precision. fp8/int8 halve the cache, so "
        "more sequences fit in the batch and attention reads fewer bytes.", kind="choice"),

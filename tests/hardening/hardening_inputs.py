@@ -88,6 +88,8 @@ def field_values(section: str, name: str, field, max_len: float = 200_000) -> st
         return st.sampled_from(GPUS)
     if place == "optimizations.tp":
         return st.one_of(st.just("auto"), st.sampled_from([1, 2, 4, 8]), st.integers(1, 1024))
+    if place == "optimizations.pp":
+        return st.one_of(st.just("auto"), st.sampled_from([1, 2]), st.integers(1, 64))
     tp = _base(field.annotation)
     if tp is LengthDist:
         return length_dists(max_len)

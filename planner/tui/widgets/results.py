@@ -315,12 +315,13 @@ def detail_content(result: Result, tier: str, width: int) -> Content:
     lines.append(Content.assemble((tier.capitalize(), head_style), " · ", (t["model"], "bold"),
                                   f" · {t['params_b']:,.1f}B"))
     pp = f" × PP{t['pp']}" if t["pp"] > 1 else ""
+    weights = f"{t['weights']} weights" + (" (auto)" if t.get("weights_auto") else "")
     if t["feasible"]:
         n = t["replicas"]
         lines.append(Content(f"{t['gpus']:,} × {gpu.id} = {n:,} replica{'s' if n != 1 else ''} × TP{t['tp']}{pp} · "
-                             f"{t['weights']} weights · {t['kv']} KV"))
+                             f"{weights} · {t['kv']} KV"))
     else:
-        lines.append(Content(f"{gpu.id} · TP{t['tp']}{pp} · {t['weights']} weights · {t['kv']} KV"))
+        lines.append(Content(f"{gpu.id} · TP{t['tp']}{pp} · {weights} · {t['kv']} KV"))
     mem = t["memory_gb_per_gpu"]
     if mem:
         lines.append(Content.assemble(("Memory per GPU", "bold"), f" of {mem.get('budget', 0):.1f} GB usable "
@@ -410,5 +411,7 @@ def binding_text(t: dict, max_util: float) -> str:
     if b == "no load":
         return "no load: the rate is 0, so no replicas are needed."
     if b and b.split(" p")[0] in ("TTFT", "TPOT", "E2E"):
+        if n == 1 and t.get("note"):  # the target chose the TP degree: a smaller replica misses it
+            return f"the {b} target: {t['note']}."
         return f"the {b} target: one replica fewer would miss it."
     return b or "-"

@@ -35,6 +35,7 @@ from typing import Annotated, Any, Union
 import tomli_w
 from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError, model_validator
 
+from planner.engine.inputs import escaped
 from planner.engine.scenario import (
     CostKnobs,
     Fleet,
@@ -45,6 +46,7 @@ from planner.engine.scenario import (
     Strict,
     Targets,
     TierModels,
+    check_prompt_fits_budget,
 )
 from planner.engine.specs import GpuSpec, ModelSpec
 
@@ -119,6 +121,11 @@ class Profile(Strict):
             twice = sorted(i for i, n in counts.items() if n > 1)
             if twice:
                 raise ValueError(f"[[{table}]] id {twice[0]!r} is defined more than once")
+        return self
+
+    @model_validator(mode="after")
+    def _prompt_fits_budget(self) -> Profile:
+        check_prompt_fits_budget(self.load, self.optimizations)
         return self
 
     @classmethod
@@ -553,7 +560,8 @@ def _tagged_member(union: Any, key: Any) -> Any:
 def _join(parts: list) -> str:
     text = ""
     for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        name = escaped(str(part))
+        text += f"[{part}]" if isinstance(part, int) else (f".{name}" if text else name)
     return text
 
 
@@ -623,5 +631,5 @@ def _fmt(value: Any) -> str:
         return f"{value:g}"
     if isinstance(value, str):
         shown = value if len(value) <= 40 else value[:37] + "..."
-        return '"' + shown.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + escaped(shown.replace("\\", "\\\\").replace('"', '\\"')) + '"'
     return str(value)

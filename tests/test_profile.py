@@ -15,7 +15,7 @@ import annotated_types as at
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from planner.engine.scenario import LengthDist, Load, Optimizations, Scenario
 from planner.engine.specs import GpuSpec, ModelSpec
@@ -428,7 +428,9 @@ OVERRIDES = {
     (Profile, "schema_version"): st.just(1),
     (Profile, "plan"): st.none(),
 }
-TEXT = st.text(st.characters(codec="utf-8"), max_size=12)
+# Text as a profile holds it: control characters are cleaned out on load (see test_text_is_printable).
+CHARS = st.characters(codec="utf-8", exclude_categories=("Cc",), exclude_characters="\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+TEXT = st.text(CHARS, max_size=12)
 
 
 def length_dists() -> st.SearchStrategy[LengthDist]:
@@ -437,9 +439,9 @@ def length_dists() -> st.SearchStrategy[LengthDist]:
     lognormal = st.tuples(mean, st.floats(1.01, 2.27)).map(
         lambda m_r: LengthDist(kind="lognormal", mean=m_r[0], p90=m_r[0] * m_r[1])
     )
-    maximum = st.one_of(st.none(), st.floats(1, 1e7))
-    return st.tuples(st.one_of(simple, lognormal), maximum).map(
-        lambda d_m: d_m[0].model_copy(update={"max": d_m[1]})
+    above_mean = st.one_of(st.none(), st.floats(1, 100))  # a truncation at or above the mean
+    return st.tuples(st.one_of(simple, lognormal), above_mean).map(
+        lambda d_r: d_r[0].model_copy(update={"max": None if d_r[1] is None else d_r[0].mean * d_r[1]})
     )
 
 
@@ -501,7 +503,7 @@ def values(tp, field) -> st.SearchStrategy:
         return bounded(field, tp) if field is not None else st.floats(-1e9, 1e9)
     if tp is str:
         min_size = 1 if field is not None and any(isinstance(m, at.MinLen) for m in field.metadata) else 0
-        return st.text(st.characters(codec="utf-8"), min_size=min_size, max_size=12)
+        return st.text(CHARS, min_size=min_size, max_size=12)
     raise NotImplementedError(tp)
 
 
@@ -512,7 +514,16 @@ def routable(fields: dict) -> dict:
     return fields | {"experts_per_token": min(max(per_token, 1), experts) if experts > 0 else 0}
 
 
-REPAIRS = {ModelSpec: routable}  # cross-field rules a per-field strategy cannot express
+def budget_holds_prompts(fields: dict) -> dict:
+    """Without chunked prefill a token budget must hold the longest prompt: leave it unset."""
+    opt = fields.get("optimizations")
+    if opt is not None and not opt.chunked_prefill and opt.max_num_batched_tokens is not None:
+        return fields | {"optimizations": opt.model_copy(update={"max_num_batched_tokens": None})}
+    return fields
+
+
+# cross-field rules a per-field strategy cannot express
+REPAIRS = {ModelSpec: routable, Profile: budget_holds_prompts}
 
 
 def models(cls: type[BaseModel]) -> st.SearchStrategy:
@@ -538,3 +549,86 @@ def test_lognormal_wider_than_any_lognormal_is_refused_with_the_limit():
     text = 'name = "x"\n[load]\nrate_rps = 1\ninput_len = { kind = "lognormal", mean = 800, p90 = 2000 }\n'
     with pytest.raises(ProfileError, match=r"load\.input_len.*at most 2\.273 x the mean \(1,819\).*exponential"):
         profile_from_toml(text)
+
+
+def test_text_is_printable():
+    """Control characters in a profile would drive the terminal of whoever shows it: they are
+    cleaned out on load, so every place the text appears gets it clean."""
+    text = ('name = "evil\\u001b[31mRED"\ndescription = "two\\nlines\\u0007 \\u202eright-to-left"\n'
+            'load.rate_rps = 1\nmodels.small = "llama-3.2-1b\\u009b"\n')
+    profile = profile_from_toml(text)
+    assert profile.name == "evil[31mRED"
+    assert profile.description == "two lines right-to-left"
+    assert profile.models.small == "llama-3.2-1b"
+
+
+def test_refused_text_is_quoted_escaped():
+    text = 'name = "x"\nload.rate_rps = 1\nfleet.gpu = 3\n"bad\\u001b[2Jkey" = 1\nslo.ttft_ms = "\\u001b]0;t\\u0007"\n'
+    with pytest.raises(ProfileError) as err:
+        profile_from_toml(text, "p.toml")
+    message = str(err.value)
+    assert "\x1b" not in message and "\x07" not in message
+    assert "p.toml: bad\\u001b[2Jkey: unknown key" in message
+    assert 'p.toml: slo.ttft_ms = "\\u001b]0;t\\u0007": must be a number' in message
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("load.rate_rps = true", "load.rate_rps = true: must be a number"),
+    ("optimizations.pp = true", "optimizations.pp = true: must be a whole number"),
+    ("optimizations.tp = false", "optimizations.tp = false: must be"),
+    ("fleet.max_gpus = true", "fleet.max_gpus = true: must be a whole number"),
+    ("slo.ttft_ms = true", "slo.ttft_ms = true: must be a number"),
+])
+def test_booleans_are_not_numbers(line, message):
+    text = f'name = "x"\nload.rate_rps = 1\n{line}\n'.replace("load.rate_rps = 1\nload.rate_rps", "load.rate_rps")
+    with pytest.raises(ProfileError) as err:
+        profile_from_toml(text, "p.toml")
+    assert f"p.toml: {message}" in str(err.value)
+
+
+def test_booleans_still_set_switches():
+    text = 'name = "x"\nload.rate_rps = 1\noptimizations.chunked_prefill = false\noptimizations.sparsity_2_4 = true\n'
+    opt = profile_from_toml(text).optimizations
+    assert opt.chunked_prefill is False and opt.sparsity_2_4 is True
+
+
+@pytest.mark.parametrize("dist", ["{ mean = 400, max = 10 }",
+                                  '{ kind = "lognormal", mean = 400, p90 = 900, max = 399 }'])
+def test_truncation_below_the_mean_is_refused(dist):
+    with pytest.raises(ProfileError) as err:
+        profile_from_toml(f'name = "x"\nload.rate_rps = 1\nload.input_len = {dist}\n', "p.toml")
+    assert "p.toml: load.input_len: max (" in str(err.value)
+    assert "must be at least the mean (400)" in str(err.value)
+
+
+def test_truncation_at_the_mean_or_above_is_taken():
+    profile = profile_from_toml('name = "x"\nload.rate_rps = 1\nload.output_len = { mean = 400, max = 400 }\n')
+    assert profile.load.output_len.max == 400
+
+
+def _unchunked(budget: int, input_len: str) -> str:
+    return (f'name = "x"\nload.rate_rps = 1\nload.input_len = {input_len}\n'
+            f'optimizations.chunked_prefill = false\noptimizations.max_num_batched_tokens = {budget}\n')
+
+
+def test_unchunked_budget_below_the_prompt_is_refused():
+    with pytest.raises(ProfileError) as err:
+        profile_from_toml(_unchunked(512, "2000"), "p.toml")
+    message = str(err.value)
+    assert message.startswith("p.toml: optimizations.max_num_batched_tokens (512) is below the p99 prompt")
+    assert "at least 2,000" in message and "chunked_prefill" in message
+    # a lognormal's p99 prompt is well above its mean: a budget of the mean does not hold it
+    with pytest.raises(ProfileError, match="max_num_batched_tokens"):
+        profile_from_toml(_unchunked(1000, '{ kind = "lognormal", mean = 1000, p90 = 2000 }'))
+    with pytest.raises(ValidationError, match="max_num_batched_tokens"):
+        Scenario(load=Load(rate_rps=1, input_len=2000),
+                 optimizations=Optimizations(chunked_prefill=False, max_num_batched_tokens=512))
+
+
+def test_unchunked_budget_that_holds_the_prompt_is_taken():
+    assert profile_from_toml(_unchunked(2048, "2000")).optimizations.max_num_batched_tokens == 2048
+    # a truncation bounds the longest prompt
+    assert profile_from_toml(_unchunked(2048, '{ kind = "exponential", mean = 1000, max = 2048 }'))
+    # chunked prefill splits prompts across steps: any budget serves
+    chunked = _unchunked(512, "2000").replace("chunked_prefill = false", "chunked_prefill = true")
+    assert profile_from_toml(chunked).optimizations.max_num_batched_tokens == 512

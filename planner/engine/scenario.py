@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from planner.engine.engines import DEFAULT_ENGINE, Engine
+from planner.engine.inputs import InputModel
 from planner.engine.specs import KV_PRECISIONS, WEIGHT_PRECISIONS
 
 # Monthly hours: 8760 / 12, the infracost/AWS-calculator convention (modeling digest §7 [S41]).
@@ -22,7 +23,7 @@ DEFAULT_PUE = 1.58
 DEFAULT_GRID_KG_PER_KWH = 0.436
 
 
-class Strict(BaseModel):
+class Strict(InputModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
@@ -51,6 +52,10 @@ class LengthDist(Strict):
                 raise ValueError(f"no lognormal has mean {self.mean:g} and p90 {self.p90:g}: its p90 is at most "
                                  f"{LOGNORMAL_MAX_P90_RATIO:.3f} x the mean ({widest:,.0f}); lower p90, or use "
                                  f"kind = \"exponential\" (p90 = 2.303 x the mean)")
+        if self.max is not None and self.max < self.mean:
+            # truncating below the mean would plan every request at `max`, not the load described
+            raise ValueError(f"max ({self.max:g}) must be at least the mean ({self.mean:g}): it truncates the "
+                             f"longest requests, as max_tokens does")
         return self
 
     @property
@@ -184,3 +189,27 @@ class Scenario(Strict):
     slo: Targets = Targets()
     optimizations: Optimizations = Optimizations()
     cost: CostKnobs = CostKnobs()
+
+    @model_validator(mode="after")
+    def _prompt_fits_budget(self) -> Scenario:
+        check_prompt_fits_budget(self.load, self.optimizations)
+        return self
+
+
+def check_prompt_fits_budget(load: Load, opt: Optimizations) -> None:
+    """Without chunked prefill a prompt is prefilled in one engine step, so the step's token budget
+    must hold the longest prompt: vLLM refuses to start when max_num_batched_tokens is below
+    max_model_len with chunked prefill off (vllm/config/scheduler.py, SchedulerConfig). The plan
+    sizes for the p99 prompt (as its context-limit check does), so the budget must hold that."""
+    budget = opt.max_num_batched_tokens
+    if opt.chunked_prefill or budget is None:
+        return  # unset: the engine raises its default to the context length when chunking is off
+    from planner.engine.lengths import quantiles  # lengths imports this module
+
+    longest = float(quantiles(load.input_len, [0.99])[0])
+    if budget < longest:
+        raise ValueError(
+            f"optimizations.max_num_batched_tokens ({budget:,}) is below the p99 prompt of load.input_len "
+            f"({longest:,.0f} tokens): with chunked_prefill off each prompt is prefilled in one step, and "
+            f"the engine refuses a budget that cannot hold it; raise it to at least {math.ceil(longest):,} "
+            f"or turn chunked_prefill on")

@@ -25,10 +25,12 @@ from planner.profile import (
     ProfileConflictError,
     ProfileError,
     default_profile,
+    default_profile_text,
     load_profile,
     profile_from_toml,
     profile_to_dict,
     profile_to_toml,
+    profile_to_toml_over,
     save_profile,
     save_text_atomic,
     user_profiles,
@@ -632,3 +634,125 @@ def test_unchunked_budget_that_holds_the_prompt_is_taken():
     # chunked prefill splits prompts across steps: any budget serves
     chunked = _unchunked(512, "2000").replace("chunked_prefill = false", "chunked_prefill = true")
     assert profile_from_toml(chunked).optimizations.max_num_batched_tokens == 512
+
+
+# ---------------------------------------------------------------- saving keeps the author's file
+
+
+def comments(text: str) -> list[str]:
+    return [line[line.index("#"):] for line in text.splitlines() if "#" in line]
+
+
+def changed_lines(before: str, after: str) -> list[tuple[str, str]]:
+    old, new = before.splitlines(), after.splitlines()
+    assert len(old) == len(new), "lines were added or removed"
+    return [(a, b) for a, b in zip(old, new, strict=True) if a != b]
+
+
+def test_save_changes_only_the_changed_value(tmp_path):
+    """What ctrl+s does in the app: save_profile over the text the profile was read from."""
+    path = tmp_path / "e.toml"
+    path.write_bytes((ROOT / "profiles" / "edge-assistant.toml").read_bytes())
+    loaded = load_profile(path)
+    original = loaded.text
+    edited = loaded.profile.model_copy(update={"load": loaded.profile.load.model_copy(update={"rate_rps": 12.5})})
+    saved = save_profile(edited, path, expected_mtime_ns=loaded.mtime_ns, over_text=loaded.text)
+    text = path.read_text()
+    assert saved.text == text
+    assert comments(text) == comments(original) and len(comments(original)) >= 30
+    [(old, new)] = changed_lines(original, text)
+    assert old.startswith("rate_rps = 1.0 ") and new.startswith("rate_rps = 12.5 ")
+    assert new.index("#") == old.index("#")  # the comment keeps its column
+    assert load_profile(path).profile == edited
+
+
+def test_save_writes_changes_in_place_and_leaves_unset_keys_unset(tmp_path):
+    original = (
+        "# mine\n"
+        'name = "mine"   # the name\n'
+        "\n"
+        "[load]\n"
+        "rate_rps = 5        # peak\n"
+        "input_len = { mean = 400, max = 4000 }  # prompts\n"
+        "output_len = 300\n"
+        "\n"
+        "[fleet]\n"
+        'gpu = "l4"\n'
+        "max_gpus = 4        # the rack\n"
+    )
+    profile = profile_from_toml(original)
+    load = profile.load.model_copy(update={
+        "rate_rps": 7.0,
+        "input_len": profile.load.input_len.model_copy(update={"mean": 500.0}),
+        "output_len": LengthDist(kind="fixed", mean=350),
+    })
+    edited = profile.model_copy(update={
+        "load": load,
+        "fleet": profile.fleet.model_copy(update={"max_gpus": None, "engine": "sglang"}),
+        "cost": profile.cost.model_copy(update={"pue": 1.2}),
+    })
+    path = tmp_path / "mine.toml"
+    save_profile(edited, path, over_text=original)
+    assert path.read_text() == (
+        "# mine\n"
+        'name = "mine"   # the name\n'
+        "\n"
+        "[load]\n"
+        "rate_rps = 7        # peak\n"  # written as the author wrote it: a whole number
+        "input_len = { mean = 500, max = 4000 }  # prompts\n"
+        "output_len = 350\n"  # a fixed length stays a bare number
+        "\n"
+        "[fleet]\n"
+        'gpu = "l4"\n'
+        'engine = "sglang"\n'  # unset before: added to its table; max_gpus unset now: gone
+        "\n"
+        "[cost]\n"
+        "pue = 1.2\n"
+    )
+    assert load_profile(path).profile == edited
+
+
+def test_a_profile_started_from_the_built_in_default_keeps_its_comments(tmp_path):
+    default_text = default_profile_text()
+    mine = default_profile().model_copy(update={"name": "mine"})
+    path = tmp_path / "mine.toml"
+    save_profile(mine, path, over_text=default_text)
+    text = path.read_text()
+    assert comments(text) == comments(default_text)
+    [(old, new)] = changed_lines(default_text, text)
+    assert new.startswith('name = "mine" ')
+    assert load_profile(path).profile == mine
+
+
+def test_saving_an_opened_plan_export_drops_its_results(tmp_path):
+    exported = profile_to_toml(default_profile(), plan={"tiers": [{"tier": "small", "gpus": 1}]})
+    opened = profile_from_toml(exported)
+    path = tmp_path / "p.toml"
+    save_profile(opened, path, over_text=exported)
+    text = path.read_text()
+    assert "[plan]" not in text and 'tier = "small"' not in text
+    assert load_profile(path).profile == opened.model_copy(update={"plan": None})
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(models(Profile), models(Profile))
+def test_saving_over_any_profile_gives_the_new_profile(old, new):
+    text = profile_to_toml(old)
+    again = profile_from_toml(profile_to_toml_over(text, new))
+    assert again == new.model_copy(update={"plan": None})
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(new=models(Profile))
+def test_saving_over_a_hand_written_profile_gives_the_new_profile(path, new):
+    text = path.read_text()
+    assert profile_from_toml(profile_to_toml_over(text, new)) == new.model_copy(update={"plan": None})
+
+
+def test_saving_over_dotted_keys_and_bare_lengths_keeps_their_style():
+    text = 'name = "x"\nload.rate_rps = 5  # peak\nload.input_len = 1000\n'
+    profile = profile_from_toml(text)
+    load = profile.load.model_copy(update={"rate_rps": 6.0, "input_len": LengthDist(kind="exponential", mean=900)})
+    out = profile_to_toml_over(text, profile.model_copy(update={"load": load}))
+    assert out == 'name = "x"\nload.rate_rps = 6  # peak\nload.input_len = {kind = "exponential", mean = 900.0}\n'

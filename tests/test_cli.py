@@ -381,3 +381,10 @@ def test_escape_sequences_from_a_profile_or_csv_never_reach_the_terminal(capsys,
     code, out, err = run(capsys, "validate", csv_file)
     assert "evil[" in out + err
     assert "\x1b" not in out + err
+
+
+def test_predict_refuses_an_unchunked_budget_below_the_prompt(capsys):
+    code, out, err = run(capsys, *BASE, "--offline", "--no-chunked-prefill", "--max-batched-tokens", "512")
+    assert_usage_error(code, err, "--max-batched-tokens 512", "--input-len (1,000 tokens)", "at least 1000")
+    code, out, err = run(capsys, *BASE, "--offline", "--no-chunked-prefill", "--max-batched-tokens", "1000")
+    assert code == 0

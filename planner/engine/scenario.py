@@ -197,19 +197,26 @@ class Scenario(Strict):
 
 
 def check_prompt_fits_budget(load: Load, opt: Optimizations) -> None:
-    """Without chunked prefill a prompt is prefilled in one engine step, so the step's token budget
-    must hold the longest prompt: vLLM refuses to start when max_num_batched_tokens is below
-    max_model_len with chunked prefill off (vllm/config/scheduler.py, SchedulerConfig). The plan
-    sizes for the p99 prompt (as its context-limit check does), so the budget must hold that."""
-    budget = opt.max_num_batched_tokens
-    if opt.chunked_prefill or budget is None:
-        return  # unset: the engine raises its default to the context length when chunking is off
+    """Refuse a token budget that cannot hold a prompt when prefill is not chunked."""
+    need = unchunked_budget_shortfall(opt.max_num_batched_tokens, opt.chunked_prefill, load.input_len)
+    if need is not None:
+        raise ValueError(
+            f"optimizations.max_num_batched_tokens ({opt.max_num_batched_tokens:,}) is below the p99 prompt of "
+            f"load.input_len ({need:,} tokens): with chunked_prefill off each prompt is prefilled in one step, "
+            f"and the engine refuses a budget that cannot hold it; raise it to at least {need:,} or turn "
+            f"chunked_prefill on")
+
+
+def unchunked_budget_shortfall(budget: int | None, chunked: bool, input_len: LengthDist) -> int | None:
+    """The per-step token budget these prompts need when `budget` is too small for them, else None.
+    Without chunked prefill each prompt is prefilled in one engine step, so the budget must hold the
+    longest prompt: vLLM refuses to start when max_num_batched_tokens is below max_model_len with
+    chunked prefill off (vllm/config/scheduler.py, SchedulerConfig). The plan sizes for the p99
+    prompt (as its context-limit check does), so the budget must hold that. An unset budget is
+    the engine's, which it raises to the context length when prefill is not chunked."""
+    if chunked or budget is None:
+        return None
     from planner.engine.lengths import quantiles  # lengths imports this module
 
-    longest = float(quantiles(load.input_len, [0.99])[0])
-    if budget < longest:
-        raise ValueError(
-            f"optimizations.max_num_batched_tokens ({budget:,}) is below the p99 prompt of load.input_len "
-            f"({longest:,.0f} tokens): with chunked_prefill off each prompt is prefilled in one step, and "
-            f"the engine refuses a budget that cannot hold it; raise it to at least {math.ceil(longest):,} "
-            f"or turn chunked_prefill on")
+    need = math.ceil(float(quantiles(input_len, [0.99])[0]))
+    return need if budget < need else None

@@ -704,7 +704,8 @@ def test_save_writes_changes_in_place_and_leaves_unset_keys_unset(tmp_path):
         "\n"
         "[fleet]\n"
         'gpu = "l4"\n'
-        'engine = "sglang"\n'  # unset before: added to its table; max_gpus unset now: gone
+        'engine = "sglang"\n'  # unset before: added after the table's last key
+        "# max_gpus = 4      # the rack\n"  # unset now: commented out, its note kept
         "\n"
         "[cost]\n"
         "pue = 1.2\n"
@@ -722,6 +723,25 @@ def test_a_profile_started_from_the_built_in_default_keeps_its_comments(tmp_path
     [(old, new)] = changed_lines(default_text, text)
     assert new.startswith('name = "mine" ')
     assert load_profile(path).profile == mine
+
+
+def test_setting_a_key_shown_commented_out_writes_it_in_place():
+    """The default lists unset keys as commented-out examples: setting one writes it there (not
+    after the next table's introduction), unsetting one comments it out, every note kept at its
+    column; going back gives the original bytes."""
+    default_text = default_profile_text()
+    default = profile_from_toml(default_text)
+    daily = default.model_copy(update={"load": Load(requests_per_day=2_000_000, peak_factor=1.0),
+                                       "fleet": default.fleet.model_copy(update={"max_gpus": 16})})
+    text = profile_to_toml_over(default_text, daily)
+    assert [new for _, new in changed_lines(default_text, text)] == [
+        "max_gpus = 16               # the most GPUs you can have: a load needing more is planned on this many "
+        "and shown overloaded",
+        "# rate_rps = 10.0           # requests per second to size for (at the peak)",
+        "requests_per_day = 2000000   # daily volume instead of rate_rps ...",
+    ]
+    assert profile_from_toml(text) == daily
+    assert profile_to_toml_over(text, default).replace("2000000", "500000").replace("= 16 ", "= 64 ") == default_text
 
 
 def test_saving_an_opened_plan_export_drops_its_results(tmp_path):
@@ -756,3 +776,7 @@ def test_saving_over_dotted_keys_and_bare_lengths_keeps_their_style():
     load = profile.load.model_copy(update={"rate_rps": 6.0, "input_len": LengthDist(kind="exponential", mean=900)})
     out = profile_to_toml_over(text, profile.model_copy(update={"load": load}))
     assert out == 'name = "x"\nload.rate_rps = 6  # peak\nload.input_len = {kind = "exponential", mean = 900.0}\n'
+    # dotted keys spread over the file, one removed and others set
+    text = 'name = "x"\nload.rate_rps = 5\nload.peak_factor = 2.0\n\n[slo]\nttft_ms = 100.0\n'
+    daily = profile_from_toml(text).model_copy(update={"load": Load(requests_per_day=1000, peak_factor=3)})
+    assert profile_from_toml(profile_to_toml_over(text, daily)) == daily

@@ -204,6 +204,25 @@ async def test_ctrl_s_keeps_a_hand_written_profile_as_written(private_config: Pa
     assert load_profile(path).profile.load.rate_rps == 2.5
 
 
+async def test_chunked_prefill_can_be_switched_off_unless_the_budget_is_below_the_prompt(private_config: Path):
+    path = private_config / "budget.toml"
+    path.write_text('name = "b"\nload.rate_rps = 2\nload.input_len = 2000\n', encoding="utf-8")
+    app = make_app(path)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pick(pilot, "#optimizations-chunked-prefill", False)  # "off" is a choice, not the blank
+        assert app.planner.profile.optimizations.chunked_prefill is False
+    path.write_text(path.read_text(encoding="utf-8") + "optimizations.max_num_batched_tokens = 512\n",
+                    encoding="utf-8")
+    app = make_app(path)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pick(pilot, "#optimizations-chunked-prefill", False)
+        assert app.planner.profile.optimizations.chunked_prefill is True  # refused: the picker snaps back
+        message = app.planner.invalid["optimizations-chunked-prefill"]
+        assert message.startswith("✗ optimizations.max_num_batched_tokens (512) is below the p99 prompt")
+
+
 async def test_opening_a_bad_file_shows_an_error_and_keeps_the_plan(private_config: Path):
     (private_config / "bad.toml").write_text('name = "bad"\n[load]\nrate_rps = "fast\n', encoding="utf-8")
     (private_config / "wrong.toml").write_text('name = "wrong"\n[load]\nrate_rps = -5\n', encoding="utf-8")

@@ -263,7 +263,8 @@ class PlannerScreen(PromptFrames, Screen[None]):
         except ValidationError as exc:
             target, message = self._place_error(exc, input_id)
             if pane.revert(input_id, self.profile):  # a choice that cannot be made snaps back
-                target, message = input_id, f"✗ {'.'.join(map(str, exc.errors()[0]['loc']))}: {message[2:]}"
+                place = ".".join(map(str, exc.errors()[0]["loc"]))  # empty for a check across sections
+                target, message = input_id, f"✗ {place + ': ' if place else ''}{message[2:]}"
             else:
                 self.refused[input_id] = (path, value)
             pane.set_error(target, message)

@@ -191,3 +191,11 @@ def test_model_spec_refusals_name_the_file(tmp_path):
         model_from_hf_config(path, display="custom/config.json")
     assert str(err.value).startswith("custom/config.json: cannot read a model: experts_per_token: ")
     assert "\n" not in str(err.value)
+
+
+def test_a_config_nested_too_deeply_names_the_file(tmp_path):
+    path = tmp_path / "deep" / "config.json"
+    path.parent.mkdir()
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(HfConfigError, match=r"^deep/config\.json: cannot read a model: maximum recursion depth"):
+        model_from_hf_config(path, display="deep")

@@ -96,7 +96,7 @@ def _errors_name_the_file(read: Callable[..., ModelSpec]) -> Callable[..., Model
             message = str(error.get("ctx", {}).get("error") or error["msg"])
             raise HfConfigError(f"{_shown_file(Path(path), display)}: cannot read a model: {field}: "
                                 f"{' '.join(message.split())}") from exc
-        except (ValueError, TypeError, ArithmeticError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, ArithmeticError, KeyError, AttributeError, RecursionError) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise HfConfigError(f"{_shown_file(Path(path), display)}: cannot read a model: {reason}") from exc
 

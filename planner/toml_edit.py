@@ -31,7 +31,10 @@ def edit_toml(text: str, before: dict, after: dict) -> str:
     new), and every other byte stays. Top-level tables are written as [sections], deeper ones inline."""
     doc = tomlkit.parse(text)
     _merge(doc, before, after, top=True)
-    return doc.as_string()
+    edited = doc.as_string()
+    if "\r\n" in text:  # the lines added end as the author's do (tomlkit writes "\n")
+        edited = edited.replace("\r\n", "\n").replace("\n", "\r\n")
+    return edited
 
 
 def _merge(table: Tableish, before: dict, after: dict, top: bool) -> None:

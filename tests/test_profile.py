@@ -744,6 +744,15 @@ def test_setting_a_key_shown_commented_out_writes_it_in_place():
     assert profile_to_toml_over(text, default).replace("2000000", "500000").replace("= 16 ", "= 64 ") == default_text
 
 
+def test_saving_a_file_with_windows_line_ends_keeps_them():
+    text = (ROOT / "profiles" / "edge-assistant.toml").read_text().replace("\n", "\r\n")
+    profile = profile_from_toml(text)
+    edited = profile.model_copy(update={"fleet": profile.fleet.model_copy(update={"engine": "sglang", "max_gpus": None})})
+    out = profile_to_toml_over(text, edited)
+    assert out.count("\n") == out.count("\r\n") == text.count("\r\n") + 1  # engine added, max_gpus commented out
+    assert profile_from_toml(out) == edited
+
+
 def test_saving_an_opened_plan_export_drops_its_results(tmp_path):
     exported = profile_to_toml(default_profile(), plan={"tiers": [{"tier": "small", "gpus": 1}]})
     opened = profile_from_toml(exported)

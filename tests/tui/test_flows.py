@@ -223,6 +223,16 @@ async def test_chunked_prefill_can_be_switched_off_unless_the_budget_is_below_th
         assert message.startswith("✗ optimizations.max_num_batched_tokens (512) is below the p99 prompt")
 
 
+async def test_a_profile_cannot_send_escape_sequences_to_the_terminal(private_config: Path):
+    path = private_config / "evil.toml"
+    path.write_text('name = "evil\\u001b]0;pwned\\u0007\\u001b[31mRED"\nload.rate_rps = 2\n', encoding="utf-8")
+    app = make_app(path)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        assert app.sub_title.startswith("evil]0;pwned[31mRED")  # the title bar shows the name, inert
+        assert not any(ch in app.sub_title + app.export_screenshot() for ch in "\x1b\x07")
+
+
 async def test_opening_a_bad_file_shows_an_error_and_keeps_the_plan(private_config: Path):
     (private_config / "bad.toml").write_text('name = "bad"\n[load]\nrate_rps = "fast\n', encoding="utf-8")
     (private_config / "wrong.toml").write_text('name = "wrong"\n[load]\nrate_rps = -5\n', encoding="utf-8")

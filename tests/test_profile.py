@@ -582,7 +582,8 @@ def test_refused_text_is_quoted_escaped():
     ("slo.ttft_ms = true", "slo.ttft_ms = true: must be a number"),
 ])
 def test_booleans_are_not_numbers(line, message):
-    text = f'name = "x"\nload.rate_rps = 1\n{line}\n'.replace("load.rate_rps = 1\nload.rate_rps", "load.rate_rps")
+    rate = "" if line.startswith("load.rate_rps") else "load.rate_rps = 1\n"
+    text = f'name = "x"\n{rate}{line}\n'
     with pytest.raises(ProfileError) as err:
         profile_from_toml(text, "p.toml")
     assert f"p.toml: {message}" in str(err.value)

@@ -239,6 +239,7 @@ def cmd_predict(args) -> int:
         output_len=_length(args.output_len, args.output_dist, args.output_p90, "output"), mode=mode,
         concurrency=args.concurrency or 0, rate_rps=args.rate or 0.0, tp_auto=args.tp is None,
     )
+    _check_unchunked_budget(cfg, req.input_len)
     calibration = load_calibration(args.calibration) if args.calibration else None
     pred = predict(req, calibration)
     wl = Workload(req.input_len, req.output_len)
@@ -250,6 +251,16 @@ def cmd_predict(args) -> int:
 
         _print(prediction_table(data))
     return outcome(pred.fits and data.get("stable", False))
+
+
+def _check_unchunked_budget(cfg, input_len) -> None:
+    from planner.engine.scenario import unchunked_budget_shortfall
+
+    need = unchunked_budget_shortfall(cfg.max_num_batched_tokens, cfg.chunked_prefill, input_len)
+    if need is not None:
+        raise UsageError(f"--max-batched-tokens {cfg.max_num_batched_tokens} is below the p99 prompt of --input-len "
+                         f"({need:,} tokens): with --no-chunked-prefill each prompt is prefilled in one step, and "
+                         f"the engine refuses a budget that cannot hold it; give at least {need}")
 
 
 def cmd_plan(args) -> int:

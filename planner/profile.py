@@ -11,7 +11,9 @@ profile is two lines:
 
 Reading is strict and never half-succeeds: any problem raises one `ProfileError` whose message
 names the file and the place. Writing is atomic (temp file, fsync, rename) and refuses to
-overwrite a file that changed on disk since it was opened.
+overwrite a file that changed on disk since it was opened. Saving over the text a profile was read
+from changes only the values that changed: comments, order and unset keys stay as the author
+wrote them (planner.toml_edit).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Annotated, Any, Union
 import tomli_w
 from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError, model_validator
 
+from planner.engine.inputs import escaped
 from planner.engine.scenario import (
     ApiSettings,
     CostKnobs,
@@ -46,6 +49,7 @@ from planner.engine.scenario import (
     Strict,
     Targets,
     TierModels,
+    check_prompt_fits_budget,
 )
 from planner.engine.specs import GpuSpec, ModelSpec
 
@@ -124,6 +128,11 @@ class Profile(Strict):
                 raise ValueError(f"[[{table}]] id {twice[0]!r} is defined more than once")
         return self
 
+    @model_validator(mode="after")
+    def _prompt_fits_budget(self) -> Profile:
+        check_prompt_fits_budget(self.load, self.optimizations)
+        return self
+
     @classmethod
     def from_scenario(cls, scenario: Scenario, name: str, description: str = "") -> Profile:
         return cls(name=name, description=description, **_sections_of(scenario))
@@ -168,11 +177,13 @@ def _sections_of(obj: BaseModel) -> dict[str, BaseModel]:
 
 @dataclass(frozen=True)
 class LoadedProfile:
-    """A profile as read from disk; mtime_ns lets save_profile detect edits made meanwhile."""
+    """A profile as read from disk; mtime_ns lets save_profile detect edits made meanwhile, and
+    text (the file as read or written) lets it keep the author's comments and layout."""
 
     profile: Profile
     path: Path
     mtime_ns: int
+    text: str = ""
 
     @property
     def base_dir(self) -> Path:
@@ -250,6 +261,17 @@ def profile_to_toml(profile: Profile, *, plan: dict | None = None) -> str:
     return tomli_w.dumps(data)
 
 
+def profile_to_toml_over(text: str, profile: Profile, where: str = "<profile>") -> str:
+    """`text` (a profile file's content) changed to hold `profile`: only the values that differ
+    are written, so comments, key order and the keys left unset stay as they were. A [plan] table
+    of results is dropped, as profile_to_toml never writes one: the inputs may have changed."""
+    from planner.toml_edit import edit_toml  # tomlkit is only needed to save
+
+    before = profile_to_dict(profile_from_toml(text, where))
+    before["plan"] = True  # anything not in `after`: removed
+    return edit_toml(text, before, profile_to_dict(profile))
+
+
 def _off_fields(section: type[BaseModel]) -> set[str]:
     """Keys that accept None but default to a value: None must be spelled out as "off"."""
     return {
@@ -293,7 +315,7 @@ def _drop_none(value: Any) -> Any:
 def load_profile(path: Path | str) -> LoadedProfile:
     path = Path(path)
     text, mtime_ns = read_text_file(path)
-    return LoadedProfile(profile_from_toml(text, str(path)), path, mtime_ns)
+    return LoadedProfile(profile_from_toml(text, str(path)), path, mtime_ns, text)
 
 
 def save_profile(
@@ -302,14 +324,18 @@ def save_profile(
     *,
     expected_mtime_ns: int | None = None,
     overwrite_changed: bool = False,
+    over_text: str | None = None,
 ) -> LoadedProfile:
     """Write atomically. With expected_mtime_ns (from load_profile), refuse to overwrite a file
-    that changed since it was opened, unless overwrite_changed. Returns the saved state."""
+    that changed since it was opened, unless overwrite_changed. With over_text (the text the
+    profile was read from: LoadedProfile.text, default_profile_text()), write that text with only
+    the changed values changed; else a fresh file. Returns the saved state."""
     path = Path(path)
     if expected_mtime_ns is not None and not overwrite_changed:
         _check_unchanged(path, expected_mtime_ns)
-    save_text_atomic(path, profile_to_toml(profile))
-    return LoadedProfile(profile, path, path.stat().st_mtime_ns)
+    text = profile_to_toml(profile) if not over_text else profile_to_toml_over(over_text, profile, str(path))
+    save_text_atomic(path, text)
+    return LoadedProfile(profile, path, path.stat().st_mtime_ns, text)
 
 
 def save_text_atomic(path: Path | str, text: str) -> None:
@@ -454,8 +480,13 @@ def user_profiles() -> list[Path]:
 
 def default_profile() -> Profile:
     """The built-in default, shipped inside the package (a copy of profiles/chatbot-h100.toml)."""
+    return profile_from_toml(default_profile_text(), f"{DEFAULT_PROFILE}.toml")
+
+
+def default_profile_text() -> str:
+    """The built-in default's text: a profile started from it is saved with its comments."""
     resource = resources.files("planner") / "profiles" / f"{DEFAULT_PROFILE}.toml"
-    return profile_from_toml(resource.read_text(encoding="utf-8"), f"{DEFAULT_PROFILE}.toml")
+    return resource.read_text(encoding="utf-8")
 
 
 # ---------------------------------------------------------------- error messages
@@ -558,7 +589,8 @@ def _tagged_member(union: Any, key: Any) -> Any:
 def _join(parts: list) -> str:
     text = ""
     for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        name = escaped(str(part))
+        text += f"[{part}]" if isinstance(part, int) else (f".{name}" if text else name)
     return text
 
 
@@ -628,5 +660,5 @@ def _fmt(value: Any) -> str:
         return f"{value:g}"
     if isinstance(value, str):
         shown = value if len(value) <= 40 else value[:37] + "..."
-        return '"' + shown.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + escaped(shown.replace("\\", "\\\\").replace('"', '\\"')) + '"'
     return str(value)

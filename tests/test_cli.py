@@ -383,3 +383,27 @@ def test_version_and_help(capsys):
     assert code == 0 and out.startswith("planner ")
     code, out, _ = run(capsys, "predict", "--help")
     assert code == 0 and "--input-len" in out and "vLLM" in out
+
+
+def test_escape_sequences_from_a_profile_or_csv_never_reach_the_terminal(capsys, tmp_path):
+    # a profile written by someone else: its name must not recolour (or retitle) the reader's terminal
+    profile = tmp_path / "evil.toml"
+    profile.write_text('name = "evil\\u001b[31mRED"\ndescription = "ring\\u0007"\nload.rate_rps = 2\n')
+    code, out, err = run(capsys, "plan", profile)
+    assert "evil[31mRED" in out
+    assert not any(ch in out + err for ch in "\x1b\x07")
+    header, good = (ROOT / "planner" / "data" / "measurements.csv").read_text().splitlines()[:2]
+    cells = good.split(",")
+    cells[0] = "evil\x1b[31mRED"  # model: an unknown model, listed among the rows not predicted
+    csv_file = tmp_path / "m.csv"
+    csv_file.write_text("\n".join([header, good, ",".join(cells)]) + "\n")
+    code, out, err = run(capsys, "validate", csv_file)
+    assert "evil[" in out + err
+    assert "\x1b" not in out + err
+
+
+def test_predict_refuses_an_unchunked_budget_below_the_prompt(capsys):
+    code, out, err = run(capsys, *BASE, "--offline", "--no-chunked-prefill", "--max-batched-tokens", "512")
+    assert_usage_error(code, err, "--max-batched-tokens 512", "--input-len (1,000 tokens)", "at least 1000")
+    code, out, err = run(capsys, *BASE, "--offline", "--no-chunked-prefill", "--max-batched-tokens", "1000")
+    assert code == 0

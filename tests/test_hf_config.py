@@ -147,3 +147,55 @@ def test_unreadable_file_is_an_hf_config_error(tmp_path):
     path.write_text("{not json")
     with pytest.raises(HfConfigError, match="cannot read config.json"):
         model_from_hf_config(path)
+
+
+@pytest.mark.parametrize(("key", "raw", "shown", "allowed"), [
+    ("hidden_size", '"big"', '"big"', "a positive whole number"),
+    ("num_hidden_layers", "NaN", "NaN", "a positive whole number"),
+    ("vocab_size", "Infinity", "Infinity", "a positive whole number"),
+    ("num_attention_heads", "0", "0", "a positive whole number"),
+    ("intermediate_size", "14336.5", "14336.5", "a positive whole number"),
+    ("num_key_value_heads", "true", "true", "a positive whole number"),
+    ("sliding_window", "-1", "-1", "a whole number, 0 or more"),
+])
+def test_bad_numbers_name_the_file_and_the_key(tmp_path, key, raw, shown, allowed):
+    # NaN and Infinity are what Python's json writes and reads for non-finite floats
+    text = json.dumps(_base_config(**{key: "PLACEHOLDER"})).replace('"PLACEHOLDER"', raw)
+    path = tmp_path / "custom" / "config.json"
+    path.parent.mkdir()
+    path.write_text(text)
+    with pytest.raises(HfConfigError) as err:
+        model_from_hf_config(path, display="models/custom/config.json")
+    assert str(err.value) == f"models/custom/config.json: {key} = {shown}: must be {allowed}"
+
+
+def test_query_heads_must_split_evenly_among_kv_heads(tmp_path):
+    path = _write(tmp_path, _base_config(num_attention_heads=7, num_key_value_heads=3, hidden_size=7 * 128))
+    with pytest.raises(HfConfigError) as err:
+        model_from_hf_config(path, display="custom/config.json")
+    assert str(err.value) == ("custom/config.json: num_attention_heads (7) must be a multiple of "
+                              "num_key_value_heads (3): each KV head serves an equal group of query heads")
+
+
+@pytest.mark.parametrize("quant", [{"quant_method": "gptq", "bits": "four"}, {"quant_method": "awq", "bits": None}])
+def test_other_bad_values_still_name_the_file(tmp_path, quant):
+    path = _write(tmp_path, _base_config(quantization_config=quant))
+    with pytest.raises(HfConfigError, match=r"^custom/config\.json: cannot read a model: "):
+        model_from_hf_config(path, display="custom")
+
+
+def test_model_spec_refusals_name_the_file(tmp_path):
+    config = _base_config(model_type="mixtral", num_local_experts=4, num_experts_per_tok=6)
+    path = _write(tmp_path, config)
+    with pytest.raises(HfConfigError) as err:
+        model_from_hf_config(path, display="custom/config.json")
+    assert str(err.value).startswith("custom/config.json: cannot read a model: experts_per_token: ")
+    assert "\n" not in str(err.value)
+
+
+def test_a_config_nested_too_deeply_names_the_file(tmp_path):
+    path = tmp_path / "deep" / "config.json"
+    path.parent.mkdir()
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(HfConfigError, match=r"^deep/config\.json: cannot read a model: maximum recursion depth"):
+        model_from_hf_config(path, display="deep")

@@ -15,7 +15,7 @@ import annotated_types as at
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from planner.engine.scenario import LengthDist, Load, Optimizations, Scenario
 from planner.engine.specs import GpuSpec, ModelSpec
@@ -25,10 +25,12 @@ from planner.profile import (
     ProfileConflictError,
     ProfileError,
     default_profile,
+    default_profile_text,
     load_profile,
     profile_from_toml,
     profile_to_dict,
     profile_to_toml,
+    profile_to_toml_over,
     save_profile,
     save_text_atomic,
     user_profiles,
@@ -429,7 +431,9 @@ OVERRIDES = {
     (Profile, "schema_version"): st.just(1),
     (Profile, "plan"): st.none(),
 }
-TEXT = st.text(st.characters(codec="utf-8"), max_size=12)
+# Text as a profile holds it: control characters are cleaned out on load (see test_text_is_printable).
+CHARS = st.characters(codec="utf-8", exclude_categories=("Cc",), exclude_characters="\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+TEXT = st.text(CHARS, max_size=12)
 
 
 def length_dists() -> st.SearchStrategy[LengthDist]:
@@ -438,9 +442,9 @@ def length_dists() -> st.SearchStrategy[LengthDist]:
     lognormal = st.tuples(mean, st.floats(1.01, 2.27)).map(
         lambda m_r: LengthDist(kind="lognormal", mean=m_r[0], p90=m_r[0] * m_r[1])
     )
-    maximum = st.one_of(st.none(), st.floats(1, 1e7))
-    return st.tuples(st.one_of(simple, lognormal), maximum).map(
-        lambda d_m: d_m[0].model_copy(update={"max": d_m[1]})
+    above_mean = st.one_of(st.none(), st.floats(1, 100))  # a truncation at or above the mean
+    return st.tuples(st.one_of(simple, lognormal), above_mean).map(
+        lambda d_r: d_r[0].model_copy(update={"max": None if d_r[1] is None else d_r[0].mean * d_r[1]})
     )
 
 
@@ -502,7 +506,7 @@ def values(tp, field) -> st.SearchStrategy:
         return bounded(field, tp) if field is not None else st.floats(-1e9, 1e9)
     if tp is str:
         min_size = 1 if field is not None and any(isinstance(m, at.MinLen) for m in field.metadata) else 0
-        return st.text(st.characters(codec="utf-8"), min_size=min_size, max_size=12)
+        return st.text(CHARS, min_size=min_size, max_size=12)
     raise NotImplementedError(tp)
 
 
@@ -513,7 +517,16 @@ def routable(fields: dict) -> dict:
     return fields | {"experts_per_token": min(max(per_token, 1), experts) if experts > 0 else 0}
 
 
-REPAIRS = {ModelSpec: routable}  # cross-field rules a per-field strategy cannot express
+def budget_holds_prompts(fields: dict) -> dict:
+    """Without chunked prefill a token budget must hold the longest prompt: leave it unset."""
+    opt = fields.get("optimizations")
+    if opt is not None and not opt.chunked_prefill and opt.max_num_batched_tokens is not None:
+        return fields | {"optimizations": opt.model_copy(update={"max_num_batched_tokens": None})}
+    return fields
+
+
+# cross-field rules a per-field strategy cannot express
+REPAIRS = {ModelSpec: routable, Profile: budget_holds_prompts}
 
 
 def models(cls: type[BaseModel]) -> st.SearchStrategy:
@@ -539,3 +552,242 @@ def test_lognormal_wider_than_any_lognormal_is_refused_with_the_limit():
     text = 'name = "x"\n[load]\nrate_rps = 1\ninput_len = { kind = "lognormal", mean = 800, p90 = 2000 }\n'
     with pytest.raises(ProfileError, match=r"load\.input_len.*at most 2\.273 x the mean \(1,819\).*exponential"):
         profile_from_toml(text)
+
+
+def test_text_is_printable():
+    """Control characters in a profile would drive the terminal of whoever shows it: they are
+    cleaned out on load, so every place the text appears gets it clean."""
+    text = ('name = "evil\\u001b[31mRED"\ndescription = "two\\nlines\\u0007 \\u202eright-to-left"\n'
+            'load.rate_rps = 1\nmodels.small = "llama-3.2-1b\\u009b"\n')
+    profile = profile_from_toml(text)
+    assert profile.name == "evil[31mRED"
+    assert profile.description == "two lines right-to-left"
+    assert profile.models.small == "llama-3.2-1b"
+
+
+def test_refused_text_is_quoted_escaped():
+    text = 'name = "x"\nload.rate_rps = 1\nfleet.gpu = 3\n"bad\\u001b[2Jkey" = 1\nslo.ttft_ms = "\\u001b]0;t\\u0007"\n'
+    with pytest.raises(ProfileError) as err:
+        profile_from_toml(text, "p.toml")
+    message = str(err.value)
+    assert "\x1b" not in message and "\x07" not in message
+    assert "p.toml: bad\\u001b[2Jkey: unknown key" in message
+    assert 'p.toml: slo.ttft_ms = "\\u001b]0;t\\u0007": must be a number' in message
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("load.rate_rps = true", "load.rate_rps = true: must be a number"),
+    ("optimizations.pp = true", "optimizations.pp = true: must be a whole number"),
+    ("optimizations.tp = false", "optimizations.tp = false: must be"),
+    ("fleet.max_gpus = true", "fleet.max_gpus = true: must be a whole number"),
+    ("slo.ttft_ms = true", "slo.ttft_ms = true: must be a number"),
+])
+def test_booleans_are_not_numbers(line, message):
+    rate = "" if line.startswith("load.rate_rps") else "load.rate_rps = 1\n"
+    text = f'name = "x"\n{rate}{line}\n'
+    with pytest.raises(ProfileError) as err:
+        profile_from_toml(text, "p.toml")
+    assert f"p.toml: {message}" in str(err.value)
+
+
+def test_booleans_still_set_switches():
+    text = 'name = "x"\nload.rate_rps = 1\noptimizations.chunked_prefill = false\noptimizations.sparsity_2_4 = true\n'
+    opt = profile_from_toml(text).optimizations
+    assert opt.chunked_prefill is False and opt.sparsity_2_4 is True
+
+
+@pytest.mark.parametrize("dist", ["{ mean = 400, max = 10 }",
+                                  '{ kind = "lognormal", mean = 400, p90 = 900, max = 399 }'])
+def test_truncation_below_the_mean_is_refused(dist):
+    with pytest.raises(ProfileError) as err:
+        profile_from_toml(f'name = "x"\nload.rate_rps = 1\nload.input_len = {dist}\n', "p.toml")
+    assert "p.toml: load.input_len: max (" in str(err.value)
+    assert "must be at least the mean (400)" in str(err.value)
+
+
+def test_truncation_at_the_mean_or_above_is_taken():
+    profile = profile_from_toml('name = "x"\nload.rate_rps = 1\nload.output_len = { mean = 400, max = 400 }\n')
+    assert profile.load.output_len.max == 400
+
+
+def _unchunked(budget: int, input_len: str) -> str:
+    return (f'name = "x"\nload.rate_rps = 1\nload.input_len = {input_len}\n'
+            f'optimizations.chunked_prefill = false\noptimizations.max_num_batched_tokens = {budget}\n')
+
+
+def test_unchunked_budget_below_the_prompt_is_refused():
+    with pytest.raises(ProfileError) as err:
+        profile_from_toml(_unchunked(512, "2000"), "p.toml")
+    message = str(err.value)
+    assert message.startswith("p.toml: optimizations.max_num_batched_tokens (512) is below the p99 prompt")
+    assert "at least 2,000" in message and "chunked_prefill" in message
+    # a lognormal's p99 prompt is well above its mean: a budget of the mean does not hold it
+    with pytest.raises(ProfileError, match="max_num_batched_tokens"):
+        profile_from_toml(_unchunked(1000, '{ kind = "lognormal", mean = 1000, p90 = 2000 }'))
+    with pytest.raises(ValidationError, match="max_num_batched_tokens"):
+        Scenario(load=Load(rate_rps=1, input_len=2000),
+                 optimizations=Optimizations(chunked_prefill=False, max_num_batched_tokens=512))
+
+
+def test_unchunked_budget_that_holds_the_prompt_is_taken():
+    assert profile_from_toml(_unchunked(2048, "2000")).optimizations.max_num_batched_tokens == 2048
+    # a truncation bounds the longest prompt
+    assert profile_from_toml(_unchunked(2048, '{ kind = "exponential", mean = 1000, max = 2048 }'))
+    # chunked prefill splits prompts across steps: any budget serves
+    chunked = _unchunked(512, "2000").replace("chunked_prefill = false", "chunked_prefill = true")
+    assert profile_from_toml(chunked).optimizations.max_num_batched_tokens == 512
+
+
+# ---------------------------------------------------------------- saving keeps the author's file
+
+
+def comments(text: str) -> list[str]:
+    return [line[line.index("#"):] for line in text.splitlines() if "#" in line]
+
+
+def changed_lines(before: str, after: str) -> list[tuple[str, str]]:
+    old, new = before.splitlines(), after.splitlines()
+    assert len(old) == len(new), "lines were added or removed"
+    return [(a, b) for a, b in zip(old, new, strict=True) if a != b]
+
+
+def test_save_changes_only_the_changed_value(tmp_path):
+    """What ctrl+s does in the app: save_profile over the text the profile was read from."""
+    path = tmp_path / "e.toml"
+    path.write_bytes((ROOT / "profiles" / "edge-assistant.toml").read_bytes())
+    loaded = load_profile(path)
+    original = loaded.text
+    edited = loaded.profile.model_copy(update={"load": loaded.profile.load.model_copy(update={"rate_rps": 12.5})})
+    saved = save_profile(edited, path, expected_mtime_ns=loaded.mtime_ns, over_text=loaded.text)
+    text = path.read_text()
+    assert saved.text == text
+    assert comments(text) == comments(original) and len(comments(original)) >= 30
+    [(old, new)] = changed_lines(original, text)
+    assert old.startswith("rate_rps = 1.0 ") and new.startswith("rate_rps = 12.5 ")
+    assert new.index("#") == old.index("#")  # the comment keeps its column
+    assert load_profile(path).profile == edited
+
+
+def test_save_writes_changes_in_place_and_leaves_unset_keys_unset(tmp_path):
+    original = (
+        "# mine\n"
+        'name = "mine"   # the name\n'
+        "\n"
+        "[load]\n"
+        "rate_rps = 5        # peak\n"
+        "input_len = { mean = 400, max = 4000 }  # prompts\n"
+        "output_len = 300\n"
+        "\n"
+        "[fleet]\n"
+        'gpu = "l4"\n'
+        "max_gpus = 4        # the rack\n"
+    )
+    profile = profile_from_toml(original)
+    load = profile.load.model_copy(update={
+        "rate_rps": 7.0,
+        "input_len": profile.load.input_len.model_copy(update={"mean": 500.0}),
+        "output_len": LengthDist(kind="fixed", mean=350),
+    })
+    edited = profile.model_copy(update={
+        "load": load,
+        "fleet": profile.fleet.model_copy(update={"max_gpus": None, "engine": "sglang"}),
+        "cost": profile.cost.model_copy(update={"pue": 1.2}),
+    })
+    path = tmp_path / "mine.toml"
+    save_profile(edited, path, over_text=original)
+    assert path.read_text() == (
+        "# mine\n"
+        'name = "mine"   # the name\n'
+        "\n"
+        "[load]\n"
+        "rate_rps = 7        # peak\n"  # written as the author wrote it: a whole number
+        "input_len = { mean = 500, max = 4000 }  # prompts\n"
+        "output_len = 350\n"  # a fixed length stays a bare number
+        "\n"
+        "[fleet]\n"
+        'gpu = "l4"\n'
+        'engine = "sglang"\n'  # unset before: added after the table's last key
+        "# max_gpus = 4      # the rack\n"  # unset now: commented out, its note kept
+        "\n"
+        "[cost]\n"
+        "pue = 1.2\n"
+    )
+    assert load_profile(path).profile == edited
+
+
+def test_a_profile_started_from_the_built_in_default_keeps_its_comments(tmp_path):
+    default_text = default_profile_text()
+    mine = default_profile().model_copy(update={"name": "mine"})
+    path = tmp_path / "mine.toml"
+    save_profile(mine, path, over_text=default_text)
+    text = path.read_text()
+    assert comments(text) == comments(default_text)
+    [(old, new)] = changed_lines(default_text, text)
+    assert new.startswith('name = "mine" ')
+    assert load_profile(path).profile == mine
+
+
+def test_setting_a_key_shown_commented_out_writes_it_in_place():
+    """The default lists unset keys as commented-out examples: setting one writes it there (not
+    after the next table's introduction), unsetting one comments it out, every note kept at its
+    column; going back gives the original bytes."""
+    default_text = default_profile_text()
+    default = profile_from_toml(default_text)
+    daily = default.model_copy(update={"load": Load(requests_per_day=2_000_000, peak_factor=1.0),
+                                       "fleet": default.fleet.model_copy(update={"max_gpus": 16})})
+    text = profile_to_toml_over(default_text, daily)
+    assert [new for _, new in changed_lines(default_text, text)] == [
+        "max_gpus = 16               # the most GPUs you can have: a load needing more is planned on this many "
+        "and shown overloaded",
+        "# rate_rps = 10.0           # requests per second to size for (at the peak)",
+        "requests_per_day = 2000000   # daily volume instead of rate_rps ...",
+    ]
+    assert profile_from_toml(text) == daily
+    assert profile_to_toml_over(text, default).replace("2000000", "500000").replace("= 16 ", "= 64 ") == default_text
+
+
+def test_saving_a_file_with_windows_line_ends_keeps_them():
+    text = (ROOT / "profiles" / "edge-assistant.toml").read_text().replace("\n", "\r\n")
+    profile = profile_from_toml(text)
+    edited = profile.model_copy(update={"fleet": profile.fleet.model_copy(update={"engine": "sglang", "max_gpus": None})})
+    out = profile_to_toml_over(text, edited)
+    assert out.count("\n") == out.count("\r\n") == text.count("\r\n") + 1  # engine added, max_gpus commented out
+    assert profile_from_toml(out) == edited
+
+
+def test_saving_an_opened_plan_export_drops_its_results(tmp_path):
+    exported = profile_to_toml(default_profile(), plan={"tiers": [{"tier": "small", "gpus": 1}]})
+    opened = profile_from_toml(exported)
+    path = tmp_path / "p.toml"
+    save_profile(opened, path, over_text=exported)
+    text = path.read_text()
+    assert "[plan]" not in text and 'tier = "small"' not in text
+    assert load_profile(path).profile == opened.model_copy(update={"plan": None})
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(models(Profile), models(Profile))
+def test_saving_over_any_profile_gives_the_new_profile(old, new):
+    text = profile_to_toml(old)
+    again = profile_from_toml(profile_to_toml_over(text, new))
+    assert again == new.model_copy(update={"plan": None})
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(new=models(Profile))
+def test_saving_over_a_hand_written_profile_gives_the_new_profile(path, new):
+    text = path.read_text()
+    assert profile_from_toml(profile_to_toml_over(text, new)) == new.model_copy(update={"plan": None})
+
+
+def test_saving_over_dotted_keys_and_bare_lengths_keeps_their_style():
+    text = 'name = "x"\nload.rate_rps = 5  # peak\nload.input_len = 1000\n'
+    profile = profile_from_toml(text)
+    load = profile.load.model_copy(update={"rate_rps": 6.0, "input_len": LengthDist(kind="exponential", mean=900)})
+    out = profile_to_toml_over(text, profile.model_copy(update={"load": load}))
+    assert out == 'name = "x"\nload.rate_rps = 6  # peak\nload.input_len = {kind = "exponential", mean = 900.0}\n'
+    # dotted keys spread over the file, one removed and others set
+    text = 'name = "x"\nload.rate_rps = 5\nload.peak_factor = 2.0\n\n[slo]\nttft_ms = 100.0\n'
+    daily = profile_from_toml(text).model_copy(update={"load": Load(requests_per_day=1000, peak_factor=3)})
+    assert profile_from_toml(profile_to_toml_over(text, daily)) == daily

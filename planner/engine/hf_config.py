@@ -7,9 +7,14 @@ Gemma2Config, Phi3Config, DeepseekV3Config, Llama4TextConfig, GptOssConfig).
 
 from __future__ import annotations
 
+import functools
 import json
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from planner.engine.specs import ModelSpec
 
@@ -56,15 +61,56 @@ _FAMILY_KEYS = {
 }
 _FAMILY_KEYS["deepseek_v2"] = _FAMILY_KEYS["deepseek_v3"]
 
+# Keys read as whole numbers. Counts and sizes must be positive; the others may be 0 (none or off).
+_POSITIVE_INT_KEYS = (
+    *_BASE_KEYS, "num_key_value_heads", "head_dim", "intermediate_size", "intermediate_size_mlp",
+    "moe_intermediate_size", "num_local_experts", "num_experts", "n_routed_experts", "num_experts_per_tok",
+    "kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "decoder_sparse_step",
+    "interleave_moe_layer_step",
+)
+_NON_NEGATIVE_INT_KEYS = (
+    "q_lora_rank", "n_shared_experts", "first_k_dense_replace", "shared_expert_intermediate_size",
+    "attention_chunk_size", "sliding_window",
+)
 
+
+def _shown_file(path: Path, display: str | None) -> str:
+    """How errors name the file: as the user wrote it, and the file itself when they gave its folder."""
+    given = display or str(path)
+    return given if given.endswith(".json") else str(Path(given) / "config.json")
+
+
+def _errors_name_the_file(read: Callable[..., ModelSpec]) -> Callable[..., ModelSpec]:
+    """Whatever a config's values break further down (a type, a division, the ModelSpec's own
+    checks) surfaces as one HfConfigError line that names the file, never as a bare Python error."""
+
+    @functools.wraps(read)
+    def wrapper(path: Path, display: str | None = None) -> ModelSpec:
+        try:
+            return read(path, display)
+        except HfConfigError:
+            raise
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = ".".join(str(part) for part in error["loc"])
+            message = str(error.get("ctx", {}).get("error") or error["msg"])
+            raise HfConfigError(f"{_shown_file(Path(path), display)}: cannot read a model: {field}: "
+                                f"{' '.join(message.split())}") from exc
+        except (ValueError, TypeError, ArithmeticError, KeyError, AttributeError, RecursionError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise HfConfigError(f"{_shown_file(Path(path), display)}: cannot read a model: {reason}") from exc
+
+    return wrapper
+
+
+@_errors_name_the_file
 def model_from_hf_config(path: Path, display: str | None = None) -> ModelSpec:
     """Parse `path` (a config.json or a folder holding one). `display` is how the user wrote the
     path; it names the file in errors and in the spec's source."""
     path = Path(path)
     file = path / "config.json" if path.is_dir() else path
     given = display or str(path)
-    # errors name the file itself, even when the user gave its folder
-    shown = given if given.endswith(".json") else str(Path(given) / "config.json")
+    shown = _shown_file(path, display)
     try:
         raw = json.loads(file.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
@@ -110,6 +156,24 @@ def _check(cfg: dict, model_type: str, shown: str) -> None:
     missing = [key for key in needed if cfg.get(key) is None]
     if missing:
         raise HfConfigError(f"{shown}: cannot read a model: missing {', '.join(missing)} (model_type {model_type!r})")
+    for key in _POSITIVE_INT_KEYS + _NON_NEGATIVE_INT_KEYS:
+        _check_whole_number(cfg, key, shown, least=1 if key in _POSITIVE_INT_KEYS else 0)
+    heads, kv_heads = cfg["num_attention_heads"], cfg.get("num_key_value_heads") or cfg["num_attention_heads"]
+    if heads % kv_heads:
+        # grouped-query attention shares each KV head among an equal group of query heads
+        raise HfConfigError(f"{shown}: num_attention_heads ({heads:g}) must be a multiple of num_key_value_heads "
+                            f"({kv_heads:g}): each KV head serves an equal group of query heads")
+
+
+def _check_whole_number(cfg: dict, key: str, shown: str, least: int) -> None:
+    value = cfg.get(key)
+    if value is None:
+        return  # absent or null: the reader's default applies
+    whole = (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, float) and math.isfinite(value) and value.is_integer())
+    if not whole or value < least:
+        allowed = "a positive whole number" if least == 1 else "a whole number, 0 or more"
+        raise HfConfigError(f"{shown}: {key} = {json.dumps(value)[:40]}: must be {allowed}")
 
 
 def _common(cfg: dict, model_type: str) -> dict[str, Any]:

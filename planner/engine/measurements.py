@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from planner.engine.engines import DEFAULT_ENGINE, ENGINES
+from planner.engine.inputs import printable
 from planner.engine.scenario import LengthDist
 from planner.engine.specs import KV_PRECISIONS, WEIGHT_PRECISIONS
 
@@ -199,7 +200,7 @@ def _choice(allowed: tuple[str, ...] | list[str]) -> Callable[[str], str]:
 
 
 def _text(text: str) -> str:
-    return text
+    return printable(text)  # model, gpu and source are shown in tables and messages
 
 
 # column -> (parser, required). Required cells may not be empty.

@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from planner.engine.engines import DEFAULT_ENGINE, Engine
+from planner.engine.inputs import InputModel
 from planner.engine.specs import KV_PRECISIONS, WEIGHT_PRECISIONS
 from planner.engine.numbers import fmt_sig
 
@@ -23,7 +24,7 @@ DEFAULT_PUE = 1.58
 DEFAULT_GRID_KG_PER_KWH = 0.436
 
 
-class Strict(BaseModel):
+class Strict(InputModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
@@ -52,6 +53,10 @@ class LengthDist(Strict):
                 raise ValueError(f"no lognormal has mean {fmt_sig(self.mean, 6)} and p90 {fmt_sig(self.p90, 6)}: its p90 is at most "
                                  f"{LOGNORMAL_MAX_P90_RATIO:.3f} x the mean ({widest:,.0f}); lower p90, or use "
                                  f"kind = \"exponential\" (p90 = 2.303 x the mean)")
+        if self.max is not None and self.max < self.mean:
+            # truncating below the mean would plan every request at `max`, not the load described
+            raise ValueError(f"max ({self.max:g}) must be at least the mean ({self.mean:g}): it truncates the "
+                             f"longest requests, as max_tokens does")
         return self
 
     @property
@@ -206,3 +211,34 @@ class Scenario(Strict):
     optimizations: Optimizations = Optimizations()
     cost: CostKnobs = CostKnobs()
     api: ApiSettings = ApiSettings()
+
+    @model_validator(mode="after")
+    def _prompt_fits_budget(self) -> Scenario:
+        check_prompt_fits_budget(self.load, self.optimizations)
+        return self
+
+
+def check_prompt_fits_budget(load: Load, opt: Optimizations) -> None:
+    """Refuse a token budget that cannot hold a prompt when prefill is not chunked."""
+    need = unchunked_budget_shortfall(opt.max_num_batched_tokens, opt.chunked_prefill, load.input_len)
+    if need is not None:
+        raise ValueError(
+            f"optimizations.max_num_batched_tokens ({opt.max_num_batched_tokens:,}) is below the p99 prompt of "
+            f"load.input_len ({need:,} tokens): with chunked_prefill off each prompt is prefilled in one step, "
+            f"and the engine refuses a budget that cannot hold it; raise it to at least {need:,} or turn "
+            f"chunked_prefill on")
+
+
+def unchunked_budget_shortfall(budget: int | None, chunked: bool, input_len: LengthDist) -> int | None:
+    """The per-step token budget these prompts need when `budget` is too small for them, else None.
+    Without chunked prefill each prompt is prefilled in one engine step, so the budget must hold the
+    longest prompt: vLLM refuses to start when max_num_batched_tokens is below max_model_len with
+    chunked prefill off (vllm/config/scheduler.py, SchedulerConfig). The plan sizes for the p99
+    prompt (as its context-limit check does), so the budget must hold that. An unset budget is
+    the engine's, which it raises to the context length when prefill is not chunked."""
+    if chunked or budget is None:
+        return None
+    from planner.engine.lengths import quantiles  # lengths imports this module
+
+    need = math.ceil(float(quantiles(input_len, [0.99])[0]))
+    return need if budget < need else None

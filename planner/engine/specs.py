@@ -9,7 +9,9 @@ from __future__ import annotations
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from planner.engine.inputs import InputModel
 
 GIB = 1024**3
 GB = 1e9
@@ -64,7 +66,7 @@ def tier_for_params(params_total: float) -> str:
     return "large"
 
 
-class Sourced(BaseModel):
+class Sourced(InputModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 

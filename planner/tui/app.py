@@ -12,7 +12,7 @@ from planner.tui import gcpause
 with gcpause.paused():  # Textual, pydantic and the screens: ~90k objects the collector need not scan
     from textual.app import App
 
-    from planner.profile import LoadedProfile, ProfileError, default_profile, load_profile
+    from planner.profile import LoadedProfile, ProfileError, default_profile, default_profile_text, load_profile
     from planner.tui.compute import Evaluate
     from planner.tui.screens.main import PlannerScreen
 
@@ -35,9 +35,9 @@ class PlannerApp(App[int]):
     def get_default_screen(self) -> PlannerScreen:
         width = self.size.width
         if self.loaded is None:
-            return PlannerScreen(default_profile(), engine=self.engine, width=width)
+            return PlannerScreen(default_profile(), engine=self.engine, width=width, text=default_profile_text())
         return PlannerScreen(self.loaded.profile, self.loaded.path, self.loaded.mtime_ns, engine=self.engine,
-                             width=width)
+                             width=width, text=self.loaded.text)
 
     @property
     def planner(self) -> PlannerScreen:

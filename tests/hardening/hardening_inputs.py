@@ -75,7 +75,7 @@ def length_dists(max_mean: float = 200_000) -> st.SearchStrategy:
         st.builds(lambda m: {"kind": "fixed", "mean": m}, mean),
         st.builds(lambda m: {"kind": "exponential", "mean": m}, mean),
         st.builds(lambda m, f: {"kind": "lognormal", "mean": m, "p90": m * f}, mean, st.floats(1.01, 2.27)),
-        st.builds(lambda m, cap: {"kind": "exponential", "mean": m, "max": m * cap}, mean, st.floats(0.5, 10)),
+        st.builds(lambda m, cap: {"kind": "exponential", "mean": m, "max": m * cap}, mean, st.floats(1, 10)),
     )
 
 
@@ -119,9 +119,11 @@ def profile_dicts(draw, load_max_rps: float = 2_000.0, max_len: float = 200_000)
     loads have their own tests. A search sizes 40 candidates exactly: with 100k-token lengths that
     takes 15 s (reported; test_hardening_plans.py::test_search_of_long_prompts_is_fast), so searches
     get max_len."""
-    data: dict = {"name": draw(st.text(min_size=1, max_size=20).filter(str.strip))}
+    # text as a profile holds it: control characters are cleaned out on load (test_text_is_printable)
+    printable = st.characters(exclude_categories=("Cc", "Cs"))
+    data: dict = {"name": draw(st.text(printable, min_size=1, max_size=20).filter(str.strip))}
     if draw(st.booleans()):
-        data["description"] = draw(st.text(max_size=40))
+        data["description"] = draw(st.text(printable, max_size=40))
     for section, cls in SECTIONS.items():
         if not draw(st.booleans()):
             continue
@@ -141,6 +143,9 @@ def profile_dicts(draw, load_max_rps: float = 2_000.0, max_len: float = 200_000)
             else:
                 table["requests_per_day"] = draw(st.floats(0, load_max_rps * 86400 / 100))
         data[section] = table
+    opt = data.get("optimizations", {})
+    if opt.get("chunked_prefill") is False:
+        opt.pop("max_num_batched_tokens", None)  # unchunked, a budget must hold the longest prompt
     if draw(st.integers(0, 3)) == 0:  # custom catalog entries: [[gpu]] and [[model]] tables
         data.update(draw(custom_entries()))
         if draw(st.booleans()):

@@ -24,6 +24,8 @@ from planner.tui.testing import send_keys, settle
 from planner.tui.widgets.charts import CostChart, LatencyChart
 from planner.tui.widgets.results import TierDetail, TierTable
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture
 def charts_on() -> None:
@@ -158,6 +160,9 @@ async def test_save_then_open_gives_the_same_profile(private_config: Path):
         assert not app.planner.dirty
         saved = app.planner.profile
         assert load_profile(saved_path).profile == saved
+        # a new profile from the built-in default keeps the default's comments
+        default = (ROOT / "planner" / "profiles" / "chatbot-h100.toml").read_text(encoding="utf-8")
+        assert comment_lines(saved_path.read_text(encoding="utf-8")) == comment_lines(default)
 
         await paste_into(pilot, "#load-rate-rps", "30")  # an unsaved change
         assert app.planner.dirty
@@ -175,6 +180,57 @@ async def test_save_then_open_gives_the_same_profile(private_config: Path):
         assert app.planner.query_one("#load-rate-rps", Input).value == "25"
         assert app.planner.result.data["load"]["peak_rate_rps"] == 25
         assert not app.planner.dirty
+
+
+def comment_lines(text: str) -> list[str]:
+    return [line[line.index("#"):] for line in text.splitlines() if "#" in line]
+
+
+async def test_ctrl_s_keeps_a_hand_written_profile_as_written(private_config: Path):
+    path = private_config / "e.toml"
+    original = (ROOT / "profiles" / "edge-assistant.toml").read_text(encoding="utf-8")
+    path.write_text(original, encoding="utf-8")
+    app = make_app(path)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await paste_into(pilot, "#load-rate-rps", "2.5")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert not app.planner.dirty
+    text = path.read_text(encoding="utf-8")
+    assert comment_lines(text) == comment_lines(original)  # 30 comment lines, none lost
+    changed = [(a, b) for a, b in zip(original.splitlines(), text.splitlines(), strict=True) if a != b]
+    assert [b.split("#")[0].strip() for _, b in changed] == ["rate_rps = 2.5"]
+    assert load_profile(path).profile.load.rate_rps == 2.5
+
+
+async def test_chunked_prefill_can_be_switched_off_unless_the_budget_is_below_the_prompt(private_config: Path):
+    path = private_config / "budget.toml"
+    path.write_text('name = "b"\nload.rate_rps = 2\nload.input_len = 2000\n', encoding="utf-8")
+    app = make_app(path)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pick(pilot, "#optimizations-chunked-prefill", False)  # "off" is a choice, not the blank
+        assert app.planner.profile.optimizations.chunked_prefill is False
+    path.write_text(path.read_text(encoding="utf-8") + "optimizations.max_num_batched_tokens = 512\n",
+                    encoding="utf-8")
+    app = make_app(path)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pick(pilot, "#optimizations-chunked-prefill", False)
+        assert app.planner.profile.optimizations.chunked_prefill is True  # refused: the picker snaps back
+        message = app.planner.invalid["optimizations-chunked-prefill"]
+        assert message.startswith("✗ optimizations.max_num_batched_tokens (512) is below the p99 prompt")
+
+
+async def test_a_profile_cannot_send_escape_sequences_to_the_terminal(private_config: Path):
+    path = private_config / "evil.toml"
+    path.write_text('name = "evil\\u001b]0;pwned\\u0007\\u001b[31mRED"\nload.rate_rps = 2\n', encoding="utf-8")
+    app = make_app(path)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        assert app.sub_title.startswith("evil]0;pwned[31mRED")  # the title bar shows the name, inert
+        assert not any(ch in app.sub_title + app.export_screenshot() for ch in "\x1b\x07")
 
 
 async def test_opening_a_bad_file_shows_an_error_and_keeps_the_plan(private_config: Path):

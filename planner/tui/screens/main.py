@@ -109,12 +109,13 @@ class PlannerScreen(PromptFrames, Screen[None]):
     tier: reactive[str] = reactive("medium", init=False)
 
     def __init__(self, profile: Profile, path: Path | None = None, mtime_ns: int | None = None,
-                 engine: Evaluate | None = None, width: int | None = None) -> None:
+                 engine: Evaluate | None = None, width: int | None = None, text: str = "") -> None:
         # Starting with the breakpoint class the first resize would set saves restyling every widget.
         classes = next((name for edge, name in reversed(self.HORIZONTAL_BREAKPOINTS) if (width or 0) >= edge), "")
         super().__init__(id="planner", classes=classes)
         self.profile = profile  # the last valid inputs
         self.saved = profile  # as on disk (or the built-in default): dirty = profile != saved
+        self.saved_text = text  # saved's file text: a save changes only the values that changed
         self.path = path
         self.mtime_ns = mtime_ns
         self.base_dir = path.parent if path is not None else Path.cwd()
@@ -266,7 +267,8 @@ class PlannerScreen(PromptFrames, Screen[None]):
         except ValidationError as exc:
             target, message = self._place_error(exc, input_id)
             if pane.revert(input_id, self.profile):  # a choice that cannot be made snaps back
-                target, message = input_id, f"✗ {'.'.join(map(str, exc.errors()[0]['loc']))}: {message[2:]}"
+                place = ".".join(map(str, exc.errors()[0]["loc"]))  # empty for a check across sections
+                target, message = input_id, f"✗ {place + ': ' if place else ''}{message[2:]}"
             else:
                 self.refused[input_id] = (path, value)
             pane.set_error(target, message)
@@ -545,6 +547,7 @@ class PlannerScreen(PromptFrames, Screen[None]):
             if answer != "discard":
                 return
             self.profile = self.saved = loaded.profile
+            self.saved_text = loaded.text
             self.path, self.mtime_ns, self.base_dir = loaded.path, loaded.mtime_ns, loaded.base_dir
             self.compute_error = ""
             self.show_profile()
@@ -587,7 +590,8 @@ class PlannerScreen(PromptFrames, Screen[None]):
         if path.parent == user_profiles_dir():
             user_profiles_dir(create=True)
         try:
-            saved = save_profile(self.profile, path, expected_mtime_ns=expected_mtime_ns, overwrite_changed=overwrite)
+            saved = save_profile(self.profile, path, expected_mtime_ns=expected_mtime_ns, overwrite_changed=overwrite,
+                                 over_text=self.saved_text)
         except ProfileConflictError as exc:
             def answer(choice: str | None) -> None:
                 if choice == "overwrite":
@@ -601,7 +605,7 @@ class PlannerScreen(PromptFrames, Screen[None]):
         except ProfileError as exc:
             self.notify(str(exc), title="Not saved", severity="error", timeout=8)
             return False
-        self.saved = saved.profile
+        self.saved, self.saved_text = saved.profile, saved.text
         self.path, self.mtime_ns, self.base_dir = saved.path, saved.mtime_ns, saved.path.parent
         self.update_title()
         note = f" ({len(self.invalid)} invalid input(s) not saved)" if self.invalid else ""

@@ -284,7 +284,8 @@ class InputPane(Vertical, can_focus=False):
     @on(Select.Changed)
     def _select_changed(self, event: Select.Changed) -> None:
         spec = self._spec_of(event.select)
-        if spec is None or event.value is Select.BLANK:
+        # Select.BLANK is False: an on/off picker's "off" is a choice, not the blank
+        if spec is None or (event.value is Select.BLANK and spec.kind != "bool"):
             return
         event.stop()
         self.post_message(self.Edited(self, spec.path, event.value, "", event.select.id or ""))

@@ -60,6 +60,35 @@ def test_error_bands_come_from_held_out_rows():
     assert error_table([]) == {}
 
 
+def test_an_engine_gets_its_own_band_once_enough_of_its_rows_were_held_out():
+    """Eight held-out sglang rows 50% off and eight trtllm rows 10% off: each engine's band is its
+    own median; a third engine with three rows gets none (the overall figures stand in)."""
+    from planner.engine.validate import RowResult
+
+    def results(engine: str, n: int, error: float) -> list[RowResult]:
+        return [RowResult(row(f"https://example.org/{engine}", engine=engine), 1000.0 * (1 + error), utilization=0.3)
+                for _ in range(n)]
+
+    held = results("sglang", 8, 0.5) + results("trtllm", 8, 0.1) + results("vllm", 3, 0.9)
+    bands = error_bands(crossval.CrossValidation(by_source=held, by_family=[], sources=3, families=[]))
+    assert bands["engine sglang"]["throughput"] == pytest.approx(50.0)
+    assert bands["engine trtllm"]["throughput"] == pytest.approx(10.0)
+    assert "engine vllm" not in bands
+    assert bands["gpu hopper"]["throughput"] == pytest.approx(50.0)  # all 19 rows ran on H100
+
+
+def test_a_plan_shows_the_widest_band_that_applies():
+    from planner.engine.trust import error_band
+
+    cal = Calibration(cv_error_pct={"all": {"ttft": 20.0}, "<50%": {"ttft": 15.0}, "engine sglang": {"ttft": 80.0},
+                                    "gpu hopper": {"ttft": 30.0}, "unmeasured": {"ttft": 40.0}})
+    measured = {"gpu_family": True, "model_family": True, "engine": True}
+    assert error_band(cal, measured, 0.3, "sglang", "hopper")["ttft"] == 80.0
+    assert error_band(cal, measured, 0.3, "trtllm", "hopper")["ttft"] == 30.0
+    assert error_band(cal, measured, 0.3, "trtllm", "blackwell")["ttft"] == 20.0
+    assert error_band(cal, {**measured, "gpu_family": False}, 0.3, "trtllm", "hopper")["ttft"] == 40.0
+
+
 def test_the_shipped_calibration_carries_cross_validated_bands():
     cal = shipped_calibration()
     assert cal.cv_error_pct["all"] == CROSS_VALIDATED_LIMITS  # the figures the README states

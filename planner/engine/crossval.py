@@ -137,17 +137,29 @@ def error_table(results: list[RowResult]) -> dict[str, dict[str, float | None]]:
     return {k: v for k, v in table.items() if v}
 
 
+# An engine's or a GPU family's own band needs this many held-out rows in a group: the median of a
+# handful is noise, and the overall and load-band figures stand in for it.
+MIN_BAND_ROWS = 8
+
+
 def error_bands(cv: CrossValidation) -> dict[str, dict[str, float]]:
     """What a plan shows: the cross-validated median error per metric group, overall (`all`), by
-    load band, and for a GPU family without measurements (`unmeasured`)."""
+    load band, by engine (`engine sglang`) and GPU family (`gpu hopper`) where enough rows were
+    held out, and for a GPU family without measurements (`unmeasured`)."""
     def medians(row: dict) -> dict[str, float]:
         return {k: v for k, v in row.items() if not k.endswith("_n") and v is not None}
+
+    def counted(row: dict) -> dict[str, float]:
+        return {k: v for k, v in medians(row).items() if (row.get(f"{k}_n") or 0) >= MIN_BAND_ROWS}
 
     loso = error_table(cv.by_source)
     bands = {"all": medians(loso.get("all", {}))}
     for band in LOAD_BANDS:
         if f"load {band}" in loso:
             bands[band] = medians(loso[f"load {band}"])
+    for key, row in loso.items():
+        if key.startswith(("engine ", "gpu ")) and (own := counted(row)):
+            bands[key] = own
     held = error_table(cv.by_family)
     if "all" in held:
         bands["unmeasured"] = medians(held["all"])

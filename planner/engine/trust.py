@@ -24,11 +24,13 @@ def validated(calibration: Calibration, gpu_family: str, model_family: str, engi
     return {"gpu_family": measured["gpu_family"], "model_family": models_ok, "engine": measured["engine"]}
 
 
-def error_band(calibration: Calibration, checked: dict[str, bool], utilization: float | None) -> dict[str, float]:
+def error_band(calibration: Calibration, checked: dict[str, bool], utilization: float | None,
+               engine: str | None = None, gpu_family: str | None = None) -> dict[str, float]:
     """Median absolute % error to expect, per metric group. Leave-one-source-out figures of the
-    operating point's load band where the GPU family was measured; the figures of families held
-    out whole where it was not; the in-sample figures when the calibration has no cross-validation.
-    Each group takes the widest of the bands that apply, so a band never narrows as load rises."""
+    operating point's load band, of its engine and of its GPU family where that was measured; the
+    figures of families held out whole where it was not; the in-sample figures when the calibration
+    has no cross-validation. Each group takes the widest of the bands that apply, so a band never
+    narrows as load rises, and an engine or family the model reads worse on says so."""
     cv = calibration.cv_error_pct
     if not cv:
         return dict(calibration.error_pct)
@@ -36,8 +38,12 @@ def error_band(calibration: Calibration, checked: dict[str, bool], utilization: 
     band = load_band(utilization)
     if band in LOAD_BANDS:
         candidates += [cv.get(b, {}) for b in LOAD_BANDS[: LOAD_BANDS.index(band) + 1]]
+    if engine is not None:
+        candidates.append(cv.get(f"engine {engine}", {}))
     if not checked["gpu_family"]:
         candidates.append(cv.get("unmeasured", {}))
+    elif gpu_family is not None:
+        candidates.append(cv.get(f"gpu {gpu_family}", {}))
     out: dict[str, float] = {}
     for group in BAND_GROUPS:
         values = [c[group] for c in candidates if c.get(group) is not None]

@@ -120,7 +120,7 @@ def test_pruning_and_sparsity_touch_only_their_terms():
 @pytest.mark.parametrize("batch", [0.0, 1.0, 37.5])
 def test_prefill_step_fast_path_is_the_step_time_formula(model, tp, pp, spec_k, batch):
     """The sampled distributions' folded prefill step equals roofline.step_time to rounding."""
-    from planner.engine.serving import prefill_step_s
+    from planner.engine.cycles import prefill_step_s
 
     p = replica_params(model(), h100(), ServingConfig(tp=tp, pp=pp, spec_k=spec_k), KNOBS)
     chunk = np.geomspace(1.0, 16384.0, 257)
@@ -133,8 +133,9 @@ def test_one_client_closed_loop_is_a_lone_request_on_an_idle_engine():
     # one client sends its next request when the last completes: no request ever waits, so TTFT is
     # the prompt's own prefill step (plus the API overhead), TPOT a batch-1 decode step, and the
     # throughput 1 / E2E (Poisson arrivals at that rate would have queued it behind a busy engine)
+    from planner.engine.cycles import decode_step
     from planner.engine.scenario import LengthDist
-    from planner.engine.serving import Workload, concurrency_point, decode_step
+    from planner.engine.serving import Workload, concurrency_point
 
     p = replica_params(llama8b(), h100(), ServingConfig(), Knobs(api_overhead_ms=3.0))
     prompt = Workload(LengthDist(kind="fixed", mean=2048), LengthDist(kind="fixed", mean=1))
@@ -153,8 +154,9 @@ def test_idle_replica_latencies_come_from_the_length_grids():
     # no load: TTFT is each prompt's own prefill, every decode step the one-sequence step, and E2E
     # adds (L_out - 1) of them: percentiles of those exact values, with no queueing in them
     from planner.engine import lengths
+    from planner.engine.cycles import decode_step
     from planner.engine.scenario import LengthDist
-    from planner.engine.serving import Workload, decode_step, rate_point
+    from planner.engine.serving import Workload, rate_point
 
     p = replica_params(llama8b(), h100(), ServingConfig(), Knobs(api_overhead_ms=2.0))
     wl = Workload(LengthDist(kind="lognormal", mean=1000, p90=2000), LengthDist(kind="exponential", mean=200))
@@ -170,15 +172,15 @@ def test_idle_replica_latencies_come_from_the_length_grids():
 
 
 def test_weighted_percentiles():
-    from planner.engine.serving import _pct
+    from planner.engine.quantiles import summarise
 
     x = np.arange(1.0, 1001.0)
-    even = _pct(x, np.ones_like(x))
+    even = summarise(x, np.ones_like(x))
     assert even["p50"] == pytest.approx(np.percentile(x, 50), rel=1e-3)
     assert even["p99"] == pytest.approx(np.percentile(x, 99), rel=1e-3)
     # the top 10 samples carry half the mass: the median sits at their bottom, the mean moves up
     w = np.where(x > 990, 50.0, 500.0 / 990)
-    skew = _pct(x, w)
+    skew = summarise(x, w)
     assert 990 <= skew["p50"] <= 991.5
     assert skew["mean"] == pytest.approx(0.5 * 495.5 + 0.5 * 995.5)
 
@@ -189,7 +191,7 @@ def test_weighted_percentiles_by_blocks_are_the_full_sort(n):
     # full sort's: even, two-class (importance sampling) and arbitrary weights, heavy tails, ties
     # (with even weights: tied samples of unequal weight have no one order), and percentiles at
     # and beyond both ends
-    from planner.engine.serving import _weighted_percentiles
+    from planner.engine.quantiles import _weighted_percentiles
 
     rng = np.random.default_rng(n)
     probs = [0.0, 0.01, 50.0, 90.0, 99.0, 99.99, 100.0]
@@ -211,7 +213,7 @@ def test_tpot_tail_is_sampled_precisely(model, tp, chunked, utilization, monkeyp
     # importance sampling gives them half the samples. Over seeds, the shown (8,192-sample) p99
     # scatters by under 4% and centres within 3% of a 65,536-sample estimate (with even weights
     # single seeds strayed 5-7%)
-    from planner.engine import serving
+    from planner.engine import seeded_draws
     from planner.engine.scenario import LengthDist
     from planner.engine.serving import FULL, Fidelity, Workload, finish_rate_point, offline_throughput, solve_rate_point
 
@@ -221,7 +223,7 @@ def test_tpot_tail_is_sampled_precisely(model, tp, chunked, utilization, monkeyp
     precise = finish_rate_point(p, wl, solved, fidelity=Fidelity(65536, 65536, 4096, 16)).tpot_s["p99"]
     shown = []
     for seed in range(6):
-        monkeypatch.setattr(serving, "RNG_SEED", 1000 + seed)
+        monkeypatch.setattr(seeded_draws, "RNG_SEED", 1000 + seed)
         shown.append(finish_rate_point(p, wl, solved, fidelity=FULL).tpot_s["p99"])
     shown = np.array(shown)
     assert shown.std() / shown.mean() < 0.04

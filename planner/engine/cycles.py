@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.engine.roofline import ReplicaParams, StepTime, decode_step_total_s, fixed_step_s, step_time, touched_experts
+from planner.engine.roofline import ReplicaParams, StepTime, step_time, step_total_s
 from planner.engine.workload import PromptPool, prompt_tokens
 
 MIX_SAMPLES = 48  # prompt-sum samples per arrival count (mean-value fixed point)
@@ -32,11 +32,11 @@ def decode_step(p: ReplicaParams, b, ctx_mean) -> StepTime:
 
 
 def decode_step_s(p: ReplicaParams, b: np.ndarray, ctx_mean: float) -> np.ndarray:
-    """decode_step(p, b, ctx_mean).total_s for an array of batches (the total alone, folded)."""
-    verify = decode_step_total_s(p, b, ctx_mean, p.spec_k + 1.0)
+    """decode_step(p, b, ctx_mean).total_s for an array of batches (the total alone)."""
+    verify = step_total_s(p, b, b * ctx_mean, 0.0, 0.0, p.spec_k + 1.0)
     if np.all(np.asarray(p.spec_k) == 0):
         return verify
-    return verify + decode_step_total_s(p, b, ctx_mean) * p.spec_draft_ratio * p.spec_k
+    return verify + step_total_s(p, b, b * ctx_mean, 0.0, 0.0) * p.spec_draft_ratio * p.spec_k
 
 
 def prefill_cost(p: ReplicaParams, b, ctx_mean, l_in):
@@ -53,42 +53,6 @@ def prefill_cost(p: ReplicaParams, b, ctx_mean, l_in):
     base = np.where(chunked, decode_step(p, b, ctx_mean).total_s, 0.0)
     excess = n_chunks * (mixed - base)
     return n_chunks, n_chunks * mixed, excess, mixed
-
-
-def prefill_step_s(p: ReplicaParams, b, ctx, chunk, attn, spec=1.0):
-    """roofline.step_time(p, b, b * ctx, chunk, attn, spec).total_s for steps that carry prompt
-    tokens (chunk > 0), with the terms that do not depend on the chunk folded once: the sampled
-    distributions call this on thousands of cycles at one running batch. Stacked params or an array
-    of batches take the general formula."""
-    if np.ndim(p.tp) or np.ndim(b) or np.ndim(ctx):
-        return step_time(p, b, b * ctx, chunk, attn, spec_tokens=spec).total_s
-    chunk = np.asarray(chunk, dtype=float)
-    dec = b * spec  # decode tokens verified in the step
-    linear_rate = p.tp * p.eta_compute * p.flops_linear
-    t_flops = chunk * (2.0 * p.active_body_params / linear_rate)
-    t_flops += (2.0 * p.active_body_params * dec + 2.0 * p.head_params * (dec + 1.0)) / linear_rate  # + one prompt logit
-    weight_rate = p.tp * p.eta_weights * p.bw_bytes_s
-    if p.experts > 0:
-        t_weights = (p.body_bytes + p.head_bytes + p.moe_layers * touched_experts(p, dec + chunk) * p.expert_bytes) / weight_rate
-    else:
-        t_weights = (p.body_bytes + p.head_bytes) / weight_rate
-    total = np.maximum(t_flops, t_weights, out=t_flops)
-    total += np.asarray(attn, dtype=float) * (2.0 * p.attn_dim * p.q_heads_per_gpu * p.layers / (p.eta_attention * p.flops_attn))
-    link_s_per_token = p.hidden * 2.0 / (p.eta_link * p.link_bytes_s)
-    comm_fixed, comm_per_token = 0.0, 0.0
-    if p.tp > 1:  # ring all-reduce twice per layer, as in roofline._tp_allreduce_s
-        ring = 2.0 * (p.tp - 1) / p.tp
-        comm_fixed += 2.0 * p.layers * (p.allreduce_latency_s + ring * dec * link_s_per_token)
-        comm_per_token += 2.0 * p.layers * ring * link_s_per_token
-    if p.pp > 1:
-        comm_fixed += (p.pp - 1) * (p.allreduce_latency_s + dec * link_s_per_token)
-        comm_per_token += (p.pp - 1) * link_s_per_token
-    if comm_per_token:
-        total += chunk * comm_per_token
-    t_kv = b * ctx * p.kv_bytes_token_layers / (p.eta_kv * p.bw_bytes_s)
-    overhead = fixed_step_s(p) + (b + 1.0) * p.seq_overhead_s
-    total += t_kv + comm_fixed + overhead
-    return total
 
 
 def draft_share_s(p: ReplicaParams, b: float, ctx: float, t_d: float) -> float:
@@ -109,9 +73,10 @@ def cycle_duration(p: ReplicaParams, b: float, ctx: float, tokens, attn, t_d: fl
     if float(p.chunked) > 0:
         room = max(float(p.budget_tokens) - b, 1.0)
         n = np.where(has, np.ceil(tokens / room), 1.0)
-        mixed = prefill_step_s(p, b, ctx, tokens / n, attn / n, spec) + draft
+        # every step kept carries a prompt (the others take t_d): no step-by-step test for one
+        mixed = step_total_s(p, b, b * ctx, tokens / n, attn / n, spec, prompts=1.0) + draft
         return np.where(has, n * mixed, t_d), n
-    prefill = prefill_step_s(p, 0.0, 0.0, tokens, attn)
+    prefill = step_total_s(p, 0.0, 0.0, tokens, attn, prompts=1.0)
     return np.where(has, prefill + t_d, t_d), np.ones_like(tokens)
 
 

@@ -16,19 +16,13 @@ from hypothesis import HealthCheck, Phase, assume, example, given, settings
 from hypothesis import strategies as st
 
 from planner.engine import catalog
+from planner.engine.cycles import decode_step, spec_tokens_per_step
 from planner.engine.knobs import Knobs
+from planner.engine.offline import batch_cap
 from planner.engine.predict import PredictError, PredictRequest, predict, smallest_fitting_tp
 from planner.engine.roofline import ServingConfig, kv_capacity_tokens, memory_per_gpu, replica_params, step_time
 from planner.engine.scenario import LengthDist
-from planner.engine.serving import (
-    QUICK,
-    Workload,
-    batch_cap,
-    decode_step,
-    offline_throughput,
-    rate_point,
-    spec_tokens_per_step,
-)
+from planner.engine.serving import QUICK, Workload, offline_throughput, rate_point
 from planner.engine.specs import KV_PRECISIONS, WEIGHT_PRECISIONS, GpuSpec, ModelSpec
 from specs_fixtures import h100, llama8b, llama70b, mixtral
 
@@ -490,7 +484,7 @@ def test_poisson_counts_are_poisson_and_grow_with_the_mean():
     """Inverse-CDF draws: the sample mean and variance match the Poisson mean (below and above
     the normal-approximation switch), and the same seeded uniform never maps to fewer arrivals at a
     larger mean (the sizing search relies on it)."""
-    from planner.engine.serving import poisson_counts
+    from planner.engine.quantiles import poisson_counts
 
     for lam in (0.05, 0.7, 4.0, 22.0, 45.0):
         draws = poisson_counts(np.random.default_rng(7), np.full(40_000, lam))

@@ -7,6 +7,7 @@ configuration and a grid of twenty thousand run through the same code.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import cached_property
 
 import numpy as np
 
@@ -97,6 +98,11 @@ class ReplicaParams:
     moe_layer_overhead_s: np.ndarray | float
     seq_overhead_s: np.ndarray | float
     api_overhead_s: np.ndarray | float
+
+    @cached_property
+    def step_rates(self) -> StepRates:
+        """The step-time formula's per-replica constants, made once."""
+        return step_rates(self)
 
 
 def compute_flops(gpu: GpuSpec, weights: str) -> float:
@@ -235,8 +241,12 @@ def kv_capacity_tokens(p: ReplicaParams) -> np.ndarray | float:
 def touched_experts(p: ReplicaParams, tokens) -> np.ndarray | float:
     """Expected distinct experts per MoE layer hit by `tokens` tokens under uniform top-k routing:
     E * (1 - (1 - k/E)^T) (digest §3.3, derived)."""
-    if np.ndim(p.experts) == 0 and p.experts <= 0:
-        return 0.0  # dense model: no experts (skips the array work on the hot path)
+    if isinstance(p.experts, _SCALARS):
+        if p.experts <= 0:
+            return 0.0  # dense model: no experts (skips the array work on the hot path)
+        if isinstance(tokens, _SCALARS):
+            frac = min(max(p.experts_per_token / p.experts, 0.0), 1.0)
+            return p.experts * (1.0 - (1.0 - frac) ** max(tokens, 0.0))
     e = np.maximum(p.experts, 1.0)
     frac = np.clip(p.experts_per_token / e, 0.0, 1.0)
     return np.where(p.experts > 0, e * (1.0 - (1.0 - frac) ** np.maximum(tokens, 0.0)), 0.0)
@@ -248,6 +258,53 @@ def fixed_step_s(p: ReplicaParams):
     and the grouped-GEMM launch (aiconfigurator's measured DeepSeek-V3 MoE layer at one token,
     0.288 ms on H100, is about 0.18 ms above its weight-streaming time: digest §3.3)."""
     return p.step_overhead_s + p.layers * p.layer_overhead_s + p.moe_layers * p.moe_layer_overhead_s
+
+
+@dataclass(frozen=True)
+class StepRates:
+    """The step-time formula's per-replica constants (digest §9.2), each the seconds one unit of its
+    driver costs: made once per replica (ReplicaParams.step_rates), so a step only multiplies them
+    by its tokens and sums. Floats, or arrays for stacked params."""
+
+    token_flops_s: np.ndarray | float  # one token through the body's linear layers: 2 N_active / (TP eta F)
+    logit_flops_s: np.ndarray | float  # one logit through the lm head: 2 N_head / (TP eta F)
+    weights_s: np.ndarray | float  # streaming the always-read weights: (body + head bytes) / (TP eta BW)
+    expert_s: np.ndarray | float  # one routed expert touched in every MoE layer
+    kv_token_s: np.ndarray | float  # one cached token's KV read, all layers of the lane
+    attn_work_s: np.ndarray | float  # one unit of causal attention work, c (c/2 + q): 2 d_attn FLOPs per pair and head
+    comm_fixed_s: np.ndarray | float  # TP all-reduces (ring, twice per layer: alpha [S18]) and PP hand-offs: latency
+    comm_token_s: np.ndarray | float  # ... and 2(n-1)/n x bytes / BW per token of the step
+    fixed_s: np.ndarray | float  # fixed_step_s
+    seq_s: np.ndarray | float  # per sequence the step carries (decodes, and a prompt)
+
+
+def step_rates(p: ReplicaParams) -> StepRates:
+    """The rates of step_time's terms for p (per replica, or stacked). Linear layers run at the
+    measured matmul rate of their TP shards, or stream their weights at the measured bandwidth;
+    causal attention costs 2 x attn_dim FLOPs per (query, key) pair and head; TP all-reduces are a
+    ring, twice per layer, alpha + 2(n-1)/n x bytes / BW (nccl-tests [S18], digest §3.1), none at
+    TP=1; a PP hand-off passes one token's activations per stage boundary."""
+    linear_rate = p.tp * p.eta_compute * p.flops_linear
+    weight_rate = p.tp * p.eta_weights * p.bw_bytes_s
+    link_s_per_token = p.hidden * 2.0 / (p.eta_link * p.link_bytes_s)  # one token's activations, bf16
+    ring = 2.0 * (p.tp - 1) / p.tp
+    if np.ndim(p.tp) == 0:
+        tp_fixed, tp_token = (2.0 * p.layers * p.allreduce_latency_s, 2.0 * p.layers * ring * link_s_per_token) if p.tp > 1 else (0.0, 0.0)
+    else:
+        tp_fixed = np.where(p.tp > 1, 2.0 * p.layers * p.allreduce_latency_s, 0.0)
+        tp_token = np.where(p.tp > 1, 2.0 * p.layers * ring * link_s_per_token, 0.0)
+    return StepRates(
+        token_flops_s=2.0 * p.active_body_params / linear_rate,
+        logit_flops_s=2.0 * p.head_params / linear_rate,
+        weights_s=(p.body_bytes + p.head_bytes) / weight_rate,
+        expert_s=p.moe_layers * p.expert_bytes / weight_rate,
+        kv_token_s=p.kv_bytes_token_layers / (p.eta_kv * p.bw_bytes_s),
+        attn_work_s=2.0 * p.attn_dim * p.q_heads_per_gpu * p.layers / (p.eta_attention * p.flops_attn),
+        comm_fixed_s=tp_fixed + (p.pp - 1) * p.allreduce_latency_s,
+        comm_token_s=tp_token + (p.pp - 1) * link_s_per_token,
+        fixed_s=fixed_step_s(p),
+        seq_s=p.seq_overhead_s,
+    )
 
 
 @dataclass(frozen=True)
@@ -268,91 +325,77 @@ def step_time(p: ReplicaParams, n_decode, decode_ctx_sum, n_prefill, prefill_att
         + TP all-reduces + PP hand-offs + overheads  (scaling book [S2], digest §9.2).
     `spec_tokens` = tokens verified per decoding sequence (speculative decoding: k + 1).
     """
-    if np.ndim(p.tp) == 0 and all(isinstance(x, _SCALARS) for x in (n_decode, decode_ctx_sum, n_prefill, prefill_attn_work, spec_tokens)):
-        return _scalar_step_time(p, float(n_decode), float(decode_ctx_sum), float(n_prefill), float(prefill_attn_work), float(spec_tokens))
-    n_decode = np.asarray(n_decode, dtype=float)
-    n_prefill = np.asarray(n_prefill, dtype=float)
-    tokens = n_decode * spec_tokens + n_prefill
-    logits = n_decode * spec_tokens + np.where(n_prefill > 0, 1.0, 0.0)
-    flops = 2.0 * p.active_body_params * tokens + 2.0 * p.head_params * logits
-    weight_bytes = p.body_bytes + p.head_bytes + p.moe_layers * touched_experts(p, tokens) * p.expert_bytes
-    t_flops = flops / (p.tp * p.eta_compute * p.flops_linear)
-    t_weights = weight_bytes / (p.tp * p.eta_weights * p.bw_bytes_s)
-    t_kv = np.asarray(decode_ctx_sum, dtype=float) * p.kv_bytes_token_layers / (p.eta_kv * p.bw_bytes_s)
-    # causal attention over a chunk: 2 * attn_dim FLOPs per (query, key) pair per head
-    attn_flops = 2.0 * p.attn_dim * p.q_heads_per_gpu * p.layers * np.asarray(prefill_attn_work, dtype=float)
-    t_attn = attn_flops / (p.eta_attention * p.flops_attn)
-    msg = tokens * p.hidden * 2.0
-    t_tp = _tp_allreduce_s(p, msg)
-    t_pp = 0.0 if np.ndim(p.pp) == 0 and p.pp == 1 else (p.pp - 1) * (p.allreduce_latency_s + msg / (p.eta_link * p.link_bytes_s))
-    overhead = fixed_step_s(p) + (n_decode + np.where(n_prefill > 0, 1.0, 0.0)) * p.seq_overhead_s
-    linear = np.maximum(t_flops, t_weights)
-    compute = np.where(t_flops >= t_weights, t_flops, 0.0) + t_attn
-    memory = np.where(t_flops >= t_weights, 0.0, t_weights) + t_kv
-    total = linear + t_kv + t_attn + t_tp + t_pp + overhead
-    return StepTime(total_s=total, compute_s=compute, memory_s=memory, comm_s=t_tp + t_pp, overhead_s=overhead)
+    return _step(p, n_decode, decode_ctx_sum, n_prefill, prefill_attn_work, spec_tokens, None, True)
+
+
+def step_total_s(p: ReplicaParams, n_decode, decode_ctx_sum, n_prefill, prefill_attn_work, spec_tokens=1.0, prompts=None):
+    """step_time(...).total_s alone, for the sampled cycles' thousands of steps a call. `prompts`:
+    1.0 where every step carries a prompt (saves testing n_prefill > 0 step by step)."""
+    return _step(p, n_decode, decode_ctx_sum, n_prefill, prefill_attn_work, spec_tokens, prompts, False)
 
 
 _SCALARS = (float, int, np.floating, np.integer)
 
 
-def _scalar_step_time(p: ReplicaParams, n_decode: float, decode_ctx_sum: float, n_prefill: float, prefill_attn_work: float,
-                      spec_tokens: float) -> StepTime:
-    """step_time for one replica and one step, in plain floats: the same formula term by term (the
-    fixed point and the bounds call it hundreds of times a plan, where numpy's per-call cost was
-    most of the time)."""
-    tokens = n_decode * spec_tokens + n_prefill
-    prompt = 1.0 if n_prefill > 0 else 0.0
-    flops = 2.0 * p.active_body_params * tokens + 2.0 * p.head_params * (n_decode * spec_tokens + prompt)
-    weight_bytes = p.body_bytes + p.head_bytes
-    if p.experts > 0:
-        frac = min(max(p.experts_per_token / p.experts, 0.0), 1.0)
-        weight_bytes += p.moe_layers * p.experts * (1.0 - (1.0 - frac) ** max(tokens, 0.0)) * p.expert_bytes
-    t_flops = flops / (p.tp * p.eta_compute * p.flops_linear)
-    t_weights = weight_bytes / (p.tp * p.eta_weights * p.bw_bytes_s)
-    t_kv = decode_ctx_sum * p.kv_bytes_token_layers / (p.eta_kv * p.bw_bytes_s)
-    t_attn = 2.0 * p.attn_dim * p.q_heads_per_gpu * p.layers * prefill_attn_work / (p.eta_attention * p.flops_attn)
-    msg = tokens * p.hidden * 2.0
-    t_tp = 0.0
-    if p.tp > 1:
-        t_tp = 2.0 * p.layers * (p.allreduce_latency_s + 2.0 * (p.tp - 1) / p.tp * msg / (p.eta_link * p.link_bytes_s))
-    t_pp = 0.0 if p.pp == 1 else (p.pp - 1) * (p.allreduce_latency_s + msg / (p.eta_link * p.link_bytes_s))
-    overhead = fixed_step_s(p) + (n_decode + prompt) * p.seq_overhead_s
+def _step(p: ReplicaParams, n_decode, decode_ctx_sum, n_prefill, prefill_attn_work, spec_tokens, prompts, parts: bool):
+    """The step-time formula, once, as the running sequences' part plus the prompt tokens' (linear
+    in them): one step of one replica runs in plain floats (the fixed point and the bounds time
+    hundreds a plan, where numpy's per-call cost was most of the time), and arrays of steps of one
+    replica at one batch sum the prompt tokens' terms in place onto the sequences' scalars. Every
+    path adds the same terms in the same order, so they agree to the last place (numpy's
+    vectorised power may round the MoE term differently)."""
+    rates = p.step_rates
+    if not isinstance(n_decode, _SCALARS):
+        n_decode = np.asarray(n_decode, dtype=float)
+    if not isinstance(n_prefill, _SCALARS):
+        n_prefill = np.asarray(n_prefill, dtype=float)
+    if not isinstance(decode_ctx_sum, _SCALARS):
+        decode_ctx_sum = np.asarray(decode_ctx_sum, dtype=float)
+    if not isinstance(prefill_attn_work, _SCALARS):
+        prefill_attn_work = np.asarray(prefill_attn_work, dtype=float)
+    if prompts is None:
+        prompts = (1.0 if n_prefill > 0 else 0.0) if isinstance(n_prefill, _SCALARS) else np.where(n_prefill > 0, 1.0, 0.0)
+    decode_tokens = n_decode * spec_tokens
+    # the running sequences' part, with each prompt's one logit and its sequence's overhead (in
+    # place where these are arrays: a fresh temporary costs more than its arithmetic)
+    seq_flops = decode_tokens * rates.token_flops_s
+    logits = decode_tokens + prompts
+    logits *= rates.logit_flops_s
+    seq_flops += logits
+    t_kv = decode_ctx_sum * rates.kv_token_s
+    comm_per_token = not isinstance(rates.comm_token_s, _SCALARS) or rates.comm_token_s != 0.0  # TP > 1 or PP > 1
+    seq_comm = rates.comm_fixed_s
+    if comm_per_token:
+        seq_comm = decode_tokens * rates.comm_token_s
+        seq_comm += rates.comm_fixed_s
+    overhead = n_decode + prompts
+    overhead *= rates.seq_s
+    overhead += rates.fixed_s
+    # linear layers: the FLOPs or the weight streaming, whichever takes longer
+    t_flops = n_prefill * rates.token_flops_s
+    t_flops += seq_flops
+    t_weights = rates.weights_s
+    if not isinstance(p.experts, _SCALARS) or p.experts > 0:
+        t_weights = t_weights + touched_experts(p, decode_tokens + n_prefill) * rates.expert_s
+    arrays = isinstance(t_flops, np.ndarray) or isinstance(t_weights, np.ndarray)
+    total = np.maximum(t_flops, t_weights) if arrays else max(t_flops, t_weights)
+    t_attn = prefill_attn_work * rates.attn_work_s
+    total += t_attn
+    prompt_comm = n_prefill * rates.comm_token_s if comm_per_token else 0.0
+    total += prompt_comm
+    rest = t_kv + seq_comm
+    rest += overhead
+    total += rest
+    if not parts:
+        return total
     compute_bound = t_flops >= t_weights
-    total = max(t_flops, t_weights) + t_kv + t_attn + t_tp + t_pp + overhead
-    return StepTime(total_s=float(total), compute_s=float((t_flops if compute_bound else 0.0) + t_attn),
-                    memory_s=float((0.0 if compute_bound else t_weights) + t_kv), comm_s=float(t_tp + t_pp), overhead_s=float(overhead))
-
-
-def decode_step_total_s(p: ReplicaParams, n_decode: np.ndarray, ctx_mean: float, spec_tokens: float = 1.0) -> np.ndarray:
-    """step_time(p, n_decode, n_decode * ctx_mean, 0, 0, spec_tokens).total_s for one replica and
-    an array of decode-only batches: the same terms in the same order, with the prompt terms (zero)
-    and the compute/memory split left out (the batch-drift curve evaluates thousands of batches)."""
-    if np.ndim(p.tp):
-        return step_time(p, n_decode, n_decode * ctx_mean, 0.0, 0.0, spec_tokens).total_s
-    n_decode = np.asarray(n_decode, dtype=float)
-    tokens = n_decode * spec_tokens
-    flops = 2.0 * p.active_body_params * tokens + 2.0 * p.head_params * tokens
-    weight_bytes = p.body_bytes + p.head_bytes
-    if p.experts > 0:
-        weight_bytes = weight_bytes + p.moe_layers * touched_experts(p, tokens) * p.expert_bytes
-    linear = np.maximum(flops / (p.tp * p.eta_compute * p.flops_linear), weight_bytes / (p.tp * p.eta_weights * p.bw_bytes_s))
-    total = linear + n_decode * ctx_mean * p.kv_bytes_token_layers / (p.eta_kv * p.bw_bytes_s)
-    msg = tokens * p.hidden * 2.0
-    if p.tp > 1:
-        total += 2.0 * p.layers * (p.allreduce_latency_s + 2.0 * (p.tp - 1) / p.tp * msg / (p.eta_link * p.link_bytes_s))
-    if p.pp != 1:
-        total += (p.pp - 1) * (p.allreduce_latency_s + msg / (p.eta_link * p.link_bytes_s))
-    total += fixed_step_s(p) + n_decode * p.seq_overhead_s
-    return total
-
-
-def _tp_allreduce_s(p: ReplicaParams, msg_bytes):
-    """Ring all-reduce, twice per layer: alpha + 2(n-1)/n * bytes / BW (nccl-tests [S18], digest §3.1);
-    none at TP=1."""
-    if np.ndim(p.tp) == 0 and p.tp <= 1:
-        return 0.0
-    return np.where(p.tp > 1, 2.0 * p.layers * (p.allreduce_latency_s + 2.0 * (p.tp - 1) / p.tp * msg_bytes / (p.eta_link * p.link_bytes_s)), 0.0)
+    if arrays:
+        compute = np.where(compute_bound, t_flops, 0.0) + t_attn
+        memory = np.where(compute_bound, 0.0, t_weights) + t_kv
+    else:
+        compute = (t_flops if compute_bound else 0.0) + t_attn
+        memory = (0.0 if compute_bound else t_weights) + t_kv
+    return StepTime(total_s=total, compute_s=compute, memory_s=memory, comm_s=seq_comm + prompt_comm, overhead_s=overhead)
 
 
 def bound_name(st: StepTime) -> np.ndarray:

@@ -46,7 +46,7 @@ def startup_wave_ttft_s(p: ReplicaParams, wl: Workload, n: int) -> np.ndarray:
         chunk = min(room, total - pos)
         end = pos + chunk
         # causal attention work of the chunk: each prompt's segment s after q of its tokens,
-        # s * (s / 2 + q) as in serving.prefill_cost, plus the prefix-cache hit it reads
+        # s * (s / 2 + q) as in cycles.prefill_cost, plus the prefix-cache hit it reads
         attn, at = 0.0, pos
         while at < end - 1e-9:
             first = math.floor(at / new + 1e-9)

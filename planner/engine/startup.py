@@ -17,8 +17,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from planner.engine.roofline import ReplicaParams, kv_capacity_tokens, step_time
 from planner.engine.offline import OperatingPoint
+from planner.engine.roofline import ReplicaParams, kv_capacity_tokens, step_time
 from planner.engine.workload import Workload, prompt_tokens
 
 # Pseudo-samples that stand for the steady state's distribution when it is mixed with the burst.

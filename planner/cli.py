@@ -13,7 +13,7 @@ from pathlib import Path
 
 from planner.engine.engines import DEFAULT_ENGINE, ENGINES
 
-COMMANDS = ("predict", "plan", "catalog", "search", "validate", "calibrate")
+COMMANDS = ("predict", "plan", "catalog", "search", "validate", "calibrate", "export")
 
 ENGINE_DEFAULTS = (
     "Unset limits take the engine's defaults. vLLM V1 (vllm/engine/arg_utils.py get_batch_defaults): max_num_seqs "
@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also record leave-one-source-out error bands in the calibration (minutes)")
     cal.add_argument("--from-defaults", action="store_true",
                      help="start from the published default knobs, not the shipped calibration (as cross-validation does)")
+    _export_parser(sub)
     cat = sub.add_parser("catalog", help="list the GPUs or models the planner knows")
     cat.add_argument("kind", choices=("gpus", "models"))
     cat.add_argument("--format", choices=("table", "json"), default="table")
@@ -530,7 +531,15 @@ def dispatch(argv: list[str]) -> int:
 
 
 def _extra_handlers() -> dict:
-    return {}
+    from planner.export_cli import cmd_export
+
+    return {"export": cmd_export}
+
+
+def _export_parser(sub) -> None:
+    from planner.export_cli import add_export_parser
+
+    add_export_parser(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

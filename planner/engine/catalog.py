@@ -68,7 +68,9 @@ def models() -> dict[str, ModelSpec]:
 
 
 def _keys(spec: BaseModel) -> list[str]:
-    return [normalize(spec.id), *(normalize(alias) for alias in spec.aliases)]
+    hf_id = getattr(spec, "hf_id", "")  # models only: the repository they are served from names them too
+    names = [spec.id, *spec.aliases, *([hf_id] if hf_id else [])]
+    return list(dict.fromkeys(normalize(name) for name in names))
 
 
 def _index(specs: Iterable[Spec], where: str) -> dict[str, Spec]:

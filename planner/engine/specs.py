@@ -143,6 +143,7 @@ class ModelSpec(Sourced):
     name: str
     family: str
     aliases: list[str] = []
+    hf_id: str = Field("", description="Hugging Face repository served by `planner export`")
     layers: int = Field(ge=1)
     hidden: int = Field(ge=1)
     heads: int = Field(ge=1)

@@ -11,7 +11,8 @@ import math
 import sys
 from pathlib import Path
 
-from planner.engine.engines import DEFAULT_ENGINE, ENGINES
+from planner.engine.engines import ENGINES
+from planner.results_cli import FILES_HELP, inputs_name
 
 COMMANDS = ("predict", "plan", "catalog", "search", "validate", "calibrate", "export")
 
@@ -89,15 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     srch.add_argument("--format", choices=("table", "json"), default="table")
     _engine_flag(srch, "the serving engine (default: the profile's fleet.engine)")
     val = sub.add_parser("validate", help="compare predictions with a measurements CSV")
-    val.add_argument("measurements", type=Path, nargs="?", help="CSV in the measurements format (default: the shipped set)")
+    val.add_argument("measurements", type=Path, nargs="*", default=(), help=f"{FILES_HELP} (default: the shipped set)")
     val.add_argument("--calibration", type=Path, help="calibration TOML to evaluate (default: the shipped one)")
     val.add_argument("--uncalibrated", action="store_true", help="use the default knobs, not the shipped calibration")
     val.add_argument("--format", choices=("table", "json"), default="table")
     _engine_flag(val, "engine of the rows whose engine cell is empty (default: vllm)")
     val.add_argument("--cross-validate", action="store_true",
                      help="predict each source's rows with knobs fitted without that source (refits per source: minutes)")
+    _result_flags(val)
     cal = sub.add_parser("calibrate", help="fit the model's knobs to a measurements CSV")
-    cal.add_argument("measurements", type=Path)
+    cal.add_argument("measurements", type=Path, nargs="+", help=FILES_HELP)
     cal.add_argument("-o", "--output", type=Path, required=True, help="calibration TOML to write")
     cal.add_argument("--force", action="store_true", help="overwrite the output file")
     _engine_flag(cal, "engine of the rows whose engine cell is empty (default: vllm)")
@@ -105,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also record leave-one-source-out error bands in the calibration (minutes)")
     cal.add_argument("--from-defaults", action="store_true",
                      help="start from the published default knobs, not the shipped calibration (as cross-validation does)")
+    _result_flags(cal)
     _export_parser(sub)
     cat = sub.add_parser("catalog", help="list the GPUs or models the planner knows")
     cat.add_argument("kind", choices=("gpus", "models"))
@@ -369,10 +372,10 @@ def _search_json(r) -> dict:
             "frontier_ttft_p99": [cand(c) for c in r.frontier_ttft], "notes": r.notes}
 
 
-def _measurements(path: Path | None, engine: str | None = None):
-    from planner.engine.measurements import packaged_measurements_path, read_measurements
+def _measurements(args):
+    from planner.results_cli import read_inputs
 
-    return read_measurements(path or packaged_measurements_path(), engine or DEFAULT_ENGINE)
+    return read_inputs(args.measurements, args)
 
 
 def _scenario(prof, args):
@@ -387,7 +390,7 @@ def cmd_validate(args) -> int:
     from planner.engine.knobs import Calibration, shipped_calibration
     from planner.engine.validate import evaluate_rows, summarize
 
-    data = _measurements(args.measurements, args.engine)
+    data = _measurements(args)
     if args.uncalibrated:
         calibration = Calibration()
     else:
@@ -445,7 +448,7 @@ def cmd_calibrate(args) -> int:
 
     if args.output.exists() and not args.force:
         raise UsageError(f"{args.output} exists; pass --force to overwrite it")
-    data = _measurements(args.measurements, args.engine)
+    data = _measurements(args)
     started = time.perf_counter()
     # from the shipped knobs: the families the file does not measure keep them, and "before" is
     # what the user's plans use today
@@ -457,15 +460,15 @@ def cmd_calibrate(args) -> int:
         if data.errors:
             lines = len({e.line for e in data.errors})
             why.append(f"{lines} row{'s' if lines != 1 else ''} not parsed ({data.errors[0]})")
-        raise UsageError(f"{args.measurements}: no GPU family has the {MIN_ROWS_PER_FAMILY} rows with a mean metric "
+        raise UsageError(f"{inputs_name(args.measurements)}: no GPU family has the {MIN_ROWS_PER_FAMILY} rows with a mean metric "
                          f"that a fit needs ({'; '.join(why) or 'no rows'}); nothing written")
     for error in data.errors:
         print(f"row not parsed: {error}")
     results = evaluate_rows(data, fitted)
     after = summarize(results)
-    gpu_families, model_families = validated_families(results, args.measurements.resolve().parent)
+    gpu_families, model_families = validated_families(results, args.measurements[0].resolve().parent)
     engines = sorted({r.row.engine for r in results if r.error_pct is not None})
-    fitted = fitted.model_copy(update={"source": f"planner calibrate {args.measurements.name}", "error_pct": group_errors(results),
+    fitted = fitted.model_copy(update={"source": f"planner calibrate {inputs_name(args.measurements)}", "error_pct": group_errors(results),
                                        "validated_families": gpu_families, "validated_models": model_families,
                                        "validated_engines": engines})
     for fit in fits:
@@ -534,6 +537,12 @@ def _extra_handlers() -> dict:
     from planner.export_cli import cmd_export
 
     return {"export": cmd_export}
+
+
+def _result_flags(parser) -> None:
+    from planner.results_cli import add_result_flags
+
+    add_result_flags(parser)
 
 
 def _export_parser(sub) -> None:

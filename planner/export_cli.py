@@ -29,9 +29,9 @@ def add_export_parser(sub) -> None:
 
 def cmd_export(args) -> int:
     from planner.cli import UsageError, _profile_calibration, _profile_catalog
-    from planner.deploy.export import export_text
+    from planner.deploy.export import export_for
     from planner.engine.plan import assemble, plan_tiers
-    from planner.profile import load_profile, profile_to_dict, save_text_atomic
+    from planner.profile import load_profile, save_text_atomic
 
     engine = args.engine or TARGET_ENGINE.get(args.to)
     wanted = TARGET_ENGINE.get(args.to)
@@ -47,14 +47,7 @@ def cmd_export(args) -> int:
     if engine:
         scenario = scenario.model_copy(update={"fleet": scenario.fleet.model_copy(update={"engine": engine})})
     plan = assemble(scenario, plan_tiers(scenario, tiers, gpus, models, _profile_calibration(prof, base)))
-    if args.to == "toml":
-        import tomli_w
-
-        from planner.report import plan_export
-
-        text = tomli_w.dumps(plan_export(plan, profile_to_dict(prof)))
-    else:
-        text = export_text(plan, prof.name, args.to, tiers, args.draft_model, args.base_url, args.image)
+    text = export_for(args.to, prof, plan, tiers, draft_model=args.draft_model, base_url=args.base_url, image=args.image)
     if args.output:
         save_text_atomic(args.output, text)
     else:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from planner import __version__
 from planner.deploy.commands import bench_args, bench_plan, serve_notes, server_args, shell
 from planner.deploy.k8s import manifests, to_yaml
 from planner.deploy.settings import ExportError, TierSettings, tier_settings
 from planner.engine.engines import ENGINE_NAMES
 from planner.engine.plan import Plan
+from planner.engine.specs import TIERS
 from planner.report import fmt_ms
+
+if TYPE_CHECKING:
+    from planner.profile import Profile
 
 TARGETS = ("vllm", "sglang", "k8s", "bench")
 # The engine a target's commands run; k8s and bench follow the plan's engine.
@@ -16,6 +22,19 @@ TARGET_ENGINE = {"vllm": "vllm", "sglang": "sglang"}
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 _WHAT = {"vllm": "vLLM server commands", "sglang": "SGLang server commands", "k8s": "Kubernetes manifests",
          "bench": "vllm bench serve commands"}
+
+
+def export_for(target: str, profile: Profile, plan: Plan, tiers: list[str] | None = None, **options) -> str:
+    """What `planner export --to TARGET` writes (and the app's F3): "toml" is the profile with its
+    plan, as the app saves it; the others go through export_text with `options`."""
+    if target == "toml":
+        import tomli_w
+
+        from planner.profile import profile_to_dict
+        from planner.report import plan_export
+
+        return tomli_w.dumps(plan_export(plan, profile_to_dict(profile)))
+    return export_text(plan, profile.name, target, list(tiers or TIERS), **options)
 
 
 def export_text(plan: Plan, profile_name: str, target: str, tiers: list[str], draft_model: str | None = None,

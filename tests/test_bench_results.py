@@ -163,3 +163,36 @@ def test_the_result_of_an_exported_benchmark_reads_back_as_the_planned_setup(cap
     assert (row.model, row.gpu, str(row.tp), row.weights, row.engine) == (
         metadata["planner_model"], metadata["planner_gpu"], metadata["planner_tp"], metadata["planner_weights"], "vllm")
     assert row.rate == float(opts["--request-rate"][0])
+
+
+GENAI_PERF = DATA / "profile_export_genai_perf.json"
+AIPERF = DATA / "profile_export_aiperf.json"
+EXPORT_METRICS = {"time_to_first_token": "ttft", "inter_token_latency": "tpot", "request_latency": "e2e"}
+
+
+@pytest.mark.parametrize("path, mode", [(GENAI_PERF, "concurrency"), (AIPERF, "rate")])
+def test_genai_perf_and_aiperf_exports_become_rows(path, mode):
+    raw = load(path)
+    data = read_measurement_files([path], setup=Setup(gpu="h100-sxm", tp=1))
+    rows = {r.metric: r for r in data.rows}
+    for key, name in EXPORT_METRICS.items():  # per-request inter-token latency is the planner's TPOT
+        for stat, pct in (("avg", "mean"), ("p50", "p50"), ("p90", "p90"), ("p99", "p99")):
+            assert rows[f"{name}_ms_{pct}"].value == pytest.approx(raw[key][stat])
+    row = data.rows[0]
+    assert row.model == "llama-3.1-8b" and row.mode == mode
+    assert row.input_len == raw["input_sequence_length"]["avg"] and row.output_len == raw["output_sequence_length"]["avg"]
+    if mode == "concurrency":
+        assert row.concurrency == raw["input_config"]["perf_analyzer"]["stimulus"]["concurrency"]
+        assert rows["requests_per_s"].value == raw["request_throughput"]["avg"]
+        assert row.input_dist == "lognormal" and row.input_p90 == raw["input_sequence_length"]["p90"]
+    else:
+        assert row.rate == raw["input_config"]["loadgen"]["request_rate"] and "requests_per_s" not in rows
+        assert row.input_dist == "fixed"
+
+
+def test_an_export_without_its_load_is_refused(tmp_path):
+    raw = load(AIPERF)
+    path = tmp_path / "profile_export_aiperf.json"
+    path.write_text(json.dumps(raw | {"input_config": {"endpoint": raw["input_config"]["endpoint"]}}))
+    with pytest.raises(MeasurementsError, match="concurrency or request rate"):
+        read_measurement_files([path], setup=Setup(gpu="h100-sxm", tp=1))

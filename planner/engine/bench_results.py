@@ -57,7 +57,7 @@ def is_vllm_bench(obj: object) -> bool:
 def result_rows(obj: dict, where: str, flags: Setup, default_engine: str = DEFAULT_ENGINE) -> list[Measurement]:
     """The measurement rows of one result; `where` names it in errors (file, and record if several).
     What the file does not say comes from `flags`; an engine neither says is `default_engine`."""
-    setup = _setup(obj, where, flags)
+    setup = resolve_setup(obj, where, flags)
     completed = _count(obj, "completed", where)
     if completed < 1:
         raise MeasurementsError(f"{where}: no request completed, so there is nothing to compare")
@@ -87,18 +87,18 @@ def _metrics(obj: dict, mode: str) -> list[tuple[str, float]]:
     for key, name in _LATENCIES.items():
         for stat, pct in _STATS:
             metric = f"{name}_ms_{pct}"
-            value = _finite(obj.get(f"{stat}_{key}_ms"))
+            value = finite_value(obj.get(f"{stat}_{key}_ms"))
             if value is not None and metric not in out:  # median before p50: both are the same figure
                 out[metric] = value
     if mode != "rate":  # under an open-loop rate the throughput is the rate itself: nothing to predict
         for key, metric in _THROUGHPUTS.items():
-            value = _finite(obj.get(key))
+            value = finite_value(obj.get(key))
             if value is not None and value > 0:
                 out[metric] = value
     return list(out.items())
 
 
-def _finite(value) -> float | None:
+def finite_value(value) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         return None
     return float(value)
@@ -112,7 +112,7 @@ def _count(obj: dict, key: str, where: str) -> int:
 
 
 def _per_request(obj: dict, key: str, completed: int, where: str) -> float:
-    total = _finite(obj.get(key))
+    total = finite_value(obj.get(key))
     if total is None or total <= 0:
         raise MeasurementsError(f"{where}: needs {key} (or per-request lengths from --save-detailed)")
     return total / completed
@@ -122,7 +122,7 @@ def _load(obj: dict, where: str) -> tuple[str, float | None, int | None]:
     """(mode, rate, concurrency): an open-loop rate, clients capped by --max-concurrency, or all
     requests at once."""
     raw_rate = obj.get("request_rate", "inf")
-    rate = math.inf if raw_rate in ("inf", None) else _finite(raw_rate)
+    rate = math.inf if raw_rate in ("inf", None) else finite_value(raw_rate)
     if rate is None or rate == 0:
         raise MeasurementsError(f"{where}: request_rate must be a positive number or \"inf\", got {raw_rate!r}")
     cap = obj.get("max_concurrency")
@@ -148,20 +148,24 @@ def _lengths(obj: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
 
 
 def _dist(lens: np.ndarray | None, mean: float) -> tuple[str, float | None]:
-    """The length distribution the planner predicts with: fixed when every request had the same
-    length, else a lognormal through the measured mean and p90 (an exponential when the p90 is
-    beyond any lognormal's reach)."""
+    """The length distribution of per-request lengths (see length_dist)."""
     if lens is None or np.ptp(lens) == 0:
         return "fixed", None
-    p90 = float(np.quantile(lens, 0.9))
-    if p90 <= mean:
+    return length_dist(mean, float(np.quantile(lens, 0.9)))
+
+
+def length_dist(mean: float, p90: float | None) -> tuple[str, float | None]:
+    """The length distribution the planner predicts with: fixed when the lengths did not vary (or
+    only the mean is known), else a lognormal through the measured mean and p90 (an exponential
+    when the p90 is beyond any lognormal's reach)."""
+    if p90 is None or p90 <= mean:
         return "fixed", None
     if p90 >= mean * LOGNORMAL_MAX_P90_RATIO:
         return "exponential", None
     return "lognormal", p90
 
 
-def _setup(obj: dict, where: str, flags: Setup) -> Setup:
+def resolve_setup(obj: dict, where: str, flags: Setup) -> Setup:
     """What the file says (its planner_* metadata, its model id through the catalog), then flags."""
     values = {f.name: _parse_meta(f.name, obj.get(f"planner_{f.name}"), where) for f in fields(Setup)}
     if values["model"] is None:
@@ -169,11 +173,12 @@ def _setup(obj: dict, where: str, flags: Setup) -> Setup:
     for f in fields(Setup):
         if values[f.name] is None:
             values[f.name] = getattr(flags, f.name)
-    needed = (("model", "--model", f"catalog model (its model_id {obj.get('model_id')!r} is none)"),
+    named = obj.get("model_id")
+    needed = (("model", "--model", f"catalog model ({named!r} is not in the catalog)" if named else "model"),
               ("gpu", "--gpu", "GPU"), ("tp", "--tp", "tensor-parallel size"))
     missing = [(flag, what) for name, flag, what in needed if values[name] is None]
     if missing:
-        raise MeasurementsError(f"{where}: this {FORMAT} does not say its {' or '.join(w for _, w in missing)}: "
+        raise MeasurementsError(f"{where}: this result does not say its {' or '.join(w for _, w in missing)}: "
                                 f"pass {' and '.join(f for f, _ in missing)}")
     return Setup(**values)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from planner.engine.bench_results import FORMAT as VLLM_BENCH, Setup, is_vllm_bench, result_rows
 from planner.engine.engines import DEFAULT_ENGINE
+from planner.engine.genai_perf_results import FORMAT as PROFILE_EXPORT, export_rows, is_profile_export
 from planner.engine.measurements import (
     COLUMNS,
     MeasurementsError,
@@ -17,7 +18,7 @@ from planner.engine.measurements import (
     read_measurements,
 )
 
-KNOWN = f"a measurements CSV (columns {','.join(COLUMNS[:4])},...) or a {VLLM_BENCH}"
+KNOWN = f"a measurements CSV (columns {','.join(COLUMNS[:4])},...), a {VLLM_BENCH} or a {PROFILE_EXPORT}"
 SUFFIXES = (".csv", ".json", ".jsonl")
 
 
@@ -51,9 +52,12 @@ def _read_file(path: Path, default_engine: str, setup: Setup) -> MeasurementSet:
     rows = []
     for i, record in enumerate(records):
         where = path.name if len(records) == 1 else f"{path.name} record {i + 1}"
-        if not is_vllm_bench(record):
+        if is_vllm_bench(record):
+            rows.extend(result_rows(record, where, setup, default_engine))
+        elif is_profile_export(record):
+            rows.extend(export_rows(record, where, setup, default_engine))
+        else:
             raise MeasurementsError(f"{where}: not a format planner reads; expected {KNOWN}")
-        rows.extend(result_rows(record, where, setup, default_engine))
     return MeasurementSet(path, tuple(rows))
 
 

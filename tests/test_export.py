@@ -109,7 +109,7 @@ def test_vllm_commands_carry_every_setting_the_plan_assumed(vllm_plans, name):
         assert ("--quantization" in opts) == (cfg.weights == "fp8" and tier.model.dtype != "fp8")
         assert opts.get("--kv-cache-dtype") == (["fp8"] if cfg.kv == "fp8" else None)
         max_len = int(opts["--max-model-len"][0])
-        assert max_len <= tier.model.max_context
+        assert max_len <= tier.model.max_context and max_len <= tier.point.kv_tokens  # else the engine refuses to start
         assert max_len >= plan.workload.in_grid.max() + plan.workload.out_grid.max() - 1 or max_len == tier.model.max_context
         if cfg.spec_k:
             spec = json.loads(opts["--speculative-config"][0])
@@ -263,3 +263,13 @@ def test_k8s_refuses_an_engine_it_cannot_run(capsys):
 ])
 def test_yaml_emitter_round_trips(value):
     assert yaml.safe_load(to_yaml(value)) == value
+
+
+def test_a_context_limit_below_the_loads_longest_request_is_said(vllm_plans):
+    profile, plan = vllm_plans["rag-long-context"]
+    text = export_text(plan, profile, "vllm", TIERS)
+    longest = plan.scenario.load.input_len.max  # 120k-token prompts plus their answers: beyond a 128k context
+    for tier, argv in zip(feasible(plan), commands(text)):
+        assert int(options(argv)["--max-model-len"][0]) == min(tier.model.max_context, int(tier.point.kv_tokens))
+        assert longest > tier.model.max_context - plan.workload.out_grid.max()
+    assert text.count("longer requests are refused") == len(feasible(plan))

@@ -89,6 +89,9 @@ def sglang_args(s: TierSettings, draft_model: str | None = None) -> list[str]:
 
 def serve_notes(s: TierSettings, target: str, draft_model: str | None) -> list[str]:
     notes = precision_notes(s)
+    if s.max_model_len < s.longest_request:
+        notes.append(f"the load's longest requests ({s.longest_request:,} tokens) exceed what one replica holds "
+                     f"({s.max_model_len:,}: the model's context or its KV cache); longer requests are refused")
     if s.spec_k > 0 and not draft_model:
         if target == "sglang":
             notes.append(f"the plan assumed speculative decoding ({s.spec_k} draft tokens); SGLang needs a draft model "

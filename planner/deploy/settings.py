@@ -51,6 +51,7 @@ class TierSettings:
     spec_accept: float
     spec_draft_ratio: float
     max_model_len: int
+    longest_request: int  # tokens, prompt + output, before the model's and the KV cache's limits
     peak_rate_rps: float
     rate_per_replica_rps: float
     mean_input_tokens: float
@@ -92,11 +93,14 @@ def tier_settings(plan: Plan, tier: TierPlan, profile_name: str) -> TierSettings
                           f"give its [[model]] table an hf_id")
     scenario, cfg, gpu, model = plan.scenario, tier.config, tier.gpu, tier.model
     load = scenario.load
-    max_len = min(model.max_context, _longest(load.input_len) + _longest(load.output_len))
+    point = tier.point
+    # the engines refuse to start when one request of max_model_len tokens does not fit the KV cache
+    kv_tokens = int(point.kv_tokens) if point.kv_tokens > 0 else model.max_context
+    longest = _longest(load.input_len) + _longest(load.output_len)
+    max_len = min(model.max_context, kv_tokens, longest)
     budget = cfg.max_num_batched_tokens or default_batched_tokens(cfg.engine, gpu)
     if not cfg.chunked_prefill:  # whole prompts in one step: the budget must hold the longest
         budget = max(budget, max_len)
-    point = tier.point
     return TierSettings(
         profile=profile_name, tier=tier.tier, model_id=model.id, hf_id=model.hf_id, model_dtype=model.dtype,
         gpu_id=gpu.id, gpu_vendor=gpu.vendor.lower(), gpus_per_node=node_size(gpu, scenario.fleet.gpus_per_node),
@@ -104,6 +108,7 @@ def tier_settings(plan: Plan, tier: TierPlan, profile_name: str) -> TierSettings
         max_seqs=cfg.max_num_seqs or default_max_seqs(cfg.engine, gpu), max_batched_tokens=budget,
         chunked_prefill=cfg.chunked_prefill, gpu_mem_util=cfg.gpu_mem_util, prefix_hit=cfg.prefix_hit,
         spec_k=cfg.spec_k, spec_accept=cfg.spec_accept, spec_draft_ratio=cfg.spec_draft_ratio, max_model_len=max_len,
+        longest_request=longest,
         peak_rate_rps=plan.peak_rate_rps, rate_per_replica_rps=plan.peak_rate_rps / tier.replicas,
         mean_input_tokens=plan.workload.mean_in, mean_output_tokens=plan.workload.mean_out,
         input_len=load.input_len, output_len=load.output_len,

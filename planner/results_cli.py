@@ -9,7 +9,7 @@ from planner.engine.engines import DEFAULT_ENGINE
 
 PRECISIONS = ("bf16", "fp16", "fp8", "int8", "int4", "fp4")
 KV_PRECISIONS = ("bf16", "fp16", "fp8", "int8")
-FILES_HELP = ("measurements CSV, `vllm bench serve --save-result` JSON or GenAI-Perf / AIPerf profile export, "
+FILES_HELP = ("measurements CSV, `vllm bench serve --save-result` JSON, GuideLLM report or GenAI-Perf / AIPerf profile export, "
               "or a folder of them; several may be given")
 
 

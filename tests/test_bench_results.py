@@ -196,3 +196,31 @@ def test_an_export_without_its_load_is_refused(tmp_path):
     path.write_text(json.dumps(raw | {"input_config": {"endpoint": raw["input_config"]["endpoint"]}}))
     with pytest.raises(MeasurementsError, match="concurrency or request rate"):
         read_measurement_files([path], setup=Setup(gpu="h100-sxm", tp=1))
+
+
+GUIDELLM = DATA / "guidellm-sweep-report.json"
+
+
+def test_a_guidellm_report_is_one_row_set_per_benchmark():
+    raw = load(GUIDELLM)
+    data = read_measurement_files([GUIDELLM], setup=Setup(gpu="h100-sxm", tp=1))
+    loads = [(r.mode, r.rate, r.concurrency) for r in data.rows]
+    assert list(dict.fromkeys(loads)) == [("concurrency", None, 1), ("rate", 2.0, None), ("offline", None, None)]
+    for bench, load_ in zip(raw["benchmarks"], dict.fromkeys(loads)):
+        rows = {r.metric: r.value for r in data.rows if (r.mode, r.rate, r.concurrency) == load_}
+        metrics = bench["metrics"]
+        assert rows["ttft_ms_p99"] == metrics["time_to_first_token_ms"]["successful"]["percentiles"]["p99"]
+        # the time per token after the first is GuideLLM's inter-token latency, not its TPOT
+        assert rows["tpot_ms_mean"] == metrics["inter_token_latency_ms"]["successful"]["mean"]
+        assert rows["e2e_ms_p50"] == pytest.approx(metrics["request_latency"]["successful"]["median"] * 1e3)
+        assert ("requests_per_s" in rows) == (load_[0] != "rate")
+    assert {r.model for r in data.rows} == {"llama-3.1-8b"}
+
+
+def test_a_guidellm_strategy_the_planner_cannot_model_is_named(tmp_path):
+    raw = load(GUIDELLM)
+    raw["benchmarks"][1]["args"]["strategy"] = {"type_": "replay"}
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(MeasurementsError, match="benchmark 2: a strategy planner cannot model \\(replay\\)"):
+        read_measurement_files([path], setup=Setup(gpu="h100-sxm", tp=1))

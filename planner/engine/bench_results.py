@@ -69,17 +69,64 @@ def result_rows(obj: dict, where: str, flags: Setup, default_engine: str = DEFAU
     out_dist, out_p90 = _dist(lens_out, mean_out)
     failed = obj.get("failed") or 0
     source = f"{where} | {FORMAT}, {obj.get('date', 'undated')}" + (f"; {failed} requests failed" if failed else "")
-    common = dict(model=setup.model, gpu=setup.gpu, tp=setup.tp, pp=setup.pp, weights=setup.weights, kv=setup.kv,
-                  mode=mode, rate=rate, concurrency=concurrency, input_len=mean_in, output_len=mean_out,
-                  max_seqs=setup.max_seqs, max_batched_tokens=setup.max_batched_tokens, prefix_hit=setup.prefix_hit,
-                  source=source, engine=setup.engine or default_engine, input_dist=in_dist, output_dist=out_dist,
-                  input_p90=in_p90, output_p90=out_p90)
-    rows = []
-    for metric, value in _metrics(obj, mode):
-        rows.append(Measurement(metric=metric, value=value, **common))
-    if not rows:
+    run = Run(mode, rate, concurrency, mean_in, mean_out, in_dist, out_dist, in_p90, out_p90, source)
+    return measurement_rows(setup, run, _metrics(obj, mode), where, default_engine)
+
+
+@dataclass(frozen=True)
+class Run:
+    """How one benchmark run loaded the server, as a measurement row states it."""
+
+    mode: str
+    rate: float | None
+    concurrency: int | None
+    input_len: float
+    output_len: float
+    input_dist: str
+    output_dist: str
+    input_p90: float | None
+    output_p90: float | None
+    source: str
+
+
+def run_from_stats(stat, lengths: tuple[str, str], mean: str, mode: str, rate: float | None, concurrency: int | None,
+                   source: str, where: str) -> Run:
+    """A run whose prompt and output lengths are statistics objects (`stat(key, name)` reads one):
+    their mean and p90 give the length distributions."""
+    (mean_in, p90_in), (mean_out, p90_out) = ((stat(key, mean), stat(key, "p90")) for key in lengths)
+    if not mean_in or not mean_out:
+        raise MeasurementsError(f"{where}: needs the {' and '.join(lengths)} {mean}")
+    in_dist, in_p90 = length_dist(mean_in, p90_in)
+    out_dist, out_p90 = length_dist(mean_out, p90_out)
+    return Run(mode, rate, concurrency, mean_in, mean_out, in_dist, out_dist, in_p90, out_p90, source)
+
+
+def measurement_rows(setup: Setup, run: Run, metrics: list[tuple[str, float]], where: str,
+                     default_engine: str = DEFAULT_ENGINE) -> list[Measurement]:
+    """One Measurement per metric of a run, the same for every result format."""
+    if not metrics:
         raise MeasurementsError(f"{where}: no latency or throughput figure to compare")
-    return rows
+    common = dict(model=setup.model, gpu=setup.gpu, tp=setup.tp, pp=setup.pp, weights=setup.weights, kv=setup.kv,
+                  max_seqs=setup.max_seqs, max_batched_tokens=setup.max_batched_tokens, prefix_hit=setup.prefix_hit,
+                  engine=setup.engine or default_engine, **{f.name: getattr(run, f.name) for f in fields(Run)})
+    return [Measurement(metric=metric, value=value, **common) for metric, value in metrics]
+
+
+def stat_rows(stat, latencies: dict[str, tuple[str, float]], stats: dict[str, str], throughputs: dict[str, str],
+              mode: str) -> list[tuple[str, float]]:
+    """(metric, value) of a report whose metrics are objects of statistics: `stat(key, name)` reads
+    one; `latencies` maps a key to the planner's metric and the factor to milliseconds, `stats` a
+    statistic's name to the planner's (the first, the mean, also reads the throughputs)."""
+    out = []
+    for key, (name, to_ms) in latencies.items():
+        for stat_name, pct in stats.items():
+            value = stat(key, stat_name)
+            if value is not None:
+                out.append((f"{name}_ms_{pct}", value * to_ms))
+    if mode != "rate":  # under an open-loop rate the throughput is the rate itself: nothing to predict
+        mean = next(iter(stats))
+        out += [(metric, value) for key, metric in throughputs.items() if (value := stat(key, mean))]
+    return out
 
 
 def _metrics(obj: dict, mode: str) -> list[tuple[str, float]]:

@@ -13,7 +13,7 @@ planner's TPOT, so its percentiles are TPOT percentiles.
 
 from __future__ import annotations
 
-from planner.engine.bench_results import Setup, finite_value, length_dist, resolve_setup
+from planner.engine.bench_results import Setup, finite_value, measurement_rows, resolve_setup, run_from_stats, stat_rows
 from planner.engine.engines import DEFAULT_ENGINE
 from planner.engine.measurements import Measurement, MeasurementsError
 
@@ -36,38 +36,15 @@ def export_rows(obj: dict, where: str, flags: Setup, default_engine: str = DEFAU
     if concurrency is None and rate is None:
         raise MeasurementsError(f"{where}: this {FORMAT} does not say its concurrency or request rate (input_config)")
     mode = "rate" if rate is not None else "concurrency"
-    mean_in, p90_in = _stat(obj, "input_sequence_length", "avg"), _stat(obj, "input_sequence_length", "p90")
-    mean_out, p90_out = _stat(obj, "output_sequence_length", "avg"), _stat(obj, "output_sequence_length", "p90")
-    if not mean_in or not mean_out:
-        raise MeasurementsError(f"{where}: needs input_sequence_length and output_sequence_length averages")
-    in_dist, in_p90 = length_dist(mean_in, p90_in)
-    out_dist, out_p90 = length_dist(mean_out, p90_out)
-    common = dict(model=setup.model, gpu=setup.gpu, tp=setup.tp, pp=setup.pp, weights=setup.weights, kv=setup.kv,
-                  mode=mode, rate=rate, concurrency=concurrency if mode == "concurrency" else None,
-                  input_len=mean_in, output_len=mean_out, max_seqs=setup.max_seqs,
-                  max_batched_tokens=setup.max_batched_tokens, prefix_hit=setup.prefix_hit, source=f"{where} | {FORMAT}",
-                  engine=setup.engine or default_engine, input_dist=in_dist, output_dist=out_dist,
-                  input_p90=in_p90, output_p90=out_p90)
-    rows = [Measurement(metric=metric, value=value, **common) for metric, value in _metrics(obj, mode)]
-    if not rows:
-        raise MeasurementsError(f"{where}: no latency or throughput figure to compare")
-    return rows
+    run = run_from_stats(lambda key, stat: _stat(obj, key, stat), ("input_sequence_length", "output_sequence_length"),
+                         "avg", mode, rate, concurrency if mode == "concurrency" else None, f"{where} | {FORMAT}", where)
+    return measurement_rows(setup, run, _metrics(obj, mode), where, default_engine)
 
 
 def _metrics(obj: dict, mode: str) -> list[tuple[str, float]]:
-    out = []
-    for key, name in _LATENCIES.items():
-        scale = _MS.get(str((obj.get(key) or {}).get("unit", "ms")).lower()) if isinstance(obj.get(key), dict) else None
-        for stat, pct in _STATS.items():
-            value = _stat(obj, key, stat)
-            if value is not None and scale is not None:
-                out.append((f"{name}_ms_{pct}", value * scale))
-    if mode != "rate":  # an open-loop rate is its own throughput
-        for key, metric in _THROUGHPUTS.items():
-            value = _stat(obj, key, "avg")
-            if value:
-                out.append((metric, value))
-    return out
+    units = {key: _MS.get(str(obj[key].get("unit", "ms")).lower()) for key in _LATENCIES if isinstance(obj.get(key), dict)}
+    latencies = {key: (name, units[key]) for key, name in _LATENCIES.items() if units.get(key) is not None}
+    return stat_rows(lambda key, stat: _stat(obj, key, stat), latencies, _STATS, _THROUGHPUTS, mode)
 
 
 def _stat(obj: dict, key: str, stat: str) -> float | None:

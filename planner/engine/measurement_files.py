@@ -9,6 +9,7 @@ from pathlib import Path
 from planner.engine.bench_results import FORMAT as VLLM_BENCH, Setup, is_vllm_bench, result_rows
 from planner.engine.engines import DEFAULT_ENGINE
 from planner.engine.genai_perf_results import FORMAT as PROFILE_EXPORT, export_rows, is_profile_export
+from planner.engine.guidellm_results import FORMAT as GUIDELLM, is_guidellm_report, report_rows
 from planner.engine.measurements import (
     COLUMNS,
     MeasurementsError,
@@ -18,7 +19,8 @@ from planner.engine.measurements import (
     read_measurements,
 )
 
-KNOWN = f"a measurements CSV (columns {','.join(COLUMNS[:4])},...), a {VLLM_BENCH} or a {PROFILE_EXPORT}"
+KNOWN = (f"a measurements CSV (columns {','.join(COLUMNS[:4])},...), a {VLLM_BENCH}, a {GUIDELLM} or a "
+         f"{PROFILE_EXPORT}")
 SUFFIXES = (".csv", ".json", ".jsonl")
 
 
@@ -56,6 +58,8 @@ def _read_file(path: Path, default_engine: str, setup: Setup) -> MeasurementSet:
             rows.extend(result_rows(record, where, setup, default_engine))
         elif is_profile_export(record):
             rows.extend(export_rows(record, where, setup, default_engine))
+        elif is_guidellm_report(record):
+            rows.extend(report_rows(record, where, setup, default_engine))
         else:
             raise MeasurementsError(f"{where}: not a format planner reads; expected {KNOWN}")
     return MeasurementSet(path, tuple(rows))

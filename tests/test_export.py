@@ -85,8 +85,17 @@ def test_every_flag_has_a_source_and_one_name():
 
 def test_every_catalog_model_names_the_repository_it_is_served_from():
     for model in catalog.models().values():
-        assert re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", model.hf_id), model.id
-        assert catalog.get_model(model.hf_id).id == model.id  # a bench result's model_id finds it
+        for repo in filter(None, (model.hf_id, model.hf_id_fp8)):
+            assert re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repo), model.id
+            assert catalog.get_model(repo).id == model.id  # a bench result's model_id finds it
+
+
+def test_fp8_weights_are_served_from_the_publishers_fp8_checkpoint(vllm_plans):
+    profile, plan = vllm_plans["chatbot-h100"]  # fp8 weights; Meta publishes the 405B in FP8
+    large = next(t for t in plan.tiers if t.tier == "large")
+    (argv,) = commands(export_text(plan, profile, "vllm", ["large"]))
+    assert argv[2] == large.model.hf_id_fp8 == "meta-llama/Llama-3.1-405B-Instruct-FP8"
+    assert "--quantization" not in options(argv)
 
 
 @pytest.mark.parametrize("name", [p.stem for p in PROFILES])
@@ -97,16 +106,17 @@ def test_vllm_commands_carry_every_setting_the_plan_assumed(vllm_plans, name):
     tiers = feasible(plan)
     assert len(cmds) == len(tiers)
     for tier, argv in zip(tiers, cmds):
-        assert argv[:3] == ["vllm", "serve", tier.model.hf_id]
+        cfg = tier.config
+        prequantized = cfg.weights == "fp8" and tier.model.hf_id_fp8  # the publisher's FP8 checkpoint
+        assert argv[:3] == ["vllm", "serve", tier.model.hf_id_fp8 if prequantized else tier.model.hf_id]
         opts = options(argv[3:])
         assert set(opts) <= documented("vllm"), set(opts) - documented("vllm")
-        cfg = tier.config
         assert opts["--tensor-parallel-size"] == [str(cfg.tp)] and opts["--pipeline-parallel-size"] == [str(cfg.pp)]
         assert opts["--max-num-seqs"] == [str(cfg.max_num_seqs or default_max_seqs("vllm", tier.gpu))]
         assert opts["--max-num-batched-tokens"] == [str(cfg.max_num_batched_tokens or default_batched_tokens("vllm", tier.gpu))]
         assert float(opts["--gpu-memory-utilization"][0]) == cfg.gpu_mem_util
         assert ("--enable-prefix-caching" in opts) == (cfg.prefix_hit > 0)
-        assert ("--quantization" in opts) == (cfg.weights == "fp8" and tier.model.dtype != "fp8")
+        assert ("--quantization" in opts) == (cfg.weights == "fp8" and tier.model.dtype != "fp8" and not prequantized)
         assert opts.get("--kv-cache-dtype") == (["fp8"] if cfg.kv == "fp8" else None)
         max_len = int(opts["--max-model-len"][0])
         assert max_len <= tier.model.max_context and max_len <= tier.point.kv_tokens  # else the engine refuses to start
@@ -164,7 +174,7 @@ def test_bench_reproduces_one_replicas_share_of_the_peak(vllm_plans, name):
         assert argv[:3] == ["vllm", "bench", "serve"]
         opts = options(argv[3:])
         assert set(opts) <= documented("bench"), set(opts) - documented("bench")
-        assert opts["--dataset-name"] == ["random"] and opts["--model"] == [tier.model.hf_id]
+        assert opts["--dataset-name"] == ["random"] and opts["--model"][0] in (tier.model.hf_id, tier.model.hf_id_fp8)
         assert float(opts["--request-rate"][0]) == pytest.approx(plan.peak_rate_rps / tier.replicas, rel=1e-3)
         assert opts["--percentile-metrics"] == ["ttft,tpot,itl,e2el"] and opts["--metric-percentiles"] == ["50,90,99"]
         assert "--save-result" in opts and "--save-detailed" in opts  # per-request lengths come back
@@ -186,7 +196,7 @@ def test_sglang_commands_use_sglang_flags_and_the_sglang_plan():
         assert argv[:3] == ["python3", "-m", "sglang.launch_server"]
         opts = options(argv[3:])
         assert set(opts) <= documented("sglang"), set(opts) - documented("sglang")
-        assert opts["--model-path"] == [tier.model.hf_id] and opts["--tp"] == [str(tier.config.tp)]
+        assert opts["--model-path"][0] in (tier.model.hf_id, tier.model.hf_id_fp8) and opts["--tp"] == [str(tier.config.tp)]
         assert opts["--max-running-requests"] == [str(default_max_seqs("sglang", tier.gpu))]
         assert opts["--chunked-prefill-size"] == [str(default_batched_tokens("sglang", tier.gpu))]
         assert "--disable-radix-cache" in opts  # the plan assumed no prefix hits

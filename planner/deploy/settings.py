@@ -32,7 +32,7 @@ class TierSettings:
     tier: str
     model_id: str  # catalog id
     hf_id: str  # the Hugging Face repository served
-    model_dtype: str
+    model_dtype: str  # of the checkpoint served
     gpu_id: str
     gpu_vendor: str
     gpus_per_node: int
@@ -92,6 +92,8 @@ def tier_settings(plan: Plan, tier: TierPlan, profile_name: str) -> TierSettings
         raise ExportError(f"tier {tier.tier}: model {tier.model.id} has no Hugging Face id to serve; "
                           f"give its [[model]] table an hf_id")
     scenario, cfg, gpu, model = plan.scenario, tier.config, tier.gpu, tier.model
+    # fp8 weights from the publisher's FP8 checkpoint where there is one: no load-time quantization
+    fp8_checkpoint = cfg.weights == "fp8" and bool(model.hf_id_fp8)
     load = scenario.load
     point = tier.point
     # the engines refuse to start when one request of max_model_len tokens does not fit the KV cache
@@ -102,7 +104,8 @@ def tier_settings(plan: Plan, tier: TierPlan, profile_name: str) -> TierSettings
     if not cfg.chunked_prefill:  # whole prompts in one step: the budget must hold the longest
         budget = max(budget, max_len)
     return TierSettings(
-        profile=profile_name, tier=tier.tier, model_id=model.id, hf_id=model.hf_id, model_dtype=model.dtype,
+        profile=profile_name, tier=tier.tier, model_id=model.id, hf_id=model.hf_id_fp8 if fp8_checkpoint else model.hf_id,
+        model_dtype="fp8" if fp8_checkpoint else model.dtype,
         gpu_id=gpu.id, gpu_vendor=gpu.vendor.lower(), gpus_per_node=node_size(gpu, scenario.fleet.gpus_per_node),
         engine=cfg.engine, replicas=tier.replicas, tp=cfg.tp, pp=cfg.pp, weights=cfg.weights, kv=cfg.kv,
         max_seqs=cfg.max_num_seqs or default_max_seqs(cfg.engine, gpu), max_batched_tokens=budget,

@@ -68,8 +68,9 @@ def models() -> dict[str, ModelSpec]:
 
 
 def _keys(spec: BaseModel) -> list[str]:
-    hf_id = getattr(spec, "hf_id", "")  # models only: the repository they are served from names them too
-    names = [spec.id, *spec.aliases, *([hf_id] if hf_id else [])]
+    # models only: the repositories they are served from name them too
+    served = [name for name in (getattr(spec, "hf_id", ""), getattr(spec, "hf_id_fp8", "")) if name]
+    names = [spec.id, *spec.aliases, *served]
     return list(dict.fromkeys(normalize(name) for name in names))
 
 

@@ -144,6 +144,7 @@ class ModelSpec(Sourced):
     family: str
     aliases: list[str] = []
     hf_id: str = Field("", description="Hugging Face repository served by `planner export`")
+    hf_id_fp8: str = Field("", description="the publisher's FP8 checkpoint, served for fp8 weights")
     layers: int = Field(ge=1)
     hidden: int = Field(ge=1)
     heads: int = Field(ge=1)

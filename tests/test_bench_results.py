@@ -99,6 +99,7 @@ def test_a_folder_reads_its_csv_and_json_files(tmp_path):
 
 
 @pytest.mark.parametrize("text, says", [
+    ("Successful requests: 1000\nBenchmark duration (s): 30.85\n", "not a format planner reads"),  # a console log
     ('{"results": [1, 2]}', "not a format planner reads"),
     ("[1, 2]", "not a format planner reads"),
     ('{"duration": 1, "completed": 3, "request_throughput": 1\n', "not valid JSON"),

@@ -12,6 +12,7 @@ from planner.engine.genai_perf_results import FORMAT as PROFILE_EXPORT, export_r
 from planner.engine.guidellm_results import FORMAT as GUIDELLM, is_guidellm_report, report_rows
 from planner.engine.measurements import (
     COLUMNS,
+    REQUIRED_COLUMNS,
     MeasurementsError,
     MeasurementSet,
     RowError,
@@ -49,6 +50,9 @@ def _expand(path: Path) -> list[Path]:
 def _read_file(path: Path, default_engine: str, setup: Setup) -> MeasurementSet:
     text = _read_text(path)
     if text.lstrip()[:1] not in ("{", "["):  # a CSV names its setup on every row: the flags are for results
+        header = text.splitlines()[0] if text.strip() else ""
+        if not any(column in header for column in REQUIRED_COLUMNS):  # not even a broken measurements CSV
+            raise MeasurementsError(f"{path.name}: not a format planner reads; expected {KNOWN}")
         return read_measurements(path, default_engine)
     records = _json_records(text, path)
     rows = []

@@ -283,3 +283,11 @@ def test_a_context_limit_below_the_loads_longest_request_is_said(vllm_plans):
         assert int(options(argv)["--max-model-len"][0]) == min(tier.model.max_context, int(tier.point.kv_tokens))
         assert longest > tier.model.max_context - plan.workload.out_grid.max()
     assert text.count("longer requests are refused") == len(feasible(plan))
+
+
+def test_manifest_names_and_labels_are_valid_whatever_the_profile_is_called(tmp_path, capsys):
+    path = _profile(tmp_path, "")  # named "Multi Node!"
+    assert main(["export", str(path), "--to", "k8s", "--tier", "small"]) == 0
+    for doc in (d for d in yaml.safe_load_all(capsys.readouterr().out) if d):
+        assert DNS_1123.match(doc["metadata"]["name"])
+        assert all(DNS_1123.match(value) and len(value) <= 63 for value in doc["metadata"]["labels"].values())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from planner.deploy.commands import SERVE_PORT, server_args
-from planner.deploy.settings import ExportError, TierSettings
+from planner.deploy.settings import ExportError, TierSettings, dns_name
 
 # Device-plugin resource names: https://github.com/NVIDIA/k8s-device-plugin and
 # https://github.com/ROCm/k8s-device-plugin
@@ -37,7 +37,7 @@ def manifests(s: TierSettings, target_engine: str, draft_model: str | None, imag
         raise ExportError(f"tier {s.tier}: no published {target_engine} image for {s.gpu_vendor} GPUs; pass --image")
     command = server_args(s, target_engine, draft_model)
     split = 2 if target_engine == "vllm" else 3  # `vllm serve` | `python3 -m sglang.launch_server`
-    labels = {"app.kubernetes.io/name": s.name, "app.kubernetes.io/part-of": s.profile[:63]}
+    labels = {"app.kubernetes.io/name": s.name, "app.kubernetes.io/part-of": dns_name(s.profile)}
     gpus = s.gpus_per_replica
     container = {
         "name": target_engine,

@@ -14,8 +14,9 @@ from pathlib import Path
 from planner.engine.engines import DEFAULT_ENGINE, ENGINES
 from planner.output import (OutputFailed, check_target, emit, finish, silence_stdout, stdout, stdout_failure, to_stdout,
                             write_result)
+from planner.results_cli import FILES_HELP, inputs_name
 
-COMMANDS = ("predict", "plan", "catalog", "search", "validate", "calibrate")
+COMMANDS = ("predict", "plan", "catalog", "search", "validate", "calibrate", "export")
 
 ENGINE_DEFAULTS = (
     "Unset limits take the engine's defaults. vLLM V1 (vllm/engine/arg_utils.py get_batch_defaults): max_num_seqs "
@@ -121,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     srch.add_argument("--format", choices=("table", "json"), default="table")
     _engine_flag(srch, "the serving engine (default: the profile's fleet.engine)")
     val = sub.add_parser("validate", help="compare predictions with a measurements CSV")
-    val.add_argument("measurements", type=Path, nargs="?", help="CSV in the measurements format (default: the shipped set)")
+    val.add_argument("measurements", type=Path, nargs="*", default=(), help=f"{FILES_HELP} (default: the shipped set)")
     knobs = val.add_mutually_exclusive_group()  # one set of knobs scores the rows
     knobs.add_argument("--calibration", type=Path, help="calibration TOML to evaluate (default: the shipped one)")
     knobs.add_argument("--uncalibrated", action="store_true", help="use the default knobs, not the shipped calibration")
@@ -129,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_flag(val, "engine of the rows whose engine cell is empty (default: vllm)")
     val.add_argument("--cross-validate", action="store_true",
                      help="predict each source's rows with knobs fitted without that source (refits per source: minutes)")
+    _result_flags(val)
     cal = sub.add_parser("calibrate", help="fit the model's knobs to a measurements CSV")
-    cal.add_argument("measurements", type=Path)
+    cal.add_argument("measurements", type=Path, nargs="+", help=FILES_HELP)
     cal.add_argument("-o", "--output", type=Path, required=True,
                      help="calibration TOML to write (atomically; - for stdout, the report then goes to stderr)")
     cal.add_argument("--force", action="store_true", help="overwrite the output file (regular files only)")
@@ -139,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also record leave-one-source-out error bands in the calibration (minutes)")
     cal.add_argument("--from-defaults", action="store_true",
                      help="start from the published default knobs, not the shipped calibration (as cross-validation does)")
+    _result_flags(cal)
+    _export_parser(sub)
     cat = sub.add_parser("catalog", help="list the GPUs or models the planner knows")
     cat.add_argument("kind", choices=("gpus", "models"))
     cat.add_argument("--format", choices=("table", "json"), default="table")
@@ -432,10 +436,10 @@ def hosted_api_json(option) -> dict:
             "api_source": q.source() | {"note": q.note}}
 
 
-def _measurements(path: Path | None, engine: str | None = None):
-    from planner.engine.measurements import packaged_measurements_path, read_measurements
+def _measurements(args):
+    from planner.results_cli import read_inputs
 
-    return read_measurements(path or packaged_measurements_path(), engine or DEFAULT_ENGINE)
+    return read_inputs(args.measurements, args)
 
 
 def _scenario(prof, args):
@@ -450,7 +454,7 @@ def cmd_validate(args) -> int:
     from planner.engine.knobs import Calibration, shipped_calibration
     from planner.engine.validate import evaluate_rows, summarize
 
-    data = _measurements(args.measurements, args.engine)
+    data = _measurements(args)
     if args.uncalibrated:
         calibration = Calibration()
     else:
@@ -509,7 +513,7 @@ def cmd_calibrate(args) -> int:
     # with -o - the calibration is standard output, and the report goes to stderr beside it
     to_stderr = to_stdout(args.output)
     say = (lambda line: print(line, file=sys.stderr, flush=True)) if to_stderr else emit
-    data = _measurements(args.measurements, args.engine)
+    data = _measurements(args)
     started = time.perf_counter()
     # from the shipped knobs: the families the file does not measure keep them, and "before" is
     # what the user's plans use today
@@ -521,15 +525,15 @@ def cmd_calibrate(args) -> int:
         if data.errors:
             lines = len({e.line for e in data.errors})
             why.append(f"{lines} row{'s' if lines != 1 else ''} not parsed ({data.errors[0]})")
-        raise UsageError(f"{args.measurements}: no GPU family has the {MIN_ROWS_PER_FAMILY} rows with a mean metric "
+        raise UsageError(f"{inputs_name(args.measurements)}: no GPU family has the {MIN_ROWS_PER_FAMILY} rows with a mean metric "
                          f"that a fit needs ({'; '.join(why) or 'no rows'}); nothing written")
     for error in data.errors:
         say(f"row not parsed: {error}")
     results = evaluate_rows(data, fitted)
     after = summarize(results)
-    gpu_families, model_families = validated_families(results, args.measurements.resolve().parent)
+    gpu_families, model_families = validated_families(results, args.measurements[0].resolve().parent)
     engines = sorted({r.row.engine for r in results if r.error_pct is not None})
-    fitted = fitted.model_copy(update={"source": f"planner calibrate {args.measurements.name}", "error_pct": group_errors(results),
+    fitted = fitted.model_copy(update={"source": f"planner calibrate {inputs_name(args.measurements)}", "error_pct": group_errors(results),
                                        "validated_families": gpu_families, "validated_models": model_families,
                                        "validated_engines": engines})
     for fit in fits:
@@ -614,7 +618,21 @@ def _not_a_command(word: str, commands: tuple[str, ...]) -> str:
 
 
 def _extra_handlers() -> dict:
-    return {}
+    from planner.export_cli import cmd_export
+
+    return {"export": cmd_export}
+
+
+def _result_flags(parser) -> None:
+    from planner.results_cli import add_result_flags
+
+    add_result_flags(parser)
+
+
+def _export_parser(sub) -> None:
+    from planner.export_cli import add_export_parser
+
+    add_export_parser(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

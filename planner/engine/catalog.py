@@ -68,7 +68,10 @@ def models() -> dict[str, ModelSpec]:
 
 
 def _keys(spec: BaseModel) -> list[str]:
-    return [normalize(spec.id), *(normalize(alias) for alias in spec.aliases)]
+    # models only: the repositories they are served from name them too
+    served = [name for name in (getattr(spec, "hf_id", ""), getattr(spec, "hf_id_fp8", "")) if name]
+    names = [spec.id, *spec.aliases, *served]
+    return list(dict.fromkeys(normalize(name) for name in names))
 
 
 def _index(specs: Iterable[Spec], where: str) -> dict[str, Spec]:

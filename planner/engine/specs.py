@@ -145,6 +145,8 @@ class ModelSpec(Sourced):
     name: str
     family: str
     aliases: list[str] = []
+    hf_id: str = Field("", description="Hugging Face repository served by `planner export`")
+    hf_id_fp8: str = Field("", description="the publisher's FP8 checkpoint, served for fp8 weights")
     layers: int = Field(ge=1)
     hidden: int = Field(ge=1)
     heads: int = Field(ge=1)

@@ -36,8 +36,9 @@ COMMANDS: tuple[Command, ...] = (
             "Save the inputs to the profile's file (asks for a name the first time)."),
     Command("save-as", "f2", "save_profile_as", "Save as", "Profile: Save as…",
             "Save the inputs to a new profile file."),
-    Command("export", "f3", "export_plan", "Export", "Plan: Export as TOML…",
-            "Write the inputs plus the computed plan (the CLI's `plan --format toml`)."),
+    Command("export", "f3", "export_plan", "Export", "Plan: Export…",
+            "Write the inputs plus the computed plan as TOML, or the engine's server commands, Kubernetes "
+            "manifests or benchmark commands for each tier (the CLI's `export --to`)."),
     Command("best-fleets", "f4", "best_fleets", "Best fleets", "Plan: Best fleets…",
             "Search every catalog GPU, precision, TP degree and engine setting for the cheapest fleets "
             "that meet the targets (the CLI's `search`), for the selected tier; apply one to the profile."),

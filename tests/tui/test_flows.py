@@ -413,20 +413,42 @@ async def test_help_opens_and_closes_and_quit_without_changes_exits_at_once():
     assert app.return_value == 0
 
 
+async def export_with_f3(pilot, *keys: str) -> None:
+    """F3, the keys that pick what to export, then the suggested file name."""
+    await pilot.press("f3")
+    await pilot.pause()
+    await pilot.press(*keys)
+    await pilot.pause()
+    await pilot.press("enter")
+    await pilot.pause()
+
+
 async def test_export_writes_inputs_and_results(private_config: Path):
     app = make_app()
     async with app.run_test(size=WIDE) as pilot:
         await settle(pilot)
-        await pilot.press("f3")
-        await pilot.pause()
-        await pilot.press("enter")  # the suggested name
-        await pilot.pause()
+        await export_with_f3(pilot, "enter")  # the first choice: the plan as TOML
         path = private_config / "chatbot-h100-plan.toml"
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         assert data["name"] == "chatbot-h100"
         tiers = {t["tier"]: t for t in data["plan"]["tiers"]}
         assert tiers["medium"]["gpus"] == tier(app, "medium")["gpus"]
         assert load_profile(path).profile.plan is not None  # an exported plan opens as a profile
+
+
+async def test_export_offers_what_the_cli_exports(private_config: Path, capsys):
+    from planner.cli import main
+    from planner.tui.export_targets import export_choices
+
+    app = make_app()
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        choices = export_choices(app.planner.result.plan.scenario.fleet.engine)
+        assert [c for c, _ in choices] == ["toml", "vllm", "k8s", "bench"]  # the engine on screen: vLLM
+        await export_with_f3(pilot, "down", "down", "enter")  # Kubernetes manifests
+        written = (private_config / "chatbot-h100-k8s.yaml").read_text(encoding="utf-8")
+    assert main(["export", str(ROOT / "profiles" / "chatbot-h100.toml"), "--to", "k8s"]) == 0
+    assert written == capsys.readouterr().out
 
 
 async def test_a_file_changed_on_disk_is_not_overwritten_without_asking(private_config: Path):

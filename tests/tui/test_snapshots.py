@@ -75,6 +75,16 @@ class TestScreens:
 
         assert snap(actions=save_as)
 
+    def test_export_dialog(self, snap):
+        """F3 asks what to export: the plan as TOML, the engine's server commands, Kubernetes
+        manifests or benchmark commands (what `planner export --to` writes)."""
+
+        async def export(pilot: Pilot) -> None:
+            await pilot.press("f3")
+            await pilot.pause()
+
+        assert snap(actions=export)
+
     def test_help(self, snap):
         """F1 shows the help: keys table first, then inputs, results and sources below."""
 

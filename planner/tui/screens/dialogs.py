@@ -1,4 +1,5 @@
-"""Modal dialogs: a file path (open, save as, export) and a question with a few answers."""
+"""Modal dialogs: a file path (open, save as, export), a question with a few answers, and a pick
+from a short list."""
 
 from __future__ import annotations
 
@@ -127,8 +128,8 @@ class FileDialog(Dialog[Path | None]):
             self.answer(Path(event.option.id))
 
 
-class ConfirmDialog(Dialog[str | None]):
-    """A question with buttons; dismisses with the chosen button's id (None on Escape)."""
+class Question(Dialog[str | None]):
+    """A question with a few answers; dismisses with the chosen answer's id (None on Escape)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
 
@@ -137,6 +138,13 @@ class ConfirmDialog(Dialog[str | None]):
         self.title_text = title
         self.message = message
         self.choices = choices  # (id, label); the first is the default
+
+    def action_cancel(self) -> None:
+        self.answer(None)
+
+
+class ConfirmDialog(Question):
+    """A question with buttons."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm", classes="dialog") as box:
@@ -153,5 +161,23 @@ class ConfirmDialog(Dialog[str | None]):
         event.stop()
         self.answer((event.button.id or "").removeprefix("choice-"))
 
-    def action_cancel(self) -> None:
-        self.answer(None)
+
+class ChoiceDialog(Question):
+    """A question with its answers as a list: pick one with the arrows and Enter (the first is
+    highlighted)."""
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="choice", classes="dialog") as box:
+            box.border_title = self.title_text
+            yield Label(self.message, classes="dialog-note")
+            yield OptionList(*(Option(label, id=choice_id) for choice_id, label in self.choices), id="choice-list")
+
+    def on_mount(self) -> None:
+        options = self.query_one("#choice-list", OptionList)
+        options.highlighted = 0
+        options.focus()
+
+    @on(OptionList.OptionSelected, "#choice-list")
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.answer(event.option.id)

@@ -12,9 +12,7 @@ import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import tomli_w
 from pydantic import ValidationError
 from textual import on, work
 from textual.app import ComposeResult
@@ -35,13 +33,12 @@ from planner.profile import (
     ProfileConflictError,
     ProfileError,
     load_profile,
-    profile_to_dict,
     save_profile,
     save_text_atomic,
     user_profiles,
     user_profiles_dir,
 )
-from planner.report import fmt_num, mean_tokens, plan_export
+from planner.report import fmt_num, mean_tokens
 from planner.tui import commands, gcpause
 from planner.tui.compute import (
     SWEEPS,
@@ -59,15 +56,13 @@ from planner.tui.compute import (
 )
 from planner.tui.fields import BY_PATH, set_value
 from planner.tui.frames import PromptFrames
-from planner.tui.screens.dialogs import ConfirmDialog, FileDialog, display_path
+from planner.tui.export_targets import SUFFIXES, export_choices
+from planner.tui.screens.dialogs import ChoiceDialog, ConfirmDialog, FileDialog, display_path
 from planner.tui.widgets.api_chart import ApiCostChart, api_cost_view
 from planner.tui.widgets.charts import CostChart, LatencyChart
 from planner.tui.widgets.header import TitleHeader, show_sub_title
 from planner.tui.widgets.panes import PANE_CLASSES, InputPane
 from planner.tui.widgets.results import TierDetail, TierTable, targets_text, update_in_place
-
-if TYPE_CHECKING:
-    from planner.engine.plan import Plan
 
 # The cost sweep plans every catalog model (a second or more of CPU on a 2-core machine). It starts
 # once the inputs have been still this long, so typing never competes with it for the GIL.
@@ -618,26 +613,34 @@ class PlannerScreen(PromptFrames, Screen[None]):
         if self.result is None:
             self.notify("No plan yet", severity="warning")
             return
-        folder = user_profiles_dir()
-        stem = self.path.stem if self.path is not None else self.profile.name
-        self.app.push_screen(FileDialog("Export plan (inputs + results, TOML)", folder, initial=f"{stem}-plan.toml",
-                                        action="Export"), self._export)
+        choices = export_choices(self.result.plan.scenario.fleet.engine)
+        self.app.push_screen(ChoiceDialog("Export plan", "Write the plan as:", choices), self._export_as)
 
-    def _export(self, path: Path | None, confirmed: bool = False) -> None:
+    def _export_as(self, target: str | None) -> None:
+        if target is None or self.result is None:
+            return
+        label = dict(export_choices(self.result.plan.scenario.fleet.engine))[target]
+        stem = self.path.stem if self.path is not None else self.profile.name
+        self.app.push_screen(FileDialog(f"Export: {label}", user_profiles_dir(), initial=f"{stem}{SUFFIXES[target]}",
+                                        action="Export"), lambda path: self._export(path, target))
+
+    def _export(self, path: Path | None, target: str = "toml", confirmed: bool = False) -> None:
         if path is None or self.result is None:
             return
         if path.exists() and not confirmed:
             self.app.push_screen(
                 ConfirmDialog("File exists", f"{display_path(path)} exists. Replace it?",
                               [("replace", "Replace"), ("cancel", "Cancel")]),
-                lambda answer: self._export(path, True) if answer == "replace" else None)
+                lambda answer: self._export(path, target, True) if answer == "replace" else None)
             return
-        text = export_text(self.result.inputs.profile, self.result.plan)
         try:
+            from planner.deploy.export import export_for
+
+            text = export_for(target, self.result.inputs.profile, self.result.plan)
             if path.parent == user_profiles_dir():
                 user_profiles_dir(create=True)
             save_text_atomic(path, text)
-        except ProfileError as exc:
+        except (ProfileError, ValueError) as exc:  # ValueError: a plan the target cannot deploy
             self.notify(str(exc), title="Not exported", severity="error", timeout=8)
             return
         self.notify(f"Exported {display_path(path)}", title="Plan")
@@ -677,8 +680,4 @@ def validate_with(data: dict, held: dict[str, tuple[tuple[str, ...], object]]) -
                 continue
     return Profile.model_validate(data), ()
 
-
-def export_text(profile: Profile, plan: Plan) -> str:
-    """The inputs plus a [plan] table of results: what `planner plan --format toml` writes."""
-    return tomli_w.dumps(plan_export(plan, profile_to_dict(profile)))
 

@@ -77,9 +77,11 @@ async def test_a_detail_a_line_longer_beside_the_table_does_not_lay_the_screen_o
     app = make_app()
     async with app.run_test(size=WIDE) as pilot:
         detail = await rate_app(pilot)
+        for key in ("0", "0"):  # 1,000 req/s
+            await type_key(pilot, key)
         texts = []
         asked = record_layout_refreshes(monkeypatch)
-        for key in ("5", "backspace"):  # 105 and 10 req/s: the medium tier's detail wraps to 16 and 17 lines
+        for key in ("0", "backspace"):  # 10,000 and 1,000 req/s: the selected tier's detail wraps to 20 and 21 lines
             await type_key(pilot, key)
             texts.append(len(wrap_lines(detail.render(), detail.size.width)))
         assert len(set(texts)) == 2, "the two plans' details should differ in length"

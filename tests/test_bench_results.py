@@ -86,6 +86,10 @@ def test_an_appended_sweep_is_one_row_set_per_record():
         assert rows["requests_per_s"] == pytest.approx(record["request_throughput"])
         assert rows["output_tok_s"] == pytest.approx(record["output_throughput"])
         assert rows["e2e_ms_p99"] == pytest.approx(record["p99_e2el_ms"])
+        # the run's size, so validate predicts its start-up burst (engine/startup.py)
+        assert {r.num_prompts for r in data.rows if r.concurrency == record["max_concurrency"]} == {record["num_prompts"]}
+    rate_rows = read_measurement_files([DETAILED]).rows
+    assert {r.num_prompts for r in rate_rows} == {None}  # open loop: no burst
 
 
 def test_a_folder_reads_its_csv_and_json_files(tmp_path):

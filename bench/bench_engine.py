@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from planner.engine import catalog  # noqa: E402
-from planner.engine import plan as plan_module  # noqa: E402
+from planner.engine import replica_checks  # noqa: E402
 from planner.engine.knobs import shipped_calibration  # noqa: E402
 from planner.engine.plan import evaluate  # noqa: E402
 from planner.engine.roofline import (  # noqa: E402
@@ -152,7 +152,7 @@ def bench_rate_point_and_plan() -> None:
     evaluate(scenario, gpus, models)
 
     def cold_plan():
-        plan_module.clear_check_cache()  # every plan solves its sizing from scratch
+        replica_checks.clear_check_cache()  # every plan solves its sizing from scratch
         evaluate(scenario, gpus, models)
 
     seconds = median_of(cold_plan)
@@ -161,7 +161,7 @@ def bench_rate_point_and_plan() -> None:
     price_edit_s = median_of(lambda: evaluate(repriced, gpus, models))
 
     calls = 0
-    originals = {name: getattr(plan_module, name) for name in ("rate_point", "finish_rate_point")}
+    originals = {name: getattr(replica_checks, name) for name in ("rate_point", "finish_rate_point")}
 
     def counting(original):
         def call(*args, **kwargs):
@@ -171,13 +171,13 @@ def bench_rate_point_and_plan() -> None:
         return call
 
     for name, original in originals.items():
-        setattr(plan_module, name, counting(original))
+        setattr(replica_checks, name, counting(original))
     try:
-        plan_module.clear_check_cache()
+        replica_checks.clear_check_cache()
         evaluate(scenario, gpus, models)
     finally:
         for name, original in originals.items():
-            setattr(plan_module, name, original)
+            setattr(replica_checks, name, original)
     print(f"    full plan evaluate() of profiles/chatbot-h100.toml, cold: {seconds * 1e3:.1f} ms (median of 20; "
           f"{calls} latency evaluations: operating points finished at some fidelity)")
     print(f"    target < {TARGET_PLAN_S * 1e3:.0f} ms   {verdict(seconds < TARGET_PLAN_S)}")
@@ -200,7 +200,7 @@ def helped_plan_seconds(scenario, gpus, models) -> float | None:
 
         times = []
         for _ in range(20):
-            plan_module.clear_check_cache()
+            replica_checks.clear_check_cache()
             helper.clear_caches()  # both processes size from scratch (not timed)
             start = time.perf_counter()
             helper.evaluate(scenario, gpus, models)

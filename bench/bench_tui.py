@@ -81,7 +81,7 @@ def cold_start(runs: int) -> list[dict]:
 async def keystrokes(count: int, input_id: str = "load-rate-rps", cold: bool = True,
                      first: str = "backspace") -> tuple[list[float], list[float], list[float], bool]:
     from planner.engine.helper import HELPER
-    from planner.engine.plan import clear_check_cache
+    from planner.engine.replica_checks import clear_check_cache
     from planner.tui import compute as compute_module
     from planner.tui.app import make_app
     from planner.tui.screens import main as main_module

@@ -4,7 +4,8 @@ chosen; a precision the profile sets is kept."""
 from __future__ import annotations
 
 from planner.engine import catalog
-from planner.engine.plan import auto_weights, evaluate, plan_tier, workload_of
+from planner.engine.auto_choice import auto_weights, plan_tier
+from planner.engine.plan import evaluate, workload_of
 from planner.engine.scenario import Load, Optimizations, Scenario
 from planner.profile import Profile
 from planner.report import plan_json

@@ -14,7 +14,8 @@ import pytest
 
 from planner.engine import catalog
 from planner.engine.helper import DISABLE_ENV, TierHelper
-from planner.engine.plan import clear_check_cache, evaluate
+from planner.engine.plan import evaluate
+from planner.engine.replica_checks import clear_check_cache
 from planner.profile import load_profile
 from planner.report import plan_json
 

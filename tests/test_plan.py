@@ -10,8 +10,11 @@ import pytest
 
 from planner.engine.api_prices import ApiQuote
 from planner.engine.cost import fleet_cost, gpu_power_w
-from planner.engine import plan as plan_module
-from planner.engine.plan import clear_check_cache, evaluate, knobs_for, percentile_of, slo_misses
+from planner.engine import replica_checks, sizing
+from planner.engine.plan import evaluate
+from planner.engine.replica_checks import clear_check_cache
+from planner.engine.targets import percentile_of, slo_misses
+from planner.engine.tier_config import knobs_for
 from planner.engine.roofline import replica_params
 from planner.engine.scenario import CostKnobs, Fleet, Load, Optimizations, Scenario, Targets, TierModels
 from planner.engine.serving import FULL, Fidelity, offline_throughput, rate_point
@@ -363,7 +366,8 @@ def test_quick_fidelity_changes_speed_not_the_answer(monkeypatch):
     sc = Scenario(load=Load(rate_rps=40.0))
     reference = [(t.replicas, t.config.tp) for t in evaluate(sc).tiers]
     clear_check_cache()
-    monkeypatch.setattr(plan_module, "QUICK", Fidelity(ttft=256, tpot=256, table=32, path=2))
+    for module in (replica_checks, sizing):  # the checks' default fidelity and the search's
+        monkeypatch.setattr(module, "QUICK", Fidelity(ttft=256, tpot=256, table=32, path=2))
     try:
         coarse = [(t.replicas, t.config.tp) for t in evaluate(sc).tiers]
     finally:
@@ -404,7 +408,7 @@ def test_a_clear_quick_miss_is_a_full_fidelity_miss(model_id, tp, extra):
         quick, full = rate_point(p, wl, load * max_rate, fidelity=QUICK), rate_point(p, wl, load * max_rate, fidelity=FULL)
         for name in ("ttft_s", "tpot_s", "e2e_s"):
             ratio = getattr(quick, name)["p99"] / getattr(full, name)["p99"]
-            assert ratio < plan_module.CLEAR_MISS / 1.1, (name, load, ratio)
+            assert ratio < replica_checks.CLEAR_MISS / 1.1, (name, load, ratio)
 
 
 @pytest.mark.parametrize("gpu, rate", [("h100-sxm", 1.0), ("h100-sxm", 15.0), ("h100-sxm", 60.0), ("l40s", 120.0),
@@ -414,7 +418,9 @@ def test_the_plan_has_the_fewest_gpus_of_any_tp_degree_at_full_fidelity(gpu, rat
     # and quick sizes can rank degrees wrongly (L40S at 120 req/s: TP2 confirmed at 492 GPUs where
     # TP4 needs 456; A100 at 0.2 req/s: TP4 at 4 where TP2 needs 2); sizing every degree at full
     # fidelity finds no fleet smaller than the plan's
-    from planner.engine.plan import fitting_tp_degrees, serving_config, size_replicas
+    from planner.engine.feasibility import fitting_tp_degrees
+    from planner.engine.sizing import size_replicas
+    from planner.engine.tier_config import config_with, serving_config
     from planner.engine.serving import Workload
 
     sc = Scenario(load=Load(rate_rps=rate), fleet=Fleet(gpu=gpu), optimizations=Optimizations(weights="fp8"))
@@ -426,7 +432,7 @@ def test_the_plan_has_the_fewest_gpus_of_any_tp_degree_at_full_fidelity(gpu, rat
         base = serving_config(sc, t.model, t.gpu, 1)
         fewest = math.inf
         for tp in fitting_tp_degrees(t.model, t.gpu, base, knobs, None):
-            cfg = plan_module._with(base, tp=tp)
+            cfg = config_with(base, tp=tp)
             s = size_replicas(sc, t.model, t.gpu, cfg, knobs, wl, rate)
             if s.feasible:
                 fewest = min(fewest, s.replicas * tp * cfg.pp)

@@ -5,11 +5,13 @@ import math
 from hypothesis import given, settings, strategies as st
 
 from planner.engine import catalog
+from planner.engine.auto_choice import plan_tier
 from planner.engine.knobs import shipped_calibration
-from planner.engine.plan import plan_tier, size_replicas, workload_of
+from planner.engine.plan import workload_of
 from planner.engine.scenario import Fleet, Load, Scenario, Targets
 from planner.engine.search import SAME_LATENCY, Candidate, distinct, pareto, search_tier
 from planner.engine.serving import Workload
+from planner.engine.sizing import size_replicas
 
 SCENARIO = Scenario(load=Load(rate_rps=4.0, input_len=800, output_len=200), slo=Targets(ttft_ms=1500, tpot_ms=80))
 GPUS = ["l40s", "a100-80gb", "h100-sxm"]

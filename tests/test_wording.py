@@ -10,7 +10,8 @@ from rich.console import Console
 
 from planner.cli import main
 from planner.engine import catalog
-from planner.engine.plan import config_problem, evaluate
+from planner.engine.feasibility import config_problem
+from planner.engine.plan import evaluate
 from planner.engine.roofline import ServingConfig
 from planner.engine.scenario import Load, Optimizations, Scenario, Targets, TierModels
 from planner.report import plan_json

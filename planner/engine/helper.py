@@ -30,7 +30,8 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 
 from planner.engine.knobs import Calibration
-from planner.engine.plan import assemble, clear_check_cache, evaluate, plan_tiers, workload_of
+from planner.engine.plan import assemble, evaluate, plan_tiers, workload_of
+from planner.engine.replica_checks import clear_check_cache
 from planner.engine.scenario import Scenario
 from planner.engine.specs import TIERS, GpuSpec, ModelSpec
 

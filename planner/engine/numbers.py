@@ -74,3 +74,7 @@ def fmt_gb(value_gb: float | None) -> str:
         value_gb /= 1000
         unit += 1
     return f"{value_gb:,.1f} {_BYTE_UNITS[unit]}"
+
+
+def fmt_replicas(n: int) -> str:
+    return f"{n:,} replica{'s' if n != 1 else ''}"

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from planner.engine import trust
+from planner.engine.feasibility import config_problem, context_problem, tp_divides
 from planner.engine.knobs import Calibration, Knobs, shipped_calibration
-from planner.engine.plan import config_problem, context_problem, tp_divides
+from planner.engine.numbers import fmt_gb
 from planner.engine.roofline import ServingConfig, memory_per_gpu, replica_params
 from planner.engine.scenario import LengthDist
 from planner.engine.serving import OperatingPoint, Workload, concurrency_point, offline_point, rate_point
 from planner.engine.specs import GB, GpuSpec, ModelSpec
-from planner.engine.numbers import fmt_gb
 
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 72)
 

@@ -19,13 +19,17 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from planner.engine import catalog, trust
+from planner.engine.feasibility import fleet_problem, over_fleet_limit
 from planner.engine.hosted_api import cheaper_hosted_apis
 from planner.engine.knobs import Calibration, shipped_calibration
-from planner.engine.plan import fleet_problem, over_fleet_limit, replica_check, serving_config, size_replicas, workload_of
+from planner.engine.plan import workload_of
+from planner.engine.replica_checks import replica_check
 from planner.engine.roofline import ReplicaParams, ServingConfig, kv_capacity_tokens, memory_per_gpu, replica_params, step_time
 from planner.engine.scenario import Scenario
 from planner.engine.serving import Workload
+from planner.engine.sizing import size_replicas
 from planner.engine.specs import GpuSpec, ModelSpec
+from planner.engine.tier_config import serving_config
 
 WEIGHTS = ("bf16", "fp8", "int8", "int4", "fp4")
 KVS = ("bf16", "fp8")

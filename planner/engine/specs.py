@@ -30,7 +30,7 @@ class Precision(str, Enum):
 
 WEIGHT_PRECISIONS = [p.value for p in Precision]
 KV_PRECISIONS = ["bf16", "fp16", "fp8", "int8"]
-# Tensor-parallel degrees the planner tries (planner.engine.plan re-exports it).
+# Tensor-parallel degrees the planner tries (planner.engine.feasibility).
 TP_DEGREES = (1, 2, 4, 8, 16, 32, 64, 72)
 
 # Bytes per stored element. 4-bit formats carry block scales: int4 (GPTQ/AWQ group 128 with an

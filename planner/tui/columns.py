@@ -86,7 +86,7 @@ def _latency(metric: str, key: str, pct: str) -> Callable[[dict, TierPlan, Targe
 def _floor_ms(tp: TierPlan, metric: str, slo: Targets) -> float | None:
     """The single-request (zero-load) latency at the target's percentile: why a target is out
     of reach whatever the fleet size."""
-    from planner.engine.plan import percentile_of  # loaded by then: there is a plan
+    from planner.engine.targets import percentile_of  # loaded by then: there is a plan
 
     if tp.floor is None or not tp.floor.stable:
         return None

@@ -189,7 +189,8 @@ class LatencyCurve:
 def latency_curve(result: Result, tier: str, should_stop: Callable[[], bool] = never) -> LatencyCurve | None:
     """Sample the engine's open-loop operating point at CURVE_SHARES of saturation. The fleet keeps
     the plan's replica count (at least one), and each replica gets an equal share of the load."""
-    from planner.engine.plan import knobs_for, percentile_of
+    from planner.engine.targets import percentile_of
+    from planner.engine.tier_config import knobs_for
     from planner.engine.roofline import replica_params
     from planner.engine.serving import offline_throughput
 
@@ -225,7 +226,7 @@ CURVE_POINTS: LRU[tuple, list] = LRU(64)
 
 def _curve_points(params, wl, max_rate: float, should_stop: Callable[[], bool]) -> list | None:
     """(share, TTFT stats, TPOT stats) at each stable share of CURVE_SHARES; None if stopped."""
-    from planner.engine.plan import workload_key
+    from planner.engine.replica_checks import workload_key
     from planner.engine.serving import QUICK, rate_point
 
     key = (params, workload_key(wl))

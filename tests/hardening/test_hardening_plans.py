@@ -20,8 +20,9 @@ from pydantic import ValidationError
 
 from hardening_support import check_outcome, run_cli
 from planner.engine import catalog
-from planner.engine.plan import MAX_REPLICAS, evaluate
+from planner.engine.plan import evaluate
 from planner.engine.scenario import CostKnobs, Fleet, LengthDist, Load, Optimizations, Scenario, TierModels
+from planner.engine.sizing import MAX_REPLICAS
 from planner.report import plan_json
 
 DISTS = ("ttft_ms", "tpot_ms", "e2e_ms")

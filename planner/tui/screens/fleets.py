@@ -23,7 +23,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, Tab, Tabs
 
 from planner.engine import catalog
-from planner.engine.plan import knobs_for
+from planner.engine.tier_config import knobs_for
 from planner.engine.roofline import replica_params
 from planner.engine.search import Candidate, search
 from planner.engine.serving import FULL, Workload, rate_point

@@ -100,6 +100,6 @@ def test_length_errors_show_large_lengths_plainly(capsys):
 
 
 def test_long_waits_read_in_plain_seconds():
-    from planner.engine.serving import _seconds  # the closed loop's "~X for a batch slot" note
+    from planner.engine.saturated import _seconds  # the closed loop's "~X for a batch slot" note
 
     assert _seconds(1234.5) == "1,234 s" and _seconds(12.345) == "12.3 s" and _seconds(0.25) == "250 ms"

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from planner.engine.engines import default_batched_tokens, default_max_seqs
 from planner.engine.lengths import quantiles
-from planner.engine.plan import Plan, TierPlan, node_size
+from planner.engine.feasibility import node_size
+from planner.engine.tier_plan import Plan, TierPlan
 from planner.engine.scenario import LengthDist
 
 # The longest request the server must accept: vLLM and SGLang refuse a prompt plus max_tokens

@@ -37,6 +37,9 @@ def check_target(target: Path | None, force: bool, may_replace: Path | None = No
     try:
         mode = os.stat(target).st_mode  # follows a symlink: its target is what would be replaced
     except FileNotFoundError:
+        folder = Path(target).parent
+        if not folder.is_dir():  # refused now, not after the work, like every other bad target
+            raise OutputRefused(f"{target}: cannot save: no folder {folder}") from None
         return
     except OSError as exc:
         raise OutputRefused(f"{target}: cannot write: {exc.strerror or exc}") from None

@@ -57,6 +57,15 @@ def test_force_does_not_replace_a_fifo(capsys, fifo, fmt):
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # still the FIFO, not a file put in its place
 
 
+def test_a_file_in_a_folder_that_does_not_exist_is_refused_before_the_work(capsys, tmp_path):
+    for argv in (("plan", CHATBOT, "--format", "json"), ("export", CHATBOT, "--to", "vllm"),
+                 ("calibrate", offline_csv(tmp_path))):
+        code, out, err = run(capsys, *argv, "-o", tmp_path / "nowhere" / "out.txt")
+        assert code == 2 and out == ""
+        one_error_line(err, "no folder", "nowhere")
+    assert not (tmp_path / "nowhere").exists()
+
+
 def test_force_does_not_replace_a_socket(capsys, tmp_path):
     import socket
 

@@ -14,7 +14,7 @@ import numpy as np
 from planner.engine import catalog, trust
 from planner.engine.cost import FleetCost, fleet_cost
 from planner.engine.knobs import Calibration, Knobs, shipped_calibration
-from planner.engine.roofline import ServingConfig, memory_per_gpu, replica_params
+from planner.engine.roofline import ServingConfig, memory_per_gpu, replica_params, sequence_kv_tokens
 from planner.engine.scenario import Scenario
 from planner.engine.serving import (
     FULL,
@@ -601,7 +601,7 @@ def _confirm_cheapest(scenario, model, gpu, knobs, wl, rate, results) -> tuple[S
 def _request_kv(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Knobs, wl: Workload) -> str:
     """Memory capacity taken by the KV cache of the mean request, against what the GPU has left."""
     p = replica_params(model, gpu, cfg, knobs)
-    need_gb = float(p.kv_bytes_token_gpu) * wl.decode_ctx_mean / GB
+    need_gb = float(p.kv_bytes_token_gpu * sequence_kv_tokens(p, wl.decode_ctx_mean)) / GB
     free_gb = float(memory_per_gpu(p)["kv"]) / GB
     return (f"memory capacity: the mean request's KV cache takes {need_gb:,.1f} GB per GPU at TP={cfg.tp}, "
             f"of {free_gb:,.1f} GB left after the weights")

@@ -32,7 +32,7 @@ import numpy as np
 from planner.engine import lengths
 from planner.engine.lengths import norm_ppf
 from planner.engine.roofline import (BLOCK_TOKENS, ReplicaParams, StepTime, bound_name, decode_step_total_s, fixed_step_s,
-                                     kv_capacity_tokens, step_time, touched_experts)
+                                     kv_capacity_tokens, sequence_kv_tokens, step_time, touched_experts)
 from planner.engine.scenario import LengthDist
 
 PERCENTILES = (50.0, 90.0, 99.0)
@@ -163,7 +163,7 @@ def batch_cap(p: ReplicaParams, wl: Workload) -> float:
     """Running-sequence cap: max_num_seqs, and the KV cache at each sequence's mean footprint plus
     half a block of paging waste (digest §2.5, §2.4)."""
     kv = float(kv_capacity_tokens(p))
-    return float(min(p.max_num_seqs, kv / (wl.decode_ctx_mean + BLOCK_TOKENS / 2)))
+    return float(min(p.max_num_seqs, kv / (sequence_kv_tokens(p, wl.decode_ctx_mean) + BLOCK_TOKENS / 2)))
 
 
 def offline_throughput(p: ReplicaParams, wl: Workload) -> tuple[float, float, StepTime]:
@@ -329,7 +329,7 @@ def prefill_step_s(p: ReplicaParams, b, ctx, chunk, attn, spec=1.0):
         comm_per_token += (p.pp - 1) * link_s_per_token
     if comm_per_token:
         total += chunk * comm_per_token
-    t_kv = b * ctx * p.kv_bytes_token_layers / (p.eta_kv * p.bw_bytes_s)
+    t_kv = sequence_kv_tokens(p, b * ctx, b) * p.kv_bytes_token_layers / (p.eta_kv * p.bw_bytes_s)
     overhead = fixed_step_s(p) + (b + 1.0) * p.seq_overhead_s
     total += t_kv + comm_fixed + overhead
     return total

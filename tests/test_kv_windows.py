@@ -98,9 +98,9 @@ def test_experts_only_fp4_keeps_attention_in_bf16():
 
 
 NEW_MODELS = {
-    "gemma-3-4b": ("l4", 1), "gemma-3-12b": ("l40s", 1), "gemma-3-27b": ("h100-sxm", 1), "phi-4": ("l40s", 1),
+    "gemma-3-4b": ("a10", 1), "gemma-3-12b": ("l40", 1), "gemma-3-27b": ("h100-sxm", 1), "phi-4": ("rtx-pro-6000", 1),
     "mistral-small-24b": ("h100-sxm", 1), "gpt-oss-20b": ("l4", 2), "llama-4-scout": ("h100-sxm", 4),
-    "llama-4-maverick": ("h200", 8), "kimi-k2": ("b200", 8), "glm-4.5": ("b200", 8),
+    "llama-4-maverick": ("gb300", 4), "kimi-k2": ("b300", 8), "glm-4.5": ("mi355x", 4),
 }
 
 

@@ -84,3 +84,16 @@ def test_the_cost_chart_says_why_it_has_nothing_to_plot():
         assert all(t["usd_month"] == 0 for t in result.data["tiers"])
         assert "costs $0" in nothing_to_plot([], result)
     assert nothing_to_plot([], None) == "no feasible model at this load"
+
+
+def test_pickers_offer_every_catalog_entry():
+    from planner.engine import catalog
+    from planner.tui.widgets.panes import gpu_options, model_options
+
+    profile = default_profile()
+    models = {value for _, value in model_options(profile, "llama-3.1-70b")}
+    gpus = {value for _, value in gpu_options(profile)}
+    assert set(catalog.models()) <= models
+    assert set(catalog.gpus()) == gpus
+    assert {"gemma-3-27b", "llama-4-scout", "kimi-k2", "glm-4.5"} <= models
+    assert {"b300", "gb300", "mi355x", "rtx-pro-6000", "l40", "a10"} <= gpus

@@ -9,7 +9,6 @@ from __future__ import annotations
 from enum import Enum
 from typing import Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 GIB = 1024**3
@@ -53,7 +52,9 @@ def kv_tokens_kept(context, window, windowed_share):
     (https://docs.vllm.ai/en/latest/design/hybrid_kv_cache_manager/); a chunk is counted as
     a window of its size, an upper bound. Share 0 is full attention. Works on floats and arrays:
     this is the one place where context becomes KV memory and KV reads."""
-    return context - windowed_share * np.maximum(context - window, 0.0)
+    beyond = context - window
+    # max(beyond, 0) without numpy (the app imports specs before it needs numpy); exact in floats
+    return context - windowed_share * ((beyond + abs(beyond)) / 2)
 
 
 class Tier(str, Enum):

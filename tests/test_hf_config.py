@@ -16,7 +16,7 @@ ARCH_FIELDS = [
     "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn_dim", "vocab", "tie_embeddings", "gated_mlp",
     "attention", "kv_lora_rank", "q_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim",
     "experts", "experts_per_token", "shared_experts", "moe_ffn_dim", "dense_layers", "sliding_window",
-    "sliding_layers_fraction", "max_context", "dtype",
+    "sliding_layers_fraction", "max_context", "dtype", "dense_dtype",
 ]
 
 
@@ -36,7 +36,7 @@ def _base_config(**overrides) -> dict:
 def test_every_supported_architecture_has_a_fixture():
     types = {model_from_hf_config(d).family for d in FIXTURE_DIRS}
     assert types >= {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma2", "phi3",
-                     "deepseek_v3", "llama4_text"}
+                     "deepseek_v3", "llama4_text", "gpt_oss", "kimi_k2"}
 
 
 @pytest.mark.parametrize("folder", FIXTURE_DIRS, ids=lambda p: p.name)
@@ -199,3 +199,82 @@ def test_a_config_nested_too_deeply_names_the_file(tmp_path):
     path.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(HfConfigError, match=r"^deep/config\.json: cannot read a model: maximum recursion depth"):
         model_from_hf_config(path, display="deep")
+
+
+# google/gemma-3-27b-it's text_config as the Hub ships it: vocab, positions and the layer pattern
+# are Gemma3TextConfig defaults (dims as in MaxText's copy, see the gemma-3-27b catalog entry)
+GEMMA3_27B = {
+    "architectures": ["Gemma3ForConditionalGeneration"],
+    "model_type": "gemma3",
+    "text_config": {"head_dim": 128, "hidden_size": 5376, "intermediate_size": 21504, "model_type": "gemma3_text",
+                    "num_attention_heads": 32, "num_hidden_layers": 62, "num_key_value_heads": 16,
+                    "query_pre_attn_scalar": 168, "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+                    "sliding_window": 1024},
+    "torch_dtype": "bfloat16",
+    "vision_config": {"hidden_size": 1152, "model_type": "siglip_vision_model", "num_hidden_layers": 27},
+}
+
+
+def test_gemma3_reads_the_language_model_with_its_class_defaults(tmp_path):
+    spec = model_from_hf_config(_write(tmp_path, GEMMA3_27B, "gemma-3-27b"))
+    assert spec.family == "gemma3" and spec.tie_embeddings
+    assert (spec.vocab, spec.max_context) == (262208, 131072)  # Gemma3TextConfig defaults
+    # five local layers to one global: 62 layers -> 10 global, 52 with a 1024-token window
+    assert spec.sliding_window == 1024 and spec.sliding_layers_fraction == 52 / 62
+    entry = catalog.models()["gemma-3-27b"]
+    for field in ARCH_FIELDS:
+        assert getattr(spec, field) == getattr(entry, field), field
+
+
+def test_gemma3_layer_types_win_over_the_pattern(tmp_path):
+    config = json.loads(json.dumps(GEMMA3_27B))
+    config["text_config"]["layer_types"] = ["sliding_attention"] * 31 + ["full_attention"] * 31
+    spec = model_from_hf_config(_write(tmp_path, config))
+    assert spec.sliding_layers_fraction == 0.5
+
+
+def test_gemma3_4b_config_without_head_counts_takes_the_defaults(tmp_path):
+    text = {"hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text", "num_hidden_layers": 34,
+            "sliding_window": 1024}
+    spec = model_from_hf_config(_write(tmp_path, {"model_type": "gemma3", "text_config": text}))
+    assert (spec.heads, spec.kv_heads, spec.head_dim) == (8, 4, 256)
+    assert spec.sliding_layers_fraction == 29 / 34
+    assert spec.params_total == pytest.approx(3_880_099_328, rel=1e-3)  # KerasHub gemma3_4b_text
+
+
+def test_llama4_no_rope_layers_set_the_chunked_share(tmp_path):
+    config = json.loads((FIXTURES / "llama-4-scout-17b-16e" / "config.json").read_text())
+    assert model_from_hf_config(_write(tmp_path, config, "default")).sliding_layers_fraction == 0.75  # 36 of 48
+    config["text_config"]["no_rope_layers"] = [1, 0] * 24  # every other layer global
+    spec = model_from_hf_config(_write(tmp_path, config, "explicit"))
+    assert spec.sliding_window == 8192 and spec.sliding_layers_fraction == 0.5
+
+
+def test_gpt_oss_window_layers_and_mxfp4_experts():
+    spec = model_from_hf_config(FIXTURES / "gpt-oss-120b")
+    assert spec.sliding_window == 128 and spec.sliding_layers_fraction == 0.5  # layer_types alternate
+    assert (spec.experts, spec.experts_per_token) == (128, 4)
+    assert spec.dtype == "fp4" and spec.dense_dtype == "bf16"  # attention, router, embeddings not converted
+
+
+def test_kimi_k2_is_deepseek_v3_with_more_experts():
+    spec = model_from_hf_config(FIXTURES / "kimi-k2")
+    assert spec.attention == "mla" and spec.kv_lora_rank == 512
+    assert (spec.experts, spec.experts_per_token, spec.shared_experts, spec.dense_layers) == (384, 8, 1, 1)
+    assert spec.dtype == "fp8"
+    assert spec.params_total == pytest.approx(1e12, rel=0.03)  # "1 trillion total parameters"
+
+
+def test_glm4_moe_reads_routed_and_shared_experts(tmp_path):
+    # zai-org/GLM-4.5 config.json keys that size the model
+    config = {"architectures": ["Glm4MoeForCausalLM"], "model_type": "glm4_moe", "first_k_dense_replace": 3,
+              "head_dim": 128, "hidden_size": 5120, "intermediate_size": 12288, "max_position_embeddings": 131072,
+              "moe_intermediate_size": 1536, "n_routed_experts": 160, "n_shared_experts": 1, "num_attention_heads": 96,
+              "num_experts_per_tok": 8, "num_hidden_layers": 92, "num_key_value_heads": 8, "num_nextn_predict_layers": 1,
+              "tie_word_embeddings": False, "torch_dtype": "bfloat16", "vocab_size": 151552}
+    spec = model_from_hf_config(_write(tmp_path, config, "glm-4.5"))
+    assert (spec.experts, spec.experts_per_token, spec.shared_experts, spec.dense_layers) == (160, 8, 1, 3)
+    assert spec.attention == "gqa" and spec.head_dim == 128
+    entry = catalog.models()["glm-4.5"]
+    for field in ARCH_FIELDS:
+        assert getattr(spec, field) == getattr(entry, field), field

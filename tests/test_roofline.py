@@ -231,7 +231,7 @@ def test_tpot_tail_is_sampled_precisely(model, tp, chunked, utilization, monkeyp
     assert shown.mean() == pytest.approx(precise, rel=0.03)
 
 
-@pytest.mark.parametrize("model_id", ["llama-3.1-8b", "mixtral-8x7b", "deepseek-v3"])
+@pytest.mark.parametrize("model_id", ["llama-3.1-8b", "mixtral-8x7b", "deepseek-v3", "gpt-oss-120b", "gemma-3-27b"])
 def test_one_step_in_floats_is_the_array_formula(model_id):
     # the fixed point and the bounds time single steps in plain floats; every part must be the
     # array formula's (dense, MoE and MLA; TP and PP hand-offs; speculation; prompts or none), to
@@ -270,7 +270,7 @@ def test_the_next_cycle_table_is_fine_enough(model, tp, utilization):
         assert getattr(shown, name)["p99"] == pytest.approx(getattr(finer, name)["p99"], rel=0.05), name
 
 
-@pytest.mark.parametrize("model_id", ["llama-3.1-8b", "mixtral-8x7b"])
+@pytest.mark.parametrize("model_id", ["llama-3.1-8b", "mixtral-8x7b", "gemma-3-27b"])
 def test_many_steps_of_one_replica_are_each_steps_formula(model_id):
     # the batch-drift curve times thousands of decode-only steps, and the sampled cycles thousands
     # of prompt-carrying ones, in one call each; every step must be the one-step formula's (dense

@@ -2,7 +2,8 @@
 
 Key names follow the transformers configuration classes of each architecture (LlamaConfig,
 MistralConfig, MixtralConfig, Qwen2Config, Qwen2MoeConfig, Qwen3Config, Qwen3MoeConfig,
-Gemma2Config, Phi3Config, DeepseekV3Config, Llama4TextConfig, GptOssConfig).
+Gemma2Config, Gemma3TextConfig, Phi3Config, DeepseekV3Config, Glm4MoeConfig, Llama4TextConfig,
+GptOssConfig; Kimi K2's kimi_k2 is DeepSeek-V3's layout).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ class HfConfigError(ValueError):
     """A config.json that cannot be read as a supported decoder-only model."""
 
 
-DENSE = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "phi3"}
-ROUTED = {"mixtral", "gpt_oss", "qwen2_moe", "qwen3_moe", "llama4_text"}
-MLA = {"deepseek_v3", "deepseek_v2"}
+DENSE = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"}
+ROUTED = {"mixtral", "gpt_oss", "qwen2_moe", "qwen3_moe", "llama4_text", "glm4_moe"}
+MLA = {"deepseek_v3", "deepseek_v2", "kimi_k2"}
 SUPPORTED = DENSE | ROUTED | MLA
 
 # architectures[0] -> model_type, for configs that omit model_type
@@ -38,12 +39,27 @@ _ARCH_TO_TYPE = {
     "Qwen3ForCausalLM": "qwen3",
     "Qwen3MoeForCausalLM": "qwen3_moe",
     "Gemma2ForCausalLM": "gemma2",
+    "Gemma3ForCausalLM": "gemma3",
+    "Gemma3ForConditionalGeneration": "gemma3",
+    "Glm4MoeForCausalLM": "glm4_moe",
+    "Mistral3ForConditionalGeneration": "mistral3",
     "Phi3ForCausalLM": "phi3",
     "DeepseekV3ForCausalLM": "deepseek_v3",
     "DeepseekV2ForCausalLM": "deepseek_v2",
     "Llama4ForConditionalGeneration": "llama4",
     "Llama4ForCausalLM": "llama4_text",
     "GptOssForCausalLM": "gpt_oss",
+}
+
+# Multimodal wrappers and text-only variants that plan as one language-model family
+_CANONICAL = {"llama4": "llama4_text", "gemma3_text": "gemma3", "mistral3": "mistral"}
+
+# Keys a model's config.json may leave out because its transformers class has a default
+# (Gemma3TextConfig: google/gemma-3-4b-it ships neither vocab_size nor the head counts):
+# https://github.com/huggingface/transformers/blob/008f5c8c29be84d4721dc6d1e0fcd72300580be4/src/transformers/models/gemma3/configuration_gemma3.py
+_CLASS_DEFAULTS = {
+    "gemma3": {"vocab_size": 262_208, "max_position_embeddings": 131_072, "num_attention_heads": 8,
+               "num_key_value_heads": 4, "head_dim": 256, "sliding_window": 4096, "sliding_window_pattern": 6},
 }
 
 # float32 checkpoints (e.g. google/gemma-2-9b) are served in bf16, so they plan as bf16
@@ -59,7 +75,8 @@ _FAMILY_KEYS = {
     "deepseek_v3": ("intermediate_size", "moe_intermediate_size", "n_routed_experts", "num_experts_per_tok",
                     "kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim"),
 }
-_FAMILY_KEYS["deepseek_v2"] = _FAMILY_KEYS["deepseek_v3"]
+_FAMILY_KEYS["deepseek_v2"] = _FAMILY_KEYS["kimi_k2"] = _FAMILY_KEYS["deepseek_v3"]
+_FAMILY_KEYS["glm4_moe"] = ("intermediate_size", "moe_intermediate_size", "n_routed_experts", "num_experts_per_tok")
 
 # Keys read as whole numbers. Counts and sizes must be positive; the others may be 0 (none or off).
 _POSITIVE_INT_KEYS = (
@@ -120,6 +137,7 @@ def model_from_hf_config(path: Path, display: str | None = None) -> ModelSpec:
     if not isinstance(raw, dict):
         raise HfConfigError(f"{shown}: config.json is not a JSON object")
     cfg, model_type = _text_config(raw)
+    cfg = _CLASS_DEFAULTS.get(model_type, {}) | cfg
     _check(cfg, model_type, shown)
     fields = _common(cfg, model_type) | _family_fields(cfg, model_type)
     fields |= _sliding(cfg, model_type, fields["layers"], fields["max_context"])
@@ -129,20 +147,22 @@ def model_from_hf_config(path: Path, display: str | None = None) -> ModelSpec:
         family=model_type,
         aliases=[raw["_name_or_path"]] if raw.get("_name_or_path") else [],
         dtype=_dtype(raw, cfg, shown),
+        dense_dtype=_dense_dtype(raw, cfg),
         source=f"config.json at {given}",
         **fields,
     )
 
 
 def _text_config(raw: dict) -> tuple[dict, str]:
-    """Multimodal wrappers (Llama 4) keep the language model under text_config; outer keys such as
-    quantization_config stay readable from `raw`."""
+    """Multimodal wrappers (Llama 4, Gemma 3, Mistral Small 3.1) keep the language model under
+    text_config, which is what the planner sizes; outer keys such as quantization_config stay
+    readable from `raw`."""
     model_type = raw.get("model_type") or _ARCH_TO_TYPE.get((raw.get("architectures") or [""])[0], "")
     if isinstance(raw.get("text_config"), dict):
         text = raw["text_config"]
         inner = text.get("model_type") or model_type
-        return text, ("llama4_text" if inner in ("llama4", "llama4_text") else inner)
-    return raw, ("llama4_text" if model_type == "llama4" else model_type)
+        return text, _CANONICAL.get(inner, inner)
+    return raw, _CANONICAL.get(model_type, model_type)
 
 
 def _check(cfg: dict, model_type: str, shown: str) -> None:
@@ -188,8 +208,8 @@ def _common(cfg: dict, model_type: str) -> dict[str, Any]:
         "head_dim": int(cfg.get("head_dim") or hidden // heads),
         "ffn_dim": int(cfg.get("intermediate_size") or 0),
         "vocab": int(cfg["vocab_size"]),
-        # Gemma2Config defaults tie_word_embeddings to True; the others default to False
-        "tie_embeddings": bool(cfg.get("tie_word_embeddings", model_type == "gemma2")),
+        # Gemma2Config and Gemma3TextConfig default tie_word_embeddings to True; the others to False
+        "tie_embeddings": bool(cfg.get("tie_word_embeddings", model_type in ("gemma2", "gemma3"))),
         "attention": "gqa" if kv_heads < heads else "mha",
         "max_context": int(cfg["max_position_embeddings"]),
     }
@@ -202,6 +222,8 @@ def _family_fields(cfg: dict, model_type: str) -> dict[str, Any]:
         return _qwen_moe(cfg)
     if model_type == "llama4_text":
         return _llama4(cfg)
+    if model_type == "glm4_moe":
+        return _glm4_moe(cfg)
     if model_type in ("mixtral", "gpt_oss"):
         # every layer routes; intermediate_size is the expert width (MixtralConfig, GptOssConfig)
         return {
@@ -250,6 +272,20 @@ def _llama4(cfg: dict) -> dict[str, Any]:
     }
 
 
+def _glm4_moe(cfg: dict) -> dict[str, Any]:
+    """GLM-4.5 (Glm4MoeConfig): GQA attention; the first first_k_dense_replace layers are dense
+    (intermediate_size), the rest hold n_routed_experts of moe_intermediate_size and
+    n_shared_experts of the same width. The multi-token-prediction layer
+    (num_nextn_predict_layers) is a draft module, not part of the served model."""
+    return {
+        "experts": int(cfg["n_routed_experts"]),
+        "experts_per_token": int(cfg["num_experts_per_tok"]),
+        "shared_experts": int(cfg.get("n_shared_experts") or 0),
+        "moe_ffn_dim": int(cfg["moe_intermediate_size"]),
+        "dense_layers": int(cfg.get("first_k_dense_replace") or 0),
+    }
+
+
 def _deepseek(cfg: dict) -> dict[str, Any]:
     """DeepSeek-V2/V3 MLA + MoE. The first first_k_dense_replace layers are dense; head_dim is the
     nominal no-RoPE q/k width (hidden/heads does not describe MLA heads)."""
@@ -272,20 +308,35 @@ def _deepseek(cfg: dict) -> dict[str, Any]:
 def _sliding(cfg: dict, model_type: str, layers: int, max_context: int) -> dict[str, Any]:
     """Sliding-window (or Llama 4 chunked) attention and the share of layers that use it."""
     if model_type == "llama4_text" and cfg.get("attention_chunk_size"):
-        # Llama 4 uses chunked attention on 3 of every 4 layers (no_rope_layer_interval 4); a
-        # chunk bounds the KV a layer keeps like a window of the same size (upper bound).
-        return {"sliding_window": int(cfg["attention_chunk_size"]), "sliding_layers_fraction": 0.75}
+        return {"sliding_window": int(cfg["attention_chunk_size"]), "sliding_layers_fraction": _llama4_chunked_share(cfg, layers)}
     window = cfg.get("sliding_window")
     if not window or int(window) >= max_context or cfg.get("use_sliding_window") is False:
         return {}  # e.g. Phi-3.5's 262144 exceeds its context; Qwen2 ships use_sliding_window false
     layer_types = cfg.get("layer_types")
-    if layer_types:
+    if layer_types:  # gpt-oss, newer Gemma 3 configs
         fraction = sum(kind == "sliding_attention" for kind in layer_types) / len(layer_types)
+    elif cfg.get("sliding_window_pattern"):
+        # Gemma 3: layer i is global iff (i + 1) % pattern == 0, five local to one global
+        # (transformers Gemma3TextConfig; Gemma 3 report, arXiv 2503.19786)
+        pattern = int(cfg["sliding_window_pattern"])
+        fraction = sum(1 for i in range(layers) if (i + 1) % pattern) / layers
     elif model_type == "gemma2":
         fraction = 0.5  # local and global layers alternate (Gemma 2 report, arXiv 2408.00118)
     else:
         fraction = 1.0  # Mistral-7B-v0.1: every layer windowed
     return {"sliding_window": int(window), "sliding_layers_fraction": fraction}
+
+
+def _llama4_chunked_share(cfg: dict, layers: int) -> float:
+    """Llama 4 attends within attention_chunk_size-token chunks on its RoPE layers and globally on
+    its NoPE layers: no_rope_layers[i] is 1 for a chunked layer, and defaults to every layer but
+    each no_rope_layer_interval-th (4), so 3 of 4 layers are chunked (Llama4TextConfig). A chunk
+    bounds the KV a layer keeps like a window of the same size (an upper bound)."""
+    flags = cfg.get("no_rope_layers")
+    if flags:
+        return sum(1 for flag in flags if flag) / len(flags)
+    interval = int(cfg.get("no_rope_layer_interval") or 4)
+    return sum(1 for i in range(layers) if (i + 1) % interval) / layers
 
 
 def _dtype(raw: dict, cfg: dict, shown: str) -> str:
@@ -294,6 +345,15 @@ def _dtype(raw: dict, cfg: dict, shown: str) -> str:
         return _quant_dtype(quant, shown)
     torch_dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or raw.get("torch_dtype") or "bfloat16")
     return _TORCH_DTYPES.get(torch_dtype.removeprefix("torch."), "bf16")
+
+
+def _dense_dtype(raw: dict, cfg: dict) -> str:
+    """The format of the weights outside the routed experts when a checkpoint quantizes only its
+    experts: gpt-oss ships MXFP4 experts and lists attention, router, embeddings and head under
+    modules_to_not_convert, which stay bf16 (openai/gpt-oss-120b config.json)."""
+    quant = raw.get("quantization_config") or cfg.get("quantization_config") or {}
+    kept = " ".join(str(m) for m in quant.get("modules_to_not_convert") or [])
+    return "bf16" if str(quant.get("quant_method", "")).lower() == "mxfp4" and "self_attn" in kept else ""
 
 
 def _quant_dtype(quant: dict, shown: str) -> str:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from planner.engine.cycles import decode_step, prefill_cost, spec_tokens_per_step
-from planner.engine.roofline import BLOCK_TOKENS, ReplicaParams, StepTime, bound_name, kv_capacity_tokens, step_time
+from planner.engine.roofline import (BLOCK_TOKENS, ReplicaParams, StepTime, bound_name, kv_capacity_tokens, sequence_kv_tokens,
+                                     step_time)
 from planner.engine.workload import Workload, prompt_tokens
 
 
@@ -40,7 +41,7 @@ def batch_cap(p: ReplicaParams, wl: Workload) -> float:
     """Running-sequence cap: max_num_seqs, and the KV cache at each sequence's mean footprint plus
     half a block of paging waste (digest §2.5, §2.4)."""
     kv = float(kv_capacity_tokens(p))
-    return float(min(p.max_num_seqs, kv / (wl.decode_ctx_mean + BLOCK_TOKENS / 2)))
+    return float(min(p.max_num_seqs, kv / (sequence_kv_tokens(p, wl.decode_ctx_mean) + BLOCK_TOKENS / 2)))
 
 
 def offline_throughput(p: ReplicaParams, wl: Workload) -> tuple[float, float, StepTime]:

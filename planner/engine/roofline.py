@@ -14,7 +14,7 @@ import numpy as np
 from planner.engine.catalog import achieved_shares
 from planner.engine.engines import DEFAULT_ENGINE, default_batched_tokens, default_max_seqs
 from planner.engine.knobs import Knobs
-from planner.engine.specs import BYTES_PER_ELEMENT, GB, GIB, GpuSpec, ModelSpec
+from planner.engine.specs import BYTES_PER_ELEMENT, GB, GIB, GpuSpec, ModelSpec, kv_tokens_kept
 
 # vLLM reserves CUDA context, CUDA graphs and allocator slack outside the profiled peak; 1 GiB is
 # the low end of the 0.5-2 GB CUDA-graph range plus context (modeling digest §2.3, fleet-sim).
@@ -71,6 +71,9 @@ class ReplicaParams:
     weights_total_bytes: np.ndarray | float  # resident, all GPUs of the replica
     kv_bytes_token_gpu: np.ndarray | float  # KV bytes per token on one GPU, all its layers
     kv_bytes_token_layers: np.ndarray | float  # KV bytes per token read per step across the pipeline
+    # sliding-window / chunked layers keep at most kv_window_tokens (kv_tokens_kept)
+    kv_window_tokens: np.ndarray | float
+    kv_window_share: np.ndarray | float  # share of the layers that are windowed (0: full attention)
     # hardware
     mem_bytes: np.ndarray | float
     bw_bytes_s: np.ndarray | float  # measured achievable HBM bandwidth
@@ -123,14 +126,19 @@ def replica_params(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Kn
     keep = 1.0 - cfg.prune_fraction  # structured width pruning shrinks every body matrix alike
     b_w = BYTES_PER_ELEMENT[cfg.weights]
     b_kv = BYTES_PER_ELEMENT[cfg.kv]
-    sparse = 0.5 + 0.5 / (4 * b_w) if cfg.sparsity_2_4 else 1.0  # 2:4 keeps half plus 2-bit indices
+
+    def stored(b: float) -> float:  # bytes per weight; 2:4 sparsity keeps half plus 2-bit indices
+        return b * (0.5 + 0.5 / (4 * b)) if cfg.sparsity_2_4 else b
+
+    # served as shipped, an experts-only quantized checkpoint keeps its other weights in dense_dtype
+    b_body = BYTES_PER_ELEMENT[model.dense_dtype] if model.dense_dtype and cfg.weights == model.dtype else b_w
     # embeddings and lm head stay in bf16 under vLLM's fp8/int4 schemes
     head_bytes = model.lm_head_params * 2.0
     embed_bytes = 0.0 if model.tie_embeddings else model.embedding_params * 2.0
     body_params = model.body_dense_params * keep
     expert_params = model.expert_params * keep
-    body_bytes = body_params * b_w * sparse
-    expert_bytes = expert_params * b_w * sparse
+    body_bytes = body_params * stored(b_body)
+    expert_bytes = expert_params * stored(b_w)
     routed_bytes = model.moe_layers * model.experts * expert_bytes
     weights_total = body_bytes + routed_bytes + head_bytes + embed_bytes
     active_body = body_params + model.moe_layers * model.experts_per_token * expert_params
@@ -168,6 +176,8 @@ def replica_params(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Kn
         weights_total_bytes=weights_total,
         kv_bytes_token_gpu=kv_bytes_token_gpu,
         kv_bytes_token_layers=kv_layer_gpu * model.layers,
+        kv_window_tokens=float(model.sliding_window),
+        kv_window_share=model.kv_window_share,
         mem_bytes=gpu.memory_bytes,
         bw_bytes_s=gpu.mem_bw_bytes_s * bw_share,
         flops_linear=flops,
@@ -229,9 +239,17 @@ def memory_per_gpu(p: ReplicaParams) -> dict[str, np.ndarray | float]:
 
 
 def kv_capacity_tokens(p: ReplicaParams) -> np.ndarray | float:
-    """Tokens of KV cache the replica holds (every GPU holds its slice of every token)."""
+    """Tokens of KV cache the replica holds (every GPU holds its slice of every token), counted
+    on every layer: a sequence takes sequence_kv_tokens(p, context) of them."""
     mem = memory_per_gpu(p)
     return np.floor(mem["kv"] / p.kv_bytes_token_gpu)
+
+
+def sequence_kv_tokens(p: ReplicaParams, context, seqs=1.0):
+    """KV tokens (counted on every layer) that `seqs` sequences holding `context` tokens between
+    them keep and read each decode step, each at the mean context: windowed layers keep at most
+    their window (specs.kv_tokens_kept)."""
+    return kv_tokens_kept(context, seqs * p.kv_window_tokens, p.kv_window_share)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,7 +380,7 @@ def _step(p: ReplicaParams, n_decode, decode_ctx_sum, n_prefill, prefill_attn_wo
     logits = decode_tokens + prompts
     logits *= rates.logit_flops_s
     seq_flops += logits
-    t_kv = decode_ctx_sum * rates.kv_token_s
+    t_kv = sequence_kv_tokens(p, decode_ctx_sum, n_decode) * rates.kv_token_s  # windowed layers read at most their window
     comm_per_token = not isinstance(rates.comm_token_s, _SCALARS) or rates.comm_token_s != 0.0  # TP > 1 or PP > 1
     seq_comm = rates.comm_fixed_s
     if comm_per_token:

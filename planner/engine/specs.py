@@ -46,6 +46,19 @@ BYTES_PER_ELEMENT: dict[str, float] = {
 }
 
 
+def kv_tokens_kept(context, window, windowed_share):
+    """KV tokens per layer, averaged over the layers, that a sequence of `context` tokens keeps
+    when a share `windowed_share` of the layers attends within a window (or a chunk) of `window`
+    tokens: such a layer keeps min(context, window) tokens, a full-attention layer all of them.
+    vLLM's hybrid KV cache manager allocates sliding-window and chunked-local layers so
+    (https://docs.vllm.ai/en/latest/design/hybrid_kv_cache_manager/); a chunk is counted as
+    a window of its size, an upper bound. Share 0 is full attention. Works on floats and arrays:
+    this is the one place where context becomes KV memory and KV reads."""
+    beyond = context - window
+    # max(beyond, 0) without numpy (the app imports specs before it needs numpy); exact in floats
+    return context - windowed_share * ((beyond + abs(beyond)) / 2)
+
+
 class Tier(str, Enum):
     SMALL = "small"
     MEDIUM = "medium"
@@ -173,6 +186,9 @@ class ModelSpec(Sourced):
     sliding_layers_fraction: float = Field(0.0, ge=0.0, le=1.0)
     max_context: int = Field(ge=1)
     dtype: str = "bf16"
+    # A checkpoint that quantizes only its routed experts (gpt-oss: MXFP4 experts) keeps the
+    # other weights (attention, dense MLPs, shared experts) in this format; "" = all in dtype
+    dense_dtype: Literal["", "bf16", "fp16", "fp8"] = ""
     params_published: float | None = Field(None, description="published total params, for checks")
     active_published: float | None = None
     quality: QualityScore | None = None
@@ -268,6 +284,19 @@ class ModelSpec(Sourced):
             # MLA caches the compressed latent plus the decoupled rope key (DeepSeek-V2, §2.2)
             return float(self.kv_lora_rank + self.qk_rope_head_dim)
         return float(2 * self.kv_heads * self.head_dim)
+
+    @property
+    def kv_window_share(self) -> float:
+        """Share of the layers whose KV is bounded by sliding_window (0 without a window)."""
+        return self.sliding_layers_fraction if self.sliding_window else 0.0
+
+    def kv_bytes_per_token(self, kv: str = "bf16") -> float:
+        """KV bytes a token adds across all layers while every window still holds it."""
+        return self.kv_elements_per_token_layer * BYTES_PER_ELEMENT[kv] * self.layers
+
+    def kv_bytes_per_sequence(self, context, kv: str = "bf16"):
+        """KV bytes one sequence of `context` tokens keeps (windowed layers keep at most their window)."""
+        return self.kv_bytes_per_token(kv) * kv_tokens_kept(context, self.sliding_window, self.kv_window_share)
 
     @property
     def attn_qk_dim(self) -> int:

@@ -102,3 +102,16 @@ def test_api_chart_view_follows_the_plan(tmp_path: Path):
         assert api.api_usd_month_at(api.mean_rate_rps) == pytest.approx(data["api_usd_month"], abs=0.01)
         assert view.x_max() >= api.mean_rate_rps and view.x_max() >= 3 * api.replica_capacity_rps - 1e-9
         assert view.replica_gpus == t.config.tp * t.config.pp
+
+
+def test_pickers_offer_every_catalog_entry():
+    from planner.engine import catalog
+    from planner.tui.widgets.panes import gpu_options, model_options
+
+    profile = default_profile()
+    models = {value for _, value in model_options(profile, "llama-3.1-70b")}
+    gpus = {value for _, value in gpu_options(profile)}
+    assert set(catalog.models()) <= models
+    assert set(catalog.gpus()) == gpus
+    assert {"gemma-3-27b", "llama-4-scout", "kimi-k2", "glm-4.5"} <= models
+    assert {"b300", "gb300", "mi355x", "rtx-pro-6000", "l40", "a10"} <= gpus

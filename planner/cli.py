@@ -418,7 +418,7 @@ def _search_json(r) -> dict:
                 "replicas": c.replicas, "gpus": c.gpus, "usd_month": finite(c.usd_month, 2),
                 "e2e_p99_ms": finite(c.e2e_p99_ms, 1), "ttft_p99_ms": finite(c.ttft_p99_ms, 1),
                 "tpot_p99_ms": finite(c.tpot_p99_ms, 1), "binding": c.binding, "engine": c.config.engine,
-                "validated": c.validated}
+                "validated": c.validated, "price_estimated": c.price_estimated}
 
     return {"tier": r.tier, "screened": r.screened, "exact_sizings": r.exact_evaluations, "screen_ms": round(r.screen_s * 1e3, 1),
             "excluded": r.excluded, "top": [cand(c) for c in r.ranked], "frontier_e2e_p99": [cand(c) for c in r.frontier_e2e],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
+from planner.engine.numbers import estimated_usd
 from planner.report import fmt_gb, fmt_ms, fmt_num, fmt_sig, fmt_usd, mean_tokens, measured, unmeasured_text
 
 
@@ -220,14 +221,17 @@ def search_tables(data: list[dict]) -> list:
         for i, c in enumerate(tier["top"], 1):
             mark = "*" if (c["model"], c["gpu"], c["tp"], c["weights"], c["kv"], c["max_seqs"], c["max_batched_tokens"]) in frontier else ""
             table.add_row(f"{i}{mark}", c["model"], f"{c['gpus']} x {c['gpu']}" + ("" if c["validated"] else " ?"), str(c["tp"]), f"{c['weights']}/{c['kv']}",
-                          str(c["max_seqs"]), str(c["max_batched_tokens"]), fmt_usd(c["usd_month"]), fmt_ms(c["ttft_p99_ms"]),
+                          str(c["max_seqs"]), str(c["max_batched_tokens"]), estimated_usd(c["usd_month"], c.get("price_estimated")),
+                          fmt_ms(c["ttft_p99_ms"]),
                           fmt_ms(c["e2e_p99_ms"]), c["binding"])
         excluded = ", ".join(f"{n:,} {why}" for why, n in tier["excluded"].items())
         unmeasured = "; ? no measurements of this GPU family, model family or engine on it" if not all(
             c["validated"] for c in tier["top"]) else ""
+        estimated = "; ~ the GPU's price is an estimate (no quoted on-demand price)" if any(
+            c.get("price_estimated") for c in tier["top"]) else ""
         hosted = ("; API: a hosted API's bill for this traffic, below every fleet found (its latency is not modelled)"
                   if tier.get("hosted_api") else "")
-        table.caption = (f"excluded: {excluded}. " if excluded else "") + "* on the cost / p99 E2E frontier" + unmeasured + hosted + (
+        table.caption = (f"excluded: {excluded}. " if excluded else "") + "* on the cost / p99 E2E frontier" + unmeasured + estimated + hosted + (
             "; " + "; ".join(tier["notes"]) if tier["notes"] else "")
         out.append(table if tier["top"] else _no_fleet(table.title, tier, excluded))
     return out

@@ -160,3 +160,22 @@ def test_precisions_with_the_same_cost_and_latency_collapse_to_the_higher_one():
     kept = distinct([row("int8", "fp8", 900.0), row("fp8", "fp8", 900.0), row("int4", "fp8", 600.0), row("int4", "bf16", 905.0),
                      row("int8", "fp8", 900.0, gpus=2)])
     assert [(c.config.weights, c.config.kv, c.gpus) for c in kept] == [("int4", "fp8", 1), ("fp8", "fp8", 1), ("int8", "fp8", 2)]
+
+
+def test_a_fleet_on_an_estimated_gpu_price_says_so():
+    """MI355X's catalog price is an estimate (no quoted on-demand price); H100's is quoted. A price
+    the profile sets for its own GPU is the user's, not an estimate."""
+    assert catalog.get_gpu("mi355x").price_estimated and not catalog.get_gpu("h100-sxm").price_estimated
+    scenario = Scenario(load=Load(rate_rps=5))
+    rows = _search(scenario, gpus=("mi355x", "h100-sxm"), top=20).ranked
+    assert {(c.gpu.id, c.price_estimated) for c in rows} == {("mi355x", True), ("h100-sxm", False)}
+    own = Scenario(load=Load(rate_rps=5), fleet=Fleet(gpu="mi355x", price_usd_hour=2.5))
+    assert not any(c.price_estimated for c in _search(own, gpus=("mi355x",)).ranked)
+
+
+def test_the_search_table_marks_estimated_prices(capsys):
+    from planner.cli import main
+
+    main(["search", "profiles/chatbot-h100.toml", "--tier", "medium", "--gpus", "mi355x"])
+    out = capsys.readouterr().out
+    assert "~$" in out and "estimate" in out

@@ -25,6 +25,11 @@ def fmt_usd(value: float | None) -> str:
     return f"${value:,.2f}"
 
 
+def estimated_usd(value: float | None, estimated: bool | None) -> str:
+    """A cost, marked '~' where it rests on an estimated price rather than a quoted one."""
+    return ("~" if estimated and value is not None else "") + fmt_usd(value)
+
+
 def fmt_num(value: float | None, unit: str = "") -> str:
     """A table cell's count or amount: one decimal below 100, whole numbers with separators up to
     10,000, then k / M / B / T. Never scientific notation, however large."""

@@ -66,6 +66,7 @@ class Candidate:
     binding: str = ""
     reason: str = ""
     validated: bool = True  # measurements of its GPU family, model family and engine on that family
+    price_estimated: bool = False  # the catalog's price of its GPU is an estimate (no quoted on-demand price)
 
 
 @dataclass
@@ -284,8 +285,10 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
     excluded |= misses
     feasible = distinct(best.values())
     cal = calibration or shipped_calibration()
+    own_id = scenario.fleet.gpu
     for c in feasible:
         c.validated = all(trust.validated(cal, c.gpu.family, c.model.family, c.config.engine).values())
+        c.price_estimated = c.gpu.price_estimated and not (c.gpu.id == own_id and scenario.fleet.price_usd_hour is not None)
     return SearchResult(tier, len(meta) + sum(ruled_out.values()), {k: v for k, v in excluded.items() if v}, feasible[:top],
                         pareto(feasible, "e2e_p99_ms"), pareto(feasible, "ttft_p99_ms"), screen_s, exact, notes, model_ids)
 

@@ -29,6 +29,7 @@ from planner.engine.search import Candidate, search
 from planner.engine.serving import FULL, Workload, rate_point
 from planner.engine.specs import TIERS
 from planner.profile import Profile
+from planner.engine.numbers import estimated_usd
 from planner.report import fmt_ms, fmt_usd
 from planner.tui import commands
 from planner.tui.compute import LRU, ComputeError, Inputs, Result, resolve, uses_files
@@ -51,7 +52,8 @@ COLUMN_HELP: tuple[tuple[str, str], ...] = (
     ("weights/KV", "weight and KV-cache precision"),
     ("TP", "tensor-parallel GPUs per replica"),
     ("replicas, GPUs", "replicas the peak load needs, and GPUs in all"),
-    ("$/month", "GPUs × $/GPU-hour × hours a month, as in the plan"),
+    ("$/month", "GPUs × $/GPU-hour × hours a month, as in the plan; ~ where the GPU's catalog price is an estimate "
+                "(no quoted on-demand price)"),
     ("TTFT p99, TPOT p99, E2E p99", "latency of one replica at its share of the peak load"),
     ("sized by", "what set the replica count: a latency target, the utilisation ceiling, or one replica suffices"),
     ("seqs, budget", "the engine's max running sequences and max batched tokens per step"),
@@ -81,6 +83,7 @@ class FleetRow:
     binding: str
     frontier: bool = False
     validated: bool = True  # False: its GPU family, model family or engine on it was never measured
+    price_estimated: bool = False  # its GPU's catalog price is an estimate
 
     @property
     def label(self) -> str:
@@ -163,7 +166,7 @@ def run_search(profile: Profile, base_dir: Path, tier: str, all_models: bool = F
         cfg = c.config
         return FleetRow(c.model.id, c.gpu.id, cfg.weights, cfg.kv, cfg.tp, cfg.max_num_seqs, cfg.max_num_batched_tokens,
                         c.replicas, c.gpus, c.usd_month, c.ttft_p99_ms, c.tpot_p99_ms, c.e2e_p99_ms,
-                        c.binding, id(c) in on_frontier, c.validated)
+                        c.binding, id(c) in on_frontier, c.validated, c.price_estimated)
 
     return FleetSearch(tier, list(found.models), len(gpu_ids) if gpu_ids else len(catalog.gpus()), found.screened,
                        found.exact_evaluations, dict(found.excluded), [row(c) for c in found.ranked],
@@ -327,7 +330,7 @@ class FleetsScreen(PromptFrames, Screen[FleetChoice | None]):
     def _cells(self, rank: int, r: FleetRow) -> list[Text]:
         values = (
             f"{rank}{'★' if r.frontier else ' '}", r.model, r.gpu if r.validated else f"{r.gpu} ?", f"{r.weights}/{r.kv}", str(r.tp),
-            f"{r.replicas:,}", f"{r.gpus:,}", fmt_usd(r.usd_month), fmt_ms(r.ttft_p99_ms), fmt_ms(r.tpot_p99_ms),
+            f"{r.replicas:,}", f"{r.gpus:,}", estimated_usd(r.usd_month, r.price_estimated), fmt_ms(r.ttft_p99_ms), fmt_ms(r.tpot_p99_ms),
             fmt_ms(r.e2e_p99_ms), r.binding, _opt(r.max_num_seqs), _opt(r.max_num_batched_tokens),
         )
         return [_cell(v, justify, "bold" if label == "$/month" else "")
@@ -373,6 +376,8 @@ class FleetsScreen(PromptFrames, Screen[FleetChoice | None]):
             parts += [("  " if parts else "", ""), ("excluded: ", "$text-muted"), excluded]
         if any(r.frontier for r in found.rows):
             parts += [("   ★ on the cost / p99 E2E frontier", "$text-muted")]
+        if any(r.price_estimated for r in found.rows):
+            parts += [("   ~ an estimated GPU price", "$text-muted")]
         warnings = list(found.notes)
         for note in warnings:
             parts += [("\n⚠ ", "$warning"), (note, "$warning")]

@@ -77,14 +77,14 @@ async def test_a_detail_a_line_longer_beside_the_table_does_not_lay_the_screen_o
     app = make_app()
     async with app.run_test(size=WIDE) as pilot:
         detail = await rate_app(pilot)
-        for key in ("0", "0"):  # 1,000 req/s
-            await type_key(pilot, key)
         texts = []
         asked = record_layout_refreshes(monkeypatch)
-        for key in ("0", "backspace"):  # 10,000 and 1,000 req/s: the selected tier's detail wraps to 20 and 21 lines
+        # 100, 1,000, 10,000 and 100,000 req/s and back: the selected tier's detail changes length
+        # on the way (which rates change it moves with the model and the catalog)
+        for key in ("0", "0", "0", "0", "backspace", "backspace", "backspace"):
             await type_key(pilot, key)
             texts.append(len(wrap_lines(detail.render(), detail.size.width)))
-        assert len(set(texts)) == 2, "the two plans' details should differ in length"
+        assert len(set(texts)) >= 2, f"the plans' details should differ in length: {texts}"
         assert "TierDetail" not in asked
         assert detail.size.height == max(texts[-1], app.planner.query_one(TierTable).size.height)
 

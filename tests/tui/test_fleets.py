@@ -71,7 +71,7 @@ async def test_f4_opens_the_cheapest_fleets_of_the_selected_tier_sorted_by_cost(
         costs = [r.usd_month for r in found.rows]
         assert costs == sorted(costs) and all(math.isfinite(c) and c > 0 for c in costs)
         # the table shows those rows, in that order, and every row is the profile's medium model
-        shown = [float(cell(screen, i, "$/month").strip("$").replace(",", "")) for i in range(table.row_count)]
+        shown = [float(cell(screen, i, "$/month").lstrip("~").strip("$").replace(",", "")) for i in range(table.row_count)]
         assert shown == sorted(shown)
         # a fleet nobody measured carries the mark beside its GPU
         assert [cell(screen, i, "GPU") for i in range(table.row_count)] == [r.gpu + ("" if r.validated else " ?") for r in found.rows]

@@ -285,10 +285,9 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
     excluded |= misses
     feasible = distinct(best.values())
     cal = calibration or shipped_calibration()
-    own_id = scenario.fleet.gpu
     for c in feasible:
         c.validated = all(trust.validated(cal, c.gpu.family, c.model.family, c.config.engine).values())
-        c.price_estimated = c.gpu.price_estimated and not (c.gpu.id == own_id and scenario.fleet.price_usd_hour is not None)
+        c.price_estimated = c.gpu.price_estimated and not _price_overridden(scenario, c.gpu, own_id)
     return SearchResult(tier, len(meta) + sum(ruled_out.values()), {k: v for k, v in excluded.items() if v}, feasible[:top],
                         pareto(feasible, "e2e_p99_ms"), pareto(feasible, "ttft_p99_ms"), screen_s, exact, notes, model_ids)
 
@@ -329,8 +328,13 @@ def _price(scenario: Scenario, gpu: GpuSpec, own_id: str | None) -> float:
     """USD per GPU-hour after discount. A profile's price override is the price of its own GPU
     type (`own_id`); every other type keeps its catalog price."""
     fleet = scenario.fleet
-    override = fleet.price_usd_hour if fleet.price_usd_hour is not None and gpu.id == own_id else None
-    return (override if override is not None else gpu.price_usd_hour) * (1 - fleet.discount)
+    price = fleet.price_usd_hour if _price_overridden(scenario, gpu, own_id) else gpu.price_usd_hour
+    return price * (1 - fleet.discount)
+
+
+def _price_overridden(scenario: Scenario, gpu: GpuSpec, own_id: str | None) -> bool:
+    """The profile sets this GPU's price (only its own GPU type's), so the catalog's is not used."""
+    return scenario.fleet.price_usd_hour is not None and gpu.id == own_id
 
 
 def _own_gpu_id(scenario: Scenario, gpus: list[GpuSpec]) -> str | None:

@@ -18,6 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 from planner.engine.offline import OperatingPoint
+from planner.engine.quantiles import summarise
 from planner.engine.roofline import ReplicaParams, kv_capacity_tokens, step_time
 from planner.engine.workload import Workload, prompt_tokens
 
@@ -78,7 +79,8 @@ def with_startup_wave(point: OperatingPoint, wave_ttft_s: np.ndarray, num_prompt
     if all(k in old for k in ("p50", "p90", "p99")):
         values = np.concatenate([_steady_pseudo_samples(old), wave_ttft_s])
         weights = np.concatenate([np.full(STEADY_SAMPLES, steady_share / STEADY_SAMPLES), np.full(n, 1.0 / total)])
-        ttft.update(zip(("p50", "p90", "p99"), _weighted_quantiles(values, weights, (0.5, 0.9, 0.99))))
+        mixed = summarise(values, weights)
+        ttft.update({k: mixed[k] for k in ("p50", "p90", "p99")})
     shift = mean - point.ttft_mean_s
     e2e = {**point.e2e_s, "mean": point.e2e_mean_s + shift} if point.e2e_s else {"mean": point.e2e_mean_s + shift}
     return replace(point, ttft_s=ttft, ttft_mean_s=mean, e2e_s=e2e, e2e_mean_s=e2e["mean"])
@@ -94,9 +96,3 @@ def _steady_pseudo_samples(q: dict) -> np.ndarray:
     u = (np.arange(STEADY_SAMPLES) + 0.5) / STEADY_SAMPLES
     return np.interp(u, knots_u, knots_x)
 
-
-def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, probs) -> list[float]:
-    """Quantiles of weighted samples, each at the middle of its mass, linear between them."""
-    order = np.argsort(values)
-    w = weights[order] / weights.sum()
-    return [float(x) for x in np.interp(probs, np.cumsum(w) - w / 2.0, values[order])]

@@ -461,13 +461,12 @@ def cmd_validate(args) -> int:
         calibration = load_calibration(args.calibration) if args.calibration else shipped_calibration()
     cv = None
     if args.cross_validate:
-        from planner.engine.crossval import cross_validate, error_table
+        from planner.engine.crossval import cross_validate
 
         progress = None if args.format == "json" else (lambda s: print(s, file=sys.stderr, flush=True))
-        held = cross_validate(data, Calibration(), progress=progress)
+        held = cross_validate(data, Calibration(), progress=progress, held_out_models=True)
         results = held.by_source
-        cv = {"sources": held.sources, "folds": held.folds, "leave_one_source_out": error_table(held.by_source),
-              "gpu_family_held_out": error_table(held.by_family)}
+        cv = _cv_report(held, data.path.parent)
     else:
         results = evaluate_rows(data, calibration)
     report = summarize(results)
@@ -485,6 +484,15 @@ def cmd_validate(args) -> int:
             for table in cross_validation_tables(cv):
                 _print(table)
     return outcome(not data.errors and all(r.predicted is not None for r in results))
+
+
+def _cv_report(held, base_dir: Path) -> dict:
+    """The cross-validation's error tables, as `validate --format json` gives them."""
+    from planner.engine.crossval import error_table
+
+    return {"sources": held.sources, "folds": held.folds, "leave_one_source_out": error_table(held.by_source, base_dir),
+            "gpu_family_held_out": error_table(held.by_family, base_dir),
+            "model_family_held_out": error_table(held.by_model, base_dir)}
 
 
 def _validation_row(r) -> dict:
@@ -540,16 +548,14 @@ def cmd_calibrate(args) -> int:
         say(f"{fit.family}: {fit.rows} rows, loss {fit.loss_before:.3f} -> {fit.loss_after:.3f} "
             f"({fit.predictions} predictions of the rows)")
     if args.cross_validate:
-        from planner.engine.crossval import cross_validate, error_bands, error_table
+        from planner.engine.crossval import cross_validate, error_bands
         from planner.tables import cross_validation_tables
 
         say("cross-validating: sources dealt into folds, each fold predicted with knobs fitted without it")
         held = cross_validate(data, Calibration(), progress=lambda s: say(f"  {s}"),
-                              fitted_on_all=fitted if args.from_defaults else None)
+                              fitted_on_all=fitted if args.from_defaults else None, held_out_models=True)
         fitted = fitted.model_copy(update={"cv_error_pct": error_bands(held)})
-        for table in cross_validation_tables({"sources": held.sources, "folds": held.folds,
-                                              "leave_one_source_out": error_table(held.by_source),
-                                              "gpu_family_held_out": error_table(held.by_family)}):
+        for table in cross_validation_tables(_cv_report(held, data.path.parent)):
             _print(table, to_stderr)
     write_result(args.output, tomli_w.dumps(_rounded(fitted.model_dump(exclude_none=True))))
     say(f"fitted {len(fits)} GPU families on {len(data.rows)} rows in {time.perf_counter() - started:.1f} s: "

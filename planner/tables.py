@@ -40,9 +40,20 @@ def prediction_table(data: dict) -> Table:
                   f"of {fmt_gb(mem['budget'])}")
     bound = data.get("bound", {})
     table.add_row("bound", f"prefill: {bound.get('prefill') or '-'}", f"decode: {bound.get('decode') or '-'}", "", "")
-    if data.get("note"):
-        table.caption = data["note"]
+    caption = [data["note"]] if data.get("note") else []
+    if data.get("error_pct"):
+        caption.append(f"expected error: {expected_error(data)}")
+    if caption:
+        table.caption = Text("\n".join(caption), style="" if measured(data) else "yellow")
+        table.caption_justify = "left"
     return table
+
+
+def expected_error(t: dict) -> str:
+    """The cross-validated median errors of a tier or prediction, and what has no measurements
+    behind it."""
+    return (", ".join(f"±{fmt_sig(v)}% {k}" for k, v in t.get("error_pct", {}).items())
+            + (f" (not measured: {unmeasured_text(t, t['gpu'], t['model'])})" if not measured(t) else ""))
 
 
 def band(t: dict, metric: str) -> str:
@@ -89,8 +100,7 @@ def plan_table(data: dict, name: str) -> Table:
     row("kWh/month", lambda t: fmt_num(t["kwh_month"]))
     row("CO2 kg/month", lambda t: fmt_num(t["co2_kg_month"]))
     row("quality", lambda t: f"{t['quality']['score']:.1f} {t['quality']['benchmark']}" if t.get("quality") else "-")
-    row("expected error", lambda t: ", ".join(f"±{fmt_sig(v)}% {k}" for k, v in t.get("error_pct", {}).items())
-        + (f" (not measured: {unmeasured_text(t, t['gpu'], t['model'])})" if not measured(t) else ""))
+    row("expected error", expected_error)
     row("binding", lambda t: t["binding"] if ok(t) else Text(t.get("reason", ""), style="red"))
     row("meets SLO", lambda t: Text("yes", style="green") if t["meets_slo"] else Text(_no_because(t), style="red"))
     if any(t.get("note") for t in tiers):
@@ -189,18 +199,19 @@ def validation_tables(rows: list[dict], report: dict, unparsed: list[str]) -> li
 
 
 def cross_validation_tables(cv: dict) -> list:
-    """Median absolute % error of held-out predictions, per metric group, by load band, engine and
-    GPU family."""
+    """Median absolute % error of held-out predictions, per metric group, by load band, engine, GPU
+    family and model family."""
     out = []
     for key, title in (("leave_one_source_out", f"cross-validated: {cv['sources']} sources in {cv['folds']} folds, "
                         "each predicted with knobs fitted without it"),
-                       ("gpu_family_held_out", "each GPU family predicted as if unmeasured")):
+                       ("gpu_family_held_out", "each GPU family predicted as if unmeasured"),
+                       ("model_family_held_out", "each model family predicted with knobs fitted without its rows")):
         table = Table(title=title, header_style="bold", title_justify="left")
         groups = ("throughput", "tpot", "ttft", "e2e", "p99")
         table.add_column("rows")
         for g in groups:
             table.add_column(g if g != "p99" else "p90/p99", justify="right")
-        for name, row in cv[key].items():
+        for name, row in cv.get(key, {}).items():
             cells = [f"{row[g]}% ({row[g + '_n']})" if row.get(g) is not None else "-" for g in groups]
             table.add_row(name, *cells)
         out.append(table)

@@ -112,6 +112,16 @@ def test_predict_table(capsys, columns80, mode):
         assert row in out
 
 
+def test_predict_table_says_how_sure_it_is_and_what_was_not_measured(capsys, columns80):
+    code, out, _ = run(capsys, *BASE, "--rate", "1")
+    data = run_json(capsys, *BASE, "--rate", "1")[1]
+    assert code == 0 and "expected error: ±" in out and f"±{data['error_pct']['ttft']}% ttft" in " ".join(out.split())
+    assert "not measured" not in out
+    code, out, _ = run(capsys, "predict", "--model", "gemma-3-27b", "--gpu", "h100-sxm", "--input-len", "1000",
+                       "--output-len", "200", "--rate", "1")
+    assert code == 0 and "not measured: gemma-3-27b models" in " ".join(out.split())
+
+
 def test_rate_far_above_capacity_is_unstable_with_null_percentiles(capsys):
     code, data = run_json(capsys, *BASE, "--rate", "100000")
     assert code == 3  # a prediction was made, and it is unstable

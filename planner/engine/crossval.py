@@ -8,13 +8,16 @@ rows are predicted with knobs fitted on the other folds only, so no source ever 
 prediction. With as many folds as sources this is leave-one-source-out; fewer folds hold more out at
 once (less to fit on, so the errors are if anything pessimistic) and take a fraction of the time:
 each fold is a full calibration. Each GPU family is also held out whole, the figure for a GPU nobody
-measured: its rows are predicted with the knobs an unmeasured family gets.
+measured: its rows are predicted with the knobs an unmeasured family gets. Model families are held
+out whole the same way, in folds, for a model nobody measured: its rows are predicted with knobs
+fitted on the other models' rows only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -27,6 +30,8 @@ from planner.engine.validate import METRIC_GROUPS, RowResult, _evaluate_rows
 
 # Each fold costs a full calibration (minutes on two cores); five keep a run to a quarter hour.
 DEFAULT_FOLDS = 5
+# Model families held out whole, dealt into three folds: each holds out a third of the rows.
+MODEL_FOLDS = 3
 
 
 @dataclass
@@ -36,6 +41,7 @@ class CrossValidation:
     sources: int
     families: list[str]
     folds: int = 0
+    by_model: list[RowResult] = field(default_factory=list)  # every row, predicted without its model family ([] if not asked)
 
 
 def source_of(m: Measurement) -> tuple[str, str, str]:
@@ -49,44 +55,70 @@ def _family(gpu_id: str) -> str | None:
         return None
 
 
-def fold_of_sources(rows: list[Measurement], folds: int) -> dict[tuple[str, str, str], int]:
-    """Sources dealt into `folds` folds of similar row counts: largest first, each to the fold with
-    the fewest rows so far (deterministic, so a figure can be reproduced)."""
-    sizes: dict[tuple[str, str, str], int] = {}
+def model_family_of(m: Measurement, base_dir: Path) -> str:
+    """The row's model family ('' where the model cannot be resolved: such rows are not predicted)."""
+    try:
+        return catalog.get_model(m.model, base_dir=base_dir).family
+    except (ValueError, OSError):
+        return ""
+
+
+def fold_of_sources(rows: list[Measurement], folds: int, key: Callable[[Measurement], object] = source_of) -> dict:
+    """Sources (or the groups `key` names) dealt into `folds` folds of similar row counts: largest
+    first, each to the fold with the fewest rows so far (deterministic, so a figure can be
+    reproduced)."""
+    sizes: dict = {}
     for m in rows:
-        sizes[source_of(m)] = sizes.get(source_of(m), 0) + 1
+        sizes[key(m)] = sizes.get(key(m), 0) + 1
     load = [0] * max(1, min(folds, len(sizes)))
-    fold: dict[tuple[str, str, str], int] = {}
-    for key, n in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
+    fold: dict = {}
+    for group, n in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
         i = load.index(min(load))
-        fold[key] = i
+        fold[group] = i
         load[i] += n
     return fold
 
 
-def cross_validate(data: MeasurementSet, start: Calibration | None = None, parallel: bool | None = None,
-                   progress: Callable[[str], None] | None = None, held_out_families: bool = True,
-                   folds: int = DEFAULT_FOLDS, fitted_on_all: Calibration | None = None) -> CrossValidation:
-    """Predict each fold's rows with knobs fitted without it (from `start`, the uncalibrated
-    defaults unless given), and each GPU family's rows with knobs fitted without that family
-    (`fitted_on_all`: the calibration fitted on every row from `start`, when the caller has it)."""
-    start = start or Calibration()
-    base_dir = data.path.parent
+def _held_out(data: MeasurementSet, start: Calibration, parallel: bool | None, key: Callable[[Measurement], object],
+              folds: int, what: str, progress: Callable[[str], None] | None) -> tuple[list[RowResult], int, int]:
+    """Every row predicted with knobs fitted without its fold: the groups `key` names dealt into
+    `folds` folds. Returns the results in row order, the number of groups and of folds."""
     rows = list(data.rows)
     family_of = [_family(m.gpu) for m in rows]
-    fold = fold_of_sources(rows, folds)
+    fold = fold_of_sources(rows, folds, key)
     held: list[RowResult | None] = [None] * len(rows)
     n_folds = max(fold.values(), default=-1) + 1
     for k in range(n_folds):
-        idx = [i for i, m in enumerate(rows) if fold[source_of(m)] == k]
+        idx = [i for i, m in enumerate(rows) if fold[key(m)] == k]
         if progress:
-            progress(f"fold {k + 1}/{n_folds}: {sum(1 for v in fold.values() if v == k)} sources, {len(idx)} rows")
+            progress(f"fold {k + 1}/{n_folds}: {sum(1 for v in fold.values() if v == k)} {what}, {len(idx)} rows")
         mine = set(idx)
         touched = {family_of[i] for i in idx if family_of[i]}
         train = replace(data, rows=tuple(m for i, m in enumerate(rows) if i not in mine), errors=())
         fitted, _, _ = calibrate(train, start, parallel, families_only=touched)
-        for i, r in zip(idx, _evaluate_rows([rows[i] for i in idx], fitted, base_dir, {})):
+        for i, r in zip(idx, _evaluate_rows([rows[i] for i in idx], fitted, data.path.parent, {})):
             held[i] = r
+    return [r for r in held if r is not None], len(fold), n_folds
+
+
+def cross_validate(data: MeasurementSet, start: Calibration | None = None, parallel: bool | None = None,
+                   progress: Callable[[str], None] | None = None, held_out_families: bool = True,
+                   folds: int = DEFAULT_FOLDS, fitted_on_all: Calibration | None = None,
+                   held_out_models: bool = False, model_folds: int = MODEL_FOLDS) -> CrossValidation:
+    """Predict each fold's rows with knobs fitted without it (from `start`, the uncalibrated
+    defaults unless given), each GPU family's rows with knobs fitted without that family
+    (`fitted_on_all`: the calibration fitted on every row from `start`, when the caller has it),
+    and with `held_out_models` each model family's rows with knobs fitted without that family."""
+    start = start or Calibration()
+    base_dir = data.path.parent
+    rows = list(data.rows)
+    family_of = [_family(m.gpu) for m in rows]
+    by_source, n_sources, n_folds = _held_out(data, start, parallel, source_of, folds, "sources", progress)
+    by_model: list[RowResult] = []
+    if held_out_models:
+        models = {id(m): model_family_of(m, base_dir) for m in rows}
+        say = (lambda s: progress(f"model families held out, {s}")) if progress else None
+        by_model = _held_out(data, start, parallel, lambda m: models[id(m)], model_folds, "model families", say)[0]
     families = sorted({f for f in family_of if f})
     by_family: list[RowResult] = []
     if held_out_families:
@@ -107,16 +139,18 @@ def cross_validate(data: MeasurementSet, start: Calibration | None = None, paral
         rest = [i for i in range(len(rows)) if i not in by_row]
         by_row.update(zip(rest, _evaluate_rows([rows[i] for i in rest], start, base_dir, {})))
         by_family = [by_row[i] for i in range(len(rows))]
-    return CrossValidation([r for r in held if r is not None], by_family, len(fold), families, n_folds)
+    return CrossValidation(by_source, by_family, n_sources, families, n_folds, by_model)
 
 
 def _median(values: list[float]) -> float | None:
     return round(float(np.median(values)), 1) if values else None
 
 
-def error_table(results: list[RowResult]) -> dict[str, dict[str, float | None]]:
-    """Median absolute % error per metric group: overall, by load band, by engine and by GPU
-    family; with the row counts under `n`."""
+def error_table(results: list[RowResult], base_dir: Path | None = None,
+                within_models: bool = False) -> dict[str, dict[str, float | None]]:
+    """Median absolute % error per metric group: overall, by load band, by engine, by GPU family
+    and by model family; with the row counts under `n`. `within_models` adds each engine and GPU
+    family within each model family (`model llama engine sglang`)."""
     def groups(pick) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
         for group, metrics in METRIC_GROUPS.items():
@@ -127,6 +161,7 @@ def error_table(results: list[RowResult]) -> dict[str, dict[str, float | None]]:
         return out
 
     family_of = {id(r): _family(r.row.gpu) for r in results}
+    model_of = {id(r): model_family_of(r.row, base_dir or Path.cwd()) for r in results}
     table = {"all": groups(lambda r: True)}
     for band in LOAD_BANDS:
         table[f"load {band}"] = groups(lambda r, b=band: r.load_band == b)
@@ -134,33 +169,46 @@ def error_table(results: list[RowResult]) -> dict[str, dict[str, float | None]]:
         table[f"engine {engine}"] = groups(lambda r, e=engine: r.row.engine == e)
     for family in sorted({f for f in family_of.values() if f}):
         table[f"gpu {family}"] = groups(lambda r, f=family: family_of[id(r)] == f)
+    for family in sorted({f for f in model_of.values() if f}):
+        table[f"model {family}"] = groups(lambda r, f=family: model_of[id(r)] == f)
+        if within_models:
+            for engine in sorted({r.row.engine for r in results if model_of[id(r)] == family}):
+                table[f"model {family} engine {engine}"] = groups(lambda r, f=family, e=engine: model_of[id(r)] == f and r.row.engine == e)
+            for gpu in sorted({family_of[id(r)] for r in results if model_of[id(r)] == family and family_of[id(r)]}):
+                table[f"model {family} gpu {gpu}"] = groups(lambda r, f=family, g=gpu: model_of[id(r)] == f and family_of[id(r)] == g)
     return {k: v for k, v in table.items() if v}
 
 
-# An engine's or a GPU family's own band needs this many held-out rows in a group: the median of a
+# An engine's, a GPU family's or a model family's own band needs this many held-out rows in a group: the median of a
 # handful is noise, and the overall and load-band figures stand in for it.
 MIN_BAND_ROWS = 8
 
 
 def error_bands(cv: CrossValidation) -> dict[str, dict[str, float]]:
     """What a plan shows: the cross-validated median error per metric group, overall (`all`), by
-    load band, by engine (`engine sglang`) and GPU family (`gpu hopper`) where enough rows were
-    held out, and for a GPU family without measurements (`unmeasured`)."""
+    load band, by engine (`engine sglang`), GPU family (`gpu hopper`) and model family
+    (`model deepseek_v3`), and by engine and GPU family within a model family (`model llama engine
+    sglang`: one model family's rows can dominate an engine's), each where enough rows were held
+    out; for a GPU family without measurements (`unmeasured`) and for a model family without them
+    (`unmeasured model`)."""
     def medians(row: dict) -> dict[str, float]:
         return {k: v for k, v in row.items() if not k.endswith("_n") and v is not None}
 
     def counted(row: dict) -> dict[str, float]:
         return {k: v for k, v in medians(row).items() if (row.get(f"{k}_n") or 0) >= MIN_BAND_ROWS}
 
-    loso = error_table(cv.by_source)
+    loso = error_table(cv.by_source, within_models=True)
     bands = {"all": medians(loso.get("all", {}))}
     for band in LOAD_BANDS:
         if f"load {band}" in loso:
             bands[band] = medians(loso[f"load {band}"])
     for key, row in loso.items():
-        if key.startswith(("engine ", "gpu ")) and (own := counted(row)):
+        if key.startswith(("engine ", "gpu ", "model ")) and (own := counted(row)):
             bands[key] = own
     held = error_table(cv.by_family)
     if "all" in held:
         bands["unmeasured"] = medians(held["all"])
+    held_models = error_table(cv.by_model)
+    if "all" in held_models:
+        bands["unmeasured model"] = medians(held_models["all"])
     return bands

@@ -78,7 +78,7 @@ def _mark_trust(t: TierPlan, calibration: Calibration) -> None:
     """The error band that applies to the tier's numbers and what stands behind it."""
     t.validated = trust.validated(calibration, t.gpu.family, t.model.family, t.config.engine)
     utilization = t.point.utilization if t.feasible and t.point is not None else None
-    t.error_pct = trust.error_band(calibration, t.validated, utilization, t.config.engine, t.gpu.family)
+    t.error_pct = trust.error_band(calibration, t.validated, utilization, t.config.engine, t.gpu.family, t.model.family)
 
 
 def assemble(scenario: Scenario, tiers: Iterable[TierPlan], wl: Workload | None = None) -> Plan:

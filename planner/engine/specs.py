@@ -132,7 +132,7 @@ class GpuSpec(Sourced):
     def _known_engines(cls, engines: list[str]) -> list[str]:
         unknown = [e for e in engines if e not in ENGINES]
         if unknown:
-            raise ValueError(f"engines: {', '.join(unknown)} is not one of {', '.join(ENGINES)}")
+            raise ValueError(f"{', '.join(unknown)} is not one of {', '.join(ENGINES)}")
         return engines
 
     @property

@@ -11,7 +11,7 @@ from planner.engine.specs import BYTES_PER_ELEMENT, GpuSpec
 GPU_IDS = [
     "l4", "a10g", "l40s", "a100-40gb", "a100-80gb", "h100-pcie", "h100-sxm", "h100-nvl", "gh200",
     "h200", "b200", "gb200", "mi300x", "mi325x", "gaudi3", "tpu-v5e", "tpu-v6e",
-    "b300", "gb300", "mi355x", "rtx-pro-6000", "l40", "a10",
+    "b300", "gb300", "mi355x", "rtx-pro-6000", "l40", "a10", "h20", "tpu-v5p",
 ]
 MODEL_IDS = [
     "llama-3.2-1b", "llama-3.2-3b", "llama-3.1-8b", "mistral-7b", "qwen2.5-7b", "gemma-2-9b",
@@ -19,6 +19,7 @@ MODEL_IDS = [
     "mixtral-8x7b", "mixtral-8x22b", "llama-3.1-405b", "deepseek-v3",
     "gemma-3-4b", "gemma-3-12b", "gemma-3-27b", "phi-4", "mistral-small-24b", "llama-4-scout", "llama-4-maverick",
     "kimi-k2", "glm-4.5", "gpt-oss-20b", "gpt-oss-120b", "qwen3-8b", "qwen3-32b", "qwen3-30b-a3b", "qwen3-235b-a22b",
+    "qwen3-4b",
 ]
 FIGURES = ["memory", "bandwidth", "tflops", "interconnect", "tdp", "price"]
 
@@ -261,7 +262,7 @@ def test_new_gpu_families_are_marked_unmeasured():
 
     gpus = catalog.gpus()
     assert gpus["b300"].family == gpus["gb300"].family == "blackwell"
-    for gpu_id in ("mi355x", "rtx-pro-6000"):
+    for gpu_id in ("mi355x", "rtx-pro-6000", "h20", "tpu-v5p"):
         assert shipped_calibration().measured(gpus[gpu_id].family)["gpu_family"] is False, gpu_id
     # Blackwell Ultra halved INT8: no figure rather than Hopper's 2x bf16
     assert "int8" not in gpus["b300"].tflops and "int8" not in gpus["gb300"].tflops

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
+from planner.engine.engines import ENGINES
 from planner.engine.scenario import LengthDist, Load, Optimizations, Scenario
 from planner.engine.specs import GpuSpec, ModelSpec
 from planner.profile import (
@@ -428,6 +429,7 @@ OVERRIDES = {
     (GpuSpec, "tflops"): st.dictionaries(
         st.sampled_from(["fp16", "fp8", "int8", "fp4"]), st.floats(0, 1e5)
     ).map(lambda d: {"bf16": 1000.0, **d}),
+    (GpuSpec, "engines"): st.lists(st.sampled_from(ENGINES), min_size=1, unique=True),
     (Profile, "schema_version"): st.just(1),
     (Profile, "plan"): st.none(),
 }

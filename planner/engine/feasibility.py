@@ -1,11 +1,13 @@
-"""What rules a serving configuration out before any sizing: hardware support for its formats, the
-scale-up domain, how TP shards the heads, memory for the weights and one request, the context
-limit and the fleet limit. `plan`, `predict` and `search` refuse the same things through these."""
+"""What rules a serving configuration out before any sizing: an engine that does not run on the
+GPU, hardware support for its formats, the scale-up domain, how TP shards the heads, memory for the
+weights and one request, the context limit and the fleet limit. `plan`, `predict` and `search`
+refuse the same things through these."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from planner.engine.engines import ENGINE_NAMES
 from planner.engine.knobs import Knobs
 from planner.engine.roofline import ServingConfig, memory_per_gpu, replica_params
 from planner.engine.scenario import Scenario
@@ -17,6 +19,9 @@ from planner.engine.workload import Workload
 def config_problem(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, node_limit: int | None = None) -> tuple[str, str] | None:
     """Why this serving configuration cannot run at all, as (binding, reason), or None. Shared by
     `plan` and `predict` so both refuse the same things."""
+    if cfg.engine not in gpu.engines:
+        return "hardware support", (f"{ENGINE_NAMES[cfg.engine]} does not run on {gpu.id}; it is served with "
+                                    f"{' or '.join(ENGINE_NAMES[e] for e in gpu.engines)} (--engine, fleet.engine)")
     if cfg.sparsity_2_4 and not gpu.sparse_2_4:
         return "hardware support", f"2:4 sparsity needs sparse tensor cores, which {gpu.id} does not have"
     unsupported = weights_problem(gpu, cfg.weights)

@@ -87,7 +87,7 @@ class SearchResult:
 # Why plan refuses a configuration (fleet_problem's binding), as the search's exclusion counts say it;
 # a context-limit problem names the model and the limit, so it is counted under its own words.
 RULED_OUT = {
-    "hardware support": "use a precision or sparsity the GPU does not run",
+    "hardware support": "use an engine, precision or sparsity the GPU does not run",
     "interconnect": "span more than one scale-up domain",
     "parallelism": "split the model's heads or layers unevenly",
     "memory capacity": "do not fit in memory",

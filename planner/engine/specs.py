@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from planner.engine.engines import ENGINES
 from planner.engine.inputs import InputModel
 
 GIB = 1024**3
@@ -115,6 +116,8 @@ class GpuSpec(Sourced):
     price_estimated: bool = Field(False, description="no quoted on-demand price was found; see notes")
     price_provider: str
     price_date: str
+    # TensorRT-LLM runs on NVIDIA GPUs only; a TPU serves through vLLM's TPU backend
+    engines: list[str] = Field(list(ENGINES), min_length=1, description="serving engines that run on it")
     sources: dict[str, str] = Field(description="figure name -> source URL")
     notes: str = ""
 
@@ -123,6 +126,14 @@ class GpuSpec(Sourced):
         if "bf16" not in self.tflops and "fp16" not in self.tflops:
             raise ValueError(f"gpu {self.id}: tflops needs a bf16 or fp16 figure")
         return self
+
+    @field_validator("engines")
+    @classmethod
+    def _known_engines(cls, engines: list[str]) -> list[str]:
+        unknown = [e for e in engines if e not in ENGINES]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} is not one of {', '.join(ENGINES)}")
+        return engines
 
     @property
     def mem_bw_bytes_s(self) -> float:

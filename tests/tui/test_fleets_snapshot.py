@@ -14,7 +14,7 @@ from planner.tui.screens.fleets import FleetsScreen
 
 class TestBestFleets:
     def test_medium(self, snap):
-        """F4 on the built-in default profile at 160x48: the medium tab selected; llama-3.1-70b on 17
+        """F4 on the built-in default profile at 160x48: the medium tab selected; llama-3.1-70b on 25
         GPU types with the current plan (4×h100-sxm TP4) for comparison; five ranked fleets, cheapest
         first, row 1 highlighted and marked ★ (on the frontier); the exclusion counts under the table
         (no note: the search finished); the chart of $/month against p99 E2E with the frontier ◆, the

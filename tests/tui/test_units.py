@@ -114,4 +114,5 @@ def test_pickers_offer_every_catalog_entry():
     assert set(catalog.models()) <= models
     assert set(catalog.gpus()) == gpus
     assert {"gemma-3-27b", "llama-4-scout", "kimi-k2", "glm-4.5"} <= models
-    assert {"b300", "gb300", "mi355x", "rtx-pro-6000", "l40", "a10"} <= gpus
+    assert {"b300", "gb300", "mi355x", "rtx-pro-6000", "l40", "a10", "h20", "tpu-v5p"} <= gpus
+    assert "qwen3-4b" in models

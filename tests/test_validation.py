@@ -74,6 +74,22 @@ def test_offline_latencies_the_row_cannot_pin_down_are_not_scored(tmp_path, caps
     assert itl_capped["predicted"] is not None and tok_s["predicted"] is not None
 
 
+def test_an_offline_run_of_a_stated_number_of_prompts_is_listed_not_scored(tmp_path, capsys):
+    # `vllm bench serve` at an infinite rate sends its N prompts at once and ends with the longest
+    # outputs decoding nearly alone: not the steady state the planner predicts, on any metric; the
+    # same row without N is an offline throughput the steady state does give
+    head = ("model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,"
+            "prefix_hit,metric,value,source,num_prompts")
+    base = "llama-3.1-8b,h100-sxm,1,,bf16,bf16,offline,,,215,194,1024,8192,,{metric},{value},https://example.org/a,{n}"
+    rows = [base.format(metric=m, value=v, n=n) for n in (1000, "") for m, v in (("output_tok_s", 7800), ("tpot_ms_mean", 48))]
+    path = tmp_path / "at_once.csv"
+    path.write_text("\n".join([head, *rows]) + "\n")
+    finite_tok_s, finite_tpot, steady_tok_s, steady_tpot = run_validate(capsys, str(path))["rows"]
+    for r in (finite_tok_s, finite_tpot):
+        assert r["predicted"] is None and "a run of 1000 prompts sent at once ends in a drain" in r["reason"]
+    assert steady_tok_s["predicted"] is not None and steady_tpot["predicted"] is not None
+
+
 def test_a_closed_loop_run_of_known_length_includes_its_start_up_burst(tmp_path, capsys):
     # 64 clients started at once on a run of 640 prompts: the first 64 queue behind each other's
     # prefill, a tenth of the run, so they set TTFT p99 and raise the mean; without num_prompts the

@@ -69,9 +69,10 @@ def result_rows(obj: dict, where: str, flags: Setup, default_engine: str = DEFAU
     out_dist, out_p90 = _dist(lens_out, mean_out)
     failed = obj.get("failed") or 0
     source = f"{where} | {FORMAT}, {obj.get('date', 'undated')}" + (f"; {failed} requests failed" if failed else "")
-    # a closed-loop run starts its clients at once: how many requests it sent sizes that burst
+    # a closed-loop run starts its clients at once: how many requests it sent sizes that burst; a
+    # run at an infinite rate sends them all at once, a finite batch (validate lists, not scores it)
     sent = None
-    if mode == "concurrency":
+    if mode in ("concurrency", "offline"):
         sent = _count(obj, "num_prompts", where) if obj.get("num_prompts") is not None else completed + int(failed)
     run = Run(mode, rate, concurrency, mean_in, mean_out, in_dist, out_dist, in_p90, out_p90, source, sent)
     return measurement_rows(setup, run, _metrics(obj, mode), where, default_engine)
@@ -91,7 +92,7 @@ class Run:
     input_p90: float | None
     output_p90: float | None
     source: str
-    num_prompts: int | None = None  # requests sent in all: a closed-loop run's start-up burst (startup.py)
+    num_prompts: int | None = None  # requests sent in all: a closed-loop run's start-up burst (startup.py), a finite batch offline
 
 
 def run_from_stats(stat, lengths: tuple[str, str], mean: str, mode: str, rate: float | None, concurrency: int | None,

@@ -86,12 +86,17 @@ MEANS_ONLY_METRICS = frozenset(("output_tok_s", "total_tok_s", "requests_per_s",
 
 
 def offline_latency_reason(m: Measurement) -> str:
-    """Offline latencies the row does not pin down. A burst benchmark's TTFT and end-to-end include
-    the wait behind every request sent at once (their number is not in the row), and past the
-    compute knee its TPOT grows with the engine's running-batch cap while throughput does not, so
-    an offline TPOT/ITL needs the row's max_seqs."""
+    """Offline rows the steady-state model does not pin down. A burst benchmark's TTFT and
+    end-to-end include the wait behind every request sent at once (their number is not in the row),
+    and past the compute knee its TPOT grows with the engine's running-batch cap while throughput
+    does not, so an offline TPOT/ITL needs the row's max_seqs. A run of a stated number of prompts
+    (`vllm bench serve` at an infinite rate) is a finite batch whose end, the longest outputs
+    decoding nearly alone, weighs on every metric when it is hundreds of prompts, not thousands."""
     if m.mode != "offline":
         return ""
+    if m.num_prompts is not None:
+        return (f"a run of {m.num_prompts} prompts sent at once ends in a drain (its longest outputs decoding in "
+                "ever smaller batches) that the steady-state model does not give; measure at a request rate or a client count")
     kind = m.metric.partition("_ms_")[0]
     if kind in ("ttft", "e2e"):
         return f"offline {m.metric} includes the wait behind every request sent at once; measure it with mode rate or concurrency"

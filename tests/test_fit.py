@@ -135,3 +135,25 @@ def test_calibrate_refuses_to_write_a_fit_of_nothing_and_lists_what_it_skipped(t
         for n in range(600, 1200, 100)) + "\n")
     assert main(["calibrate", str(path), "-o", str(out)]) == 3  # written, but rows were not used
     assert "row not parsed: line 2" in capsys.readouterr().out and out.exists()
+
+
+def test_an_engines_own_fit_keeps_the_gpus_collective_latency(monkeypatch):
+    """The all-reduce latency belongs to the GPUs' link: fitted on every engine's rows of a family,
+    it is not refitted by one engine's rows (whose MoE layers could pass for it)."""
+    from planner.engine import fit as fit_module
+
+    calls = []
+
+    def fake_fit_family(data, family, start, parallel=None, names=None):
+        calls.append((family, names or list(KNOB_RANGES)))
+        knobs = start.scaled(allreduce_latency_us=25.0) if names is None else start
+        return fit_module.FamilyFit(family, len(data.rows), knobs, 1.0, 0.5)
+
+    monkeypatch.setattr(fit_module, "fit_family", fake_fit_family)
+    rows = [replace(r, engine=engine) for engine in ("vllm", "sglang") for r in synthetic_benchmark()]
+    calibration, _, _ = calibrate(as_set(rows), Calibration(), parallel=False)
+    pooled, *per_engine = calls
+    assert pooled[0] == "hopper" and "allreduce_latency_us" in pooled[1]
+    assert {name for name, _ in per_engine} == {"vllm hopper", "sglang hopper"}
+    assert all("allreduce_latency_us" not in names and "moe_layer_overhead_us" in names for _, names in per_engine)
+    assert calibration.for_family("hopper", "vllm").allreduce_latency_us == 25.0

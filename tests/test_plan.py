@@ -11,7 +11,7 @@ import pytest
 from planner.engine.api_prices import ApiQuote
 from planner.engine.cost import fleet_cost, gpu_power_w
 from planner.engine import replica_checks, sizing
-from planner.engine.plan import evaluate
+from planner.engine.plan import evaluate, workload_of
 from planner.engine.replica_checks import clear_check_cache
 from planner.engine.targets import percentile_of, slo_misses
 from planner.engine.tier_config import knobs_for
@@ -138,7 +138,9 @@ def test_ttft_below_the_single_request_floor_names_the_prefill_bound():
     for t in plan.tiers:
         assert not t.feasible and t.binding == "TTFT p99"
         assert "single-request floor" in t.reason
-        assert f"({t.floor.prefill_bound} bound)" in t.reason
+        # the bound of the step that makes an idle TTFT p99: the p99 prompt's first chunk, alone
+        p = replica_params(t.model, t.gpu, t.config, knobs_for(t.gpu, None, t.config.engine))
+        assert f"({sizing._prompt_bound(p, workload_of(plan.scenario), 99.0)} bound)" in t.reason
 
 
 def test_model_that_fits_nowhere_reports_memory_capacity():

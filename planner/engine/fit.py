@@ -252,9 +252,18 @@ def _identified(names: list[str], jac: np.ndarray, weights: np.ndarray) -> tuple
     return sorted(kept), why
 
 
-def fit_family(data: MeasurementSet, family: str, start: Knobs, parallel: bool | None = None) -> FamilyFit:
+# Knobs of the GPUs themselves, fitted on every engine's rows of a family and kept by each engine's
+# own fit: a collective's latency is set by the link and its all-reduce kernels, and one engine's
+# rows (often one model family at one TP) cannot tell it from that engine's per-layer costs (vLLM's
+# MoE models at TP 8 on H200 fitted 35 us to it, which made every dense TP 8 decode slow).
+GPU_KNOBS = ("allreduce_latency_us",)
+
+
+def fit_family(data: MeasurementSet, family: str, start: Knobs, parallel: bool | None = None,
+               names: list[str] | None = None) -> FamilyFit:
+    """Fit `names` (every knob with a range unless given) to the rows, from `start`."""
     rows = _Rows(data.rows, data.path.parent)
-    names = list(KNOB_RANGES)
+    names = names or list(KNOB_RANGES)
     evaluate = _Evaluator(rows, parallel)
     try:
         return _fit(rows, evaluate, family, start, names)
@@ -326,8 +335,9 @@ def _fit(rows: _Rows, evaluate: _Evaluator, family: str, start: Knobs, names: li
 def calibrate(data: MeasurementSet, start: Calibration | None = None, parallel: bool | None = None,
               families_only: set[str] | None = None) -> tuple[Calibration, dict[str, str], list[FamilyFit]]:
     """Fit knobs per GPU family on every engine's rows (the family's pooled knobs), then per engine
-    and family starting from, and pulled toward, the pooled knobs: an engine with few rows on a
-    family stays near what the family's other rows say. Families or pairs with too few usable rows
+    and family starting from, and pulled toward, the pooled knobs (the GPU's own, GPU_KNOBS, stay
+    as pooled): an engine with few rows on a family stays near what the family's other rows say.
+    Families or pairs with too few usable rows
     keep their starting knobs, and knobs the rows do not identify keep theirs; both are named with
     the reason. `families_only` limits the fit to those GPU families (cross-validation refits only
     the families a held-out source touches)."""
@@ -360,7 +370,8 @@ def calibrate(data: MeasurementSet, start: Calibration | None = None, parallel: 
             if len(engines) == 1:
                 per_engine.setdefault(engine, {})[family] = fit.knobs  # the pooled fit is this engine's
                 continue
-            sub = _fit_rows(data, engine_rows, f"{engine} {family}", fit.knobs, parallel, skipped)
+            sub = _fit_rows(data, engine_rows, f"{engine} {family}", fit.knobs, parallel, skipped,
+                            [n for n in KNOB_RANGES if n not in GPU_KNOBS])
             if sub is not None:
                 fits.append(sub)
                 per_engine.setdefault(engine, {})[family] = sub.knobs
@@ -368,13 +379,13 @@ def calibrate(data: MeasurementSet, start: Calibration | None = None, parallel: 
 
 
 def _fit_rows(data: MeasurementSet, rows: list[Measurement], name: str, start: Knobs, parallel: bool | None,
-              skipped: dict[str, str]) -> FamilyFit | None:
+              skipped: dict[str, str], names: list[str] | None = None) -> FamilyFit | None:
     scorable = [m for m in rows if m.metric in MEANS_ONLY_METRICS and m.value > 0]
     if len(scorable) < MIN_ROWS_PER_FAMILY:
         skipped[name] = (f"only {len(scorable)} rows with a mean metric; need {MIN_ROWS_PER_FAMILY} "
                          "(offline throughput and low-load TPOT/TTFT rows identify the knobs)")
         return None
-    fit = fit_family(replace(data, rows=tuple(rows), errors=()), name, start, parallel)
+    fit = fit_family(replace(data, rows=tuple(rows), errors=()), name, start, parallel, names)
     for knob, why in fit.unidentified.items():
         skipped[f"{name} {knob}"] = why
     return fit

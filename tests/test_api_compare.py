@@ -174,7 +174,7 @@ def test_comparison_off_and_unknown_model_say_why():
 
 
 def test_search_lists_a_hosted_api_only_where_it_undercuts_every_fleet():
-    from planner.cli import hosted_api_json
+    from planner.report import hosted_api_json
     from planner.engine.search import search
 
     load = Load(rate_rps=1.0, input_len=1000, output_len=250)

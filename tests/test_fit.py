@@ -8,7 +8,8 @@ import pytest
 
 from planner.cli import main
 from planner.engine.fit import IDENTIFYING_ROWS, KNOB_RANGES, calibrate
-from planner.engine.knobs import Calibration, Knobs, load_calibration
+from planner.engine.knobs import Calibration, Knobs
+from planner.service import load_calibration
 from planner.engine.measurements import Measurement, MeasurementSet
 from planner.engine.validate import _predict_row, _metric
 

@@ -144,7 +144,3 @@ def shipped_calibration() -> Calibration:
         return calibration_from_toml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return Calibration()
-
-
-def load_calibration(path: Path) -> Calibration:
-    return calibration_from_toml(Path(path).read_text(encoding="utf-8"))

@@ -15,18 +15,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from planner.engine import catalog
-from planner.engine.knobs import Calibration, load_calibration
-from planner.engine.scenario import Scenario
-from planner.engine.specs import GpuSpec, ModelSpec
-from planner.profile import Profile, ProfileError
+from planner.engine.specs import ModelSpec
+from planner.profile import Profile
 from planner.report import plan_json
+from planner import service
+from planner.service import ComputeError, Evaluate, Inputs, resolve, uses_files
 
 # The numeric engine (numpy, ~0.15 s to import) is imported by the functions that run it, in the
 # plan worker, so the first frame does not wait for it.
 if TYPE_CHECKING:
     from planner.engine.plan import Plan, TierPlan
 
-Evaluate = Callable[..., "Plan"]
+__all__ = ["ComputeError", "Evaluate", "Inputs", "resolve"]  # the app's names for the service's
 
 # Load points of the latency curve, as shares of one replica's saturation throughput: dense near
 # saturation, where the curve bends.
@@ -75,44 +75,6 @@ PLANS: LRU[str, "Result"] = LRU(64)
 SWEEPS: LRU[str, "list[SweepPoint]"] = LRU(16)
 
 
-class ComputeError(ValueError):
-    """The inputs are valid but the engine cannot plan them (unknown model, bad config.json)."""
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """A profile resolved against its folder: custom catalog entries and calibration loaded."""
-
-    profile: Profile
-    scenario: Scenario
-    custom_gpus: list[GpuSpec]
-    custom_models: list[ModelSpec]
-    calibration: Calibration | None
-
-
-def resolve(profile: Profile, base_dir: Path) -> Inputs:
-    """Load what the profile points at. Tier models given as a path to a Hugging Face
-    config.json are read relative to the profile's folder and passed as custom models."""
-    try:
-        customs = profile.custom_models(base_dir)
-        scenario = profile.scenario()
-        for tier in ("small", "medium", "large"):
-            name = getattr(scenario.models, tier)
-            try:
-                catalog.get_model(name, customs)
-            except catalog.CatalogError:
-                spec = catalog.get_model(name, customs, base_dir=base_dir)
-                customs.append(spec.model_copy(update={"id": name}))
-        catalog.get_gpu(scenario.fleet.gpu, profile.custom_gpus())
-        path = profile.calibration_path(base_dir)
-        calibration = load_calibration(path) if path is not None else None
-    except (ProfileError, catalog.CatalogError) as exc:
-        raise ComputeError(str(exc)) from exc
-    except (OSError, ValueError) as exc:
-        raise ComputeError(" ".join(str(exc).split()) or type(exc).__name__) from exc
-    return Inputs(profile, scenario, profile.custom_gpus(), customs, calibration)
-
-
 @dataclass(frozen=True, eq=False)
 class Result:
     """One evaluated profile: the engine's plan and the JSON the CLI prints for it."""
@@ -129,12 +91,6 @@ class Result:
         return next(t for t in self.data["tiers"] if t["tier"] == name)
 
 
-def uses_files(profile: Profile) -> bool:
-    """Whether the profile reads files relative to its folder (config.json models, calibration)."""
-    tiers = (profile.models.small, profile.models.medium, profile.models.large)
-    return bool(profile.calibration or profile.model) or any("/" in t or t.endswith(".json") for t in tiers)
-
-
 def compute(profile: Profile, base_dir: Path, engine: Evaluate | None = None, cache: bool = True) -> Result:
     """The plan of a profile (cached for the built-in engine, the default). The built-in engine
     plans the large tier on a helper process once that is ready (start_helper): the same
@@ -147,11 +103,8 @@ def compute(profile: Profile, base_dir: Path, engine: Evaluate | None = None, ca
     if cacheable and (hit := PLANS.get(key)) is not None:
         return hit
     inputs = resolve(profile, base_dir)
-    try:
-        plan = (HELPER.evaluate if builtin else engine)(inputs.scenario, inputs.custom_gpus, inputs.custom_models, inputs.calibration)
-    except catalog.CatalogError as exc:
-        raise ComputeError(str(exc)) from exc
-    result = Result(inputs, plan, plan_json(plan))
+    planned = service.plan(inputs, evaluate=HELPER.evaluate if builtin else engine)
+    result = Result(inputs, planned, plan_json(planned))
     if cacheable:
         PLANS.put(key, result)
     return result

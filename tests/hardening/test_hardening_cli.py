@@ -289,7 +289,7 @@ def test_calibrate_survives_hostile_files(capsys, files, data):
     text = run(capsys, files, argv)
     if isinstance(text, str):
         assert text.rstrip().endswith(f"wrote {out}")
-        from planner.cli import load_calibration
+        from planner.service import load_calibration
 
         load_calibration(out)  # what calibrate writes, predict --calibration reads
 

@@ -310,7 +310,7 @@ def fast_fleets(monkeypatch: pytest.MonkeyPatch, guard: bool = True) -> None:
         return fleets.FleetSearch(tier, [model], len(catalog.gpus()), 1234, 12, {"do not fit in memory": 900},
                                   rows, [r for r in rows if r.frontier])
 
-    monkeypatch.setattr(fleets, "run_search", run_search)
+    monkeypatch.setattr(fleets, "fleet_search", run_search)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -491,11 +491,18 @@ def _rounded(value):
     return value
 
 
-HANDLERS = {"predict": cmd_predict, "plan": cmd_plan, "catalog": cmd_catalog, "validate": cmd_validate, "search": cmd_search, "calibrate": cmd_calibrate}
+def cmd_export(args) -> int:
+    from planner.export_cli import cmd_export as export  # the deploy writers load only for this command
+
+    return export(args)
+
+
+HANDLERS = {"predict": cmd_predict, "plan": cmd_plan, "catalog": cmd_catalog, "validate": cmd_validate, "search": cmd_search,
+            "calibrate": cmd_calibrate, "export": cmd_export}
 
 
 def dispatch(argv: list[str]) -> int:
-    commands = (*COMMANDS, *_extra_handlers())
+    commands = COMMANDS
     if not argv or (argv[0] not in commands and not argv[0].startswith("-")):
         if argv and not Path(argv[0]).exists():
             raise UsageError(_not_a_command(argv[0], commands))
@@ -514,7 +521,7 @@ def dispatch(argv: list[str]) -> int:
     for name, value in vars(args).items():
         if value == []:  # argparse drops the value of `--gpus=--` and leaves an empty list
             raise UsageError(f"argument --{name.replace('_', '-')}: expected a value")
-    handler = HANDLERS.get(args.command) or _extra_handlers().get(args.command)
+    handler = HANDLERS.get(args.command)
     if handler is None:
         raise UsageError(f"unknown command {args.command!r}")
     return handler(args)
@@ -533,12 +540,6 @@ def _not_a_command(word: str, commands: tuple[str, ...]) -> str:
         hint = f"did you mean '{close[0]}'? " if close else ""
     return (f"{word!r} is neither a subcommand nor a profile file (no such file); {hint}"
             f"subcommands: {', '.join(commands)} (planner --help)")
-
-
-def _extra_handlers() -> dict:
-    from planner.export_cli import cmd_export
-
-    return {"export": cmd_export}
 
 
 def _result_flags(parser) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from planner.engine.binding import Binding
 from planner.engine.feasibility import fitting_tp_degrees, weights_problem
 from planner.engine.knobs import Calibration, Knobs
 from planner.engine.replica_checks import replica_check
@@ -45,7 +46,7 @@ def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl:
         staged = scenario.model_copy(update={"optimizations": scenario.optimizations.model_copy(update={"pp": pp})})
         planned = _plan_precision(staged, tier, model, gpu, wl, calibration)
         first = first or planned
-        if planned.binding != "memory capacity":  # held: a stage count that fits but misses is no answer
+        if planned.binding != Binding.MEMORY:  # held: a stage count that fits but misses is no answer
             if planned.feasible or pp == 1:
                 return planned
             first.reason += f"; with PP={pp} (pp \"auto\") it fits, but {planned.reason}"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from planner.engine.memo import Memo
 from planner.engine.cycles import cycle_duration, cycle_samples, decode_step, decode_step_s, draft_share_s, spec_tokens_per_step
 from planner.engine.fixed_point import RateState
 from planner.engine.next_cycles import next_cycles
@@ -210,13 +211,10 @@ def idle_distributions(p, wl: Workload, pool: PromptPool, point: OperatingPoint,
     point.ttft_mean_s, point.e2e_mean_s = point.ttft_s["mean"], point.e2e_s["mean"]
 
 
-_IDLE_SHUFFLES: dict[tuple[int, int], np.ndarray] = {}
+_IDLE_SHUFFLES: Memo[tuple[int, int], np.ndarray] = Memo()
 
 
 def _idle_shuffle(n: int) -> np.ndarray:
     """The seeded shuffle of n (prompt, output) pairings: the same order rng.permutation gives an
     array of n, made once per length."""
-    made = _IDLE_SHUFFLES.get((n, RNG_SEED))
-    if made is None:
-        made = _IDLE_SHUFFLES.setdefault((n, RNG_SEED), np.random.default_rng(RNG_SEED).permutation(n))
-    return made
+    return _IDLE_SHUFFLES.get_or_make((n, RNG_SEED), lambda: np.random.default_rng(RNG_SEED).permutation(n))

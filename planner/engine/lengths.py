@@ -7,10 +7,10 @@ plan never changes between runs and small n already covers the tails evenly.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 
+from planner.engine.memo import memoized
 from planner.engine.scenario import LengthDist
 
 
@@ -53,7 +53,7 @@ def quantiles(dist: LengthDist, u: np.ndarray) -> np.ndarray:
     return x
 
 
-@lru_cache(maxsize=256)
+@memoized(256)
 def _grid(dist_json: str, n: int) -> np.ndarray:
     dist = LengthDist.model_validate_json(dist_json)
     return quantiles(dist, (np.arange(n) + 0.5) / n)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from planner.engine.memo import Memo
 from planner.engine.cycles import cycle_duration, cycle_moments, cycle_samples, decode_step, known_draft_s, spec_tokens_per_step
 from planner.engine.distributions import FULL
 from planner.engine.fixed_point import arrival_count_pmf
@@ -157,16 +158,16 @@ def _make_saturated(p: ReplicaParams, wl: Workload, detailed: bool) -> Saturated
     return sat
 
 
-_UNIFORMS: dict[tuple[int, int], np.ndarray] = {}
+_UNIFORMS: Memo[tuple[int, int], np.ndarray] = Memo()
 
 
 def _saturated_uniforms(rows: int, m: int) -> np.ndarray:
-    made = _UNIFORMS.get((rows, m))
-    if made is None:
+    def make() -> np.ndarray:
         made = np.random.default_rng(RNG_SEED + 1).random((rows, m))
         made.flags.writeable = False
-        made = _UNIFORMS.setdefault((rows, m), made)
-    return made
+        return made
+
+    return _UNIFORMS.get_or_make((rows, m), make)
 
 
 def _wait_samples(mean_s: float, var_s2: float, n: int) -> np.ndarray:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
+from planner.engine.binding import Binding, UNSTABLE
 from planner.engine import catalog, trust
 from planner.engine.feasibility import fleet_problem, over_fleet_limit
 from planner.engine.hosted_api import cheaper_hosted_apis
@@ -63,7 +64,7 @@ class Candidate:
     ttft_p99_ms: float = math.inf
     tpot_p99_ms: float = math.inf
     feasible: bool = False
-    binding: str = ""
+    binding: str = ""  # a Binding, or the latency target that binds ("TTFT p99")
     reason: str = ""
     validated: bool = True  # measurements of its GPU family, model family and engine on that family
     price_estimated: bool = False  # the catalog's price of its GPU is an estimate (no quoted on-demand price)
@@ -87,11 +88,11 @@ class SearchResult:
 # Why plan refuses a configuration (fleet_problem's binding), as the search's exclusion counts say it;
 # a context-limit problem names the model and the limit, so it is counted under its own words.
 RULED_OUT = {
-    "hardware support": "use a precision or sparsity the GPU does not run",
-    "interconnect": "span more than one scale-up domain",
-    "parallelism": "split the model's heads or layers unevenly",
-    "memory capacity": "do not fit in memory",
-    "fleet size": "need more GPUs per replica than fleet.max_gpus",
+    Binding.HARDWARE: "use a precision or sparsity the GPU does not run",
+    Binding.INTERCONNECT: "span more than one scale-up domain",
+    Binding.PARALLELISM: "split the model's heads or layers unevenly",
+    Binding.MEMORY: "do not fit in memory",
+    Binding.FLEET_SIZE: "need more GPUs per replica than fleet.max_gpus",
 }
 
 
@@ -271,7 +272,7 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
         misses = _misses_with(scenario, meta[i], fewer, wl, calibration)
         if misses:
             unhelpful_limits += 1
-            if not {"unstable", "utilisation ceiling"} & set(misses):
+            if not {UNSTABLE, Binding.UTILISATION_CEILING} & set(misses):
                 late.add(budget)
             continue
         size(i)
@@ -349,7 +350,7 @@ def _exact(scenario, model, gpu, cfg, wl, usd_lb, price, calibration) -> Candida
     sized = size_replicas(scenario, model, gpu, cfg, knobs, wl, scenario.load.peak_rate_rps)
     cand = Candidate(model, gpu, cfg, usd_lb, feasible=sized.feasible, binding=sized.binding, reason=sized.reason)
     if sized.feasible and over_fleet_limit(scenario, sized.replicas * cfg.tp * cfg.pp):
-        cand.feasible, cand.binding = False, "fleet size"  # plan would cap it at fleet.max_gpus, missing the targets
+        cand.feasible, cand.binding = False, Binding.FLEET_SIZE  # plan would cap it at fleet.max_gpus, missing the targets
     if cand.feasible:
         cand.replicas = sized.replicas
         cand.gpus = sized.replicas * cfg.tp * cfg.pp
@@ -367,7 +368,7 @@ def _misses_with(scenario: Scenario, config: tuple, replicas: int, wl: Workload,
     utilisation ceiling is arithmetic and a clear quick-fidelity miss needs no full sampling, as in
     plan's confirmation."""
     if replicas < 1:
-        return ["unstable"]
+        return [UNSTABLE]
     model, gpu, cfg = config
     p = replica_params(model, gpu, cfg, (calibration or shipped_calibration()).for_family(gpu.family, cfg.engine))
     return replica_check(scenario, p, wl, scenario.load.peak_rate_rps).misses_at_full(replicas)[0]

@@ -7,15 +7,17 @@ Everything here calls the engine; no serving math is repeated. The functions tak
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING
 
+from planner.engine.binding import Binding
 from planner.engine import catalog
-from planner.engine.specs import ModelSpec
+from planner.engine.memo import Memo
+from planner.engine.scenario import Targets
+from planner.engine.specs import GpuSpec, ModelSpec
 from planner.profile import Profile
 from planner.report import plan_json
 from planner import service
@@ -37,42 +39,41 @@ def never() -> bool:
     return False
 
 
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class LRU(Generic[K, V]):
-    """A small thread-safe least-recently-used cache (workers write, the UI thread reads)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: K, value: V) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
 # Plans of recently seen inputs: going back to an earlier value (undoing a keystroke, reopening a
 # profile) shows its plan at once. Keyed by the profile's JSON and folder; files a profile points
 # at (config.json, calibration) are read again only when the inputs change.
-PLANS: LRU[str, "Result"] = LRU(64)
-SWEEPS: LRU[str, "list[SweepPoint]"] = LRU(16)
+PLANS: Memo[str, "Result"] = Memo(64)
+SWEEPS: Memo[str, "list[SweepPoint]"] = Memo(16)
+
+
+@dataclass(frozen=True)
+class TierView:
+    """One tier as the widgets show it: the JSON `planner plan` prints for it (read as `view[key]`,
+    so the app and the CLI show identical numbers), and, typed, the little only the engine's plan
+    holds. Widgets read this and never a TierPlan."""
+
+    data: dict
+    gpu: GpuSpec
+    model_family: str
+    # the single-request (zero-load) latency at each target's percentile ("TTFT", "TPOT", "E2E"):
+    # why a target is out of reach whatever the fleet size; None where there is no stable floor
+    floor_ms: dict[str, float | None]
+
+    def __getitem__(self, key: str):
+        return self.data[key]
+
+    def get(self, key: str, default=None):
+        return self.data.get(key, default)
+
+
+def tier_view(plan: TierPlan, data: dict, slo: Targets) -> TierView:
+    from planner.engine.targets import percentile_of  # loaded by then: there is a plan
+
+    floor = plan.floor if plan.floor is not None and plan.floor.stable else None
+    dists = {"TTFT": (floor.ttft_s, slo.ttft_percentile), "TPOT": (floor.tpot_s, slo.tpot_percentile),
+             "E2E": (floor.e2e_s, slo.e2e_percentile)} if floor is not None else {}
+    floor_ms = {metric: percentile_of(dist, pct) * 1e3 if dist else None for metric, (dist, pct) in dists.items()}
+    return TierView(data, plan.gpu, plan.model.family, floor_ms)
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,6 +90,11 @@ class Result:
 
     def tier_data(self, name: str) -> dict:
         return next(t for t in self.data["tiers"] if t["tier"] == name)
+
+    @cached_property
+    def views(self) -> dict[str, TierView]:
+        slo = self.plan.scenario.slo
+        return {t.tier: tier_view(t, self.tier_data(t.tier), slo) for t in self.plan.tiers}
 
 
 def compute(profile: Profile, base_dir: Path, engine: Evaluate | None = None, cache: bool = True) -> Result:
@@ -147,16 +153,17 @@ def latency_curve(result: Result, tier: str, should_stop: Callable[[], bool] = n
     from planner.engine.roofline import replica_params
     from planner.engine.serving import offline_throughput
 
-    tp = result.tier(tier)
+    tier_plan = result.tier(tier)
     scenario = result.plan.scenario
     slo = scenario.slo
     base = dict(
-        tier=tier, replicas=max(tp.replicas, 1), ttft_pct=slo.ttft_percentile, tpot_pct=slo.tpot_percentile,
+        tier=tier, replicas=max(tier_plan.replicas, 1), ttft_pct=slo.ttft_percentile, tpot_pct=slo.tpot_percentile,
         ttft_target_ms=slo.ttft_ms, tpot_target_ms=slo.tpot_ms, peak_rps=result.plan.peak_rate_rps,
     )
-    if tp.binding in ("memory capacity", "hardware support"):
-        return LatencyCurve(rates_rps=[], ttft_ms=[], tpot_ms=[], saturation_rps=0.0, note=tp.reason, **base)
-    params = replica_params(tp.model, tp.gpu, tp.config, knobs_for(tp.gpu, result.inputs.calibration, tp.config.engine))
+    if tier_plan.binding in (Binding.MEMORY, Binding.HARDWARE):
+        return LatencyCurve(rates_rps=[], ttft_ms=[], tpot_ms=[], saturation_rps=0.0, note=tier_plan.reason, **base)
+    knobs = knobs_for(tier_plan.gpu, result.inputs.calibration, tier_plan.config.engine)
+    params = replica_params(tier_plan.model, tier_plan.gpu, tier_plan.config, knobs)
     wl = result.plan.workload
     max_rate, _, _ = offline_throughput(params, wl)
     if max_rate <= 0:
@@ -174,7 +181,7 @@ def latency_curve(result: Result, tier: str, should_stop: Callable[[], bool] = n
 
 # The curve's operating points by replica and workload: a keystroke that changes neither (a price,
 # a target, another tier's model) redraws the chart without solving them again.
-CURVE_POINTS: LRU[tuple, list] = LRU(64)
+CURVE_POINTS: Memo[tuple, list] = Memo(64)
 
 
 def _curve_points(params, wl, max_rate: float, should_stop: Callable[[], bool]) -> list | None:
@@ -211,12 +218,6 @@ class SweepPoint:
     gpus: int
 
 
-@dataclass(frozen=True)
-class CostSweep:
-    points: list[SweepPoint] = field(default_factory=list)
-    chosen: dict[str, str] = field(default_factory=dict)  # tier -> model id in the plan
-
-
 def sweep_key(inputs: Inputs) -> str:
     """Everything the sweep depends on: the scenario without the tier choices, plus customs."""
     scenario = inputs.scenario.model_dump_json(exclude={"models"})
@@ -247,9 +248,9 @@ def cost_sweep(inputs: Inputs, models: Iterable[ModelSpec] | None = None,
         seen.add(spec.id)
         if should_stop():
             return None
-        tp = plan_tier(scenario, spec.tier, spec, gpu, wl, inputs.calibration)
-        usd = tp.cost.usd_month if tp.feasible and tp.cost is not None else None
-        points.append(SweepPoint(spec.id, spec.tier, spec.params_total / 1e9, tp.feasible, usd, tp.gpus))
+        planned = plan_tier(scenario, spec.tier, spec, gpu, wl, inputs.calibration)
+        usd = planned.cost.usd_month if planned.feasible and planned.cost is not None else None
+        points.append(SweepPoint(spec.id, spec.tier, spec.params_total / 1e9, planned.feasible, usd, planned.gpus))
     if full:
         SWEEPS.put(key, points)
     return points

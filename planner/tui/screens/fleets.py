@@ -21,13 +21,14 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, Tab, Tabs
 
+from planner.engine.memo import Memo
 from planner.engine.numbers import estimated_usd
 from planner.engine.specs import TIERS
 from planner.profile import Profile
 from planner.report import fmt_ms, fmt_usd
 from planner.service import ComputeError, FleetChoice, FleetRow, FleetSearch, excluded_text, fleet_search, search_key
 from planner.tui import commands
-from planner.tui.compute import LRU, Result
+from planner.tui.compute import Result
 from planner.tui.frames import PromptFrames
 from planner.tui.widgets.charts import FleetPoint, FrontierChart
 from planner.tui.widgets.header import TitleHeader
@@ -54,7 +55,7 @@ COLUMN_HELP: tuple[tuple[str, str], ...] = (
 
 
 # Searches of recently seen inputs (worker threads write, the UI thread reads).
-SEARCHES: LRU[str, FleetSearch] = LRU(24)
+SEARCHES: Memo[str, FleetSearch] = Memo(24)
 
 
 def fleet_point(row: FleetRow) -> FleetPoint:

@@ -384,7 +384,7 @@ def _measurements(args):
 def cmd_validate(args) -> int:
     from planner.engine.knobs import Calibration, shipped_calibration
     from planner.engine.validate import evaluate_rows, summarize
-    from planner.report import cross_validation_json, validation_row
+    from planner.report import cross_validation_json, validation_json, validation_row
     from planner.service import load_calibration
 
     data = _measurements(args)
@@ -405,9 +405,7 @@ def cmd_validate(args) -> int:
     report = summarize(results)
     rows = [validation_row(r) for r in results]
     if args.format == "json":
-        skipped = [{"line": e.line, "column": e.column, "reason": e.message} for e in data.errors]
-        extra = {"cross_validation": cv} if cv else {}
-        emit(json.dumps({"rows": rows, **report, **extra, "unparsed": skipped}, indent=2, allow_nan=False))
+        emit(json.dumps(validation_json(rows, report, cv, data.errors), indent=2, allow_nan=False))
     else:
         from planner.tables import cross_validation_tables, validation_tables
 
@@ -427,6 +425,7 @@ def cmd_calibrate(args) -> int:
     from planner.engine.fit import MIN_ROWS_PER_FAMILY, calibrate
     from planner.engine.knobs import Calibration, shipped_calibration
     from planner.engine.validate import evaluate_rows, group_errors, summarize, validated_families
+    from planner.report import calibration_data, cross_validation_json
 
     check_target(args.output, args.force)
     # with -o - the calibration is standard output, and the report goes to stderr beside it
@@ -460,7 +459,6 @@ def cmd_calibrate(args) -> int:
             f"({fit.predictions} predictions of the rows)")
     if args.cross_validate:
         from planner.engine.crossval import cross_validate, error_bands
-        from planner.report import cross_validation_json
         from planner.tables import cross_validation_tables
 
         say("cross-validating: sources dealt into folds, each fold predicted with knobs fitted without it")
@@ -469,7 +467,7 @@ def cmd_calibrate(args) -> int:
         fitted = fitted.model_copy(update={"cv_error_pct": error_bands(held)})
         for table in cross_validation_tables(cross_validation_json(held)):
             _print(table, to_stderr)
-    write_result(args.output, tomli_w.dumps(_rounded(fitted.model_dump(exclude_none=True))))
+    write_result(args.output, tomli_w.dumps(calibration_data(fitted)))
     say(f"fitted {len(fits)} GPU families on {len(data.rows)} rows in {time.perf_counter() - started:.1f} s: "
           f"median error {before['overall']['median_ape']}% -> {after['overall']['median_ape']}%")
     for metric, stats in after["summary"].items():
@@ -480,15 +478,6 @@ def cmd_calibrate(args) -> int:
     say(f"wrote {'the calibration to standard output' if to_stderr else args.output}")
     unknown_gpu = any(what.startswith("GPU ") for what in skipped)  # rows no fit could use
     return outcome(not data.errors and not unknown_gpu)
-
-
-def _rounded(value):
-    """Knobs to four decimals: the fit is not more precise than that, and the file stays readable."""
-    if isinstance(value, float):
-        return round(value, 4)
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    return value
 
 
 def cmd_export(args) -> int:

@@ -15,6 +15,7 @@ from planner.engine.numbers import fmt_gb, fmt_ms, fmt_num, fmt_sig, fmt_usd  # 
 if TYPE_CHECKING:  # annotations only: the TUI formats numbers before the engine (numpy) is loaded
     from planner.engine.crossval import CrossValidation
     from planner.engine.hosted_api import HostedApiOption
+    from planner.engine.knobs import Calibration
     from planner.engine.plan import Plan, TierPlan
     from planner.engine.predict import Prediction
     from planner.engine.search import Candidate, SearchResult
@@ -280,6 +281,28 @@ def validation_row(r: RowResult) -> dict:
     if r.predicted is None:
         row["reason"] = r.reason
     return row
+
+
+def validation_json(rows: list[dict], summary: dict, cv: dict | None, unparsed: list) -> dict:
+    """`planner validate --format json`: the rows, their error summary, the cross-validation if
+    run, and the lines that could not be read."""
+    extra = {"cross_validation": cv} if cv else {}
+    skipped = [{"line": e.line, "column": e.column, "reason": e.message} for e in unparsed]
+    return {"rows": rows, **summary, **extra, "unparsed": skipped}
+
+
+def calibration_data(calibration: Calibration) -> dict:
+    """A calibration as `planner calibrate` writes it, knobs to four decimals: the fit is not more
+    precise than that, and the file stays readable."""
+
+    def rounded(value):
+        if isinstance(value, float):
+            return round(value, 4)
+        if isinstance(value, dict):
+            return {k: rounded(v) for k, v in value.items()}
+        return value
+
+    return rounded(calibration.model_dump(exclude_none=True))
 
 
 def cross_validation_json(held: CrossValidation) -> dict:

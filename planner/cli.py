@@ -11,9 +11,18 @@ import math
 import sys
 from pathlib import Path
 
-from planner.engine.engines import DEFAULT_ENGINE, ENGINES
-from planner.output import (OutputFailed, check_target, emit, finish, silence_stdout, stdout, stdout_failure, to_stdout,
-                            write_result)
+from planner.engine.engines import ENGINES
+from planner.output import (
+    OutputFailed,
+    check_target,
+    emit,
+    finish,
+    silence_stdout,
+    stdout,
+    stdout_failure,
+    to_stdout,
+    write_result,
+)
 from planner.results_cli import FILES_HELP, inputs_name
 
 COMMANDS = ("predict", "plan", "catalog", "search", "validate", "calibrate", "export")
@@ -171,7 +180,8 @@ def _predict_parser(sub) -> None:
     mode.add_argument("--offline", action="store_true", help="all requests queued: maximum throughput")
     mode.add_argument("--concurrency", type=positive_int, help="closed loop with N clients")
     mode.add_argument("--rate", type=float, help="open loop: Poisson arrivals, requests/s (>= 0)")
-    p.add_argument("--engine", choices=ENGINES, default="vllm", help="serving engine: its default limits and calibration (default: vllm)")
+    p.add_argument("--engine", choices=ENGINES, default="vllm",
+                   help="serving engine: its default limits and calibration (default: vllm)")
     p.add_argument("--max-seqs", type=positive_int, help="running-sequence cap (vLLM max_num_seqs)")
     p.add_argument("--max-batched-tokens", type=positive_int, help="chunked-prefill token budget (max_num_batched_tokens)")
     p.add_argument("--no-chunked-prefill", action="store_true", help="whole-prompt prefill steps (vLLM V0 style)")
@@ -451,9 +461,9 @@ def cmd_calibrate(args) -> int:
     after = summarize(results)
     gpu_families, model_families = validated_families(results, args.measurements[0].resolve().parent)
     engines = sorted({r.row.engine for r in results if r.error_pct is not None})
-    fitted = fitted.model_copy(update={"source": f"planner calibrate {inputs_name(args.measurements)}", "error_pct": group_errors(results),
-                                       "validated_families": gpu_families, "validated_models": model_families,
-                                       "validated_engines": engines})
+    fitted = fitted.model_copy(update={"source": f"planner calibrate {inputs_name(args.measurements)}",
+                                       "error_pct": group_errors(results), "validated_families": gpu_families,
+                                       "validated_models": model_families, "validated_engines": engines})
     for fit in fits:
         say(f"{fit.family}: {fit.rows} rows, loss {fit.loss_before:.3f} -> {fit.loss_after:.3f} "
             f"({fit.predictions} predictions of the rows)")

@@ -21,7 +21,8 @@ def add_export_parser(sub) -> None:
     exp.add_argument("--force", action="store_true", help="overwrite the output file (regular files only)")
     exp.add_argument("--engine", choices=("vllm", "sglang", "trtllm"),
                      help="the engine to plan for (default: vllm for --to vllm, sglang for --to sglang, else the profile's)")
-    exp.add_argument("--draft-model", help="Hugging Face id of the speculative-decoding draft model (default: vLLM's n-gram lookup)")
+    exp.add_argument("--draft-model",
+                     help="Hugging Face id of the speculative-decoding draft model (default: vLLM's n-gram lookup)")
     exp.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"server the benchmark targets (default: {DEFAULT_BASE_URL})")
     exp.add_argument("--image", help="container image for --to k8s (default: the engine's published image)")
 

@@ -174,7 +174,8 @@ def unmeasured_text(t: dict, gpu_family: str, model_family: str) -> str:
         return "" if v else "this setup"
     parts = [f"{gpu_family} GPUs" if not v.get("gpu_family", True) else "",
              f"{model_family} models" if not v.get("model_family", True) else "",
-             f"{ENGINE_NAMES.get(t.get('engine', ''), t.get('engine', ''))} on this GPU family" if not v.get("engine", True) else ""]
+             f"{ENGINE_NAMES.get(t.get('engine', ''), t.get('engine', ''))} on this GPU family"
+             if not v.get("engine", True) else ""]
     return ", ".join(p for p in parts if p)
 
 
@@ -212,7 +213,8 @@ def _finite_values(data: dict) -> dict:
 def plan_export(plan: Plan, inputs: dict) -> dict:
     """The TOML export: the full inputs plus a [plan] table of results."""
     results = plan_json(plan)
-    return inputs | {"plan": {"planner_version": __version__, "date": date.today().isoformat(), "tiers": _drop_none(results["tiers"])}}
+    return inputs | {"plan": {"planner_version": __version__, "date": date.today().isoformat(),
+                              "tiers": _drop_none(results["tiers"])}}
 
 
 def _drop_none(value):
@@ -276,7 +278,8 @@ def validation_row(r: RowResult) -> dict:
     row = {"model": m.model, "gpu": m.gpu, "tp": m.tp, "mode": m.mode, "rate": m.rate, "concurrency": m.concurrency,
            "input_len": m.input_len, "output_len": m.output_len, "metric": m.metric, "measured": m.value,
            "predicted": round(r.predicted, 4) if r.predicted is not None else None,
-           "error_pct": round(err, 2) if err is not None else None, "abs_error_pct": round(abs(err), 2) if err is not None else None,
+           "error_pct": round(err, 2) if err is not None else None,
+           "abs_error_pct": round(abs(err), 2) if err is not None else None,
            "source": m.source, "engine": m.engine, "load_band": r.load_band if r.predicted is not None else None}
     if r.predicted is None:
         row["reason"] = r.reason

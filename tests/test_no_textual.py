@@ -30,7 +30,8 @@ def python(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def test_engine_modules_are_listed():
-    assert {"planner.engine.roofline", "planner.engine.serving", "planner.engine.plan", "planner.engine.predict"} <= set(ENGINE_MODULES)
+    expected = {"planner.engine.roofline", "planner.engine.serving", "planner.engine.plan", "planner.engine.predict"}
+    assert expected <= set(ENGINE_MODULES)
 
 
 def test_importing_engine_report_cli_and_profile_does_not_import_textual():

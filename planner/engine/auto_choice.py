@@ -17,7 +17,6 @@ from planner.engine.tier_plan import TierPlan
 from planner.engine.tp_choice import plan_over_tp
 from planner.engine.workload import Workload
 
-
 # The weight formats weights = "auto" tries, highest precision first: at equal cost the higher keeps
 # more of the model's quality.
 AUTO_WEIGHTS = ("bf16", "fp16", "fp8", "int8", "int4", "fp4")
@@ -35,7 +34,8 @@ def auto_weights(model: ModelSpec, gpu: GpuSpec) -> list[str]:
 PP_DEGREES = (1, 2, 4, 8)
 
 
-def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl: Workload, calibration: Calibration | None = None) -> TierPlan:
+def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl: Workload,
+              calibration: Calibration | None = None) -> TierPlan:
     """The tier's plan. With pp = "auto": TP, then PP, one stage unless the model does not fit one
     scale-up domain, then the fewest stages that hold it (PP adds GPUs and latency, so it
     never makes a fitting fleet cheaper in this model's terms)."""
@@ -98,5 +98,5 @@ def _least_gpus(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, knobs: Knobs
     base = serving_config(scenario, model, gpu, 1)
     degrees = fitting_tp_degrees(model, gpu, base, knobs, scenario.fleet.gpus_per_node)
     rate = scenario.load.peak_rate_rps
-    return min((replica_check(scenario, replica_params(model, gpu, config_with(base, tp=tp), knobs), wl, rate).least_replicas() * tp * base.pp
-                for tp in degrees), default=math.inf)
+    return min((replica_check(scenario, replica_params(model, gpu, config_with(base, tp=tp), knobs), wl, rate).least_replicas()
+                * tp * base.pp for tp in degrees), default=math.inf)

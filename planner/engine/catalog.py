@@ -16,8 +16,8 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from planner.engine.memo import memoized
 from planner.engine.hf_config import model_from_hf_config
+from planner.engine.memo import memoized
 from planner.engine.specs import GpuSpec, ModelSpec
 
 Spec = TypeVar("Spec", GpuSpec, ModelSpec)

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.engine.memo import Memo
 from planner.engine.cycles import cycle_duration, cycle_samples, decode_step, decode_step_s, draft_share_s, spec_tokens_per_step
 from planner.engine.fixed_point import RateState
+from planner.engine.memo import Memo
 from planner.engine.next_cycles import next_cycles
 from planner.engine.offline import OperatingPoint
 from planner.engine.quantiles import poisson_quantiles, strata_midpoints, summarise, weighted_quantiles
@@ -48,7 +48,8 @@ def cycle_table(p, pool: PromptPool, lane_rate: float, b: float, ctx: float, sta
     return dur.ravel(), weights / weights.sum(), steps.ravel()
 
 
-def sampled_distributions(p, wl, pool: PromptPool, point: OperatingPoint, lane_rate: float, state: RateState, fid: Fidelity) -> None:
+def sampled_distributions(p, wl, pool: PromptPool, point: OperatingPoint, lane_rate: float, state: RateState,
+                          fid: Fidelity) -> None:
     """Percentiles from seeded, stratified joint samples: the cycle in progress at arrival
     (length-biased), the residual of it, the prompts that arrive during it and share this prompt's
     cycle, and the cycles that follow (the decode window, each cycle's prompts having arrived
@@ -86,7 +87,8 @@ def sampled_distributions(p, wl, pool: PromptPool, point: OperatingPoint, lane_r
     has_decode = l_out > 1.0
     e2e = ttft[:m] + np.where(has_decode, (l_out - 1.0) * tpot, 0.0)
     point.ttft_s, point.e2e_s = summarise(ttft), summarise(e2e, w_out)
-    point.tpot_s = summarise(tpot[has_decode], w_out[has_decode]) if has_decode.any() else summarise(np.array([point.tpot_mean_s]))
+    point.tpot_s = (summarise(tpot[has_decode], w_out[has_decode]) if has_decode.any()
+                    else summarise(np.array([point.tpot_mean_s])))
     point.ttft_mean_s, point.e2e_mean_s = point.ttft_s["mean"], point.e2e_s["mean"]
 
 

@@ -34,7 +34,8 @@ def config_problem(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, node_limi
         return Binding.PARALLELISM, (f"TP={cfg.tp} neither divides the {model.kv_heads} KV heads of {model.id} nor is a "
                                f"multiple of them, so they can be neither split nor replicated evenly")
     if cfg.pp > model.layers:
-        return Binding.PARALLELISM, f"PP={cfg.pp} exceeds the {model.layers} layers of {model.id}: every pipeline stage needs a layer"
+        return Binding.PARALLELISM, (f"PP={cfg.pp} exceeds the {model.layers} layers of {model.id}: every pipeline stage "
+                                     "needs a layer")
     return None
 
 
@@ -53,7 +54,8 @@ def weights_problem(gpu: GpuSpec, weights: str) -> str:
     return ""
 
 
-def fleet_problem(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, p, wl: Workload) -> tuple[str, str] | None:
+def fleet_problem(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, p,
+                  wl: Workload) -> tuple[str, str] | None:
     """Why no number of replicas of this configuration (its replica parameters `p`) can carry the
     scenario's load, as (binding, reason), or None: the checks `plan` makes before sizing, in its
     order. `search` screens every configuration with it, so each fleet it ranks is one plan accepts."""
@@ -66,8 +68,8 @@ def fleet_problem(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Servi
     if too_long:
         return Binding.CONTEXT, too_long
     if over_fleet_limit(scenario, cfg.tp * cfg.pp):
-        return Binding.FLEET_SIZE, (f"one replica at TP={cfg.tp} PP={cfg.pp} needs {cfg.tp * cfg.pp} GPUs, more than the fleet limit "
-                              f"of {scenario.fleet.max_gpus:,} (fleet.max_gpus)")
+        return Binding.FLEET_SIZE, (f"one replica at TP={cfg.tp} PP={cfg.pp} needs {cfg.tp * cfg.pp} GPUs, more than the "
+                                    f"fleet limit of {scenario.fleet.max_gpus:,} (fleet.max_gpus)")
     return None
 
 

@@ -10,9 +10,9 @@ from functools import cached_property
 
 import numpy as np
 
-from planner.engine.memo import Memo
 from planner.engine.cycles import cycle_duration
 from planner.engine.fixed_point import RateState
+from planner.engine.memo import Memo
 from planner.engine.seeded_draws import SampleDraws
 from planner.engine.workload import PromptPool
 

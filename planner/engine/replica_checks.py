@@ -4,12 +4,10 @@ per count and fidelity, and shared through a small thread-safe cache with the id
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 
-from planner.engine.memo import Memo
-from planner.engine.binding import Binding, UNSTABLE
+from planner.engine.binding import UNSTABLE, Binding
 from planner.engine.distributions import FULL, QUICK, Fidelity
+from planner.engine.memo import Memo
 from planner.engine.offline import OperatingPoint, offline_throughput
 from planner.engine.open_loop import RateSolution, finish_rate_point, rate_point, solve_rate_point
 from planner.engine.scenario import Scenario

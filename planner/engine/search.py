@@ -18,15 +18,22 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-from planner.engine.binding import Binding, UNSTABLE
 from planner.engine import catalog, trust
+from planner.engine.binding import UNSTABLE, Binding
 from planner.engine.feasibility import fleet_problem, over_fleet_limit
 from planner.engine.hosted_api import cheaper_hosted_apis
 from planner.engine.knobs import Calibration, shipped_calibration
 from planner.engine.plan import workload_of
 from planner.engine.replica_checks import replica_check
-from planner.engine.roofline import (ReplicaParams, ServingConfig, kv_capacity_tokens, memory_per_gpu, replica_params,
-                                     sequence_kv_tokens, step_time)
+from planner.engine.roofline import (
+    ReplicaParams,
+    ServingConfig,
+    kv_capacity_tokens,
+    memory_per_gpu,
+    replica_params,
+    sequence_kv_tokens,
+    step_time,
+)
 from planner.engine.scenario import Scenario
 from planner.engine.serving import Workload
 from planner.engine.sizing import size_replicas
@@ -180,14 +187,16 @@ def screen(p: ReplicaParams, wl: Workload, scenario: Scenario, prices: np.ndarra
     rate = scenario.load.peak_rate_rps
     util = scenario.slo.max_utilization
     with np.errstate(divide="ignore", invalid="ignore"):
-        replicas_lb = np.where(max_rate > 0, np.maximum(np.ceil(rate / (max_rate * util) - 1e-9), 1.0 if rate > 0 else 0.0), np.inf)
+        replicas_lb = np.where(max_rate > 0, np.maximum(np.ceil(rate / (max_rate * util) - 1e-9), 1.0 if rate > 0 else 0.0),
+                               np.inf)
     usd_lb = replicas_lb * p.tp * p.pp * prices * scenario.cost.hours_per_month
     slo = scenario.slo
     fits = (mem["kv"] > 0) & (cap >= 1.0)
     tpot_ok = np.ones_like(fits) if slo.tpot_ms is None else tpot_floor_ms <= slo.tpot_ms
     ttft_ok = np.ones_like(fits) if slo.ttft_ms is None else ttft_floor_ms <= slo.ttft_ms
     within_limit = ~over_fleet_limit(scenario, replicas_lb * p.tp * p.pp)
-    return {"fits": fits, "tpot_ok": tpot_ok, "ttft_ok": ttft_ok, "within_limit": within_limit, "usd_lb": usd_lb, "max_rate": max_rate}
+    return {"fits": fits, "tpot_ok": tpot_ok, "ttft_ok": ttft_ok, "within_limit": within_limit, "usd_lb": usd_lb,
+            "max_rate": max_rate}
 
 
 def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: list[GpuSpec], top: int = 5,
@@ -201,8 +210,8 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
     start = time.perf_counter()
     p, meta, ruled_out = _grid(models, gpus, scenario, wl, calibration)
     if p is None:
-        return SearchResult(tier, sum(ruled_out.values()), ruled_out or {"no configuration for these GPUs and models": 1}, [], [], [],
-                            screen_s=time.perf_counter() - start, models=model_ids)
+        return SearchResult(tier, sum(ruled_out.values()), ruled_out or {"no configuration for these GPUs and models": 1},
+                            [], [], [], screen_s=time.perf_counter() - start, models=model_ids)
     own_id = _own_gpu_id(scenario, gpus)
     price_of = {g.id: _price(scenario, g, own_id) for g in gpus}
     prices = np.array([price_of[g] for g in meta.gpu_ids()])
@@ -212,7 +221,8 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
     for why, n in (("do not fit in memory", int((~s["fits"]).sum())),
                    ("cannot meet the TPOT target even idle", int((s["fits"] & ~s["tpot_ok"]).sum())),
                    ("cannot meet the TTFT target even idle", int((s["fits"] & s["tpot_ok"] & ~s["ttft_ok"]).sum())),
-                   ("need more GPUs than fleet.max_gpus", int((s["fits"] & s["tpot_ok"] & s["ttft_ok"] & ~s["within_limit"]).sum()))):
+                   ("need more GPUs than fleet.max_gpus",
+                    int((s["fits"] & s["tpot_ok"] & s["ttft_ok"] & ~s["within_limit"]).sum()))):
         excluded[why] = excluded.get(why, 0) + n
     keep = s["fits"] & s["tpot_ok"] & s["ttft_ok"] & s["within_limit"]
     notes: list[str] = []
@@ -225,7 +235,8 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
         cand = _exact(scenario, model, gpu, cfg, wl, float(s["usd_lb"][i]), price_of[gpu.id], calibration)
         candidates.append(cand)
         fleet = _fleet_key(model, gpu, cfg)
-        if cand.feasible and (fleet not in best or (cand.usd_month, cand.e2e_p99_ms) < (best[fleet].usd_month, best[fleet].e2e_p99_ms)):
+        if cand.feasible and (fleet not in best
+                              or (cand.usd_month, cand.e2e_p99_ms) < (best[fleet].usd_month, best[fleet].e2e_p99_ms)):
             best[fleet] = cand
 
     def threshold() -> float:

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from planner.engine.memo import Memo
 from planner.engine import lengths
+from planner.engine.memo import Memo
 from planner.engine.scenario import LengthDist
 from planner.engine.workload import RNG_SEED, SAMPLES, even_picks
 

@@ -21,7 +21,6 @@ from planner.engine.specs import GpuSpec, ModelSpec
 from planner.engine.targets import floor_ms, slo_misses
 from planner.engine.workload import Workload, prompt_tokens
 
-
 MAX_REPLICAS = 100_000
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from planner.engine.binding import Binding, UNSTABLE
+from planner.engine.binding import UNSTABLE, Binding
 from planner.engine.offline import OperatingPoint
 from planner.engine.scenario import Scenario
 

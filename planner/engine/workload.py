@@ -11,8 +11,8 @@ from functools import cached_property
 
 import numpy as np
 
-from planner.engine.memo import Memo
 from planner.engine import lengths
+from planner.engine.memo import Memo
 from planner.engine.roofline import BLOCK_TOKENS, ReplicaParams
 from planner.engine.scenario import LengthDist
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from planner.engine.binding import Binding, UNSTABLE
+from planner.engine.binding import UNSTABLE, Binding
 from planner.engine.scenario import Targets
 from planner.report import fmt_ms, fmt_num, fmt_usd, measured
 

@@ -13,14 +13,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from planner.engine.binding import Binding
+from planner import service
 from planner.engine import catalog
+from planner.engine.binding import Binding
 from planner.engine.memo import Memo
 from planner.engine.scenario import Targets
 from planner.engine.specs import GpuSpec, ModelSpec
 from planner.profile import Profile
 from planner.report import plan_json
-from planner import service
 from planner.service import ComputeError, Evaluate, Inputs, resolve, uses_files
 
 # The numeric engine (numpy, ~0.15 s to import) is imported by the functions that run it, in the
@@ -42,8 +42,8 @@ def never() -> bool:
 # Plans of recently seen inputs: going back to an earlier value (undoing a keystroke, reopening a
 # profile) shows its plan at once. Keyed by the profile's JSON and folder; files a profile points
 # at (config.json, calibration) are read again only when the inputs change.
-PLANS: Memo[str, "Result"] = Memo(64)
-SWEEPS: Memo[str, "list[SweepPoint]"] = Memo(16)
+PLANS: Memo[str, Result] = Memo(64)
+SWEEPS: Memo[str, list[SweepPoint]] = Memo(16)
 
 
 @dataclass(frozen=True)
@@ -148,10 +148,10 @@ class LatencyCurve:
 def latency_curve(result: Result, tier: str, should_stop: Callable[[], bool] = never) -> LatencyCurve | None:
     """Sample the engine's open-loop operating point at CURVE_SHARES of saturation. The fleet keeps
     the plan's replica count (at least one), and each replica gets an equal share of the load."""
-    from planner.engine.targets import percentile_of
-    from planner.engine.tier_config import knobs_for
     from planner.engine.roofline import replica_params
     from planner.engine.serving import offline_throughput
+    from planner.engine.targets import percentile_of
+    from planner.engine.tier_config import knobs_for
 
     tier_plan = result.tier(tier)
     scenario = result.plan.scenario

@@ -213,8 +213,9 @@ class FleetsScreen(PromptFrames, Screen[FleetChoice | None]):
 
     def _cells(self, rank: int, r: FleetRow) -> list[Text]:
         values = (
-            f"{rank}{'★' if r.frontier else ' '}", r.model, r.gpu if r.validated else f"{r.gpu} ?", f"{r.weights}/{r.kv}", str(r.tp),
-            f"{r.replicas:,}", f"{r.gpus:,}", estimated_usd(r.usd_month, r.price_estimated), fmt_ms(r.ttft_p99_ms), fmt_ms(r.tpot_p99_ms),
+            f"{rank}{'★' if r.frontier else ' '}", r.model, r.gpu if r.validated else f"{r.gpu} ?", f"{r.weights}/{r.kv}",
+            str(r.tp), f"{r.replicas:,}", f"{r.gpus:,}", estimated_usd(r.usd_month, r.price_estimated), fmt_ms(r.ttft_p99_ms),
+            fmt_ms(r.tpot_p99_ms),
             fmt_ms(r.e2e_p99_ms), r.binding, _opt(r.max_num_seqs), _opt(r.max_num_batched_tokens),
         )
         return [_cell(v, justify, "bold" if label == "$/month" else "")

@@ -22,7 +22,7 @@ from textual.widgets import Static
 
 from planner.engine.binding import Binding
 from planner.engine.specs import TIERS
-from planner.report import fmt_ms, fmt_num, fmt_usd, unmeasured_text
+from planner.report import fmt_ms, fmt_num, unmeasured_text
 from planner.tui.columns import MISSED, ROWS, status
 from planner.tui.compute import Result
 
@@ -384,7 +384,8 @@ def api_text(t: dict) -> Content | None:
             f"{_money(t['api_usd_month'] or 0)}/month")
     cheaper = t.get("api_cheaper")
     if cheaper in ("api", "self-hosted") and t.get("usd_month") is not None:
-        text += f"; {'the API' if cheaper == 'api' else 'self-hosting'} is {_money(abs(t['usd_month'] - t['api_usd_month']))} cheaper"
+        saved = _money(abs(t["usd_month"] - t["api_usd_month"]))
+        text += f"; {'the API' if cheaper == 'api' else 'self-hosting'} is {saved} cheaper"
     if t.get("break_even_rps") is not None:
         text += (f"; break-even {fmt_num(t['break_even_rps'])} req/s = {fmt_num(t['break_even_requests_month'])} req "
                  f"= {fmt_num(t['break_even_mtok_month'] * 1e6)} out tok a month")

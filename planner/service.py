@@ -107,16 +107,17 @@ def _look_up(place: str, lookup: Callable, *args):
         raise ComputeError(str(exc), place) from None
 
 
-def plan(inputs: Inputs, tiers: Sequence[str] = TIERS, evaluate: Evaluate | None = None) -> Plan:
-    """The plan of the named tiers (all by default). `evaluate`: another whole-plan engine."""
+def plan(inputs: Inputs, tiers: Sequence[str] | None = None, evaluate: Evaluate | None = None) -> Plan:
+    """The plan of the named tiers (default: all three). `evaluate`: another engine for the whole
+    plan (the app's helper process, a test's stand-in)."""
     from planner.engine import plan as engine_plan
 
     args = (inputs.scenario, inputs.custom_gpus, inputs.custom_models, inputs.calibration)
     try:
+        if tiers is None or list(tiers) == TIERS:
+            return (evaluate or engine_plan.evaluate)(*args)
         if evaluate is not None:
-            return evaluate(*args)
-        if tuple(tiers) == TIERS:
-            return engine_plan.evaluate(*args)
+            raise ValueError("another engine plans all three tiers")
         return engine_plan.assemble(inputs.scenario, engine_plan.plan_tiers(inputs.scenario, tiers, *args[1:]))
     except catalog.CatalogError as exc:
         raise ComputeError(str(exc)) from exc

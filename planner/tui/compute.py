@@ -21,14 +21,13 @@ from planner.engine.scenario import Targets
 from planner.engine.specs import GpuSpec, ModelSpec
 from planner.profile import Profile
 from planner.report import plan_json
-from planner.service import ComputeError, Evaluate, Inputs, resolve, uses_files
+from planner.service import ComputeError as ComputeError  # the screens catch it from here
+from planner.service import Evaluate, Inputs, resolve, uses_files
 
 # The numeric engine (numpy, ~0.15 s to import) is imported by the functions that run it, in the
 # plan worker, so the first frame does not wait for it.
 if TYPE_CHECKING:
     from planner.engine.plan import Plan, TierPlan
-
-__all__ = ["ComputeError", "Evaluate", "Inputs", "resolve"]  # the app's names for the service's
 
 # Load points of the latency curve, as shares of one replica's saturation throughput: dense near
 # saturation, where the curve bends.

@@ -19,8 +19,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from planner.engine import catalog  # noqa: E402
-from planner.engine import replica_checks  # noqa: E402
+from planner.engine import catalog, replica_checks  # noqa: E402
 from planner.engine.knobs import shipped_calibration  # noqa: E402
 from planner.engine.plan import evaluate  # noqa: E402
 from planner.engine.roofline import (  # noqa: E402
@@ -181,7 +180,8 @@ def bench_rate_point_and_plan() -> None:
     print(f"    full plan evaluate() of profiles/chatbot-h100.toml, cold: {seconds * 1e3:.1f} ms (median of 20; "
           f"{calls} latency evaluations: operating points finished at some fidelity)")
     print(f"    target < {TARGET_PLAN_S * 1e3:.0f} ms   {verdict(seconds < TARGET_PLAN_S)}")
-    print(f"    the same plan after a price edit (sizing remembered, costs recomputed): {price_edit_s * 1e3:.1f} ms (median of 20)")
+    print(f"    the same plan after a price edit (sizing remembered, costs recomputed): {price_edit_s * 1e3:.1f} ms "
+          "(median of 20)")
     helped_s = helped_plan_seconds(scenario, gpus, models)
     if helped_s is not None:
         print(f"    the same cold plan with its large tier on a helper process, as the TUI plans: {helped_s * 1e3:.1f} ms "

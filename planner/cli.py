@@ -11,9 +11,18 @@ import math
 import sys
 from pathlib import Path
 
-from planner.engine.engines import DEFAULT_ENGINE, ENGINES
-from planner.output import (OutputFailed, check_target, emit, finish, silence_stdout, stdout, stdout_failure, to_stdout,
-                            write_result)
+from planner.engine.engines import ENGINES
+from planner.output import (
+    OutputFailed,
+    check_target,
+    emit,
+    finish,
+    silence_stdout,
+    stdout,
+    stdout_failure,
+    to_stdout,
+    write_result,
+)
 from planner.results_cli import FILES_HELP, inputs_name
 
 COMMANDS = ("predict", "plan", "catalog", "search", "validate", "calibrate", "export")
@@ -117,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     srch.add_argument("profile", type=Path)
     srch.add_argument("--tier", choices=("small", "medium", "large", "all"), default="all")
     srch.add_argument("--top", type=positive_int, default=5)
-    srch.add_argument("--gpus", help="comma-separated GPU ids (default: the whole catalog)")
+    srch.add_argument("--gpus", help="comma-separated GPU ids (default: the whole catalog and the profile's [[gpu]]s)")
     srch.add_argument("--all-models", action="store_true", help="every catalog model of the tier, not just the profile's")
     srch.add_argument("--format", choices=("table", "json"), default="table")
     _engine_flag(srch, "the serving engine (default: the profile's fleet.engine)")
@@ -171,7 +180,8 @@ def _predict_parser(sub) -> None:
     mode.add_argument("--offline", action="store_true", help="all requests queued: maximum throughput")
     mode.add_argument("--concurrency", type=positive_int, help="closed loop with N clients")
     mode.add_argument("--rate", type=float, help="open loop: Poisson arrivals, requests/s (>= 0)")
-    p.add_argument("--engine", choices=ENGINES, default="vllm", help="serving engine: its default limits and calibration (default: vllm)")
+    p.add_argument("--engine", choices=ENGINES, default="vllm",
+                   help="serving engine: its default limits and calibration (default: vllm)")
     p.add_argument("--max-seqs", type=positive_int, help="running-sequence cap (vLLM max_num_seqs)")
     p.add_argument("--max-batched-tokens", type=positive_int, help="chunked-prefill token budget (max_num_batched_tokens)")
     p.add_argument("--no-chunked-prefill", action="store_true", help="whole-prompt prefill steps (vLLM V0 style)")
@@ -215,6 +225,7 @@ def cmd_predict(args) -> int:
     from planner.engine.roofline import ServingConfig
     from planner.engine.serving import Workload
     from planner.report import prediction_json
+    from planner.service import load_calibration
 
     if args.rate is not None and (not math.isfinite(args.rate) or args.rate < 0):
         raise UsageError(f"--rate must be a finite number >= 0, got {args.rate}")
@@ -268,18 +279,16 @@ def _check_unchunked_budget(cfg, input_len) -> None:
 
 
 def cmd_plan(args) -> int:
-    from planner.engine.plan import evaluate
-    from planner.profile import load_profile, profile_to_dict
+    from planner import service
+    from planner.profile import profile_to_dict
     from planner.report import plan_export, plan_json
 
     if args.output and not to_stdout(args.output) and args.format == "table":
         raise UsageError("-o needs --format json or toml (the table is for the terminal)")
     check_target(args.output, args.force, may_replace=args.profile)
-    loaded = load_profile(args.profile)
-    prof = loaded.profile
-    base = Path(args.profile).resolve().parent
-    gpus, models = _profile_catalog(args.profile, prof, base, ["small", "medium", "large"], fleet=True)
-    plan = evaluate(_scenario(prof, args), gpus, models, _profile_calibration(prof, base))
+    inputs = resolve_profile(args.profile, args.engine)
+    prof = inputs.profile
+    plan = service.plan(inputs)
     if args.format == "json":
         text = json.dumps(plan_json(plan), indent=2, allow_nan=False) + "\n"
     elif args.format == "toml":
@@ -296,51 +305,25 @@ def cmd_plan(args) -> int:
     return outcome(all(t.meets_slo for t in plan.tiers))
 
 
-def _profile_catalog(path: Path, prof, base: Path, tiers: list[str], fleet: bool) -> tuple[list, list]:
-    """The profile's custom GPUs and models. Every id the plan will look up is checked first, so an
-    unknown one is reported with the file and the key that names it."""
-    from planner.engine import catalog
+def resolve_profile(path: Path, engine: str | None = None, tiers=("small", "medium", "large"), fleet: bool = True):
+    """The profile at `path` resolved as the app resolves it (service.resolve); `engine` in place of
+    its fleet.engine. An unknown id is reported with the file and the key that names it."""
+    from planner.profile import load_profile
+    from planner.service import ComputeError, resolve
 
-    gpus, models = prof.custom_gpus(), prof.custom_models(base)
-    lookups = [("fleet.gpu", prof.fleet.gpu, catalog.get_gpu, gpus)] if fleet else []
-    lookups += [(f"models.{tier}", getattr(prof.models, tier), catalog.get_model, models) for tier in tiers]
-    for place, name, lookup, extra in lookups:
-        try:
-            lookup(name, extra)
-        except catalog.CatalogError as exc:
-            raise UsageError(f"{path}: {place}: {exc}") from None
-    return gpus, models
-
-
-def _profile_calibration(prof, base: Path):
-    if not getattr(prof, "calibration", None):
-        return None
-    return load_calibration(base / prof.calibration)
-
-
-def load_calibration(path: Path):
-    """A calibration TOML; every failure is one line naming the file. The read is bounded and never
-    blocks on a FIFO or device (knobs.load_calibration reads whatever it is given)."""
-    from pydantic import ValidationError
-
-    from planner.engine.knobs import Calibration
-    from planner.profile import parse_toml, read_text_file
-
-    text, _ = read_text_file(path, kind="calibration")
+    profile = load_profile(path).profile
     try:
-        return Calibration.model_validate(parse_toml(text, str(path)))
-    except ValidationError as exc:
-        raise UsageError(f"{path}: {_one_line(exc)}") from None
+        return resolve(profile, Path(path).resolve().parent, engine, tiers, fleet)
+    except ComputeError as exc:
+        if exc.field:
+            raise UsageError(f"{path}: {exc.field}: {exc}") from None
+        raise
 
 
 def cmd_catalog(args) -> int:
-    from planner.engine import catalog
+    from planner.report import catalog_json
 
-    if args.kind == "gpus":
-        rows = [g.model_dump() for g in catalog.gpus().values()]
-    else:
-        rows = [m.model_dump() | {"params_total": m.params_total, "params_active": m.params_active, "tier": m.tier}
-                for m in catalog.models().values()]
+    rows = catalog_json(args.kind)
     if args.format == "json":
         emit(json.dumps(rows, indent=2, allow_nan=False))
     else:
@@ -370,35 +353,28 @@ def run_tui(profile_path: str | None) -> int:
 
 def summary(profile_path: str | None) -> int:
     """Print the default (or given) profile's plan as a table."""
-    from planner.engine.plan import evaluate
-    from planner.profile import default_profile, load_profile
+    from planner import service
+    from planner.profile import default_profile
     from planner.report import plan_json
     from planner.tables import plan_table
 
-    if profile_path:
-        prof = load_profile(Path(profile_path)).profile
-        base = Path(profile_path).resolve().parent
-    else:
-        prof, base = default_profile(), Path.cwd()
-    plan = evaluate(prof.scenario(), prof.custom_gpus(), prof.custom_models(base))
-    _print(plan_table(plan_json(plan), prof.name))
+    inputs = resolve_profile(Path(profile_path)) if profile_path else service.resolve(default_profile(), Path.cwd())
+    plan = service.plan(inputs)
+    _print(plan_table(plan_json(plan), inputs.profile.name))
     return outcome(all(t.meets_slo for t in plan.tiers))
 
 
 def cmd_search(args) -> int:
-    from planner.engine.search import search
-    from planner.profile import load_profile
+    from planner import service
+    from planner.report import search_json
 
-    prof = load_profile(args.profile).profile
-    base = Path(args.profile).resolve().parent
     tiers = ["small", "medium", "large"] if args.tier == "all" else [args.tier]
     gpu_ids = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus is not None else None
-    if gpu_ids == []:  # not the whole catalog: that is what leaving --gpus out means
+    if gpu_ids == []:  # not every GPU: that is what leaving --gpus out means
         raise UsageError(f"--gpus names no GPU id: {args.gpus!r}")
-    gpus, models = _profile_catalog(args.profile, prof, base, [] if args.all_models else tiers, fleet=False)
-    results = search(_scenario(prof, args), tiers, gpu_ids, args.top, args.all_models, gpus, models,
-                     _profile_calibration(prof, base))
-    data = [_search_json(r) for r in results]
+    inputs = resolve_profile(args.profile, args.engine, [] if args.all_models else tiers, fleet=False)
+    results = service.search(inputs, tiers, gpu_ids, args.top, args.all_models)
+    data = [search_json(r) for r in results]
     if args.format == "json":
         emit(json.dumps({"tiers": data}, indent=2, allow_nan=False))
     else:
@@ -409,50 +385,17 @@ def cmd_search(args) -> int:
     return outcome(all(r.ranked for r in results))
 
 
-def _search_json(r) -> dict:
-    from planner.report import finite
-
-    def cand(c) -> dict:
-        return {"model": c.model.id, "gpu": c.gpu.id, "tp": c.config.tp, "weights": c.config.weights, "kv": c.config.kv,
-                "max_seqs": c.config.max_num_seqs, "max_batched_tokens": c.config.max_num_batched_tokens,
-                "replicas": c.replicas, "gpus": c.gpus, "usd_month": finite(c.usd_month, 2),
-                "e2e_p99_ms": finite(c.e2e_p99_ms, 1), "ttft_p99_ms": finite(c.ttft_p99_ms, 1),
-                "tpot_p99_ms": finite(c.tpot_p99_ms, 1), "binding": c.binding, "engine": c.config.engine,
-                "validated": c.validated, "price_estimated": c.price_estimated}
-
-    return {"tier": r.tier, "screened": r.screened, "exact_sizings": r.exact_evaluations, "screen_ms": round(r.screen_s * 1e3, 1),
-            "excluded": r.excluded, "top": [cand(c) for c in r.ranked], "frontier_e2e_p99": [cand(c) for c in r.frontier_e2e],
-            "frontier_ttft_p99": [cand(c) for c in r.frontier_ttft], "notes": r.notes,
-            "hosted_api": [hosted_api_json(o) for o in r.hosted_apis]}
-
-
-def hosted_api_json(option) -> dict:
-    """A hosted API cheaper than every fleet search found: a price, no fleet and no latency."""
-    from planner.report import finite
-
-    q = option.quote
-    return {"model": option.model, "hosted_api": True, "provider": q.provider, "usd_month": finite(option.usd_month, 2),
-            "api_usd_per_mtok_input": q.input_usd_per_mtok, "api_usd_per_mtok_output": q.output_usd_per_mtok,
-            "api_source": q.source() | {"note": q.note}}
-
-
 def _measurements(args):
     from planner.results_cli import read_inputs
 
     return read_inputs(args.measurements, args)
 
 
-def _scenario(prof, args):
-    """The profile's scenario, with --engine in place of its fleet.engine when given."""
-    scenario = prof.scenario()
-    if getattr(args, "engine", None):
-        scenario = scenario.model_copy(update={"fleet": scenario.fleet.model_copy(update={"engine": args.engine})})
-    return scenario
-
-
 def cmd_validate(args) -> int:
     from planner.engine.knobs import Calibration, shipped_calibration
     from planner.engine.validate import evaluate_rows, summarize
+    from planner.report import cross_validation_json, validation_json, validation_row
+    from planner.service import load_calibration
 
     data = _measurements(args)
     if args.uncalibrated:
@@ -466,15 +409,13 @@ def cmd_validate(args) -> int:
         progress = None if args.format == "json" else (lambda s: print(s, file=sys.stderr, flush=True))
         held = cross_validate(data, Calibration(), progress=progress, held_out_models=True)
         results = held.by_source
-        cv = _cv_report(held, data.path.parent)
+        cv = cross_validation_json(held, data.path.parent)
     else:
         results = evaluate_rows(data, calibration)
     report = summarize(results)
-    rows = [_validation_row(r) for r in results]
+    rows = [validation_row(r) for r in results]
     if args.format == "json":
-        skipped = [{"line": e.line, "column": e.column, "reason": e.message} for e in data.errors]
-        extra = {"cross_validation": cv} if cv else {}
-        emit(json.dumps({"rows": rows, **report, **extra, "unparsed": skipped}, indent=2, allow_nan=False))
+        emit(json.dumps(validation_json(rows, report, cv, data.errors), indent=2, allow_nan=False))
     else:
         from planner.tables import cross_validation_tables, validation_tables
 
@@ -486,28 +427,6 @@ def cmd_validate(args) -> int:
     return outcome(not data.errors and all(r.predicted is not None for r in results))
 
 
-def _cv_report(held, base_dir: Path) -> dict:
-    """The cross-validation's error tables, as `validate --format json` gives them."""
-    from planner.engine.crossval import error_table
-
-    return {"sources": held.sources, "folds": held.folds, "leave_one_source_out": error_table(held.by_source, base_dir),
-            "gpu_family_held_out": error_table(held.by_family, base_dir),
-            "model_family_held_out": error_table(held.by_model, base_dir)}
-
-
-def _validation_row(r) -> dict:
-    m = r.row
-    err = r.error_pct
-    row = {"model": m.model, "gpu": m.gpu, "tp": m.tp, "mode": m.mode, "rate": m.rate, "concurrency": m.concurrency,
-           "input_len": m.input_len, "output_len": m.output_len, "metric": m.metric, "measured": m.value,
-           "predicted": round(r.predicted, 4) if r.predicted is not None else None,
-           "error_pct": round(err, 2) if err is not None else None, "abs_error_pct": round(abs(err), 2) if err is not None else None,
-           "source": m.source, "engine": m.engine, "load_band": r.load_band if r.predicted is not None else None}
-    if r.predicted is None:
-        row["reason"] = r.reason
-    return row
-
-
 def cmd_calibrate(args) -> int:
     import time
 
@@ -516,6 +435,7 @@ def cmd_calibrate(args) -> int:
     from planner.engine.fit import MIN_ROWS_PER_FAMILY, calibrate
     from planner.engine.knobs import Calibration, shipped_calibration
     from planner.engine.validate import evaluate_rows, group_errors, summarize, validated_families
+    from planner.report import calibration_data, cross_validation_json
 
     check_target(args.output, args.force)
     # with -o - the calibration is standard output, and the report goes to stderr beside it
@@ -541,9 +461,9 @@ def cmd_calibrate(args) -> int:
     after = summarize(results)
     gpu_families, model_families = validated_families(results, args.measurements[0].resolve().parent)
     engines = sorted({r.row.engine for r in results if r.error_pct is not None})
-    fitted = fitted.model_copy(update={"source": f"planner calibrate {inputs_name(args.measurements)}", "error_pct": group_errors(results),
-                                       "validated_families": gpu_families, "validated_models": model_families,
-                                       "validated_engines": engines})
+    fitted = fitted.model_copy(update={"source": f"planner calibrate {inputs_name(args.measurements)}",
+                                       "error_pct": group_errors(results), "validated_families": gpu_families,
+                                       "validated_models": model_families, "validated_engines": engines})
     for fit in fits:
         say(f"{fit.family}: {fit.rows} rows, loss {fit.loss_before:.3f} -> {fit.loss_after:.3f} "
             f"({fit.predictions} predictions of the rows)")
@@ -555,9 +475,9 @@ def cmd_calibrate(args) -> int:
         held = cross_validate(data, Calibration(), progress=lambda s: say(f"  {s}"),
                               fitted_on_all=fitted if args.from_defaults else None, held_out_models=True)
         fitted = fitted.model_copy(update={"cv_error_pct": error_bands(held)})
-        for table in cross_validation_tables(_cv_report(held, data.path.parent)):
+        for table in cross_validation_tables(cross_validation_json(held, data.path.parent)):
             _print(table, to_stderr)
-    write_result(args.output, tomli_w.dumps(_rounded(fitted.model_dump(exclude_none=True))))
+    write_result(args.output, tomli_w.dumps(calibration_data(fitted)))
     say(f"fitted {len(fits)} GPU families on {len(data.rows)} rows in {time.perf_counter() - started:.1f} s: "
           f"median error {before['overall']['median_ape']}% -> {after['overall']['median_ape']}%")
     for metric, stats in after["summary"].items():
@@ -570,20 +490,18 @@ def cmd_calibrate(args) -> int:
     return outcome(not data.errors and not unknown_gpu)
 
 
-def _rounded(value):
-    """Knobs to four decimals: the fit is not more precise than that, and the file stays readable."""
-    if isinstance(value, float):
-        return round(value, 4)
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    return value
+def cmd_export(args) -> int:
+    from planner.export_cli import cmd_export as export  # the deploy writers load only for this command
+
+    return export(args)
 
 
-HANDLERS = {"predict": cmd_predict, "plan": cmd_plan, "catalog": cmd_catalog, "validate": cmd_validate, "search": cmd_search, "calibrate": cmd_calibrate}
+HANDLERS = {"predict": cmd_predict, "plan": cmd_plan, "catalog": cmd_catalog, "validate": cmd_validate, "search": cmd_search,
+            "calibrate": cmd_calibrate, "export": cmd_export}
 
 
 def dispatch(argv: list[str]) -> int:
-    commands = (*COMMANDS, *_extra_handlers())
+    commands = COMMANDS
     if not argv or (argv[0] not in commands and not argv[0].startswith("-")):
         if argv and not Path(argv[0]).exists():
             raise UsageError(_not_a_command(argv[0], commands))
@@ -602,7 +520,7 @@ def dispatch(argv: list[str]) -> int:
     for name, value in vars(args).items():
         if value == []:  # argparse drops the value of `--gpus=--` and leaves an empty list
             raise UsageError(f"argument --{name.replace('_', '-')}: expected a value")
-    handler = HANDLERS.get(args.command) or _extra_handlers().get(args.command)
+    handler = HANDLERS.get(args.command)
     if handler is None:
         raise UsageError(f"unknown command {args.command!r}")
     return handler(args)
@@ -621,12 +539,6 @@ def _not_a_command(word: str, commands: tuple[str, ...]) -> str:
         hint = f"did you mean '{close[0]}'? " if close else ""
     return (f"{word!r} is neither a subcommand nor a profile file (no such file); {hint}"
             f"subcommands: {', '.join(commands)} (planner --help)")
-
-
-def _extra_handlers() -> dict:
-    from planner.export_cli import cmd_export
-
-    return {"export": cmd_export}
 
 
 def _result_flags(parser) -> None:
@@ -671,12 +583,10 @@ def _fail(message, code: int) -> int:
 def _one_line(exc: Exception) -> str:
     from pydantic import ValidationError
 
+    from planner.service import validation_text
+
     if isinstance(exc, ValidationError):
-        parts = []
-        for err in exc.errors():
-            loc = ".".join(str(x) for x in err["loc"])
-            parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
-        return "; ".join(parts)
+        return validation_text(exc)
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror or exc}"
     # several problems (a profile lists each field error on its own line) still make one line

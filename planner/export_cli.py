@@ -21,31 +21,27 @@ def add_export_parser(sub) -> None:
     exp.add_argument("--force", action="store_true", help="overwrite the output file (regular files only)")
     exp.add_argument("--engine", choices=("vllm", "sglang", "trtllm"),
                      help="the engine to plan for (default: vllm for --to vllm, sglang for --to sglang, else the profile's)")
-    exp.add_argument("--draft-model", help="Hugging Face id of the speculative-decoding draft model (default: vLLM's n-gram lookup)")
+    exp.add_argument("--draft-model",
+                     help="Hugging Face id of the speculative-decoding draft model (default: vLLM's n-gram lookup)")
     exp.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"server the benchmark targets (default: {DEFAULT_BASE_URL})")
     exp.add_argument("--image", help="container image for --to k8s (default: the engine's published image)")
 
 
 def cmd_export(args) -> int:
-    from planner.cli import UsageError, _profile_calibration, _profile_catalog, outcome
+    from planner import service
+    from planner.cli import UsageError, outcome, resolve_profile
     from planner.deploy.export import export_for
-    from planner.engine.plan import assemble, plan_tiers
     from planner.output import check_target, write_result
-    from planner.profile import load_profile
 
     engine = args.engine or TARGET_ENGINE.get(args.to)
     wanted = TARGET_ENGINE.get(args.to)
     if wanted and args.engine and args.engine != wanted:
         raise UsageError(f"--to {args.to} writes {wanted} commands; --engine {args.engine} would plan for another engine")
     check_target(args.output, args.force, may_replace=Path(args.profile))
-    prof = load_profile(args.profile).profile
-    base = Path(args.profile).resolve().parent
     tiers = list(TIERS) if args.tier == "all" else [args.tier]
-    gpus, models = _profile_catalog(args.profile, prof, base, tiers, fleet=True)
-    scenario = prof.scenario()
-    if engine:
-        scenario = scenario.model_copy(update={"fleet": scenario.fleet.model_copy(update={"engine": engine})})
-    plan = assemble(scenario, plan_tiers(scenario, tiers, gpus, models, _profile_calibration(prof, base)))
+    inputs = resolve_profile(args.profile, engine, tiers)
+    prof = inputs.profile
+    plan = service.plan(inputs, tiers)
     text = export_for(args.to, prof, plan, tiers, draft_model=args.draft_model, base_url=args.base_url, image=args.image)
     write_result(args.output, text)
     return outcome(all(t.meets_slo for t in plan.tiers if t.tier in tiers))

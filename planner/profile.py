@@ -94,7 +94,7 @@ def _model_entry_kind(value: Any) -> str:
 
 
 CustomModel = Annotated[
-    Union[Annotated[ModelSpec, Tag("spec")], Annotated[HfModelRef, Tag("hf")]],
+    Annotated[ModelSpec, Tag("spec")] | Annotated[HfModelRef, Tag("hf")],
     Discriminator(_model_entry_kind),
 ]
 

@@ -1,5 +1,6 @@
-"""Plain data (JSON-ready dicts) and rich tables for predictions and plans. The CLI prints them; the
-TUI renders the same dicts, so both show identical numbers."""
+"""Plain data (JSON-ready dicts) for predictions, plans, searches, validations and the catalog: every
+JSON key `planner` prints is shaped here. The CLI prints them (or tables made of them); the TUI
+renders the same dicts, so both show identical numbers."""
 
 from __future__ import annotations
 
@@ -12,9 +13,16 @@ from planner.engine.engines import ENGINE_NAMES, default_max_seqs
 from planner.engine.numbers import fmt_gb, fmt_ms, fmt_num, fmt_sig, fmt_usd  # noqa: F401 (the CLI's and app's formatters)
 
 if TYPE_CHECKING:  # annotations only: the TUI formats numbers before the engine (numpy) is loaded
+    from pathlib import Path
+
+    from planner.engine.crossval import CrossValidation
+    from planner.engine.hosted_api import HostedApiOption
+    from planner.engine.knobs import Calibration
     from planner.engine.plan import Plan, TierPlan
     from planner.engine.predict import Prediction
+    from planner.engine.search import Candidate, SearchResult
     from planner.engine.serving import OperatingPoint
+    from planner.engine.validate import RowResult
 
 
 def finite(x: float | None, digits: int = 4) -> float | None:
@@ -168,7 +176,8 @@ def unmeasured_text(t: dict, gpu_family: str, model_family: str) -> str:
         return "" if v else "this setup"
     parts = [f"{gpu_family} GPUs" if not v.get("gpu_family", True) else "",
              f"{model_family} models" if not v.get("model_family", True) else "",
-             f"{ENGINE_NAMES.get(t.get('engine', ''), t.get('engine', ''))} on this GPU family" if not v.get("engine", True) else ""]
+             f"{ENGINE_NAMES.get(t.get('engine', ''), t.get('engine', ''))} on this GPU family"
+             if not v.get("engine", True) else ""]
     return ", ".join(p for p in parts if p)
 
 
@@ -206,7 +215,8 @@ def _finite_values(data: dict) -> dict:
 def plan_export(plan: Plan, inputs: dict) -> dict:
     """The TOML export: the full inputs plus a [plan] table of results."""
     results = plan_json(plan)
-    return inputs | {"plan": {"planner_version": __version__, "date": date.today().isoformat(), "tiers": _drop_none(results["tiers"])}}
+    return inputs | {"plan": {"planner_version": __version__, "date": date.today().isoformat(),
+                              "tiers": _drop_none(results["tiers"])}}
 
 
 def _drop_none(value):
@@ -230,3 +240,91 @@ def mean_tokens(length: dict, sampled: float | None) -> float | None:
     if length.get("max") is None and length.get("mean") is not None:
         return float(length["mean"])
     return sampled
+
+
+# ---------------------------------------------------------------------------------------------
+# search, validate, calibrate and catalog: the JSON `planner` prints (and its tables render)
+
+
+def candidate_json(c: Candidate) -> dict:
+    """One fleet the search sized."""
+    return {"model": c.model.id, "gpu": c.gpu.id, "tp": c.config.tp, "weights": c.config.weights, "kv": c.config.kv,
+            "max_seqs": c.config.max_num_seqs, "max_batched_tokens": c.config.max_num_batched_tokens,
+            "replicas": c.replicas, "gpus": c.gpus, "usd_month": finite(c.usd_month, 2),
+            "e2e_p99_ms": finite(c.e2e_p99_ms, 1), "ttft_p99_ms": finite(c.ttft_p99_ms, 1),
+            "tpot_p99_ms": finite(c.tpot_p99_ms, 1), "binding": c.binding, "engine": c.config.engine,
+            "validated": c.validated, "price_estimated": c.price_estimated}
+
+
+def search_json(r: SearchResult) -> dict:
+    """One tier's search: what was screened and excluded, the ranking and the frontiers."""
+    return {"tier": r.tier, "screened": r.screened, "exact_sizings": r.exact_evaluations, "screen_ms": round(r.screen_s * 1e3, 1),
+            "excluded": r.excluded, "top": [candidate_json(c) for c in r.ranked],
+            "frontier_e2e_p99": [candidate_json(c) for c in r.frontier_e2e],
+            "frontier_ttft_p99": [candidate_json(c) for c in r.frontier_ttft], "notes": r.notes,
+            "hosted_api": [hosted_api_json(o) for o in r.hosted_apis]}
+
+
+def hosted_api_json(option: HostedApiOption) -> dict:
+    """A hosted API cheaper than every fleet search found: a price, no fleet and no latency."""
+    q = option.quote
+    return {"model": option.model, "hosted_api": True, "provider": q.provider, "usd_month": finite(option.usd_month, 2),
+            "api_usd_per_mtok_input": q.input_usd_per_mtok, "api_usd_per_mtok_output": q.output_usd_per_mtok,
+            "api_source": q.source() | {"note": q.note}}
+
+
+def validation_row(r: RowResult) -> dict:
+    """One measurement against its prediction (`reason` where none was made)."""
+    m = r.row
+    err = r.error_pct
+    row = {"model": m.model, "gpu": m.gpu, "tp": m.tp, "mode": m.mode, "rate": m.rate, "concurrency": m.concurrency,
+           "input_len": m.input_len, "output_len": m.output_len, "metric": m.metric, "measured": m.value,
+           "predicted": round(r.predicted, 4) if r.predicted is not None else None,
+           "error_pct": round(err, 2) if err is not None else None,
+           "abs_error_pct": round(abs(err), 2) if err is not None else None,
+           "source": m.source, "engine": m.engine, "load_band": r.load_band if r.predicted is not None else None}
+    if r.predicted is None:
+        row["reason"] = r.reason
+    return row
+
+
+def validation_json(rows: list[dict], summary: dict, cv: dict | None, unparsed: list) -> dict:
+    """`planner validate --format json`: the rows, their error summary, the cross-validation if
+    run, and the lines that could not be read."""
+    extra = {"cross_validation": cv} if cv else {}
+    skipped = [{"line": e.line, "column": e.column, "reason": e.message} for e in unparsed]
+    return {"rows": rows, **summary, **extra, "unparsed": skipped}
+
+
+def calibration_data(calibration: Calibration) -> dict:
+    """A calibration as `planner calibrate` writes it, knobs to four decimals: the fit is not more
+    precise than that, and the file stays readable."""
+
+    def rounded(value):
+        if isinstance(value, float):
+            return round(value, 4)
+        if isinstance(value, dict):
+            return {k: rounded(v) for k, v in value.items()}
+        return value
+
+    return rounded(calibration.model_dump(exclude_none=True))
+
+
+def cross_validation_json(held: CrossValidation, base_dir: Path | None = None) -> dict:
+    """Errors of rows predicted with knobs fitted without their source, GPU family or model family
+    (`base_dir`: where the rows' model config paths are read from)."""
+    from planner.engine.crossval import error_table
+
+    return {"sources": held.sources, "folds": held.folds, "leave_one_source_out": error_table(held.by_source, base_dir),
+            "gpu_family_held_out": error_table(held.by_family, base_dir),
+            "model_family_held_out": error_table(held.by_model, base_dir)}
+
+
+def catalog_json(kind: str) -> list[dict]:
+    """The built-in GPUs or models, with the models' derived sizes and tiers."""
+    from planner.engine import catalog
+
+    if kind == "gpus":
+        return [g.model_dump() for g in catalog.gpus().values()]
+    return [m.model_dump() | {"params_total": m.params_total, "params_active": m.params_active, "tier": m.tier}
+            for m in catalog.models().values()]

@@ -15,7 +15,8 @@ def _dist_cells(d: dict, offline: bool = False) -> list[str]:
 
 
 def prediction_table(data: dict) -> Table:
-    title = f"{data['model']} on {data['gpu']}  TP={data['tp']} PP={data['pp']}  weights {data['weights']}  KV {data['kv']}  ({data['mode']})"
+    title = (f"{data['model']} on {data['gpu']}  TP={data['tp']} PP={data['pp']}  weights {data['weights']}  "
+             f"KV {data['kv']}  ({data['mode']})")
     table = Table(title=title, title_justify="left", show_header=True, header_style="bold")
     table.add_column("metric")
     for col in ("mean", "p50", "p90", "p99"):
@@ -72,8 +73,8 @@ def plan_table(data: dict, name: str) -> Table:
     load = data["load"]
     tokens_in = mean_tokens(load["input_len"], load["mean_input_tokens"])
     tokens_out = mean_tokens(load["output_len"], load["mean_output_tokens"])
-    table = Table(title=f"{name}: peak {fmt_sig(load['peak_rate_rps'])} req/s, {fmt_sig(tokens_in)} in / {fmt_sig(tokens_out)} out tokens",
-                  title_justify="left", header_style="bold")
+    title = f"{name}: peak {fmt_sig(load['peak_rate_rps'])} req/s, {fmt_sig(tokens_in)} in / {fmt_sig(tokens_out)} out tokens"
+    table = Table(title=title, title_justify="left", header_style="bold")
     table.add_column("")
     tiers = data["tiers"]
     for t in tiers:
@@ -86,7 +87,8 @@ def plan_table(data: dict, name: str) -> Table:
         return t["feasible"]
 
     row("GPUs", lambda t: f"{t['gpus']} x {t['gpu']}{band(t, 'throughput')}" if ok(t) else Text("infeasible", style="red"))
-    row("replicas x TP", lambda t: f"{t['replicas']} x TP{t['tp']}" + (f" x PP{t['pp']}" if t["pp"] > 1 else "") if ok(t) else "-")
+    row("replicas x TP",
+        lambda t: f"{t['replicas']} x TP{t['tp']}" + (f" x PP{t['pp']}" if t["pp"] > 1 else "") if ok(t) else "-")
     row("weights / KV", lambda t: f"{t['weights']}{' (auto)' if t.get('weights_auto') else ''} / {t['kv']}" if ok(t) else "-")
     for metric in ("ttft_ms", "tpot_ms", "e2e_ms"):
         label = metric.split("_")[0].upper()
@@ -164,15 +166,16 @@ def catalog_table(kind: str, rows: list[dict]) -> Table:
             table.add_column(col, justify="left" if col == "id" else "right", no_wrap=col == "id")
         for g in rows:
             t = g["tflops"]
-            table.add_row(g["id"], fmt_sig(g["memory_gib"], 4), fmt_sig(g["mem_bw_tb_s"], 4), fmt_sig(t.get("bf16", t.get("fp16", 0)), 4),
-                          fmt_sig(t["fp8"], 4) if "fp8" in t else "-", fmt_sig(t["fp4"], 4) if "fp4" in t else "-",
-                          f"{fmt_sig(g['link_gb_s'], 4)} {g['interconnect']}", fmt_sig(g["tdp_w"], 4), f"{g['price_usd_hour']:.2f}")
+            table.add_row(g["id"], fmt_sig(g["memory_gib"], 4), fmt_sig(g["mem_bw_tb_s"], 4),
+                          fmt_sig(t.get("bf16", t.get("fp16", 0)), 4), fmt_sig(t["fp8"], 4) if "fp8" in t else "-",
+                          fmt_sig(t["fp4"], 4) if "fp4" in t else "-", f"{fmt_sig(g['link_gb_s'], 4)} {g['interconnect']}",
+                          fmt_sig(g["tdp_w"], 4), f"{g['price_usd_hour']:.2f}")
     else:
         for col in ("id", "tier", "params B", "active B", "layers", "attention", "experts", "context", "dtype"):
             table.add_column(col, justify="left" if col in ("id", "tier", "attention", "dtype") else "right", no_wrap=col == "id")
         for m in rows:
-            table.add_row(m["id"], m["tier"], f"{m['params_total'] / 1e9:.1f}", f"{m['params_active'] / 1e9:.1f}", str(m["layers"]),
-                          m["attention"], f"{m['experts']}/{m['experts_per_token']}" if m["experts"] else "-",
+            table.add_row(m["id"], m["tier"], f"{m['params_total'] / 1e9:.1f}", f"{m['params_active'] / 1e9:.1f}",
+                          str(m["layers"]), m["attention"], f"{m['experts']}/{m['experts_per_token']}" if m["experts"] else "-",
                           f"{m['max_context']:,}", m["dtype"])
     return table
 
@@ -183,9 +186,13 @@ def validation_tables(rows: list[dict], report: dict, unparsed: list[str]) -> li
         detail.add_column(col, justify="right" if col in ("measured", "predicted", "error", "tp") else "left")
     for r in rows:
         load = r["mode"] if r["mode"] == "offline" else f"{r['mode']} {r['rate'] or r['concurrency']}"
-        err = Text(f"{r['error_pct']:+.1f}%", style="green" if abs(r["error_pct"]) <= 15 else "red") if r["error_pct"] is not None else Text(r.get("reason", ""), style="yellow")
-        detail.add_row(r["model"], r["gpu"], str(r["tp"]), load, f"{fmt_sig(r['input_len'])}/{fmt_sig(r['output_len'])}", r["metric"],
-                       fmt_sig(r["measured"], 4), fmt_sig(r["predicted"], 4) if r["predicted"] is not None else "-", err)
+        if r["error_pct"] is not None:
+            err = Text(f"{r['error_pct']:+.1f}%", style="green" if abs(r["error_pct"]) <= 15 else "red")
+        else:
+            err = Text(r.get("reason", ""), style="yellow")
+        detail.add_row(r["model"], r["gpu"], str(r["tp"]), load, f"{fmt_sig(r['input_len'])}/{fmt_sig(r['output_len'])}",
+                       r["metric"], fmt_sig(r["measured"], 4),
+                       fmt_sig(r["predicted"], 4) if r["predicted"] is not None else "-", err)
     summary = Table(title="absolute % error per metric", header_style="bold", title_justify="left")
     for col in ("metric", "n", "median", "mean"):
         summary.add_column(col, justify="left" if col == "metric" else "right")
@@ -223,17 +230,21 @@ def search_tables(data: list[dict]) -> list:
     for tier in data:
         table = Table(title=f"{tier['tier']}: {tier['screened']:,} configurations screened in {tier['screen_ms']} ms, "
                       f"{tier['exact_sizings']} sized exactly", title_justify="left", header_style="bold")
-        for col in ("#", "model", "GPUs", "TP", "weights/KV", "max seqs", "budget", "USD/month", "TTFT p99", "E2E p99", "binding"):
+        for col in ("#", "model", "GPUs", "TP", "weights/KV", "max seqs", "budget", "USD/month", "TTFT p99", "E2E p99",
+                    "binding"):
             table.add_column(col, justify="right" if col in ("#", "GPUs", "TP", "USD/month", "TTFT p99", "E2E p99") else "left")
         for api in tier.get("hosted_api", []):  # cheaper than every fleet: above them, marked
             table.add_row(Text("API", style="yellow"), api["model"], Text(f"hosted API: {api['provider']}", style="yellow"),
                           "-", "-", "-", "-", fmt_usd(api["usd_month"]), "-", "-", "a price, not sized")
-        frontier = {(c["model"], c["gpu"], c["tp"], c["weights"], c["kv"], c["max_seqs"], c["max_batched_tokens"]) for c in tier["frontier_e2e_p99"]}
+        def fleet(c: dict) -> tuple:
+            return c["model"], c["gpu"], c["tp"], c["weights"], c["kv"], c["max_seqs"], c["max_batched_tokens"]
+
+        frontier = {fleet(c) for c in tier["frontier_e2e_p99"]}
         for i, c in enumerate(tier["top"], 1):
-            mark = "*" if (c["model"], c["gpu"], c["tp"], c["weights"], c["kv"], c["max_seqs"], c["max_batched_tokens"]) in frontier else ""
-            table.add_row(f"{i}{mark}", c["model"], f"{c['gpus']} x {c['gpu']}" + ("" if c["validated"] else " ?"), str(c["tp"]), f"{c['weights']}/{c['kv']}",
-                          str(c["max_seqs"]), str(c["max_batched_tokens"]), estimated_usd(c["usd_month"], c.get("price_estimated")),
-                          fmt_ms(c["ttft_p99_ms"]),
+            mark = "*" if fleet(c) in frontier else ""
+            table.add_row(f"{i}{mark}", c["model"], f"{c['gpus']} x {c['gpu']}" + ("" if c["validated"] else " ?"), str(c["tp"]),
+                          f"{c['weights']}/{c['kv']}", str(c["max_seqs"]), str(c["max_batched_tokens"]),
+                          estimated_usd(c["usd_month"], c.get("price_estimated")), fmt_ms(c["ttft_p99_ms"]),
                           fmt_ms(c["e2e_p99_ms"]), c["binding"])
         excluded = ", ".join(f"{n:,} {why}" for why, n in tier["excluded"].items())
         unmeasured = "; ? no measurements of this GPU family, model family or engine on it" if not all(
@@ -242,8 +253,9 @@ def search_tables(data: list[dict]) -> list:
             c.get("price_estimated") for c in tier["top"]) else ""
         hosted = ("; API: a hosted API's bill for this traffic, below every fleet found (its latency is not modelled)"
                   if tier.get("hosted_api") else "")
-        table.caption = (f"excluded: {excluded}. " if excluded else "") + "* on the cost / p99 E2E frontier" + unmeasured + estimated + hosted + (
-            "; " + "; ".join(tier["notes"]) if tier["notes"] else "")
+        notes = "; " + "; ".join(tier["notes"]) if tier["notes"] else ""
+        table.caption = ((f"excluded: {excluded}. " if excluded else "") + "* on the cost / p99 E2E frontier" + unmeasured
+                         + estimated + hosted + notes)
         out.append(table if tier["top"] else _no_fleet(table.title, tier, excluded))
     return out
 

@@ -26,5 +26,6 @@ def llama70b(**changes) -> ModelSpec:
 
 def mixtral(**changes) -> ModelSpec:
     data = dict(id="test-mixtral", name="Mixtral 8x7B", family="mixtral", layers=32, hidden=4096, heads=32, kv_heads=8,
-                head_dim=128, ffn_dim=0, moe_ffn_dim=14336, experts=8, experts_per_token=2, vocab=32000, max_context=32768, source="test")
+                head_dim=128, ffn_dim=0, moe_ffn_dim=14336, experts=8, experts_per_token=2, vocab=32000, max_context=32768,
+                source="test")
     return ModelSpec(**(data | changes))

@@ -7,8 +7,7 @@ import math
 
 import pytest
 
-from planner.engine import catalog
-from planner.engine import api_prices
+from planner.engine import api_prices, catalog
 from planner.engine.api_prices import ApiListing, ApiQuote, api_quote, cheapest_listing, listings
 from planner.engine.cost import ApiComparison
 from planner.engine.plan import evaluate
@@ -174,8 +173,8 @@ def test_comparison_off_and_unknown_model_say_why():
 
 
 def test_search_lists_a_hosted_api_only_where_it_undercuts_every_fleet():
-    from planner.cli import hosted_api_json
     from planner.engine.search import search
+    from planner.report import hosted_api_json
 
     load = Load(rate_rps=1.0, input_len=1000, output_len=250)
     cheap = Scenario(load=load, api=ApiSettings(small=ApiPrice(input=0.01, output=0.01)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -178,7 +177,8 @@ def test_predict_accepts_a_config_folder(capsys):
 
 
 @pytest.mark.parametrize("args, needles", [
-    (["--gpu", "h10", "--input-len", "100", "--output-len", "10", "--offline"], ["unknown GPU 'h10'", "did you mean", "h100-sxm"]),
+    (["--gpu", "h10", "--input-len", "100", "--output-len", "10", "--offline"],
+     ["unknown GPU 'h10'", "did you mean", "h100-sxm"]),
     (["--gpu", "h100", "--input-len", "-5", "--output-len", "10", "--offline"], ["--input-len"]),
     (["--gpu", "h100", "--input-len=-5", "--output-len", "10", "--offline"], ["--input-len"]),
     (["--gpu", "h100", "--input-len", "0", "--output-len", "10", "--offline"], ["--input-len"]),
@@ -213,7 +213,8 @@ def test_missing_config_path_is_a_usage_error(capsys, tmp_path):
     assert_usage_error(code, err, "unknown model")
 
 
-@pytest.mark.parametrize("text, needles", [("{", ["config.json", "cannot read"]), ('{"hidden_size": 10}', ["config.json", "unsupported"])])
+@pytest.mark.parametrize("text, needles", [("{", ["config.json", "cannot read"]),
+                                           ('{"hidden_size": 10}', ["config.json", "unsupported"])])
 def test_broken_config_json_names_the_file(capsys, tmp_path, text, needles):
     (tmp_path / "config.json").write_text(text)
     code, _, err = run(capsys, "predict", "--model", tmp_path, "--gpu", "h100", "--input-len", "10", "--output-len", "10",

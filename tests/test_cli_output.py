@@ -17,7 +17,8 @@ from planner.cli import main
 
 ROOT = Path(__file__).parent.parent
 CHATBOT = ROOT / "profiles" / "chatbot-h100.toml"
-HEADER = "model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,prefix_hit,metric,value,source"
+HEADER = ("model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,prefix_hit,"
+          "metric,value,source")
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

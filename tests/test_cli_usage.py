@@ -80,7 +80,8 @@ def test_an_existing_file_named_like_a_word_still_opens_as_a_profile(tmp_path, m
 
 
 def shipped_texts() -> list[Path]:
-    return [ROOT / "README.md", *sorted((ROOT / "profiles").glob("*.toml")), *sorted((ROOT / "planner" / "profiles").glob("*.toml"))]
+    return [ROOT / "README.md", *sorted((ROOT / "profiles").glob("*.toml")),
+            *sorted((ROOT / "planner" / "profiles").glob("*.toml"))]
 
 
 @pytest.mark.parametrize("path", shipped_texts(), ids=lambda p: str(p.relative_to(ROOT)))

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from specs_fixtures import h100, llama8b
 
 from planner.cli import main
 from planner.engine.knobs import Knobs
@@ -10,7 +11,6 @@ from planner.engine.offline import batch_cap
 from planner.engine.roofline import ServingConfig, replica_params
 from planner.engine.scenario import LengthDist
 from planner.engine.serving import Workload, concurrency_point, offline_point
-from specs_fixtures import h100, llama8b
 
 STATS = ("p50", "p90", "p99")
 

@@ -13,7 +13,8 @@ from planner.cli import EXIT_STATUS, main
 
 ROOT = Path(__file__).parent.parent
 CHATBOT = ROOT / "profiles" / "chatbot-h100.toml"
-HEADER = "model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,prefix_hit,metric,value,source"
+HEADER = ("model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,prefix_hit,"
+          "metric,value,source")
 ROW = "llama-3.1-8b,h100-sxm,1,,bf16,bf16,offline,,,512,128,,,,output_tok_s,7000,https://example.org"
 PREDICT = ["predict", "--model", "llama-3.1-8b", "--gpu", "h100", "--input-len", "1000", "--output-len", "200"]
 

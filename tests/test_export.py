@@ -127,7 +127,7 @@ def test_vllm_commands_carry_every_setting_the_plan_assumed(vllm_plans, name):
         else:
             assert "--speculative-config" not in opts
     for tier in tiers:  # the comment line: replicas, GPU and the predicted p99s
-        line = next(l for l in text.splitlines() if l.startswith(f"# tier {tier.tier}:"))
+        line = next(ln for ln in text.splitlines() if ln.startswith(f"# tier {tier.tier}:"))
         assert tier.gpu.id in line and f"TP={tier.config.tp}" in line and "TTFT" in line and "E2E" in line
         assert f"{tier.replicas:,} replica" in line
 
@@ -222,11 +222,12 @@ def test_cli_without_to_writes_the_apps_toml_export(tmp_path, capsys):
 
 
 def test_draft_model_goes_into_both_engines_speculative_settings(capsys):
-    assert main(["export", str(CODE), "--to", "vllm", "--tier", "small", "--draft-model", "meta-llama/Llama-3.2-1B-Instruct"]) == 0
+    draft = "meta-llama/Llama-3.2-1B-Instruct"
+    assert main(["export", str(CODE), "--to", "vllm", "--tier", "small", "--draft-model", draft]) == 0
     (argv,) = commands(capsys.readouterr().out)
     spec = json.loads(options(argv)["--speculative-config"][0])
     assert spec == {"model": "meta-llama/Llama-3.2-1B-Instruct", "num_speculative_tokens": 4}
-    assert main(["export", str(CODE), "--to", "sglang", "--tier", "small", "--draft-model", "meta-llama/Llama-3.2-1B-Instruct"]) == 0
+    assert main(["export", str(CODE), "--to", "sglang", "--tier", "small", "--draft-model", draft]) == 0
     (argv,) = commands(capsys.readouterr().out)
     opts = options(argv)
     assert opts["--speculative-algorithm"] == ["STANDALONE"] and opts["--speculative-num-steps"] == ["4"]

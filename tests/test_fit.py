@@ -8,16 +8,19 @@ import pytest
 
 from planner.cli import main
 from planner.engine.fit import IDENTIFYING_ROWS, KNOB_RANGES, calibrate
-from planner.engine.knobs import Calibration, Knobs, load_calibration
+from planner.engine.knobs import Calibration, Knobs
 from planner.engine.measurements import Measurement, MeasurementSet
-from planner.engine.validate import _predict_row, _metric
+from planner.engine.validate import _metric, _predict_row
+from planner.service import load_calibration
 
 # What the synthetic benchmark was "measured" with: a slower engine than the defaults on hopper.
 TRUE_KNOBS = Knobs(eta_weights=0.62, eta_compute=0.45, step_overhead_us=400.0)
-HEADER = "model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,prefix_hit,metric,value,source"
+HEADER = ("model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,prefix_hit,"
+          "metric,value,source")
 
 
-def measured(model, mode, metric, input_len, output_len, knobs=TRUE_KNOBS, rate=None, concurrency=None, max_seqs=None) -> Measurement:
+def measured(model, mode, metric, input_len, output_len, knobs=TRUE_KNOBS, rate=None, concurrency=None,
+             max_seqs=None) -> Measurement:
     """A row whose value is the model's own prediction under `knobs` (a benchmark of a known engine)."""
     row = Measurement(model=model, gpu="h100-sxm", tp=1, pp=None, weights="bf16", kv="bf16", mode=mode, rate=rate,
                       concurrency=concurrency, input_len=float(input_len), output_len=float(output_len), max_seqs=max_seqs,
@@ -122,7 +125,8 @@ def test_calibrate_refuses_to_write_a_fit_of_nothing_and_lists_what_it_skipped(t
     path.write_text("\n".join([HEADER, HEADER,
                                "llama-3.1-8b,h100-sxm,1,,bf16,bf16,offline,,,128,128,,,,output_tok_s,9000,https://example.org",
                                "llama-3.1-8b,h100-sxm,1,,bf16,bf16,offline,,,512,128,,,,output_tok_s,7000,https://example.org",
-                               "llama-3.1-8b,tpu-v9,1,,bf16,bf16,offline,,,512,128,,,,output_tok_s,7000,https://example.org"]) + "\n")
+                               "llama-3.1-8b,tpu-v9,1,,bf16,bf16,offline,,,512,128,,,,output_tok_s,7000,https://example.org"])
+                    + "\n")
     out = tmp_path / "cal.toml"
     assert main(["calibrate", str(path), "-o", str(out)]) == 2
     err = capsys.readouterr().err

@@ -8,11 +8,11 @@ import pytest
 
 from planner.engine import catalog
 from planner.engine.knobs import Knobs
-from planner.engine.roofline import ServingConfig, kv_capacity_tokens, replica_params, sequence_kv_tokens, step_time
 from planner.engine.offline import batch_cap
-from planner.engine.workload import Workload
+from planner.engine.roofline import ServingConfig, kv_capacity_tokens, replica_params, sequence_kv_tokens, step_time
 from planner.engine.scenario import LengthDist
 from planner.engine.specs import kv_tokens_kept
+from planner.engine.workload import Workload
 
 
 def _model(model_id: str):
@@ -92,7 +92,8 @@ def test_experts_only_fp4_keeps_attention_in_bf16():
     all_fp4 = replica_params(m.model_copy(update={"dense_dtype": ""}), gpu, ServingConfig(weights="fp4"), Knobs())
     # attention, norms and router (body_dense_params) at 2 bytes instead of NVFP4's 0.5625
     assert shipped.body_bytes == pytest.approx(m.body_dense_params * 2.0, rel=1e-12)
-    assert shipped.weights_total_bytes - all_fp4.weights_total_bytes == pytest.approx(m.body_dense_params * (2.0 - 0.5625), rel=1e-9)
+    assert (shipped.weights_total_bytes - all_fp4.weights_total_bytes
+            == pytest.approx(m.body_dense_params * (2.0 - 0.5625), rel=1e-9))
     # requanting the whole model to fp8 sizes every body weight at fp8
     fp8 = replica_params(m, gpu, ServingConfig(weights="fp8"), Knobs())
     assert fp8.body_bytes == pytest.approx(m.body_dense_params * 1.0, rel=1e-12)

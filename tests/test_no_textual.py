@@ -1,5 +1,6 @@
-"""Scripted use never pays for Textual: the engine, reports, profiles and the CLI's non-TUI commands
-import without it. Each check runs in a fresh interpreter so nothing imported by other tests leaks in."""
+"""Scripted use never pays for Textual: the engine, reports, profiles, the service (the one path from
+a profile to the engine) and the CLI's non-TUI commands import without it. Each check runs in a
+fresh interpreter so nothing imported by other tests leaks in."""
 
 from __future__ import annotations
 
@@ -29,11 +30,13 @@ def python(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def test_engine_modules_are_listed():
-    assert {"planner.engine.roofline", "planner.engine.serving", "planner.engine.plan", "planner.engine.predict"} <= set(ENGINE_MODULES)
+    expected = {"planner.engine.roofline", "planner.engine.serving", "planner.engine.plan", "planner.engine.predict"}
+    assert expected <= set(ENGINE_MODULES)
 
 
 def test_importing_engine_report_cli_and_profile_does_not_import_textual():
-    modules = ["planner.engine", *ENGINE_MODULES, "planner.report", "planner.tables", "planner.cli", "planner.profile"]
+    modules = ["planner.engine", *ENGINE_MODULES, "planner.report", "planner.tables", "planner.cli", "planner.profile",
+               "planner.service", "planner.tui.compute"]
     code = (
         "import importlib, json, sys\n"
         f"for name in {modules!r}:\n"
@@ -50,7 +53,8 @@ def test_importing_engine_report_cli_and_profile_does_not_import_textual():
     ["plan", "profiles/chatbot-h100.toml", "--format", "json"],
     ["plan", "profiles/chatbot-h100.toml"],
     ["catalog", "gpus"],
-], ids=["predict-json", "predict-table", "plan-json", "plan-table", "catalog"])
+    ["search", "profiles/chatbot-h100.toml", "--tier", "small", "--top", "1", "--format", "json"],
+], ids=["predict-json", "predict-table", "plan-json", "plan-table", "catalog", "search"])
 def test_cli_commands_do_not_import_textual(argv):
     code = (
         "import sys\n"

@@ -13,7 +13,8 @@ from planner.cli import main
 from planner.report import fmt_gb, fmt_num, fmt_sig
 
 HF = Path(__file__).parent / "data" / "hf"
-HEADER = "model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,prefix_hit,metric,value,source"
+HEADER = ("model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,prefix_hit,"
+          "metric,value,source")
 MAGNITUDES = [m * 10.0**k for k in range(-6, 31) for m in (1.0, 1.23456789, 9.87654321)]
 NOISE = re.compile(r"[1-9][\d,]*\.\d{4,}|\de[+-]\d|\d{16,}")  # 11.5741, 1.039e+04, 750625000000001125...
 

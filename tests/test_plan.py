@@ -8,17 +8,17 @@ import math
 
 import pytest
 
+from planner.engine import replica_checks, sizing
 from planner.engine.api_prices import ApiQuote
 from planner.engine.cost import fleet_cost, gpu_power_w
-from planner.engine import replica_checks, sizing
 from planner.engine.plan import evaluate, workload_of
 from planner.engine.replica_checks import clear_check_cache
-from planner.engine.targets import percentile_of, slo_misses
-from planner.engine.tier_config import knobs_for
 from planner.engine.roofline import replica_params
 from planner.engine.scenario import CostKnobs, Fleet, Load, Optimizations, Scenario, Targets, TierModels
 from planner.engine.serving import FULL, Fidelity, offline_throughput, rate_point
 from planner.engine.specs import TIERS
+from planner.engine.targets import percentile_of, slo_misses
+from planner.engine.tier_config import knobs_for
 from planner.report import plan_json
 
 BOUNDS = ("compute", "memory bandwidth", "interconnect", "overhead")
@@ -97,7 +97,7 @@ def test_cheaper_gpu_hour_never_costs_more_for_the_same_fleet():
         Fleet(gpu="h100-sxm", price_usd_hour=0.0),
     ]
     plans = [evaluate(scenario(fleet=f)) for f in prices]
-    for i, tier in enumerate(TIERS):
+    for i in range(len(TIERS)):
         tiers = [p.tiers[i] for p in plans]
         assert len({(t.gpus, t.replicas, t.config.tp) for t in tiers}) == 1, "price must not change the fleet"
         usd = [t.cost.usd_month for t in tiers]
@@ -191,7 +191,8 @@ def test_utilisation_ceiling_binds_only_when_one_fewer_replica_would_breach_it()
     plan = evaluate(sc)
     for t in plan.tiers:
         if t.feasible and t.binding == "utilisation ceiling":
-            max_rate = offline_throughput(replica_params(t.model, t.gpu, t.config, knobs_for(t.gpu, None, t.config.engine)), plan.workload)[0]
+            params = replica_params(t.model, t.gpu, t.config, knobs_for(t.gpu, None, t.config.engine))
+            max_rate = offline_throughput(params, plan.workload)[0]
             assert t.replicas > 1, f"{t.tier}: one replica at {t.point.utilization:.0%} is not held by the ceiling"
             assert sc.load.peak_rate_rps / ((t.replicas - 1) * max_rate) > sc.slo.max_utilization
 
@@ -421,9 +422,9 @@ def test_the_plan_has_the_fewest_gpus_of_any_tp_degree_at_full_fidelity(gpu, rat
     # TP4 needs 456; A100 at 0.2 req/s: TP4 at 4 where TP2 needs 2); sizing every degree at full
     # fidelity finds no fleet smaller than the plan's
     from planner.engine.feasibility import fitting_tp_degrees
+    from planner.engine.serving import Workload
     from planner.engine.sizing import size_replicas
     from planner.engine.tier_config import config_with, serving_config
-    from planner.engine.serving import Workload
 
     sc = Scenario(load=Load(rate_rps=rate), fleet=Fleet(gpu=gpu), optimizations=Optimizations(weights="fp8"))
     clear_check_cache()
@@ -454,7 +455,8 @@ def test_a_prefill_dominated_load_carries_a_caveat_in_the_plan_and_the_table():
     from planner.tables import plan_table
 
     assert load_caveats(Workload(LengthDist(kind="fixed", mean=1000), LengthDist(kind="fixed", mean=250))) == []
-    sc = scenario(load=Load(rate_rps=5.0, input_len=LengthDist(kind="fixed", mean=1000), output_len=LengthDist(kind="fixed", mean=10)))
+    sc = scenario(load=Load(rate_rps=5.0, input_len=LengthDist(kind="fixed", mean=1000),
+                            output_len=LengthDist(kind="fixed", mean=10)))
     data = plan_json(evaluate(sc))
     assert len(data["load"]["caveats"]) == 1 and "prefill-dominated" in data["load"]["caveats"][0]
     assert "E2E p99 up to 18% low" in data["load"]["caveats"][0]

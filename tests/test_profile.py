@@ -434,7 +434,8 @@ OVERRIDES = {
     (Profile, "plan"): st.none(),
 }
 # Text as a profile holds it: control characters are cleaned out on load (see test_text_is_printable).
-CHARS = st.characters(codec="utf-8", exclude_categories=("Cc",), exclude_characters="\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+CHARS = st.characters(codec="utf-8", exclude_categories=("Cc",),
+                      exclude_characters="\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 TEXT = st.text(CHARS, max_size=12)
 
 

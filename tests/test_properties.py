@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, assume, example, given, settings
 from hypothesis import strategies as st
+from specs_fixtures import h100, llama8b, llama70b, mixtral
 
 from planner.engine import catalog
 from planner.engine.cycles import decode_step, spec_tokens_per_step
@@ -24,7 +25,6 @@ from planner.engine.roofline import ServingConfig, kv_capacity_tokens, memory_pe
 from planner.engine.scenario import LengthDist
 from planner.engine.serving import QUICK, Workload, offline_throughput, rate_point
 from planner.engine.specs import KV_PRECISIONS, WEIGHT_PRECISIONS, GpuSpec, ModelSpec
-from specs_fixtures import h100, llama8b, llama70b, mixtral
 
 KNOBS = Knobs()
 PROPS = settings(

@@ -3,12 +3,11 @@
 import math
 
 import numpy as np
-
 import pytest
+from specs_fixtures import h100, llama8b, llama70b, mixtral
 
 from planner.engine.knobs import Knobs
 from planner.engine.roofline import ServingConfig, kv_capacity_tokens, memory_per_gpu, replica_params, step_time, touched_experts
-from specs_fixtures import h100, llama8b, llama70b, mixtral
 
 KNOBS = Knobs(eta_weights=0.75, eta_kv=0.6, eta_compute=0.55, eta_attention=0.5, eta_link=0.75, allreduce_latency_us=10,
               step_overhead_us=130, layer_overhead_us=10, seq_overhead_us=4, api_overhead_ms=0)
@@ -116,7 +115,8 @@ def test_pruning_and_sparsity_touch_only_their_terms():
     assert math.isclose(sparse.kv_bytes_token_gpu, base.kv_bytes_token_gpu)
 
 
-@pytest.mark.parametrize("model, tp, pp, spec_k", [(llama8b, 1, 1, 0), (llama70b, 4, 2, 0), (mixtral, 2, 1, 3), (llama70b, 8, 1, 4)])
+@pytest.mark.parametrize("model, tp, pp, spec_k",
+                         [(llama8b, 1, 1, 0), (llama70b, 4, 2, 0), (mixtral, 2, 1, 3), (llama70b, 8, 1, 4)])
 @pytest.mark.parametrize("batch", [0.0, 1.0, 37.5])
 def test_steps_known_to_carry_a_prompt_are_the_step_time_formula(model, tp, pp, spec_k, batch):
     """The sampled cycles time their prompt-carrying steps without testing each for a prompt: the
@@ -208,7 +208,8 @@ def test_weighted_percentiles_by_blocks_are_the_full_sort(n):
         assert _weighted_percentiles(x, w, probs) == pytest.approx(full, rel=1e-9, abs=0.0), trial
 
 
-@pytest.mark.parametrize("model, tp, chunked, utilization", [(llama70b, 4, True, 0.1), (llama70b, 4, False, 0.8), (llama8b, 1, True, 0.5)])
+@pytest.mark.parametrize("model, tp, chunked, utilization",
+                         [(llama70b, 4, True, 0.1), (llama70b, 4, False, 0.8), (llama8b, 1, True, 0.5)])
 def test_tpot_tail_is_sampled_precisely(model, tp, chunked, utilization, monkeypatch):
     # the TPOT p99 is set by short requests (a few steps, one prefill-heavy cycle among them);
     # importance sampling gives them half the samples. Over seeds, the shown (8,192-sample) p99

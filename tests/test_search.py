@@ -2,7 +2,8 @@
 
 import math
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from planner.engine import catalog
 from planner.engine.auto_choice import plan_tier
@@ -36,7 +37,8 @@ def test_best_agrees_with_exact_sizing_and_is_never_beaten_by_sampled_configs():
 
     _, meta, _ = _grid([best.model], [catalog.get_gpu(g) for g in GPUS], SCENARIO, wl)
     for model, gpu, cfg in meta[:: max(1, len(meta) // 25)]:
-        s = size_replicas(SCENARIO, model, gpu, cfg, shipped_calibration().for_family(gpu.family), wl, SCENARIO.load.peak_rate_rps)
+        knobs = shipped_calibration().for_family(gpu.family)
+        s = size_replicas(SCENARIO, model, gpu, cfg, knobs, wl, SCENARIO.load.peak_rate_rps)
         if s.feasible:
             usd = s.replicas * cfg.tp * gpu.price_usd_hour * SCENARIO.cost.hours_per_month
             assert usd >= best.usd_month - 1e-6, (gpu.id, cfg)
@@ -57,7 +59,7 @@ def _cand(usd: float, lat: float) -> Candidate:
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(st.lists(st.tuples(st.floats(1, 1e6), st.floats(1, 1e6)), min_size=1, max_size=40))
 def test_frontier_is_non_dominated(points):
-    cands = [_cand(u, l) for u, l in points]
+    cands = [_cand(usd, latency) for usd, latency in points]
     front = pareto(cands, "e2e_p99_ms")
     for f in front:
         assert not any(c.usd_month <= f.usd_month and c.e2e_p99_ms < f.e2e_p99_ms or
@@ -116,7 +118,8 @@ def _plan_of_row(scenario: Scenario, c: Candidate):
     """Plan the row's fleet as a profile would set it: its GPU, precisions, TP and engine limits."""
     cfg = c.config
     opt = scenario.optimizations.model_copy(update={"weights": cfg.weights, "kv": cfg.kv, "tp": cfg.tp, "pp": cfg.pp,
-                                                    "max_num_seqs": cfg.max_num_seqs, "max_num_batched_tokens": cfg.max_num_batched_tokens})
+                                                    "max_num_seqs": cfg.max_num_seqs,
+                                                    "max_num_batched_tokens": cfg.max_num_batched_tokens})
     fixed = scenario.model_copy(update={"fleet": scenario.fleet.model_copy(update={"gpu": c.gpu.id}), "optimizations": opt})
     return plan_tier(fixed, "medium", c.model, c.gpu, workload_of(fixed))
 

@@ -58,7 +58,8 @@ def test_every_mode_is_scored(capsys):
 def test_offline_latencies_the_row_cannot_pin_down_are_not_scored(tmp_path, capsys):
     # a burst benchmark's TTFT includes the wait behind every request sent at once, and its ITL
     # grows with the engine's batch cap: neither is predicted from a row that gives neither
-    head = "model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,prefix_hit,metric,value,source"
+    head = ("model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,prefix_hit,"
+            "metric,value,source")
     rows = [
         "llama-3.1-8b,h100-sxm,1,,bf16,bf16,offline,,,467,256,,,,ttft_ms_mean,3335,https://example.org/a",
         "llama-3.1-8b,h100-sxm,1,,bf16,bf16,offline,,,467,256,,,,itl_ms_mean,39,https://example.org/a",
@@ -94,7 +95,8 @@ def test_a_closed_loop_run_of_known_length_includes_its_start_up_burst(tmp_path,
     # 64 clients started at once on a run of 640 prompts: the first 64 queue behind each other's
     # prefill, a tenth of the run, so they set TTFT p99 and raise the mean; without num_prompts the
     # steady state alone is predicted; one client has no burst
-    head = "model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,prefix_hit,metric,value,source,num_prompts"
+    head = ("model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,prefix_hit,"
+            "metric,value,source,num_prompts")
     base = "llama-3.1-8b,h100-sxm,1,,bf16,bf16,concurrency,,{c},2000,500,,,,{metric},100,https://example.org/a,{n}"
     rows = [base.format(c=c, metric=metric, n=n) for c, n in ((64, ""), (64, 640), (1, ""), (1, 10))
             for metric in ("ttft_ms_p99", "ttft_ms_mean")]

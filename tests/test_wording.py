@@ -17,7 +17,8 @@ from planner.engine.scenario import Load, Optimizations, Scenario, Targets, Tier
 from planner.report import plan_json
 from planner.tables import plan_table, prediction_table
 
-PREDICT = ["predict", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--input-len", "1000", "--output-len", "200", "--format", "json"]
+PREDICT = ["predict", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--input-len", "1000", "--output-len", "200",
+           "--format", "json"]
 
 
 def _predict(capsys, *mode: str) -> dict:
@@ -83,7 +84,8 @@ def test_tables_carry_no_python_none_and_no_empty_verdict(capsys):
     data = _predict(capsys, "--concurrency", "4")
     data["bound"] = {"prefill": None, "decode": None}
     assert "None" not in _text(prediction_table(data))
-    plan = plan_json(evaluate(Scenario(load=Load(rate_rps=5), optimizations=Optimizations(weights="bf16", pp=1))))  # 405B bf16: no fit
+    # 405B bf16: no fit
+    plan = plan_json(evaluate(Scenario(load=Load(rate_rps=5), optimizations=Optimizations(weights="bf16", pp=1))))
     assert any(not t["feasible"] for t in plan["tiers"])
     text = _text(plan_table(plan, "minimal"))
     assert "None" not in text

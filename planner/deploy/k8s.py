@@ -91,7 +91,8 @@ def _lines(value, indent: int) -> list[str]:
                 out.append(f"{pad}{_scalar(key) if not _plain_key(key) else key}:")
                 out.extend(_lines(item, indent + 2))
             else:
-                out.append(f"{pad}{key if _plain_key(key) else _scalar(key)}: {_empty(item) if isinstance(item, (dict, list)) else _scalar(item)}")
+                shown = _empty(item) if isinstance(item, (dict, list)) else _scalar(item)
+                out.append(f"{pad}{key if _plain_key(key) else _scalar(key)}: {shown}")
     elif isinstance(value, list):
         for item in value:
             if isinstance(item, (dict, list)) and item:

@@ -10,10 +10,10 @@ import math
 from dataclasses import dataclass
 
 from planner.engine.engines import default_batched_tokens, default_max_seqs
-from planner.engine.lengths import quantiles
 from planner.engine.feasibility import node_size
-from planner.engine.tier_plan import Plan, TierPlan
+from planner.engine.lengths import quantiles
 from planner.engine.scenario import LengthDist
+from planner.engine.tier_plan import Plan, TierPlan
 
 # The longest request the server must accept: vLLM and SGLang refuse a prompt plus max_tokens
 # above their context limit. Lengths without a `max` are taken at this quantile, so one request

@@ -4,7 +4,6 @@ the catalog listing that bills this traffic least."""
 
 from __future__ import annotations
 
-import functools
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -12,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationError
 
+from planner.engine.memo import memoized
 from planner.engine.scenario import Scenario, Strict
 
 CATALOG_FILE = "api_prices.toml"
@@ -59,7 +59,7 @@ class ApiCatalogError(ValueError):
     """The shipped price catalog does not validate."""
 
 
-@functools.lru_cache(maxsize=1)
+@memoized(1)
 def listings() -> dict[str, tuple[ApiListing, ...]]:
     """Every listed price, by catalog model id, in file order."""
     text = resources.files("planner").joinpath("data", CATALOG_FILE).read_text(encoding="utf-8")

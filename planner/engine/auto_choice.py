@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from planner.engine.binding import Binding
 from planner.engine.feasibility import fitting_tp_degrees, weights_problem
 from planner.engine.knobs import Calibration, Knobs
 from planner.engine.replica_checks import replica_check
@@ -15,7 +16,6 @@ from planner.engine.tier_config import config_with, knobs_for, serving_config
 from planner.engine.tier_plan import TierPlan
 from planner.engine.tp_choice import plan_over_tp
 from planner.engine.workload import Workload
-
 
 # The weight formats weights = "auto" tries, highest precision first: at equal cost the higher keeps
 # more of the model's quality.
@@ -34,7 +34,8 @@ def auto_weights(model: ModelSpec, gpu: GpuSpec) -> list[str]:
 PP_DEGREES = (1, 2, 4, 8)
 
 
-def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl: Workload, calibration: Calibration | None = None) -> TierPlan:
+def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl: Workload,
+              calibration: Calibration | None = None) -> TierPlan:
     """The tier's plan. With pp = "auto": TP, then PP, one stage unless the model does not fit one
     scale-up domain, then the fewest stages that hold it (PP adds GPUs and latency, so it
     never makes a fitting fleet cheaper in this model's terms)."""
@@ -45,7 +46,7 @@ def plan_tier(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl:
         staged = scenario.model_copy(update={"optimizations": scenario.optimizations.model_copy(update={"pp": pp})})
         planned = _plan_precision(staged, tier, model, gpu, wl, calibration)
         first = first or planned
-        if planned.binding != "memory capacity":  # held: a stage count that fits but misses is no answer
+        if planned.binding != Binding.MEMORY:  # held: a stage count that fits but misses is no answer
             if planned.feasible or pp == 1:
                 return planned
             first.reason += f"; with PP={pp} (pp \"auto\") it fits, but {planned.reason}"
@@ -97,5 +98,5 @@ def _least_gpus(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, knobs: Knobs
     base = serving_config(scenario, model, gpu, 1)
     degrees = fitting_tp_degrees(model, gpu, base, knobs, scenario.fleet.gpus_per_node)
     rate = scenario.load.peak_rate_rps
-    return min((replica_check(scenario, replica_params(model, gpu, config_with(base, tp=tp), knobs), wl, rate).least_replicas() * tp * base.pp
-                for tp in degrees), default=math.inf)
+    return min((replica_check(scenario, replica_params(model, gpu, config_with(base, tp=tp), knobs), wl, rate).least_replicas()
+                * tp * base.pp for tp in degrees), default=math.inf)

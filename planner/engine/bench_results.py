@@ -92,7 +92,8 @@ class Run:
     input_p90: float | None
     output_p90: float | None
     source: str
-    num_prompts: int | None = None  # requests sent in all: a closed-loop run's start-up burst (startup.py), a finite batch offline
+    # requests sent in all: a closed-loop run's start-up burst (startup.py), a finite batch offline
+    num_prompts: int | None = None
 
 
 def run_from_stats(stat, lengths: tuple[str, str], mean: str, mode: str, rate: float | None, concurrency: int | None,

@@ -7,7 +7,6 @@ built-ins. `get_model` also accepts a path to a Hugging Face config.json (or its
 from __future__ import annotations
 
 import difflib
-import functools
 import re
 import tomllib
 from collections.abc import Iterable
@@ -18,6 +17,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from planner.engine.hf_config import model_from_hf_config
+from planner.engine.memo import memoized
 from planner.engine.specs import GpuSpec, ModelSpec
 
 Spec = TypeVar("Spec", GpuSpec, ModelSpec)
@@ -55,13 +55,13 @@ def _validate(cls: type[Spec], rows: list[dict], filename: str) -> dict[str, Spe
     return specs
 
 
-@functools.lru_cache(maxsize=1)
+@memoized(1)
 def gpus() -> dict[str, GpuSpec]:
     """Built-in accelerators by id, in catalog order."""
     return _validate(GpuSpec, _read_toml("gpus.toml").get("gpu", []), "gpus.toml")
 
 
-@functools.lru_cache(maxsize=1)
+@memoized(1)
 def models() -> dict[str, ModelSpec]:
     """Built-in models by id, in catalog order."""
     return _validate(ModelSpec, _read_toml("models.toml").get("model", []), "models.toml")
@@ -86,12 +86,12 @@ def _index(specs: Iterable[Spec], where: str) -> dict[str, Spec]:
     return index
 
 
-@functools.lru_cache(maxsize=1)
+@memoized(1)
 def _gpu_index() -> dict[str, GpuSpec]:
     return _index(gpus().values(), "gpus.toml")
 
 
-@functools.lru_cache(maxsize=1)
+@memoized(1)
 def _model_index() -> dict[str, ModelSpec]:
     return _index(models().values(), "models.toml")
 
@@ -146,7 +146,7 @@ def get_model(name: str, extra: Iterable[ModelSpec] = (), base_dir: Path | None 
     raise _unknown("model", name, _model_index(), extra, "planner catalog models")
 
 
-@functools.lru_cache(maxsize=1)
+@memoized(1)
 def _measured_shares() -> tuple[dict[str, float], dict[str, float], float, float]:
     """Median matmul and bandwidth shares of the built-in GPUs measured, per family; and the
     lowest of all, for a family nobody measured."""

@@ -65,7 +65,8 @@ def concurrency_point(p: ReplicaParams, wl: Workload, clients: int, detailed: bo
     return best
 
 
-def _closed_loop_throughput(p: ReplicaParams, wl: Workload, clients: int, hi_rps: float, sat_rps: float) -> tuple[float | None, dict]:
+def _closed_loop_throughput(p: ReplicaParams, wl: Workload, clients: int, hi_rps: float,
+                            sat_rps: float) -> tuple[float | None, dict]:
     """The largest solved rate X below the closed-loop fixed point X = clients / E2E_mean(X), or None
     if none was found; and the open-loop solutions by rate.
     Regula falsi with the Illinois modification (Dowell & Jarratt 1971) on the gap h(X) = clients /

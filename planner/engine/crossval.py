@@ -172,10 +172,13 @@ def error_table(results: list[RowResult], base_dir: Path | None = None,
     for family in sorted({f for f in model_of.values() if f}):
         table[f"model {family}"] = groups(lambda r, f=family: model_of[id(r)] == f)
         if within_models:
-            for engine in sorted({r.row.engine for r in results if model_of[id(r)] == family}):
-                table[f"model {family} engine {engine}"] = groups(lambda r, f=family, e=engine: model_of[id(r)] == f and r.row.engine == e)
-            for gpu in sorted({family_of[id(r)] for r in results if model_of[id(r)] == family and family_of[id(r)]}):
-                table[f"model {family} gpu {gpu}"] = groups(lambda r, f=family, g=gpu: model_of[id(r)] == f and family_of[id(r)] == g)
+            mine = [r for r in results if model_of[id(r)] == family]
+            for engine in sorted({r.row.engine for r in mine}):
+                table[f"model {family} engine {engine}"] = groups(
+                    lambda r, f=family, e=engine: model_of[id(r)] == f and r.row.engine == e)
+            for gpu in sorted({family_of[id(r)] for r in mine if family_of[id(r)]}):
+                table[f"model {family} gpu {gpu}"] = groups(
+                    lambda r, f=family, g=gpu: model_of[id(r)] == f and family_of[id(r)] == g)
     return {k: v for k, v in table.items() if v}
 
 

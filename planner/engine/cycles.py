@@ -80,7 +80,8 @@ def cycle_duration(p: ReplicaParams, b: float, ctx: float, tokens, attn, t_d: fl
     return np.where(has, prefill + t_d, t_d), np.ones_like(tokens)
 
 
-def cycle_samples(p, pool: PromptPool, b: float, ctx: float, t_d: float, k_max: int, per_count: int, draft_s: float | None = None):
+def cycle_samples(p, pool: PromptPool, b: float, ctx: float, t_d: float, k_max: int, per_count: int,
+                  draft_s: float | None = None):
     """Durations and step counts of cycles carrying k = 0..k_max prompts, `per_count` draws each.
     The j-th prompt of a draw comes from a fixed permutation of stratified quantiles (a Latin
     hypercube over the length distribution), so every prompt position is sampled evenly and the

@@ -12,6 +12,7 @@ import numpy as np
 
 from planner.engine.cycles import cycle_duration, cycle_samples, decode_step, decode_step_s, draft_share_s, spec_tokens_per_step
 from planner.engine.fixed_point import RateState
+from planner.engine.memo import Memo
 from planner.engine.next_cycles import next_cycles
 from planner.engine.offline import OperatingPoint
 from planner.engine.quantiles import poisson_quantiles, strata_midpoints, summarise, weighted_quantiles
@@ -47,7 +48,8 @@ def cycle_table(p, pool: PromptPool, lane_rate: float, b: float, ctx: float, sta
     return dur.ravel(), weights / weights.sum(), steps.ravel()
 
 
-def sampled_distributions(p, wl, pool: PromptPool, point: OperatingPoint, lane_rate: float, state: RateState, fid: Fidelity) -> None:
+def sampled_distributions(p, wl, pool: PromptPool, point: OperatingPoint, lane_rate: float, state: RateState,
+                          fid: Fidelity) -> None:
     """Percentiles from seeded, stratified joint samples: the cycle in progress at arrival
     (length-biased), the residual of it, the prompts that arrive during it and share this prompt's
     cycle, and the cycles that follow (the decode window, each cycle's prompts having arrived
@@ -85,7 +87,8 @@ def sampled_distributions(p, wl, pool: PromptPool, point: OperatingPoint, lane_r
     has_decode = l_out > 1.0
     e2e = ttft[:m] + np.where(has_decode, (l_out - 1.0) * tpot, 0.0)
     point.ttft_s, point.e2e_s = summarise(ttft), summarise(e2e, w_out)
-    point.tpot_s = summarise(tpot[has_decode], w_out[has_decode]) if has_decode.any() else summarise(np.array([point.tpot_mean_s]))
+    point.tpot_s = (summarise(tpot[has_decode], w_out[has_decode]) if has_decode.any()
+                    else summarise(np.array([point.tpot_mean_s])))
     point.ttft_mean_s, point.e2e_mean_s = point.ttft_s["mean"], point.e2e_s["mean"]
 
 
@@ -210,13 +213,10 @@ def idle_distributions(p, wl: Workload, pool: PromptPool, point: OperatingPoint,
     point.ttft_mean_s, point.e2e_mean_s = point.ttft_s["mean"], point.e2e_s["mean"]
 
 
-_IDLE_SHUFFLES: dict[tuple[int, int], np.ndarray] = {}
+_IDLE_SHUFFLES: Memo[tuple[int, int], np.ndarray] = Memo()
 
 
 def _idle_shuffle(n: int) -> np.ndarray:
     """The seeded shuffle of n (prompt, output) pairings: the same order rng.permutation gives an
     array of n, made once per length."""
-    made = _IDLE_SHUFFLES.get((n, RNG_SEED))
-    if made is None:
-        made = _IDLE_SHUFFLES.setdefault((n, RNG_SEED), np.random.default_rng(RNG_SEED).permutation(n))
-    return made
+    return _IDLE_SHUFFLES.get_or_make((n, RNG_SEED), lambda: np.random.default_rng(RNG_SEED).permutation(n))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from planner.engine.binding import Binding
 from planner.engine.engines import ENGINE_NAMES
 from planner.engine.knobs import Knobs
 from planner.engine.roofline import ServingConfig, memory_per_gpu, replica_params
@@ -20,25 +21,26 @@ def config_problem(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, node_limi
     """Why this serving configuration cannot run at all, as (binding, reason), or None. Shared by
     `plan` and `predict` so both refuse the same things."""
     if cfg.engine not in gpu.engines:
-        return "hardware support", (f"{ENGINE_NAMES[cfg.engine]} does not run on {gpu.id}; it is served with "
+        return Binding.HARDWARE, (f"{ENGINE_NAMES[cfg.engine]} does not run on {gpu.id}; it is served with "
                                     f"{' or '.join(ENGINE_NAMES[e] for e in gpu.engines)} (--engine, fleet.engine)")
     if cfg.sparsity_2_4 and not gpu.sparse_2_4:
-        return "hardware support", f"2:4 sparsity needs sparse tensor cores, which {gpu.id} does not have"
+        return Binding.HARDWARE, f"2:4 sparsity needs sparse tensor cores, which {gpu.id} does not have"
     unsupported = weights_problem(gpu, cfg.weights)
     if unsupported:
-        return "hardware support", unsupported
+        return Binding.HARDWARE, unsupported
     limit = node_size(gpu, node_limit)
     if cfg.tp > limit:
-        return "interconnect", (
+        return Binding.INTERCONNECT, (
             f"TP={cfg.tp} spans more than the {limit} GPUs of one {gpu.id} scale-up domain: tensor parallelism "
             f"all-reduces every layer and needs the node's fast interconnect; use TP<={limit} and PP across nodes")
     if model.heads % cfg.tp:
-        return "parallelism", f"TP={cfg.tp} does not divide the {model.heads} attention heads of {model.id}"
+        return Binding.PARALLELISM, f"TP={cfg.tp} does not divide the {model.heads} attention heads of {model.id}"
     if not tp_divides(model, cfg.tp):
-        return "parallelism", (f"TP={cfg.tp} neither divides the {model.kv_heads} KV heads of {model.id} nor is a "
+        return Binding.PARALLELISM, (f"TP={cfg.tp} neither divides the {model.kv_heads} KV heads of {model.id} nor is a "
                                f"multiple of them, so they can be neither split nor replicated evenly")
     if cfg.pp > model.layers:
-        return "parallelism", f"PP={cfg.pp} exceeds the {model.layers} layers of {model.id}: every pipeline stage needs a layer"
+        return Binding.PARALLELISM, (f"PP={cfg.pp} exceeds the {model.layers} layers of {model.id}: every pipeline stage "
+                                     "needs a layer")
     return None
 
 
@@ -57,7 +59,8 @@ def weights_problem(gpu: GpuSpec, weights: str) -> str:
     return ""
 
 
-def fleet_problem(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, p, wl: Workload) -> tuple[str, str] | None:
+def fleet_problem(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, p,
+                  wl: Workload) -> tuple[str, str] | None:
     """Why no number of replicas of this configuration (its replica parameters `p`) can carry the
     scenario's load, as (binding, reason), or None: the checks `plan` makes before sizing, in its
     order. `search` screens every configuration with it, so each fleet it ranks is one plan accepts."""
@@ -65,13 +68,13 @@ def fleet_problem(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Servi
     if problem:
         return problem
     if not holds_a_request(p):
-        return "memory capacity", f"{model.id} {cfg.weights} leaves no room for a request's KV cache on {gpu.id} at TP={cfg.tp}"
+        return Binding.MEMORY, f"{model.id} {cfg.weights} leaves no room for a request's KV cache on {gpu.id} at TP={cfg.tp}"
     too_long = context_problem(model, wl)
     if too_long:
-        return "context limit", too_long
+        return Binding.CONTEXT, too_long
     if over_fleet_limit(scenario, cfg.tp * cfg.pp):
-        return "fleet size", (f"one replica at TP={cfg.tp} PP={cfg.pp} needs {cfg.tp * cfg.pp} GPUs, more than the fleet limit "
-                              f"of {scenario.fleet.max_gpus:,} (fleet.max_gpus)")
+        return Binding.FLEET_SIZE, (f"one replica at TP={cfg.tp} PP={cfg.pp} needs {cfg.tp * cfg.pp} GPUs, more than the "
+                                    f"fleet limit of {scenario.fleet.max_gpus:,} (fleet.max_gpus)")
     return None
 
 

@@ -212,7 +212,8 @@ def _knobs_at(start: Knobs, names: list[str], u: np.ndarray) -> Knobs:
     return start.scaled(**{n: KNOB_RANGES[n].from_u(float(v)) for n, v in zip(names, u)})
 
 
-def _jacobian(evaluate: _Evaluator, start: Knobs, names: list[str], u: np.ndarray, r0: np.ndarray, which: list[int]) -> np.ndarray:
+def _jacobian(evaluate: _Evaluator, start: Knobs, names: list[str], u: np.ndarray, r0: np.ndarray,
+              which: list[int]) -> np.ndarray:
     """d log prediction / d u for the knobs `which` (a column each), by forward differences."""
     steps = []
     for i in which:

@@ -128,7 +128,8 @@ def _batch_sensitivity(p, pool, state: RateState, lane_rate: float, ctx: float, 
         p, state, lane_rate, raw_slope_s, state.prefill_share, min(hazard, 1.0))
 
 
-def _batch_noise(p, state: RateState, lane_rate: float, slope_s: float, prefill_share: float, h: float) -> tuple[float, float, float]:
+def _batch_noise(p, state: RateState, lane_rate: float, slope_s: float, prefill_share: float,
+                 h: float) -> tuple[float, float, float]:
     """Linear-noise approximation (van Kampen) of the step duration D and the running batch B of
     one lane, step by step: D_n = d + a (D_n-1 - d) + s (B_n - b) + noise (a: the prefill share,
     each second of step gathering prompts for the next; s: the batch's cost per sequence), and

@@ -13,6 +13,8 @@ predicted as Poisson arrivals, which queue more).
 
 from __future__ import annotations
 
+from functools import partial
+
 from planner.engine.bench_results import Setup, finite_value, measurement_rows, resolve_setup, run_from_stats, stat_rows
 from planner.engine.engines import DEFAULT_ENGINE
 from planner.engine.measurements import Measurement, MeasurementsError
@@ -40,9 +42,9 @@ def report_rows(obj: dict, where: str, flags: Setup, default_engine: str = DEFAU
         setup = resolve_setup({"model_id": _model(obj, bench)}, place, flags)
         mode, rate, concurrency, note = _strategy(bench, place)
         metrics = bench["metrics"]
-        run = run_from_stats(lambda key, stat: _stat(metrics, key, stat), ("prompt_token_count", "output_token_count"),
+        run = run_from_stats(partial(_stat, metrics), ("prompt_token_count", "output_token_count"),
                              "mean", mode, rate, concurrency, f"{where} | {FORMAT}{note}", place)
-        stats = stat_rows(lambda key, stat: _stat(metrics, key, stat), _LATENCIES, _STATS, _THROUGHPUTS, mode)
+        stats = stat_rows(partial(_stat, metrics), _LATENCIES, _STATS, _THROUGHPUTS, mode)
         rows += measurement_rows(setup, run, stats, place, default_engine)
     return rows
 

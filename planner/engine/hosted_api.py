@@ -20,7 +20,8 @@ class HostedApiOption:
     usd_month: float
 
 
-def cheaper_hosted_apis(scenario: Scenario, tier: str, models: list[ModelSpec], cheapest_fleet_usd: float) -> list[HostedApiOption]:
+def cheaper_hosted_apis(scenario: Scenario, tier: str, models: list[ModelSpec],
+                        cheapest_fleet_usd: float) -> list[HostedApiOption]:
     """API bills below the cheapest self-hosted fleet (any bill when no fleet meets the targets),
     cheapest first. The API's latency is not modelled: it is a price, not a prediction."""
     wl = workload_of(scenario)

@@ -7,11 +7,11 @@ Defaults and ranges come from the modeling digest §9.5; the shipped per-family 
 from __future__ import annotations
 
 import tomllib
-from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from planner.engine.memo import memoized
 
 
 class Knobs(BaseModel):
@@ -137,14 +137,10 @@ def calibration_from_toml(text: str) -> Calibration:
     return Calibration.model_validate(data)
 
 
-@lru_cache(maxsize=1)
+@memoized(1)
 def shipped_calibration() -> Calibration:
     path = resources.files("planner") / "data" / "calibration.toml"
     try:
         return calibration_from_toml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return Calibration()
-
-
-def load_calibration(path: Path) -> Calibration:
-    return calibration_from_toml(Path(path).read_text(encoding="utf-8"))

@@ -7,19 +7,20 @@ plan never changes between runs and small n already covers the tails evenly.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 
+from planner.engine.memo import memoized
 from planner.engine.scenario import LengthDist
-
 
 
 def norm_ppf(u: np.ndarray) -> np.ndarray:
     """Inverse standard-normal CDF (Acklam's rational approximation, |error| < 1.2e-9)."""
-    a = [-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02, 1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00]
+    a = [-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02, 1.383577518672690e02, -3.066479806614716e01,
+         2.506628277459239e00]
     b = [-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02, 6.680131188771972e01, -1.328068155288572e01]
-    c = [-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00, -2.549732539343734e00, 4.374664141464968e00, 2.938163982698783e00]
+    c = [-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00, -2.549732539343734e00, 4.374664141464968e00,
+         2.938163982698783e00]
     d = [7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00]
     u = np.asarray(u, dtype=float)
     out = np.empty_like(u)
@@ -27,12 +28,15 @@ def norm_ppf(u: np.ndarray) -> np.ndarray:
     hi = u > 1 - 0.02425
     mid = ~(lo | hi)
     q = np.sqrt(-2 * np.log(u[lo]))
-    out[lo] = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
+    out[lo] = ((((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5])
+               / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1))
     q = np.sqrt(-2 * np.log(1 - u[hi]))
-    out[hi] = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
+    out[hi] = -((((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5])
+                / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1))
     q = u[mid] - 0.5
     r = q * q
-    out[mid] = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+    out[mid] = ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q
+                / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1))
     return out
 
 
@@ -53,7 +57,7 @@ def quantiles(dist: LengthDist, u: np.ndarray) -> np.ndarray:
     return x
 
 
-@lru_cache(maxsize=256)
+@memoized(256)
 def _grid(dist_json: str, n: int) -> np.ndarray:
     dist = LengthDist.model_validate_json(dist_json)
     return quantiles(dist, (np.arange(n) + 0.5) / n)

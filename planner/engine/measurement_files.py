@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from planner.engine.bench_results import FORMAT as VLLM_BENCH, Setup, is_vllm_bench, result_rows
+from planner.engine.bench_results import FORMAT as VLLM_BENCH
+from planner.engine.bench_results import Setup, is_vllm_bench, result_rows
 from planner.engine.engines import DEFAULT_ENGINE
-from planner.engine.genai_perf_results import FORMAT as PROFILE_EXPORT, export_rows, is_profile_export
-from planner.engine.guidellm_results import FORMAT as GUIDELLM, is_guidellm_report, report_rows
+from planner.engine.genai_perf_results import FORMAT as PROFILE_EXPORT
+from planner.engine.genai_perf_results import export_rows, is_profile_export
+from planner.engine.guidellm_results import FORMAT as GUIDELLM
+from planner.engine.guidellm_results import is_guidellm_report, report_rows
 from planner.engine.measurements import (
     COLUMNS,
     REQUIRED_COLUMNS,
@@ -76,11 +79,12 @@ def _json_records(text: str, path: Path) -> list:
         return value if isinstance(value, list) else [value]
     except json.JSONDecodeError as whole:
         records = []
-        for number, line in enumerate(text.splitlines(), 1):
+        for line in text.splitlines():
             if not line.strip():
                 continue
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError:
-                raise MeasurementsError(f"{path.name}: not valid JSON (line {whole.lineno}: {whole.msg}); expected {KNOWN}") from None
+                raise MeasurementsError(f"{path.name}: not valid JSON (line {whole.lineno}: {whole.msg}); "
+                                        f"expected {KNOWN}") from None
         return records

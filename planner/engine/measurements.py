@@ -234,7 +234,8 @@ _CELLS: dict[str, tuple[Callable[[str], object], bool]] = {
 }
 
 
-def _parse_row(raw: dict[str, str | None], line: int, default_engine: str = DEFAULT_ENGINE) -> tuple[Measurement | None, list[RowError]]:
+def _parse_row(raw: dict[str, str | None], line: int,
+               default_engine: str = DEFAULT_ENGINE) -> tuple[Measurement | None, list[RowError]]:
     values: dict[str, object] = {}
     errors: list[RowError] = []
     for column in COLUMNS:

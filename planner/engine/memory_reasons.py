@@ -3,6 +3,7 @@ asked) TP, or the KV cache of one request in what the weights leave."""
 
 from __future__ import annotations
 
+from planner.engine.binding import Binding
 from planner.engine.feasibility import context_problem, fitting_tp_degrees, node_size, tp_divides
 from planner.engine.knobs import Knobs
 from planner.engine.numbers import fmt_gb, fmt_sig
@@ -33,7 +34,7 @@ def does_not_fit(tier, model, gpu, base, knobs, node_limit, price, wl: Workload,
     too_long = context_problem(model, wl)
     if too_long:
         reason += f"; also, {too_long}"
-    plan = TierPlan(tier, model, gpu, config_with(base, tp=tp), False, reason, usd_per_gpu_hour=price, binding="memory capacity")
+    plan = TierPlan(tier, model, gpu, config_with(base, tp=tp), False, reason, usd_per_gpu_hour=price, binding=Binding.MEMORY)
     plan.memory_gb = {k: float(v) / GB for k, v in mem.items()}
     return plan
 

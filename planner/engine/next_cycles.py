@@ -12,6 +12,7 @@ import numpy as np
 
 from planner.engine.cycles import cycle_duration
 from planner.engine.fixed_point import RateState
+from planner.engine.memo import Memo
 from planner.engine.seeded_draws import SampleDraws
 from planner.engine.workload import PromptPool
 
@@ -77,17 +78,14 @@ def _truncated_poisson_quantiles(mean: float, u: np.ndarray) -> np.ndarray:
     return np.minimum(np.searchsorted(np.minimum(cdf, 1.0), u, side="left"), len(k) - 1) + 1
 
 
-_POISSON_ROWS: dict[tuple[int, int], np.ndarray] = {}
+_POISSON_ROWS: Memo[tuple[int, int], np.ndarray] = Memo()
 
 
 def _truncated_poisson_row(exponent: int, draws: int) -> np.ndarray:
     """Zero-truncated Poisson quantiles of the grid mean NEXT_RATIO**exponent at the draws' strata
     (the same at every load: kept by exponent)."""
-    row = _POISSON_ROWS.get((exponent, draws))
-    if row is None:
-        quantiles = _truncated_poisson_quantiles(NEXT_RATIO ** float(exponent), (np.arange(draws) + 0.5) / draws)
-        row = _POISSON_ROWS.setdefault((exponent, draws), quantiles)
-    return row
+    return _POISSON_ROWS.get_or_make((exponent, draws), lambda: _truncated_poisson_quantiles(
+        NEXT_RATIO ** float(exponent), (np.arange(draws) + 0.5) / draws))
 
 
 def next_cycles(p, pool: PromptPool, b: float, ctx: float, state: RateState, lane_rate: float, draws: int,

@@ -7,8 +7,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from planner.engine.cycles import decode_step, prefill_cost, spec_tokens_per_step
-from planner.engine.roofline import (BLOCK_TOKENS, ReplicaParams, StepTime, bound_name, kv_capacity_tokens, sequence_kv_tokens,
-                                     step_time)
+from planner.engine.roofline import (
+    BLOCK_TOKENS,
+    ReplicaParams,
+    StepTime,
+    bound_name,
+    kv_capacity_tokens,
+    sequence_kv_tokens,
+    step_time,
+)
 from planner.engine.workload import Workload, prompt_tokens
 
 

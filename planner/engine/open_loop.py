@@ -16,7 +16,8 @@ from planner.engine.roofline import ReplicaParams, bound_name, kv_capacity_token
 from planner.engine.workload import PromptPool, Workload
 
 
-def rate_point(p: ReplicaParams, wl: Workload, rate: float, detailed: bool = True, fidelity: Fidelity | None = None) -> OperatingPoint:
+def rate_point(p: ReplicaParams, wl: Workload, rate: float, detailed: bool = True,
+               fidelity: Fidelity | None = None) -> OperatingPoint:
     """Open-loop Poisson arrivals at `rate` req/s to one replica."""
     return finish_rate_point(p, wl, solve_rate_point(p, wl, rate), detailed, fidelity)
 

@@ -14,7 +14,7 @@ The planner lives in modules of one job each; this one plans the tiers and puts 
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from planner.engine import catalog, trust
 from planner.engine.api_prices import api_quote
@@ -25,7 +25,6 @@ from planner.engine.scenario import Scenario
 from planner.engine.specs import TIERS, GpuSpec, ModelSpec
 from planner.engine.tier_plan import Plan, TierPlan
 from planner.engine.workload import Workload
-
 
 # Prompts this many times the outputs (on average) make a prefill-dominated load: there, against
 # the simulation of the same scheduler, the median TPOT of the short outputs read 11-34% high and
@@ -44,7 +43,8 @@ def load_caveats(wl: Workload) -> list[str]:
             f"near 80% load"]
 
 
-def evaluate(scenario: Scenario, custom_gpus: Iterable[GpuSpec] = (), custom_models: Iterable[ModelSpec] = (), calibration: Calibration | None = None) -> Plan:
+def evaluate(scenario: Scenario, custom_gpus: Iterable[GpuSpec] = (), custom_models: Iterable[ModelSpec] = (),
+             calibration: Calibration | None = None) -> Plan:
     """The whole plan: one model per tier on the scenario's fleet."""
     wl = workload_of(scenario)
     return assemble(scenario, plan_tiers(scenario, TIERS, custom_gpus, custom_models, calibration, wl), wl)
@@ -54,15 +54,17 @@ def workload_of(scenario: Scenario) -> Workload:
     return Workload(scenario.load.input_len, scenario.load.output_len)
 
 
-def plan_tiers(scenario: Scenario, tiers: Iterable[str], custom_gpus: Iterable[GpuSpec] = (), custom_models: Iterable[ModelSpec] = (),
-               calibration: Calibration | None = None, wl: Workload | None = None) -> list[TierPlan]:
+def plan_tiers(scenario: Scenario, tiers: Iterable[str], custom_gpus: Iterable[GpuSpec] = (),
+               custom_models: Iterable[ModelSpec] = (), calibration: Calibration | None = None,
+               wl: Workload | None = None) -> list[TierPlan]:
     """The plans of the named tiers: each tier's model on the scenario's fleet (the tiers are
     independent, so they can be planned apart and put together with `assemble`). `wl`: the
     scenario's workload when the caller has it (its prompt pools and capacities are kept on it)."""
     gpus, models = list(custom_gpus), list(custom_models)
     gpu = catalog.get_gpu(scenario.fleet.gpu, gpus)
     wl = wl or workload_of(scenario)
-    planned = [plan_tier(scenario, tier, catalog.get_model(getattr(scenario.models, tier), models), gpu, wl, calibration) for tier in tiers]
+    planned = [plan_tier(scenario, tier, catalog.get_model(getattr(scenario.models, tier), models), gpu, wl, calibration)
+               for tier in tiers]
     for t in planned:
         _mark_trust(t, calibration or shipped_calibration())
         t.mean_input_tokens, t.mean_output_tokens, t.api_enabled = wl.mean_in, wl.mean_out, scenario.api.enabled
@@ -85,4 +87,5 @@ def assemble(scenario: Scenario, tiers: Iterable[TierPlan], wl: Workload | None 
     """The plan made of its tiers' plans, in tier order; `wl` as for plan_tiers."""
     wl = wl or workload_of(scenario)
     ordered = sorted(tiers, key=lambda t: TIERS.index(t.tier))
-    return Plan(scenario=scenario, workload=wl, peak_rate_rps=scenario.load.peak_rate_rps, tiers=ordered, caveats=load_caveats(wl))
+    return Plan(scenario=scenario, workload=wl, peak_rate_rps=scenario.load.peak_rate_rps, tiers=ordered,
+                caveats=load_caveats(wl))

@@ -70,7 +70,8 @@ def predict(req: PredictRequest, calibration: Calibration | None = None) -> Pred
     pred = _predict(req, calibration)
     pred.validated = trust.validated(calibration, req.gpu.family, req.model.family, pred.config.engine)
     utilization = pred.point.utilization if pred.point is not None and pred.point.stable else None
-    pred.error_pct = trust.error_band(calibration, pred.validated, utilization, pred.config.engine, req.gpu.family, req.model.family)
+    pred.error_pct = trust.error_band(calibration, pred.validated, utilization, pred.config.engine, req.gpu.family,
+                                      req.model.family)
     return pred
 
 

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from planner.engine.lengths import norm_ppf
+from planner.engine.memo import Memo
 
 PERCENTILES = (50.0, 90.0, 99.0)
 
@@ -71,17 +72,17 @@ def _weighted_percentiles(x: np.ndarray, weights: np.ndarray, percentiles) -> li
     return out
 
 
-_STRATA: dict[int, np.ndarray] = {}
+_STRATA: Memo[int, np.ndarray] = Memo()
 
 
 def strata_midpoints(n: int) -> np.ndarray:
     """The midpoints (i + 0.5) / n of n equal probability strata (read-only)."""
-    made = _STRATA.get(n)
-    if made is None:
+    def make() -> np.ndarray:
         made = (np.arange(n) + 0.5) / n
         made.flags.writeable = False
-        made = _STRATA.setdefault(n, made)
-    return made
+        return made
+
+    return _STRATA.get_or_make(n, make)
 
 
 def weighted_quantiles(values: np.ndarray, weights: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -4,10 +4,10 @@ per count and fidelity, and shared through a small thread-safe cache with the id
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 
+from planner.engine.binding import UNSTABLE, Binding
 from planner.engine.distributions import FULL, QUICK, Fidelity
+from planner.engine.memo import Memo
 from planner.engine.offline import OperatingPoint, offline_throughput
 from planner.engine.open_loop import RateSolution, finish_rate_point, rate_point, solve_rate_point
 from planner.engine.scenario import Scenario
@@ -61,9 +61,9 @@ class ReplicaCheck:
         on the capacity, and an unstable replica or a quick-fidelity percentile far over its
         target misses at full fidelity too. The point is None when nothing was solved."""
         if self.over_ceiling(n):
-            return ["utilisation ceiling"], None
+            return [Binding.UTILISATION_CEILING], None
         quick_misses, quick = self.misses(n, QUICK)
-        if "unstable" in quick_misses or _clearly_misses(self.scenario, quick):
+        if UNSTABLE in quick_misses or _clearly_misses(self.scenario, quick):
             return quick_misses, quick
         return self.misses(n, FULL)
 
@@ -101,46 +101,25 @@ def _clearly_misses(scenario: Scenario, quick: OperatingPoint) -> bool:
 # model, a price or nothing the sizing reads, and then the other tiers' solved counts are reused.
 # Thread-safe: the TUI plans, sweeps and searches in worker threads.
 CHECK_CACHE_ENTRIES = 256
-_CHECKS: OrderedDict[tuple, ReplicaCheck] = OrderedDict()
-_CHECKS_LOCK = threading.Lock()
-
-
-def _remembered(cache: OrderedDict, key: tuple, make):
-    """cache[key], made with make() on a miss and kept among the CHECK_CACHE_ENTRIES most recently
-    used. make() runs outside the lock; if two threads make the same key, the first one kept wins."""
-    with _CHECKS_LOCK:
-        value = cache.get(key)
-        if value is not None:
-            cache.move_to_end(key)
-            return value
-    value = make()
-    with _CHECKS_LOCK:
-        value = cache.setdefault(key, value)
-        cache.move_to_end(key)
-        while len(cache) > CHECK_CACHE_ENTRIES:
-            cache.popitem(last=False)
-    return value
+_CHECKS: Memo[tuple, ReplicaCheck] = Memo(CHECK_CACHE_ENTRIES)
+_FLOORS: Memo[tuple, OperatingPoint] = Memo(CHECK_CACHE_ENTRIES)
 
 
 def replica_check(scenario: Scenario, p, wl: Workload, rate: float) -> ReplicaCheck:
     key = (tuple(scenario.slo.model_dump().values()), p, workload_key(wl), float(rate))
-    return _remembered(_CHECKS, key, lambda: ReplicaCheck(scenario, p, wl, rate, QUICK))
-
-
-_FLOORS: OrderedDict[tuple, OperatingPoint] = OrderedDict()
+    return _CHECKS.get_or_make(key, lambda: ReplicaCheck(scenario, p, wl, rate, QUICK))
 
 
 def idle_floor(p, wl: Workload) -> OperatingPoint:
     """The replica with no load (one request at a time), remembered by replica and workload: it
     does not depend on the rate or the targets, which most sizing keystrokes change."""
-    return _remembered(_FLOORS, (p, workload_key(wl)), lambda: rate_point(p, wl, 0.0, fidelity=QUICK))
+    return _FLOORS.get_or_make((p, workload_key(wl)), lambda: rate_point(p, wl, 0.0, fidelity=QUICK))
 
 
 def clear_check_cache() -> None:
     """Forget every remembered check and floor (benchmarks time the engine cold with this)."""
-    with _CHECKS_LOCK:
-        _CHECKS.clear()
-        _FLOORS.clear()
+    _CHECKS.clear()
+    _FLOORS.clear()
 
 
 def workload_key(wl: Workload) -> tuple:

@@ -235,7 +235,8 @@ def memory_per_gpu(p: ReplicaParams) -> dict[str, np.ndarray | float]:
     other = RUNTIME_RESERVE_BYTES + np.where(p.tp > 1, NCCL_BYTES, 0.0) + activation_bytes(p)
     budget = p.gpu_mem_util * p.mem_bytes
     kv = np.maximum(budget - weights - other, 0.0)
-    return {"weights": weights, "other": other, "kv": kv, "budget": budget, "shortfall": np.maximum(weights + other - budget, 0.0)}
+    return {"weights": weights, "other": other, "kv": kv, "budget": budget,
+            "shortfall": np.maximum(weights + other - budget, 0.0)}
 
 
 def kv_capacity_tokens(p: ReplicaParams) -> np.ndarray | float:
@@ -307,7 +308,8 @@ def step_rates(p: ReplicaParams) -> StepRates:
     link_s_per_token = p.hidden * 2.0 / (p.eta_link * p.link_bytes_s)  # one token's activations, bf16
     ring = 2.0 * (p.tp - 1) / p.tp
     if np.ndim(p.tp) == 0:
-        tp_fixed, tp_token = (2.0 * p.layers * p.allreduce_latency_s, 2.0 * p.layers * ring * link_s_per_token) if p.tp > 1 else (0.0, 0.0)
+        tp_fixed, tp_token = ((2.0 * p.layers * p.allreduce_latency_s, 2.0 * p.layers * ring * link_s_per_token)
+                              if p.tp > 1 else (0.0, 0.0))
     else:
         tp_fixed = np.where(p.tp > 1, 2.0 * p.layers * p.allreduce_latency_s, 0.0)
         tp_token = np.where(p.tp > 1, 2.0 * p.layers * ring * link_s_per_token, 0.0)

@@ -13,6 +13,7 @@ from planner.engine.cycles import cycle_duration, cycle_moments, cycle_samples, 
 from planner.engine.distributions import FULL
 from planner.engine.fixed_point import arrival_count_pmf
 from planner.engine.lengths import norm_ppf
+from planner.engine.memo import Memo
 from planner.engine.numbers import fmt_sig
 from planner.engine.offline import OperatingPoint, batch_cap, offline_throughput
 from planner.engine.quantiles import poisson_quantiles, strata_midpoints, summarise, weighted_quantiles
@@ -20,7 +21,8 @@ from planner.engine.roofline import ReplicaParams, bound_name, kv_capacity_token
 from planner.engine.seeded_draws import sample_draws, shuffled_outputs
 from planner.engine.workload import RNG_SEED, Workload
 
-SATURATED_PATH_STEPS = 32  # decode steps of a saturated engine drawn one by one per TPOT sample (the rest: their sum's normal law)
+# decode steps of a saturated engine drawn one by one per TPOT sample (the rest: their sum's normal law)
+SATURATED_PATH_STEPS = 32
 SATURATED_BLEND = 0.25  # the blend from the open loop to the full batch spans at least this share of its start's clients
 
 
@@ -157,16 +159,16 @@ def _make_saturated(p: ReplicaParams, wl: Workload, detailed: bool) -> Saturated
     return sat
 
 
-_UNIFORMS: dict[tuple[int, int], np.ndarray] = {}
+_UNIFORMS: Memo[tuple[int, int], np.ndarray] = Memo()
 
 
 def _saturated_uniforms(rows: int, m: int) -> np.ndarray:
-    made = _UNIFORMS.get((rows, m))
-    if made is None:
+    def make() -> np.ndarray:
         made = np.random.default_rng(RNG_SEED + 1).random((rows, m))
         made.flags.writeable = False
-        made = _UNIFORMS.setdefault((rows, m), made)
-    return made
+        return made
+
+    return _UNIFORMS.get_or_make((rows, m), make)
 
 
 def _wait_samples(mean_s: float, var_s2: float, n: int) -> np.ndarray:
@@ -243,7 +245,7 @@ def _saturated_at(p: ReplicaParams, wl: Workload, clients: float, sat: Saturated
         point.tpot_s = summarise(sat.tpot[has], w[has]) if has.any() else summarise(np.array([point.tpot_mean_s]))
         point.e2e_s = summarise(e2e, w)
         point.ttft_s["mean"] = sat.ttft_mean_s + wait
-    point.e2e_s = {**point.e2e_s, "mean": max(e2e_mean, sat.e2e_mean_s)} if point.e2e_s else {"mean": max(e2e_mean, sat.e2e_mean_s)}
+    point.e2e_s = {**(point.e2e_s or {}), "mean": max(e2e_mean, sat.e2e_mean_s)}
     point.tpot_mean_s = point.tpot_s["mean"]
     point.ttft_mean_s, point.e2e_mean_s = point.ttft_s["mean"], point.e2e_s["mean"]
     if wait > 0:

@@ -13,8 +13,8 @@ from pydantic import ConfigDict, Field, model_validator
 
 from planner.engine.engines import DEFAULT_ENGINE, Engine
 from planner.engine.inputs import InputModel
-from planner.engine.specs import KV_PRECISIONS, WEIGHT_PRECISIONS
 from planner.engine.numbers import fmt_sig
+from planner.engine.specs import KV_PRECISIONS, WEIGHT_PRECISIONS
 
 # Monthly hours: 8760 / 12, the infracost/AWS-calculator convention (modeling digest §7 [S41]).
 HOURS_PER_MONTH = 730.0
@@ -50,8 +50,8 @@ class LengthDist(Strict):
                 raise ValueError(f"p90 ({fmt_sig(self.p90, 6)}) must be above the mean ({fmt_sig(self.mean, 6)}) for a lognormal")
             widest = self.mean * LOGNORMAL_MAX_P90_RATIO
             if self.p90 > widest:
-                raise ValueError(f"no lognormal has mean {fmt_sig(self.mean, 6)} and p90 {fmt_sig(self.p90, 6)}: its p90 is at most "
-                                 f"{LOGNORMAL_MAX_P90_RATIO:.3f} x the mean ({widest:,.0f}); lower p90, or use "
+                raise ValueError(f"no lognormal has mean {fmt_sig(self.mean, 6)} and p90 {fmt_sig(self.p90, 6)}: its p90 is "
+                                 f"at most {LOGNORMAL_MAX_P90_RATIO:.3f} x the mean ({widest:,.0f}); lower p90, or use "
                                  f"kind = \"exponential\" (p90 = 2.303 x the mean)")
         if self.max is not None and self.max < self.mean:
             # truncating below the mean would plan every request at `max`, not the load described
@@ -139,7 +139,8 @@ class Fleet(Strict):
     price_usd_hour: float | None = Field(None, ge=0, description="override the catalog's on-demand price")
     discount: float = Field(0.0, ge=0, lt=1, description="reserved/spot discount off the hourly price")
     gpus_per_node: int | None = Field(None, ge=1, le=1024, description="limit TP to this many GPUs")
-    max_gpus: int | None = Field(None, ge=1, description="the most GPUs a tier may use: a load needing more is planned on this many and reported as missing its targets or unstable")
+    max_gpus: int | None = Field(None, ge=1, description="the most GPUs a tier may use: a load needing more is planned on "
+                                                         "this many and reported as missing its targets or unstable")
 
 
 class Optimizations(Strict):

@@ -19,13 +19,21 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from planner.engine import catalog, trust
+from planner.engine.binding import UNSTABLE, Binding
 from planner.engine.feasibility import fleet_problem, over_fleet_limit
 from planner.engine.hosted_api import cheaper_hosted_apis
 from planner.engine.knobs import Calibration, shipped_calibration
 from planner.engine.plan import workload_of
 from planner.engine.replica_checks import replica_check
-from planner.engine.roofline import (ReplicaParams, ServingConfig, kv_capacity_tokens, memory_per_gpu, replica_params,
-                                     sequence_kv_tokens, step_time)
+from planner.engine.roofline import (
+    ReplicaParams,
+    ServingConfig,
+    kv_capacity_tokens,
+    memory_per_gpu,
+    replica_params,
+    sequence_kv_tokens,
+    step_time,
+)
 from planner.engine.scenario import Scenario
 from planner.engine.serving import Workload
 from planner.engine.sizing import size_replicas
@@ -63,7 +71,7 @@ class Candidate:
     ttft_p99_ms: float = math.inf
     tpot_p99_ms: float = math.inf
     feasible: bool = False
-    binding: str = ""
+    binding: str = ""  # a Binding, or the latency target that binds ("TTFT p99")
     reason: str = ""
     validated: bool = True  # measurements of its GPU family, model family and engine on that family
     price_estimated: bool = False  # the catalog's price of its GPU is an estimate (no quoted on-demand price)
@@ -87,11 +95,11 @@ class SearchResult:
 # Why plan refuses a configuration (fleet_problem's binding), as the search's exclusion counts say it;
 # a context-limit problem names the model and the limit, so it is counted under its own words.
 RULED_OUT = {
-    "hardware support": "use an engine, precision or sparsity the GPU does not run",
-    "interconnect": "span more than one scale-up domain",
-    "parallelism": "split the model's heads or layers unevenly",
-    "memory capacity": "do not fit in memory",
-    "fleet size": "need more GPUs per replica than fleet.max_gpus",
+    Binding.HARDWARE: "use an engine, precision or sparsity the GPU does not run",
+    Binding.INTERCONNECT: "span more than one scale-up domain",
+    Binding.PARALLELISM: "split the model's heads or layers unevenly",
+    Binding.MEMORY: "do not fit in memory",
+    Binding.FLEET_SIZE: "need more GPUs per replica than fleet.max_gpus",
 }
 
 
@@ -179,14 +187,16 @@ def screen(p: ReplicaParams, wl: Workload, scenario: Scenario, prices: np.ndarra
     rate = scenario.load.peak_rate_rps
     util = scenario.slo.max_utilization
     with np.errstate(divide="ignore", invalid="ignore"):
-        replicas_lb = np.where(max_rate > 0, np.maximum(np.ceil(rate / (max_rate * util) - 1e-9), 1.0 if rate > 0 else 0.0), np.inf)
+        replicas_lb = np.where(max_rate > 0, np.maximum(np.ceil(rate / (max_rate * util) - 1e-9), 1.0 if rate > 0 else 0.0),
+                               np.inf)
     usd_lb = replicas_lb * p.tp * p.pp * prices * scenario.cost.hours_per_month
     slo = scenario.slo
     fits = (mem["kv"] > 0) & (cap >= 1.0)
     tpot_ok = np.ones_like(fits) if slo.tpot_ms is None else tpot_floor_ms <= slo.tpot_ms
     ttft_ok = np.ones_like(fits) if slo.ttft_ms is None else ttft_floor_ms <= slo.ttft_ms
     within_limit = ~over_fleet_limit(scenario, replicas_lb * p.tp * p.pp)
-    return {"fits": fits, "tpot_ok": tpot_ok, "ttft_ok": ttft_ok, "within_limit": within_limit, "usd_lb": usd_lb, "max_rate": max_rate}
+    return {"fits": fits, "tpot_ok": tpot_ok, "ttft_ok": ttft_ok, "within_limit": within_limit, "usd_lb": usd_lb,
+            "max_rate": max_rate}
 
 
 def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: list[GpuSpec], top: int = 5,
@@ -200,8 +210,8 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
     start = time.perf_counter()
     p, meta, ruled_out = _grid(models, gpus, scenario, wl, calibration)
     if p is None:
-        return SearchResult(tier, sum(ruled_out.values()), ruled_out or {"no configuration for these GPUs and models": 1}, [], [], [],
-                            screen_s=time.perf_counter() - start, models=model_ids)
+        return SearchResult(tier, sum(ruled_out.values()), ruled_out or {"no configuration for these GPUs and models": 1},
+                            [], [], [], screen_s=time.perf_counter() - start, models=model_ids)
     own_id = _own_gpu_id(scenario, gpus)
     price_of = {g.id: _price(scenario, g, own_id) for g in gpus}
     prices = np.array([price_of[g] for g in meta.gpu_ids()])
@@ -211,7 +221,8 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
     for why, n in (("do not fit in memory", int((~s["fits"]).sum())),
                    ("cannot meet the TPOT target even idle", int((s["fits"] & ~s["tpot_ok"]).sum())),
                    ("cannot meet the TTFT target even idle", int((s["fits"] & s["tpot_ok"] & ~s["ttft_ok"]).sum())),
-                   ("need more GPUs than fleet.max_gpus", int((s["fits"] & s["tpot_ok"] & s["ttft_ok"] & ~s["within_limit"]).sum()))):
+                   ("need more GPUs than fleet.max_gpus",
+                    int((s["fits"] & s["tpot_ok"] & s["ttft_ok"] & ~s["within_limit"]).sum()))):
         excluded[why] = excluded.get(why, 0) + n
     keep = s["fits"] & s["tpot_ok"] & s["ttft_ok"] & s["within_limit"]
     notes: list[str] = []
@@ -224,7 +235,8 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
         cand = _exact(scenario, model, gpu, cfg, wl, float(s["usd_lb"][i]), price_of[gpu.id], calibration)
         candidates.append(cand)
         fleet = _fleet_key(model, gpu, cfg)
-        if cand.feasible and (fleet not in best or (cand.usd_month, cand.e2e_p99_ms) < (best[fleet].usd_month, best[fleet].e2e_p99_ms)):
+        if cand.feasible and (fleet not in best
+                              or (cand.usd_month, cand.e2e_p99_ms) < (best[fleet].usd_month, best[fleet].e2e_p99_ms)):
             best[fleet] = cand
 
     def threshold() -> float:
@@ -271,7 +283,7 @@ def search_tier(scenario: Scenario, tier: str, models: list[ModelSpec], gpus: li
         misses = _misses_with(scenario, meta[i], fewer, wl, calibration)
         if misses:
             unhelpful_limits += 1
-            if not {"unstable", "utilisation ceiling"} & set(misses):
+            if not {UNSTABLE, Binding.UTILISATION_CEILING} & set(misses):
                 late.add(budget)
             continue
         size(i)
@@ -349,7 +361,7 @@ def _exact(scenario, model, gpu, cfg, wl, usd_lb, price, calibration) -> Candida
     sized = size_replicas(scenario, model, gpu, cfg, knobs, wl, scenario.load.peak_rate_rps)
     cand = Candidate(model, gpu, cfg, usd_lb, feasible=sized.feasible, binding=sized.binding, reason=sized.reason)
     if sized.feasible and over_fleet_limit(scenario, sized.replicas * cfg.tp * cfg.pp):
-        cand.feasible, cand.binding = False, "fleet size"  # plan would cap it at fleet.max_gpus, missing the targets
+        cand.feasible, cand.binding = False, Binding.FLEET_SIZE  # plan would cap it at fleet.max_gpus, missing the targets
     if cand.feasible:
         cand.replicas = sized.replicas
         cand.gpus = sized.replicas * cfg.tp * cfg.pp
@@ -367,7 +379,7 @@ def _misses_with(scenario: Scenario, config: tuple, replicas: int, wl: Workload,
     utilisation ceiling is arithmetic and a clear quick-fidelity miss needs no full sampling, as in
     plan's confirmation."""
     if replicas < 1:
-        return ["unstable"]
+        return [UNSTABLE]
     model, gpu, cfg = config
     p = replica_params(model, gpu, cfg, (calibration or shipped_calibration()).for_family(gpu.family, cfg.engine))
     return replica_check(scenario, p, wl, scenario.load.peak_rate_rps).misses_at_full(replicas)[0]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from planner.engine import lengths
+from planner.engine.memo import Memo
 from planner.engine.scenario import LengthDist
 from planner.engine.workload import RNG_SEED, SAMPLES, even_picks
 
@@ -69,17 +70,14 @@ class SampleDraws:
         return made
 
 
-_SAMPLE_DRAWS: dict[tuple[int, int, int, int, int], SampleDraws] = {}
+_SAMPLE_DRAWS: Memo[tuple[int, int, int, int, int], SampleDraws] = Memo()
 
 
 def sample_draws(n: int, m: int, pool_size: int, cycles: int) -> SampleDraws:
     """The draws for n TTFT and m TPOT samples from a pool of `pool_size` prompts, following
     `cycles` cycles (0: no walk), made once per shape and seed."""
     key = (n, m, pool_size, cycles, RNG_SEED)
-    made = _SAMPLE_DRAWS.get(key)
-    if made is None:
-        made = _SAMPLE_DRAWS.setdefault(key, SampleDraws.make(*key))
-    return made
+    return _SAMPLE_DRAWS.get_or_make(key, lambda: SampleDraws.make(*key))
 
 
 SHORT_DECODE_STEPS = 32  # requests decoding in this few steps form the importance-sampled stratum
@@ -101,19 +99,16 @@ def _output_samples(dist: LengthDist, m: int, tokens_per_step: float) -> tuple[n
     return lengths.quantiles(dist, u), w
 
 
-_OUTPUTS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+_OUTPUTS: Memo[tuple, tuple[np.ndarray, np.ndarray]] = Memo(256)  # many workloads seen: a sweep of lengths
 
 
 def shuffled_outputs(dist: LengthDist, m: int, tokens_per_step: float, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """_output_samples in the seeded order, kept by distribution (the same at every load)."""
-    key = (*dist.model_dump().values(), m, tokens_per_step)
-    made = _OUTPUTS.get(key)
-    if made is None:
+    def make() -> tuple[np.ndarray, np.ndarray]:
         l_out, w_out = _output_samples(dist, m, tokens_per_step)
         made = (l_out[order], w_out[order])
         for array in made:
             array.flags.writeable = False
-        if len(_OUTPUTS) > 256:  # many workloads seen (a sweep of lengths): start again
-            _OUTPUTS.clear()
-        made = _OUTPUTS.setdefault(key, made)
-    return made
+        return made
+
+    return _OUTPUTS.get_or_make((*dist.model_dump().values(), m, tokens_per_step), make)

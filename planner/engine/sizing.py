@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from planner.engine.binding import Binding
 from planner.engine.distributions import FULL, QUICK
 from planner.engine.knobs import Knobs
 from planner.engine.numbers import fmt_sig
@@ -20,7 +21,6 @@ from planner.engine.specs import GpuSpec, ModelSpec
 from planner.engine.targets import floor_ms, slo_misses
 from planner.engine.workload import Workload, prompt_tokens
 
-
 MAX_REPLICAS = 100_000
 
 
@@ -31,7 +31,7 @@ class SizingResult:
     point: OperatingPoint | None
     feasible: bool
     reason: str = ""
-    binding: str = ""
+    binding: str = ""  # a Binding, or the latency target that binds ("TTFT p99")
     floor: OperatingPoint | None = None
     check: ReplicaCheck | None = field(default=None, repr=False, compare=False)  # what the search solved
 
@@ -53,17 +53,17 @@ def _size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Serv
     max_rate = ok.max_rate
     floor = ok.floor()
     if max_rate <= 0:
-        return SizingResult(cfg.tp, 0, None, False, "no room for a single request's KV cache", "memory capacity", floor)
+        return SizingResult(cfg.tp, 0, None, False, "no room for a single request's KV cache", Binding.MEMORY, floor)
     floor_misses = slo_misses(scenario, floor)
     if floor_misses:
         return SizingResult(cfg.tp, 0, floor, False, _floor_reason(scenario, model, gpu, cfg, ok.p, wl, floor, floor_misses[0]),
                             floor_misses[0], floor)
     if rate <= 0:
-        return SizingResult(cfg.tp, 0, floor, True, "", "no load", floor)
+        return SizingResult(cfg.tp, 0, floor, True, "", Binding.NO_LOAD, floor)
     util_cap = scenario.slo.max_utilization
     lo = ok.least_replicas()
     if not math.isfinite(lo) or lo > MAX_REPLICAS:
-        return SizingResult(cfg.tp, 0, floor, False, _too_many(rate, max_rate, util_cap), "utilisation ceiling", floor)
+        return SizingResult(cfg.tp, 0, floor, False, _too_many(rate, max_rate, util_cap), Binding.UTILISATION_CEILING, floor)
 
     def done(n: int, binding: str, point: OperatingPoint) -> SizingResult:
         if confirm:
@@ -72,7 +72,7 @@ def _size_replicas(scenario: Scenario, model: ModelSpec, gpu: GpuSpec, cfg: Serv
 
     good, point = ok(lo)
     if good:
-        return done(lo, "utilisation ceiling" if lo > 1 else "one replica suffices", point)
+        return done(lo, Binding.UTILISATION_CEILING if lo > 1 else Binding.ONE_REPLICA, point)
     left, hi = _first_good(lo, ok, QUICK)
     if hi is None:
         return SizingResult(cfg.tp, 0, point, False, _too_many(rate, max_rate, util_cap), "latency", floor)
@@ -151,9 +151,9 @@ def _confirmed(n: int, binding: str, ok, cfg: ServingConfig, floor) -> SizingRes
 def _binding_below(n: int, ok, full, fallback: str) -> str:
     """What stops one replica fewer: the utilisation ceiling, or the first target it misses."""
     if n <= 1:
-        return "one replica suffices"
+        return Binding.ONE_REPLICA
     if ok.over_ceiling(n - 1):
-        return "utilisation ceiling"
+        return Binding.UTILISATION_CEILING
     _, below = full(n - 1)
     misses = slo_misses(ok.scenario, below, ok.scenario.slo.max_utilization)
     return misses[0] if misses else fallback

@@ -6,7 +6,7 @@ floats and numpy arrays out of them.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -18,7 +18,7 @@ GIB = 1024**3
 GB = 1e9
 
 
-class Precision(str, Enum):
+class Precision(StrEnum):
     """Numeric formats for weights, activations and the KV cache."""
 
     BF16 = "bf16"
@@ -60,7 +60,7 @@ def kv_tokens_kept(context, window, windowed_share):
     return context - windowed_share * ((beyond + abs(beyond)) / 2)
 
 
-class Tier(str, Enum):
+class Tier(StrEnum):
     SMALL = "small"
     MEDIUM = "medium"
     LARGE = "large"

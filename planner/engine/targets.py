@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from planner.engine.binding import UNSTABLE, Binding
 from planner.engine.offline import OperatingPoint
 from planner.engine.scenario import Scenario
 
@@ -13,7 +14,7 @@ def slo_misses(scenario: Scenario, point: OperatingPoint, max_util: float | None
     """Targets the operating point misses, in words."""
     slo = scenario.slo
     if not point.stable:
-        return ["unstable"]
+        return [UNSTABLE]
     misses = []
     checks = (
         ("TTFT", slo.ttft_ms, slo.ttft_percentile, point.ttft_s),
@@ -27,7 +28,7 @@ def slo_misses(scenario: Scenario, point: OperatingPoint, max_util: float | None
         if value_ms > target_ms:
             misses.append(f"{name} p{pct:g}")
     if max_util is not None and point.utilization > max_util + 1e-9:
-        misses.append("utilisation ceiling")
+        misses.append(Binding.UTILISATION_CEILING)
     return misses
 
 

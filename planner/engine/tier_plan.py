@@ -25,7 +25,7 @@ class TierPlan:
     replicas: int = 0
     point: OperatingPoint | None = None
     meets_slo: bool = False
-    binding: str = ""
+    binding: str = ""  # a Binding, or the latency target that binds ("TTFT p99")
     bound: str = ""
     cost: FleetCost | None = None
     memory_gb: dict = field(default_factory=dict)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 from planner.engine.api_prices import api_quote
+from planner.engine.binding import Binding
 from planner.engine.cost import fleet_cost
 from planner.engine.distributions import FULL
 from planner.engine.knobs import Knobs
@@ -39,8 +40,9 @@ def tier_result(scenario, tier, model, gpu, cfg, sized: SizingResult, knobs, wl,
     replica_usd = cfg.tp * cfg.pp * price * scenario.cost.hours_per_month
     plan.api_quote = api_quote(scenario, tier, model.id, wl.mean_in, wl.mean_out)
     plan.cost = fleet_cost(
-        gpus=plan.gpus, usd_per_gpu_hour=price, tdp_w=gpu.tdp_w, activity=activity, mean_rate_rps=mean_rate if sized.feasible else 0.0,
-        mean_in=wl.mean_in, mean_out=wl.mean_out, replica_usd_month=replica_usd, knobs=scenario.cost, api_quote=plan.api_quote,
+        gpus=plan.gpus, usd_per_gpu_hour=price, tdp_w=gpu.tdp_w, activity=activity,
+        mean_rate_rps=mean_rate if sized.feasible else 0.0, mean_in=wl.mean_in, mean_out=wl.mean_out,
+        replica_usd_month=replica_usd, knobs=scenario.cost, api_quote=plan.api_quote,
         replica_capacity_rps=replica_capacity_rps(scenario, max_rate, sized.replicas, sized.binding),
     )
     return plan
@@ -53,7 +55,8 @@ def replica_capacity_rps(scenario: Scenario, max_rate: float, replicas: int, bin
     fleet is sized for the peak)."""
     peak = scenario.load.peak_rate_rps
     capacity = max_rate * scenario.slo.max_utilization
-    if binding != "fleet size" and replicas > 0 and peak > 0 and capacity > 0 and replicas > math.ceil(peak / capacity - 1e-9):
+    if (binding != Binding.FLEET_SIZE and replicas > 0 and peak > 0 and capacity > 0
+            and replicas > math.ceil(peak / capacity - 1e-9)):
         capacity = peak / replicas
     return capacity * (scenario.load.mean_rate_rps / peak if peak > 0 else 1.0)
 
@@ -75,7 +78,7 @@ def capped(scenario: Scenario, need: TierPlan, max_gpus: int, knobs: Knobs, wl: 
     else:
         detail = f"on {fmt_replicas(replicas)} it misses {', '.join(misses)}"
     # sized, so feasible: the fleet exists; its misses (or instability) say it cannot carry the load
-    sized = SizingResult(cfg.tp, replicas, point, True, f"{why}; {detail}", "fleet size", need.floor)
+    sized = SizingResult(cfg.tp, replicas, point, True, f"{why}; {detail}", Binding.FLEET_SIZE, need.floor)
     capped = tier_result(scenario, need.tier, need.model, need.gpu, cfg, sized, knobs, wl, price)
     capped.alternatives = need.alternatives
     return capped

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+from planner.engine.binding import Binding
 from planner.engine.feasibility import config_problem, fitting_tp_degrees, fleet_problem, over_fleet_limit
 from planner.engine.knobs import Calibration
 from planner.engine.memory_reasons import does_not_fit, kv_reason, request_kv_reason
@@ -23,7 +24,8 @@ from planner.engine.tier_result import capped, tier_result
 from planner.engine.workload import Workload
 
 
-def plan_over_tp(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl: Workload, calibration: Calibration | None = None) -> TierPlan:
+def plan_over_tp(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, wl: Workload,
+                 calibration: Calibration | None = None) -> TierPlan:
     """The tier's plan at the scenario's weights and PP: the profile's TP or the fitting one with the fewest
     GPUs, its replicas, and the other degrees as alternatives."""
     knobs = knobs_for(gpu, calibration, scenario.fleet.engine)
@@ -47,9 +49,9 @@ def plan_over_tp(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, 
     configs = [c for c, problem in zip(fitting, problems) if problem is None]
     if not configs:  # the same problem at every degree but the fleet limit, which the smallest hits last
         cfg, (binding, reason) = fitting[-1], problems[-1]
-        if binding == "context limit":
+        if binding == Binding.CONTEXT:
             reason = f"{reason} ({request_kv_reason(model, gpu, cfg, knobs, wl)})"
-        elif binding == "fleet size":
+        elif binding == Binding.FLEET_SIZE:
             cfg, (binding, reason) = fitting[0], problems[0]
         return TierPlan(tier, model, gpu, cfg, False, reason, usd_per_gpu_hour=price, binding=binding)
     results, unsized = _size_tp_degrees(scenario, model, gpu, knobs, wl, rate, configs)
@@ -59,29 +61,32 @@ def plan_over_tp(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, 
     if best is None:
         # nothing meets the targets: the largest TP is the closest to fitting and has the lowest floor
         cfg, best = results[-1]
-        if best.binding == "memory capacity":
+        if best.binding == Binding.MEMORY:
             best.reason = kv_reason(model, gpu, cfg, knobs, wl)
-    tp_plan = tier_result(scenario, tier, model, gpu, cfg, best, knobs, wl, price)
-    if tp_plan.feasible and tp_plan.binding == "one replica suffices":
-        tp_plan.binding, tp_plan.reason = _smaller_replica_misses(scenario, cfg, results) or (tp_plan.binding, tp_plan.reason)
+    tier_plan = tier_result(scenario, tier, model, gpu, cfg, best, knobs, wl, price)
+    if tier_plan.feasible and tier_plan.binding == Binding.ONE_REPLICA:
+        tier_plan.binding, tier_plan.reason = (_smaller_replica_misses(scenario, cfg, results)
+                                               or (tier_plan.binding, tier_plan.reason))
     hours = scenario.cost.hours_per_month
     sized_by_tp = {c.tp: s for c, s in results}
-    tp_plan.alternatives = []
+    tier_plan.alternatives = []
     for c in configs:
         if c.tp in sized_by_tp:
             s = sized_by_tp[c.tp]
-            tp_plan.alternatives.append({"tp": c.tp, "replicas": s.replicas, "gpus": s.replicas * c.tp * c.pp, "feasible": s.feasible,
-                                         "reason": s.reason, "usd_month": s.replicas * c.tp * c.pp * price * hours, "sized": True})
+            tier_plan.alternatives.append({"tp": c.tp, "replicas": s.replicas, "gpus": s.replicas * c.tp * c.pp,
+                                           "feasible": s.feasible, "reason": s.reason,
+                                           "usd_month": s.replicas * c.tp * c.pp * price * hours, "sized": True})
         else:
             at_least = unsized[c.tp]
             gpus = at_least * c.tp * c.pp
-            tp_plan.alternatives.append({
-                "tp": c.tp, "replicas": at_least, "gpus": gpus, "feasible": None, "usd_month": gpus * price * hours, "sized": False,
+            tier_plan.alternatives.append({
+                "tp": c.tp, "replicas": at_least, "gpus": gpus, "feasible": None, "usd_month": gpus * price * hours,
+                "sized": False,
                 "reason": (f"not sized: the utilisation ceiling alone needs at least {gpus:,} GPUs at TP={c.tp}, "
-                           f"{'more than' if gpus > tp_plan.gpus else 'no fewer than'} TP={cfg.tp}'s {tp_plan.gpus:,}")})
-    if over_fleet_limit(scenario, tp_plan.gpus):
-        return capped(scenario, tp_plan, fleet.max_gpus, knobs, wl, price)
-    return tp_plan
+                           f"{'more than' if gpus > tier_plan.gpus else 'no fewer than'} TP={cfg.tp}'s {tier_plan.gpus:,}")})
+    if over_fleet_limit(scenario, tier_plan.gpus):
+        return capped(scenario, tier_plan, fleet.max_gpus, knobs, wl, price)
+    return tier_plan
 
 
 def _size_tp_degrees(scenario, model, gpu, knobs, wl, rate, configs) -> tuple[list, dict[int, int]]:
@@ -105,7 +110,8 @@ def _size_tp_degrees(scenario, model, gpu, knobs, wl, rate, configs) -> tuple[li
     return results, {tp: n for tp, n in least.items() if tp not in sized}
 
 
-def _fewest_at_full(scenario, model, gpu, knobs, wl, rate, configs, results, unsized, cfg, best) -> tuple[ServingConfig, SizingResult]:
+def _fewest_at_full(scenario, model, gpu, knobs, wl, rate, configs, results, unsized, cfg,
+                    best) -> tuple[ServingConfig, SizingResult]:
     """The confirmed choice, made the fewest GPUs at full fidelity among every degree: quick sizes
     can be off by a replica or more either way, so the quick order alone can pick a degree another
     beats once both are confirmed. A degree beats the choice only if it passes with fewer GPUs,

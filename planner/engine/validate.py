@@ -9,13 +9,13 @@ import numpy as np
 
 from planner.engine import catalog
 from planner.engine.knobs import Calibration
-from planner.engine.trust import LOAD_BANDS, load_band
 from planner.engine.measurements import Measurement, MeasurementSet
 from planner.engine.roofline import ServingConfig, replica_params
 from planner.engine.scenario import LengthDist
 from planner.engine.serving import Workload, concurrency_point, offline_point, rate_point
 from planner.engine.specs import GpuSpec, ModelSpec
 from planner.engine.startup import startup_wave_ttft_s, wave_size, with_startup_wave
+from planner.engine.trust import LOAD_BANDS, load_band
 
 METRIC_GROUPS = {
     "throughput": ("output_tok_s", "total_tok_s", "requests_per_s"),

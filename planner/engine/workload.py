@@ -12,6 +12,7 @@ from functools import cached_property
 import numpy as np
 
 from planner.engine import lengths
+from planner.engine.memo import Memo
 from planner.engine.roofline import BLOCK_TOKENS, ReplicaParams
 from planner.engine.scenario import LengthDist
 
@@ -166,8 +167,8 @@ def even_picks(pool_size: int, n: int) -> np.ndarray:
     return ((np.arange(n) + 0.5) * pool_size / n).astype(np.int64)
 
 
-_LATIN: dict[int, tuple[np.random.Generator, np.ndarray]] = {}
-_LATIN_LOCK = threading.Lock()  # the TUI plans and searches in worker threads
+_LATIN: Memo[int, tuple[np.random.Generator, np.ndarray]] = Memo()
+_LATIN_LOCK = threading.Lock()  # one thread extends a table at a time (the TUI plans and searches in workers)
 
 
 def _latin_columns(per_count: int, k_max: int) -> np.ndarray:
@@ -175,7 +176,8 @@ def _latin_columns(per_count: int, k_max: int) -> np.ndarray:
     columns for k_max are a prefix of those for any larger count: one table per `per_count`,
     extended (doubling) as the arrival counts grow, instead of redrawn for every k_max the fixed
     point passes through. A read-only view."""
-    cols = _LATIN[per_count][1] if per_count in _LATIN else None
+    made = _LATIN.get(per_count)
+    cols = made[1] if made is not None else None
     if cols is None or cols.shape[1] < k_max:
         with _LATIN_LOCK:
             rng, cols = _LATIN.get(per_count) or (np.random.default_rng(RNG_SEED), np.empty((per_count, 0), dtype=np.int64))
@@ -183,5 +185,5 @@ def _latin_columns(per_count: int, k_max: int) -> np.ndarray:
                 more = max(k_max, 2 * cols.shape[1]) - cols.shape[1]
                 cols = np.concatenate([cols, np.stack([rng.permutation(per_count) for _ in range(more)], axis=1)], axis=1)
                 cols.flags.writeable = False
-                _LATIN[per_count] = (rng, cols)
+                _LATIN.put(per_count, (rng, cols))
     return cols[:, :k_max]

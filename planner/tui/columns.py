@@ -1,5 +1,6 @@
 """The rows of the results table, declared once: label, help text and how to format a tier's
-value from the JSON the CLI prints (`planner.report.tier_json`), so both show the same numbers.
+value from the JSON the CLI prints (`planner.report.tier_json`, read through compute.TierView),
+so both show the same numbers.
 The help screen lists these rows; the table widget renders them.
 """
 
@@ -9,11 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from planner.engine.binding import UNSTABLE, Binding
 from planner.engine.scenario import Targets
 from planner.report import fmt_ms, fmt_num, fmt_usd, measured
 
-if TYPE_CHECKING:  # the engine (numpy) loads with the first plan, after the first frame
-    from planner.engine.plan import TierPlan
+if TYPE_CHECKING:
+    from planner.tui.compute import TierView
 
 MISSED = "✗"
 
@@ -30,21 +32,21 @@ class Row:
     id: str
     label: str
     help: str
-    cell: Callable[[dict, TierPlan, Targets], Cell]
+    cell: Callable[[TierView, Targets], Cell]
 
 
-def status(t: dict) -> str:
+def status(t: TierView | dict) -> str:
     """'ok', 'infeasible', 'overloaded' or 'misses'."""
     if not t["feasible"]:
         return "infeasible"
-    if "unstable" in (t.get("misses") or []):
+    if UNSTABLE in (t.get("misses") or []):
         return "overloaded"
     if not t["meets_slo"]:
         return "misses"
     return "ok"
 
 
-def _status(t: dict, tp: TierPlan, slo: Targets) -> Cell:
+def _status(t: TierView, slo: Targets) -> Cell:
     kind = status(t)
     if kind == "ok":
         return Cell("✓ OK")
@@ -54,10 +56,10 @@ def _status(t: dict, tp: TierPlan, slo: Targets) -> Cell:
     return Cell(f"{MISSED} {kind}", missed=True)
 
 
-def _missed_metric(t: dict, tp: TierPlan, metric: str, high: bool) -> bool:
+def _missed_metric(t: TierView, metric: str, high: bool) -> bool:
     """Whether a target on this metric is missed, shown on the p99 cell (or p50 for p<=50)."""
     misses = list(t.get("misses") or [])
-    if "unstable" in misses:
+    if UNSTABLE in misses:
         return True
     if not t["feasible"] and t["binding"].startswith(metric):
         misses.append(t["binding"])
@@ -68,12 +70,12 @@ def _missed_metric(t: dict, tp: TierPlan, metric: str, high: bool) -> bool:
     return False
 
 
-def _latency(metric: str, key: str, pct: str) -> Callable[[dict, TierPlan, Targets], Cell]:
-    def cell(t: dict, tp: TierPlan, slo: Targets) -> Cell:
-        missed = _missed_metric(t, tp, metric, pct == "p99")
+def _latency(metric: str, key: str, pct: str) -> Callable[[TierView, Targets], Cell]:
+    def cell(t: TierView, slo: Targets) -> Cell:
+        missed = _missed_metric(t, metric, pct == "p99")
         value = t[key][pct]
         if value is None and not t["feasible"]:
-            floor = _floor_ms(tp, metric, slo) if missed else None
+            floor = t.floor_ms.get(metric) if missed else None
             if floor is not None:
                 return Cell(f"≥{fmt_ms(floor)} {MISSED}", missed=True)
             return Cell("-", dim=True)
@@ -83,34 +85,22 @@ def _latency(metric: str, key: str, pct: str) -> Callable[[dict, TierPlan, Targe
     return cell
 
 
-def _floor_ms(tp: TierPlan, metric: str, slo: Targets) -> float | None:
-    """The single-request (zero-load) latency at the target's percentile: why a target is out
-    of reach whatever the fleet size."""
-    from planner.engine.targets import percentile_of  # loaded by then: there is a plan
-
-    if tp.floor is None or not tp.floor.stable:
-        return None
-    dist = {"TTFT": tp.floor.ttft_s, "TPOT": tp.floor.tpot_s, "E2E": tp.floor.e2e_s}[metric]
-    pct = {"TTFT": slo.ttft_percentile, "TPOT": slo.tpot_percentile, "E2E": slo.e2e_percentile}[metric]
-    return percentile_of(dist, pct) * 1e3 if dist else None
-
-
-def _plain(fn: Callable[[dict], str]) -> Callable[[dict, TierPlan, Targets], Cell]:
-    def cell(t: dict, tp: TierPlan, slo: Targets) -> Cell:
+def _plain(fn: Callable[[TierView], str]) -> Callable[[TierView, Targets], Cell]:
+    def cell(t: TierView, slo: Targets) -> Cell:
         text = fn(t)
         return Cell(text, dim=text in ("-", ""))
 
     return cell
 
 
-def _replicas(t: dict) -> str:
+def _replicas(t: TierView) -> str:
     if not t["feasible"]:
         return "-"
     pp = f"×PP{t['pp']}" if t["pp"] > 1 else ""
     return f"{t['replicas']} × TP{t['tp']}{pp}"
 
 
-def _util(t: dict, tp: TierPlan, slo: Targets) -> Cell:
+def _util(t: TierView, slo: Targets) -> Cell:
     util = t["utilization"]
     if util is None:
         return Cell("-", dim=True)
@@ -119,7 +109,7 @@ def _util(t: dict, tp: TierPlan, slo: Targets) -> Cell:
     return Cell(f"{text} {MISSED}" if over else text, missed=over)
 
 
-def _error_band(t: dict, tp: TierPlan, slo: Targets) -> Cell:
+def _error_band(t: TierView, slo: Targets) -> Cell:
     band = t.get("error_pct") or {}
     if not band or not t["feasible"]:
         return Cell("-", dim=True)
@@ -128,25 +118,25 @@ def _error_band(t: dict, tp: TierPlan, slo: Targets) -> Cell:
     return Cell(text if measured(t) else f"{text} ?", dim=True)
 
 
-def _binding(t: dict, tp: TierPlan, slo: Targets) -> Cell:
-    short = {"utilisation ceiling": "util cap", "memory capacity": "memory", "hardware support": "hardware",
-             "one replica suffices": "1 replica", "context limit": "context"}
+def _binding(t: TierView, slo: Targets) -> Cell:
+    short = {Binding.UTILISATION_CEILING: "util cap", Binding.MEMORY: "memory", Binding.HARDWARE: "hardware",
+             Binding.ONE_REPLICA: "1 replica", Binding.CONTEXT: "context"}
     text = short.get(t["binding"], t["binding"] or "-")
     return Cell(f"{text} {MISSED}" if not t["feasible"] else text, missed=not t["feasible"])
 
 
-def _api_bill(t: dict, tp: TierPlan, slo: Targets) -> Cell:
+def _api_bill(t: TierView, slo: Targets) -> Cell:
     if t.get("api_usd_month") is None:
         return Cell("off" if (t.get("api_note") or "").startswith("API comparison off") else "no price", dim=True)
     return Cell(fmt_usd(t["api_usd_month"]))
 
 
-def _cheaper(t: dict, tp: TierPlan, slo: Targets) -> Cell:
+def _cheaper(t: TierView, slo: Targets) -> Cell:
     text = {"api": "API", "self-hosted": "self-hosted", "same": "same"}.get(t.get("api_cheaper") or "", "-")
     return Cell(text, dim=text == "-")
 
 
-def _break_even(t: dict, tp: TierPlan, slo: Targets) -> Cell:
+def _break_even(t: TierView, slo: Targets) -> Cell:
     if t.get("break_even_rps") is not None:
         return Cell(f"{fmt_num(t['break_even_rps'])} req/s")
     return Cell("never" if t.get("api_cheaper") else "-", dim=True)

@@ -7,26 +7,27 @@ Everything here calls the engine; no serving math is repeated. The functions tak
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING
 
+from planner import service
 from planner.engine import catalog
-from planner.engine.knobs import Calibration, load_calibration
-from planner.engine.scenario import Scenario
+from planner.engine.binding import Binding
+from planner.engine.memo import Memo
+from planner.engine.scenario import Targets
 from planner.engine.specs import GpuSpec, ModelSpec
-from planner.profile import Profile, ProfileError
+from planner.profile import Profile
 from planner.report import plan_json
+from planner.service import ComputeError as ComputeError  # the screens catch it from here
+from planner.service import Evaluate, Inputs, resolve, uses_files
 
 # The numeric engine (numpy, ~0.15 s to import) is imported by the functions that run it, in the
 # plan worker, so the first frame does not wait for it.
 if TYPE_CHECKING:
     from planner.engine.plan import Plan, TierPlan
-
-Evaluate = Callable[..., "Plan"]
 
 # Load points of the latency curve, as shares of one replica's saturation throughput: dense near
 # saturation, where the curve bends.
@@ -37,80 +38,41 @@ def never() -> bool:
     return False
 
 
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class LRU(Generic[K, V]):
-    """A small thread-safe least-recently-used cache (workers write, the UI thread reads)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: K, value: V) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
 # Plans of recently seen inputs: going back to an earlier value (undoing a keystroke, reopening a
 # profile) shows its plan at once. Keyed by the profile's JSON and folder; files a profile points
 # at (config.json, calibration) are read again only when the inputs change.
-PLANS: LRU[str, "Result"] = LRU(64)
-SWEEPS: LRU[str, "list[SweepPoint]"] = LRU(16)
-
-
-class ComputeError(ValueError):
-    """The inputs are valid but the engine cannot plan them (unknown model, bad config.json)."""
+PLANS: Memo[str, Result] = Memo(64)
+SWEEPS: Memo[str, list[SweepPoint]] = Memo(16)
 
 
 @dataclass(frozen=True)
-class Inputs:
-    """A profile resolved against its folder: custom catalog entries and calibration loaded."""
+class TierView:
+    """One tier as the widgets show it: the JSON `planner plan` prints for it (read as `view[key]`,
+    so the app and the CLI show identical numbers), and, typed, the little only the engine's plan
+    holds. Widgets read this and never a TierPlan."""
 
-    profile: Profile
-    scenario: Scenario
-    custom_gpus: list[GpuSpec]
-    custom_models: list[ModelSpec]
-    calibration: Calibration | None
+    data: dict
+    gpu: GpuSpec
+    model_family: str
+    # the single-request (zero-load) latency at each target's percentile ("TTFT", "TPOT", "E2E"):
+    # why a target is out of reach whatever the fleet size; None where there is no stable floor
+    floor_ms: dict[str, float | None]
+
+    def __getitem__(self, key: str):
+        return self.data[key]
+
+    def get(self, key: str, default=None):
+        return self.data.get(key, default)
 
 
-def resolve(profile: Profile, base_dir: Path) -> Inputs:
-    """Load what the profile points at. Tier models given as a path to a Hugging Face
-    config.json are read relative to the profile's folder and passed as custom models."""
-    try:
-        customs = profile.custom_models(base_dir)
-        scenario = profile.scenario()
-        for tier in ("small", "medium", "large"):
-            name = getattr(scenario.models, tier)
-            try:
-                catalog.get_model(name, customs)
-            except catalog.CatalogError:
-                spec = catalog.get_model(name, customs, base_dir=base_dir)
-                customs.append(spec.model_copy(update={"id": name}))
-        catalog.get_gpu(scenario.fleet.gpu, profile.custom_gpus())
-        path = profile.calibration_path(base_dir)
-        calibration = load_calibration(path) if path is not None else None
-    except (ProfileError, catalog.CatalogError) as exc:
-        raise ComputeError(str(exc)) from exc
-    except (OSError, ValueError) as exc:
-        raise ComputeError(" ".join(str(exc).split()) or type(exc).__name__) from exc
-    return Inputs(profile, scenario, profile.custom_gpus(), customs, calibration)
+def tier_view(plan: TierPlan, data: dict, slo: Targets) -> TierView:
+    from planner.engine.targets import percentile_of  # loaded by then: there is a plan
+
+    floor = plan.floor if plan.floor is not None and plan.floor.stable else None
+    dists = {"TTFT": (floor.ttft_s, slo.ttft_percentile), "TPOT": (floor.tpot_s, slo.tpot_percentile),
+             "E2E": (floor.e2e_s, slo.e2e_percentile)} if floor is not None else {}
+    floor_ms = {metric: percentile_of(dist, pct) * 1e3 if dist else None for metric, (dist, pct) in dists.items()}
+    return TierView(data, plan.gpu, plan.model.family, floor_ms)
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,11 +90,10 @@ class Result:
     def tier_data(self, name: str) -> dict:
         return next(t for t in self.data["tiers"] if t["tier"] == name)
 
-
-def uses_files(profile: Profile) -> bool:
-    """Whether the profile reads files relative to its folder (config.json models, calibration)."""
-    tiers = (profile.models.small, profile.models.medium, profile.models.large)
-    return bool(profile.calibration or profile.model) or any("/" in t or t.endswith(".json") for t in tiers)
+    @cached_property
+    def views(self) -> dict[str, TierView]:
+        slo = self.plan.scenario.slo
+        return {t.tier: tier_view(t, self.tier_data(t.tier), slo) for t in self.plan.tiers}
 
 
 def compute(profile: Profile, base_dir: Path, engine: Evaluate | None = None, cache: bool = True) -> Result:
@@ -147,11 +108,8 @@ def compute(profile: Profile, base_dir: Path, engine: Evaluate | None = None, ca
     if cacheable and (hit := PLANS.get(key)) is not None:
         return hit
     inputs = resolve(profile, base_dir)
-    try:
-        plan = (HELPER.evaluate if builtin else engine)(inputs.scenario, inputs.custom_gpus, inputs.custom_models, inputs.calibration)
-    except catalog.CatalogError as exc:
-        raise ComputeError(str(exc)) from exc
-    result = Result(inputs, plan, plan_json(plan))
+    planned = service.plan(inputs, evaluate=HELPER.evaluate if builtin else engine)
+    result = Result(inputs, planned, plan_json(planned))
     if cacheable:
         PLANS.put(key, result)
     return result
@@ -189,21 +147,22 @@ class LatencyCurve:
 def latency_curve(result: Result, tier: str, should_stop: Callable[[], bool] = never) -> LatencyCurve | None:
     """Sample the engine's open-loop operating point at CURVE_SHARES of saturation. The fleet keeps
     the plan's replica count (at least one), and each replica gets an equal share of the load."""
-    from planner.engine.targets import percentile_of
-    from planner.engine.tier_config import knobs_for
     from planner.engine.roofline import replica_params
     from planner.engine.serving import offline_throughput
+    from planner.engine.targets import percentile_of
+    from planner.engine.tier_config import knobs_for
 
-    tp = result.tier(tier)
+    tier_plan = result.tier(tier)
     scenario = result.plan.scenario
     slo = scenario.slo
     base = dict(
-        tier=tier, replicas=max(tp.replicas, 1), ttft_pct=slo.ttft_percentile, tpot_pct=slo.tpot_percentile,
+        tier=tier, replicas=max(tier_plan.replicas, 1), ttft_pct=slo.ttft_percentile, tpot_pct=slo.tpot_percentile,
         ttft_target_ms=slo.ttft_ms, tpot_target_ms=slo.tpot_ms, peak_rps=result.plan.peak_rate_rps,
     )
-    if tp.binding in ("memory capacity", "hardware support"):
-        return LatencyCurve(rates_rps=[], ttft_ms=[], tpot_ms=[], saturation_rps=0.0, note=tp.reason, **base)
-    params = replica_params(tp.model, tp.gpu, tp.config, knobs_for(tp.gpu, result.inputs.calibration, tp.config.engine))
+    if tier_plan.binding in (Binding.MEMORY, Binding.HARDWARE):
+        return LatencyCurve(rates_rps=[], ttft_ms=[], tpot_ms=[], saturation_rps=0.0, note=tier_plan.reason, **base)
+    knobs = knobs_for(tier_plan.gpu, result.inputs.calibration, tier_plan.config.engine)
+    params = replica_params(tier_plan.model, tier_plan.gpu, tier_plan.config, knobs)
     wl = result.plan.workload
     max_rate, _, _ = offline_throughput(params, wl)
     if max_rate <= 0:
@@ -221,7 +180,7 @@ def latency_curve(result: Result, tier: str, should_stop: Callable[[], bool] = n
 
 # The curve's operating points by replica and workload: a keystroke that changes neither (a price,
 # a target, another tier's model) redraws the chart without solving them again.
-CURVE_POINTS: LRU[tuple, list] = LRU(64)
+CURVE_POINTS: Memo[tuple, list] = Memo(64)
 
 
 def _curve_points(params, wl, max_rate: float, should_stop: Callable[[], bool]) -> list | None:
@@ -258,12 +217,6 @@ class SweepPoint:
     gpus: int
 
 
-@dataclass(frozen=True)
-class CostSweep:
-    points: list[SweepPoint] = field(default_factory=list)
-    chosen: dict[str, str] = field(default_factory=dict)  # tier -> model id in the plan
-
-
 def sweep_key(inputs: Inputs) -> str:
     """Everything the sweep depends on: the scenario without the tier choices, plus customs."""
     scenario = inputs.scenario.model_dump_json(exclude={"models"})
@@ -294,9 +247,9 @@ def cost_sweep(inputs: Inputs, models: Iterable[ModelSpec] | None = None,
         seen.add(spec.id)
         if should_stop():
             return None
-        tp = plan_tier(scenario, spec.tier, spec, gpu, wl, inputs.calibration)
-        usd = tp.cost.usd_month if tp.feasible and tp.cost is not None else None
-        points.append(SweepPoint(spec.id, spec.tier, spec.params_total / 1e9, tp.feasible, usd, tp.gpus))
+        planned = plan_tier(scenario, spec.tier, spec, gpu, wl, inputs.calibration)
+        usd = planned.cost.usd_month if planned.feasible and planned.cost is not None else None
+        points.append(SweepPoint(spec.id, spec.tier, spec.params_total / 1e9, planned.feasible, usd, planned.gpus))
     if full:
         SWEEPS.put(key, points)
     return points

@@ -74,9 +74,9 @@ always give the same numbers.
 **Engine defaults** follow the fleet's engine. vLLM V1 (`get_batch_defaults`): max_num_seqs 1024 and
 a token budget of 8192 on GPUs with ≥ 70 GiB other than A100, else 256 and 2048. SGLang: 2048 running
 requests and a chunked-prefill size of 2048, 8192 or 16384 by GPU memory. TensorRT-LLM: max_batch_size
-2048, max_num_tokens 8192. All: gpu_memory_utilization 0.9; chunked prefill on. Speculative decoding yields (1 − a^(k+1)) / (1 − a) tokens per step at acceptance a
-(Leviathan et al., 2023). Prefix-cache hits skip prefill of whole cached blocks (vLLM automatic
-prefix caching).
+2048, max_num_tokens 8192. All: gpu_memory_utilization 0.9; chunked prefill on. Speculative decoding
+yields (1 − a^(k+1)) / (1 − a) tokens per step at acceptance a (Leviathan et al., 2023). Prefix-cache
+hits skip prefill of whole cached blocks (vLLM automatic prefix caching).
 
 **Sizing.** Per tier and TP degree: the fewest replicas whose per-replica load meets every target
 at its percentile and stays under the utilisation ceiling; the cheapest TP degree wins. A degree

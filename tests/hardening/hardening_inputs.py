@@ -101,7 +101,8 @@ def field_values(section: str, name: str, field, max_len: float = 200_000) -> st
     if tp is bool:
         return st.booleans()
     if tp is int:
-        return st.integers(int(lo if lo is not None else 0) + int(lo_open), int(hi) - int(hi_open) if hi is not None else SOFT_MAX.get(place, 10**6))
+        return st.integers(int(lo if lo is not None else 0) + int(lo_open),
+                           int(hi) - int(hi_open) if hi is not None else SOFT_MAX.get(place, 10**6))
     if tp is float:
         hi = hi if hi is not None else SOFT_MAX.get(place, 1e6)
         if place in SOFT_MIN:
@@ -248,7 +249,8 @@ def mutated_profiles(draw, planned: bool = False) -> tuple[str, str]:
         text = text[: draw(st.integers(0, max(0, len(text) - 1)))]
     elif kind == "byte noise":
         at_ = draw(st.integers(0, len(text)))
-        text = text[:at_] + draw(st.sampled_from(["=", "[", "]", "{", '"', "'''", "\n[", "\\", "#", ",", "\x7f", "\r"])) + text[at_:]
+        junk = draw(st.sampled_from(["=", "[", "]", "{", '"', "'''", "\n[", "\\", "#", ",", "\x7f", "\r"]))
+        text = text[:at_] + junk + text[at_:]
     elif kind == "deleted line":
         lines = text.splitlines()
         del lines[draw(st.integers(0, len(lines) - 1))]

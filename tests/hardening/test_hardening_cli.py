@@ -11,12 +11,20 @@ import os
 from pathlib import Path
 
 import pytest
+from hardening_inputs import (
+    GPUS,
+    MODELS,
+    NUMBER_TEXT,
+    STRANGE_TEXT,
+    csv_line,
+    measurement_rows,
+    mutated_profiles,
+    profile_dicts,
+    to_toml,
+)
+from hardening_support import CSV_HEADER, CSV_ROW, check_outcome, examples, run_cli, unreadable
 from hypothesis import event, given, note
 from hypothesis import strategies as st
-
-from hardening_inputs import GPUS, MODELS, NUMBER_TEXT, STRANGE_TEXT, csv_line, measurement_rows, mutated_profiles, \
-    profile_dicts, to_toml
-from hardening_support import CSV_HEADER, CSV_ROW, check_outcome, examples, run_cli, unreadable
 
 HF = Path(__file__).parent.parent / "data" / "hf"
 
@@ -117,8 +125,8 @@ def predict_argv(draw, files: Files) -> list[str]:
     elif model_kind == "hf":
         model = str(draw(st.sampled_from(sorted(p.parent for p in HF.glob("*/config.json")))))
     else:
-        # "binary" and latin-1 are left out: a config.json that is not UTF-8 gives an unclear message from hf_config.py, reported and
-        # kept as test_binary_config_json_error_names_the_file (xfail) until fixed there
+        # "binary" and latin-1 are left out: a config.json that is not UTF-8 gives an unclear message from hf_config.py,
+        # reported and kept as test_binary_config_json_error_names_the_file (xfail) until fixed there
         kind = draw(st.sampled_from(["missing", "dir", "fifo", "devzero", "empty"]))
         model = str(files.make(kind, "config.json"))
         if kind == "fifo" and draw(st.booleans()):
@@ -254,8 +262,10 @@ def measurements_csv(draw, files: Files, calibrating: bool = False, max_rows: in
         fit = draw(st.integers(1, 5)) == 5
         for i, row in enumerate(rows):
             row["gpu"] = FAMILY_GPUS[0 if fit else i % len(FAMILY_GPUS)]
-            if fit:  # the fit predicts every row ~260 times: open- and closed-loop rows take minutes
-                row.update(mode="offline", rate="", concurrency="")  # (reported: test_calibrate_of_a_few_closed_loop_rows_is_fast)
+            # the fit predicts every row ~260 times: open- and closed-loop rows take minutes
+            # (reported: test_calibrate_of_a_few_closed_loop_rows_is_fast)
+            if fit:
+                row.update(mode="offline", rate="", concurrency="")
     if kind == "noisy":
         for row in rows:
             for column in draw(st.lists(st.sampled_from(list(row)), max_size=3)):
@@ -289,7 +299,7 @@ def test_calibrate_survives_hostile_files(capsys, files, data):
     text = run(capsys, files, argv)
     if isinstance(text, str):
         assert text.rstrip().endswith(f"wrote {out}")
-        from planner.cli import load_calibration
+        from planner.service import load_calibration
 
         load_calibration(out)  # what calibrate writes, predict --calibration reads
 

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
+from hardening_inputs import CELL_NOISE, csv_line, measurement_rows, mutated_profiles, profile_dicts, to_toml
+from hardening_support import CSV_HEADER, CSV_ROW, bounded, check_outcome, examples, run_cli
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from hardening_inputs import CELL_NOISE, csv_line, measurement_rows, mutated_profiles, profile_dicts, to_toml
-from hardening_support import CSV_HEADER, CSV_ROW, bounded, check_outcome, examples, run_cli
 from planner.engine.measurements import COLUMNS, MeasurementsError, read_measurements
 from planner.profile import MAX_PROFILE_BYTES, Profile, ProfileError, load_profile, profile_from_toml
 
@@ -302,7 +302,8 @@ def test_custom_moe_with_impossible_routing_is_refused(per_token):
 
 def test_row_errors_name_the_first_line_of_a_multi_line_record(tmp_path):
     """A quoted cell may hold line breaks; the error names the line the record starts on, not where it ends."""
-    text = CSV_HEADER + "\n\n" + '"\nx\r\n",h100-sxm,1,,bf16,bf16,offline,,,1,1,,,,ttft_ms_mean,1,src\n' + CSV_ROW.replace(",24,", ",abc,") + "\n"
+    text = (CSV_HEADER + "\n\n" + '"\nx\r\n",h100-sxm,1,,bf16,bf16,offline,,,1,1,,,,ttft_ms_mean,1,src\n'
+            + CSV_ROW.replace(",24,", ",abc,") + "\n")
     path = tmp_path / "m.csv"
     path.write_bytes(text.encode())
     errors = {(e.line, e.column) for e in read_measurements(path).errors}

@@ -16,9 +16,9 @@ import warnings
 from pathlib import Path
 
 import pytest
+from hardening_support import check_outcome, run_cli
 from pydantic import ValidationError
 
-from hardening_support import check_outcome, run_cli
 from planner.engine import catalog
 from planner.engine.plan import evaluate
 from planner.engine.scenario import CostKnobs, Fleet, LengthDist, Load, Optimizations, Scenario, TierModels
@@ -357,7 +357,8 @@ def test_quick_fidelity_samples_the_long_prompts_too():
     from planner.engine.serving import FULL, QUICK, Workload, rate_point
 
     p = replica_params(catalog.get_model("llama-3.2-3b"), catalog.get_gpu("h100-sxm"), ServingConfig(), Knobs())
-    wl = Workload(LengthDist(kind="exponential", mean=120000, max=1000000), LengthDist(kind="exponential", mean=95000, max=365000))
+    wl = Workload(LengthDist(kind="exponential", mean=120000, max=1000000),
+                  LengthDist(kind="exponential", mean=95000, max=365000))
     for rate in (0.0, 5e-4):
         quick, full = rate_point(p, wl, rate, fidelity=QUICK), rate_point(p, wl, rate, fidelity=FULL)
         for stat in ("mean", "p50", "p90", "p99"):

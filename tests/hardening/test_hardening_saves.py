@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from hardening_support import check_outcome, run_cli
+
 from planner.profile import (
     ProfileConflictError,
     ProfileError,

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hardening_support import UNCLEAR
 from textual import events
 from textual.app import ScreenStackError
 from textual.command import CommandList
@@ -45,7 +46,6 @@ from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_fro
 from textual.widgets import Input, Label, Select, Static
 from textual.worker import WorkerCancelled, WorkerFailed
 
-from hardening_support import UNCLEAR
 from planner.engine import catalog
 from planner.engine.plan import Plan, evaluate
 from planner.engine.scenario import Scenario
@@ -310,7 +310,7 @@ def fast_fleets(monkeypatch: pytest.MonkeyPatch, guard: bool = True) -> None:
         return fleets.FleetSearch(tier, [model], len(catalog.gpus()), 1234, 12, {"do not fit in memory": 900},
                                   rows, [r for r in rows if r.frontier])
 
-    monkeypatch.setattr(fleets, "run_search", run_search)
+    monkeypatch.setattr(fleets, "fleet_search", run_search)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ out high; those are strict expected failures (measured figures in KNOWN_GAPS).
 
 import numpy as np
 import pytest
+from specs_fixtures import h100, llama8b
 
 from planner.engine import lengths
 from planner.engine.knobs import Knobs
@@ -26,7 +27,6 @@ from planner.engine.scenario import LengthDist
 from planner.engine.serving import Workload, concurrency_point
 from simulation.des import SimConfig, simulate_closed_loop
 from simulation.test_queueing_vs_des import model_steps
-from specs_fixtures import h100, llama8b
 
 TOLERANCE = 0.10
 MAX_SEQS = 32
@@ -82,8 +82,9 @@ KNOWN_GAPS = {
 }
 
 
-@pytest.mark.parametrize("multiple", [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=f"known gap below saturation: {KNOWN_GAPS[m]}"))
-                                      if m in KNOWN_GAPS else m for m in (0.5, 1.0, 2.0, 8.0)])
+@pytest.mark.parametrize("multiple", [
+    pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=f"known gap below saturation: {KNOWN_GAPS[m]}"))
+    if m in KNOWN_GAPS else m for m in (0.5, 1.0, 2.0, 8.0)])
 def test_closed_loop_matches_simulation(multiple):
     worst = beyond(errors(int(multiple * MAX_SEQS)))
     assert not worst, f"beyond {TOLERANCE:.0%} of the simulation (in %): {worst}"

@@ -11,6 +11,7 @@ pass.
 
 import numpy as np
 import pytest
+from specs_fixtures import h100, llama8b, llama70b, mixtral
 
 from planner.engine import lengths
 from planner.engine.knobs import Knobs
@@ -18,7 +19,6 @@ from planner.engine.roofline import ServingConfig, kv_capacity_tokens, replica_p
 from planner.engine.scenario import LengthDist
 from planner.engine.serving import Workload, offline_throughput, rate_point
 from simulation.des import SimConfig, simulate
-from specs_fixtures import h100, llama8b, llama70b, mixtral
 
 TOLERANCE = 0.10
 INPUT = LengthDist(kind="lognormal", mean=1000, p90=2000)
@@ -58,7 +58,8 @@ def compare(model_key: str, utilization: float, n_requests: int = 30000, prompts
     sim = simulate(cfg, sample, step_s, decode_steps_s)
     assert sim.stable
     errors = {}
-    for name, dist, samples in (("ttft", analytic.ttft_s, sim.ttft_s), ("tpot", analytic.tpot_s, sim.tpot_s), ("e2e", analytic.e2e_s, sim.e2e_s)):
+    for name, dist, samples in (("ttft", analytic.ttft_s, sim.ttft_s), ("tpot", analytic.tpot_s, sim.tpot_s),
+                                ("e2e", analytic.e2e_s, sim.e2e_s)):
         for pct in (50, 90, 99):
             errors[f"{name}_p{pct}"] = dist[f"p{pct}"] / float(np.percentile(samples, pct)) - 1.0
     return errors
@@ -84,7 +85,8 @@ def assert_within_tolerance(errors: dict[str, float]) -> None:
 
 
 @pytest.mark.parametrize(("model_key", "utilization"),
-                         cases([(m, u) for m in sorted(MODELS) for u in (0.1, 0.3, 0.5, 0.7, 0.9)], KNOWN_GAPS, "near saturation"))
+                         cases([(m, u) for m in sorted(MODELS) for u in (0.1, 0.3, 0.5, 0.7, 0.9)], KNOWN_GAPS,
+                               "near saturation"))
 def test_analytical_percentiles_match_simulation(model_key, utilization):
     assert_within_tolerance(compare(model_key, utilization))
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
+from tui_support import WIDE
 
 from planner.tui.app import make_app
 from planner.tui.testing import settle
-from tui_support import WIDE
 
 
 @pytest.fixture(autouse=True)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 from textual.content import Content
 from textual.visual import Visual
+from tui_support import DATA, NARROW, WIDE, record_layout_refreshes
 
 from planner.tui import frames
 from planner.tui.app import make_app
 from planner.tui.testing import settle
 from planner.tui.widgets.results import TierDetail, TierTable, line_strips, wrap_lines
-from tui_support import DATA, NARROW, WIDE, record_layout_refreshes
 
 
 def test_a_due_frame_waits_only_for_the_previous_frame_to_be_an_interval_old():

@@ -15,11 +15,12 @@ from tui_support import WIDE
 
 from planner.engine.search import search
 from planner.profile import default_profile
+from planner.service import TOP, excluded_text, search_key
 from planner.tui import commands
 from planner.tui.app import make_app
 from planner.tui.compute import resolve
 from planner.tui.screens import fleets
-from planner.tui.screens.fleets import FleetsScreen, excluded_text, search_key
+from planner.tui.screens.fleets import FleetsScreen
 from planner.tui.screens.main import PlannerScreen
 from planner.tui.testing import settle
 from planner.tui.widgets.charts import FrontierChart
@@ -74,7 +75,8 @@ async def test_f4_opens_the_cheapest_fleets_of_the_selected_tier_sorted_by_cost(
         shown = [float(cell(screen, i, "$/month").lstrip("~").strip("$").replace(",", "")) for i in range(table.row_count)]
         assert shown == sorted(shown)
         # a fleet nobody measured carries the mark beside its GPU
-        assert [cell(screen, i, "GPU") for i in range(table.row_count)] == [r.gpu + ("" if r.validated else " ?") for r in found.rows]
+        shown = [cell(screen, i, "GPU") for i in range(table.row_count)]
+        assert shown == [r.gpu + ("" if r.validated else " ?") for r in found.rows]
         assert not all(r.validated for r in found.rows)  # vLLM was never measured on Blackwell: the B200 rows say so
         assert {r.model for r in found.rows} == {"llama-3.1-70b"}
         assert all(r.replicas >= 1 and r.gpus == r.replicas * r.tp for r in found.rows)
@@ -82,7 +84,7 @@ async def test_f4_opens_the_cheapest_fleets_of_the_selected_tier_sorted_by_cost(
         # the engine's own answer (what `planner search --tier medium` prints)
         profile = app.planner.profile
         inputs = resolve(profile, Path.cwd())
-        (engine,) = search(inputs.scenario, ["medium"], None, fleets.TOP, False, inputs.custom_gpus,
+        (engine,) = search(inputs.scenario, ["medium"], None, TOP, False, inputs.custom_gpus,
                            inputs.custom_models)
         assert [(c.gpu.id, c.config.tp, round(c.usd_month, 2)) for c in engine.ranked] == \
             [(r.gpu, r.tp, round(r.usd_month, 2)) for r in found.rows]
@@ -92,7 +94,7 @@ async def test_f4_opens_the_cheapest_fleets_of_the_selected_tier_sorted_by_cost(
         assert excluded_text(found) in excluded
         chart = screen.query_one(FrontierChart)
         assert [p.usd_month for p in chart.ranked] == costs and chart.frontier
-        assert chart.highlight == found.rows[0].point()
+        assert chart.highlight == fleets.fleet_point(found.rows[0])
 
 
 async def test_choosing_row_2_applies_its_fleet_and_the_plan_follows():
@@ -104,7 +106,7 @@ async def test_choosing_row_2_applies_its_fleet_and_the_plan_follows():
         row = screen.found.rows[1]
         await pilot.press("down")
         await pilot.pause()
-        assert screen.query_one(FrontierChart).highlight == row.point()
+        assert screen.query_one(FrontierChart).highlight == fleets.fleet_point(row)
         await pilot.press("enter")
         await settle(pilot)
         planner = app.planner
@@ -131,13 +133,13 @@ async def test_choosing_row_2_applies_its_fleet_and_the_plan_follows():
 async def test_escape_closes_without_changes_even_while_searching(monkeypatch: pytest.MonkeyPatch):
     fleets.SEARCHES.clear()
     gate = threading.Event()  # the search waits for it: the test decides when it finishes
-    real_search = fleets.run_search
+    real_search = fleets.fleet_search
 
     def gated_search(*args, **kwargs):
         assert gate.wait(60)
         return real_search(*args, **kwargs)
 
-    monkeypatch.setattr(fleets, "run_search", gated_search)
+    monkeypatch.setattr(fleets, "fleet_search", gated_search)
     app = make_app()
     try:
         await escape_while_searching(app, gate)

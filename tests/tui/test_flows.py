@@ -7,9 +7,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from tui_support import DATA, WIDE
 from textual.notifications import Notify
 from textual.widgets import Input, Label, Select
+from tui_support import DATA, WIDE
 
 from planner.engine import catalog
 from planner.engine import helper as helper_module

@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 from textual.app import App, ComposeResult
+from tui_support import WIDE, record_layout_refreshes
 
 from planner.tui.app import make_app
 from planner.tui.testing import settle
 from planner.tui.widgets.panes import Picker, PickerOverlay
-from tui_support import WIDE, record_layout_refreshes
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 

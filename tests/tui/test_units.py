@@ -116,3 +116,25 @@ def test_pickers_offer_every_catalog_entry():
     assert {"gemma-3-27b", "llama-4-scout", "kimi-k2", "glm-4.5"} <= models
     assert {"b300", "gb300", "mi355x", "rtx-pro-6000", "l40", "a10", "h20", "tpu-v5p"} <= gpus
     assert "qwen3-4b" in models
+
+
+def test_an_unreachable_target_shows_the_zero_load_floor_from_the_tier_view():
+    """The results table reads a tier through one typed view: the JSON's numbers, plus the floor
+    that only the plan holds, here for a TPOT target below what one request alone can reach."""
+    from planner.engine.targets import percentile_of
+    from planner.profile import Profile
+    from planner.report import fmt_ms
+
+    data = default_profile().model_dump()
+    data["slo"]["tpot_ms"] = 1.0
+    result = compute(Profile.model_validate(data), Path("."), cache=False)
+    slo = result.plan.scenario.slo
+    tpot_p99 = next(row for row in ROWS if row.id == "tpot_p99")
+    for tier in result.plan.tiers:
+        view = result.views[tier.tier]
+        assert view.data is result.tier_data(tier.tier) and not view["feasible"]
+        floor_ms = percentile_of(tier.floor.tpot_s, slo.tpot_percentile) * 1e3
+        assert floor_ms > slo.tpot_ms and view.floor_ms["TPOT"] == pytest.approx(floor_ms)
+        cell = tpot_p99.cell(view, slo)
+        assert cell.missed and cell.text.startswith(f"≥{fmt_ms(floor_ms)} ")
+        assert view.gpu is tier.gpu and view.model_family == tier.model.family

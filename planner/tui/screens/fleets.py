@@ -9,8 +9,7 @@ with a `FleetChoice`, which the main screen applies to its profile.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
@@ -22,22 +21,17 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, Tab, Tabs
 
-from planner.engine import catalog
-from planner.engine.tier_config import knobs_for
-from planner.engine.roofline import replica_params
-from planner.engine.search import Candidate, search
-from planner.engine.serving import FULL, Workload, rate_point
+from planner.engine.memo import Memo
+from planner.engine.numbers import estimated_usd
 from planner.engine.specs import TIERS
 from planner.profile import Profile
-from planner.engine.numbers import estimated_usd
 from planner.report import fmt_ms, fmt_usd
+from planner.service import ComputeError, FleetChoice, FleetRow, FleetSearch, excluded_text, fleet_search, search_key
 from planner.tui import commands
-from planner.tui.compute import LRU, ComputeError, Inputs, Result, resolve, uses_files
+from planner.tui.compute import Result
 from planner.tui.frames import PromptFrames
 from planner.tui.widgets.charts import FleetPoint, FrontierChart
 from planner.tui.widgets.header import TitleHeader
-
-TOP = 5  # ranked fleets per tier (the CLI's default --top)
 
 COLUMNS: tuple[tuple[str, str], ...] = (  # (label, justify)
     ("#", "right"), ("model", "left"), ("GPU", "left"), ("weights/KV", "left"), ("TP", "right"),
@@ -60,122 +54,12 @@ COLUMN_HELP: tuple[tuple[str, str], ...] = (
 )
 
 
-# ---------------------------------------------------------------- the search, without Textual
-
-
-@dataclass(frozen=True)
-class FleetRow:
-    """One fleet the search sized, as the view shows it."""
-
-    model: str
-    gpu: str
-    weights: str
-    kv: str
-    tp: int
-    max_num_seqs: int | None
-    max_num_batched_tokens: int | None
-    replicas: int
-    gpus: int
-    usd_month: float
-    ttft_p99_ms: float
-    tpot_p99_ms: float
-    e2e_p99_ms: float
-    binding: str
-    frontier: bool = False
-    validated: bool = True  # False: its GPU family, model family or engine on it was never measured
-    price_estimated: bool = False  # its GPU's catalog price is an estimate
-
-    @property
-    def label(self) -> str:
-        return f"{self.gpus}×{self.gpu} TP{self.tp}"
-
-    def point(self) -> FleetPoint:
-        return FleetPoint(self.usd_month, self.e2e_p99_ms, self.label)
-
-
-@dataclass(frozen=True)
-class FleetSearch:
-    """One tier's search: the engine's SearchResult with TPOT added and the candidates as rows."""
-
-    tier: str
-    models: list[str]
-    gpu_types: int
-    screened: int
-    exact_sizings: int
-    excluded: dict[str, int]
-    rows: list[FleetRow]
-    frontier: list[FleetRow]
-    notes: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class FleetChoice:
-    """The fleet chosen in the view (the screen's result)."""
-
-    tier: str
-    row: FleetRow
-
-    @property
-    def summary(self) -> str:
-        r = self.row
-        return (f"{self.tier}: {r.model} on {r.gpus:,}×{r.gpu} TP{r.tp} {r.weights}/{r.kv}, "
-                f"{fmt_usd(r.usd_month)}/month in the search")
-
-    def apply(self, profile: Profile) -> Profile:
-        """The profile with this fleet: GPU, precisions, TP, engine limits and the tier's model.
-        Validated like any edit (raises pydantic's ValidationError)."""
-        data = profile.model_dump()
-        row = self.row
-        data["fleet"] = {**data["fleet"], "gpu": row.gpu}
-        data["optimizations"] = {**data["optimizations"], "weights": row.weights, "kv": row.kv, "tp": row.tp,
-                                 "max_num_seqs": row.max_num_seqs,
-                                 "max_num_batched_tokens": row.max_num_batched_tokens}
-        if data["models"][self.tier] != row.model:
-            data["models"] = {**data["models"], self.tier: row.model}
-        return Profile.model_validate(data)
-
-
 # Searches of recently seen inputs (worker threads write, the UI thread reads).
-SEARCHES: LRU[str, FleetSearch] = LRU(24)
+SEARCHES: Memo[str, FleetSearch] = Memo(24)
 
 
-def search_key(profile: Profile, base_dir: Path, tier: str, all_models: bool) -> str:
-    """Everything a search depends on: the inputs (not the name), the folder if files are read."""
-    where = str(Path(base_dir).resolve()) if uses_files(profile) else ""
-    inputs = profile.model_dump_json(exclude={"name", "description", "plan"})
-    return f"{tier}|{all_models}|{where}|{inputs}"
-
-
-def run_search(profile: Profile, base_dir: Path, tier: str, all_models: bool = False, top: int = TOP) -> FleetSearch:
-    """The engine's search for one tier over the whole GPU catalog (and the profile's [[gpu]]s),
-    with the profile resolved as for a plan. Raises ComputeError."""
-    start = time.perf_counter()
-    inputs = resolve(profile, base_dir)
-    gpu_ids = None  # the catalog
-    if inputs.custom_gpus:
-        gpu_ids = list(dict.fromkeys([*catalog.gpus(), *(g.id for g in inputs.custom_gpus)]))
-    try:
-        (found,) = search(inputs.scenario, [tier], gpu_ids, top, all_models, inputs.custom_gpus,
-                          inputs.custom_models, inputs.calibration)
-    except catalog.CatalogError as exc:
-        raise ComputeError(str(exc)) from exc
-    on_frontier = {id(c) for c in found.frontier_e2e}
-
-    def row(c: Candidate) -> FleetRow:
-        cfg = c.config
-        return FleetRow(c.model.id, c.gpu.id, cfg.weights, cfg.kv, cfg.tp, cfg.max_num_seqs, cfg.max_num_batched_tokens,
-                        c.replicas, c.gpus, c.usd_month, c.ttft_p99_ms, c.tpot_p99_ms, c.e2e_p99_ms,
-                        c.binding, id(c) in on_frontier, c.validated, c.price_estimated)
-
-    return FleetSearch(tier, list(found.models), len(gpu_ids) if gpu_ids else len(catalog.gpus()), found.screened,
-                       found.exact_evaluations, dict(found.excluded), [row(c) for c in found.ranked],
-                       [row(c) for c in found.frontier_e2e], list(found.notes), time.perf_counter() - start)
-
-
-def excluded_text(found: FleetSearch) -> str:
-    """The exclusion counts in words: '1,889 do not fit in memory · 3 miss TPOT p99'."""
-    return " · ".join(f"{n:,} {why}" for why, n in found.excluded.items())
+def fleet_point(row: FleetRow) -> FleetPoint:
+    return FleetPoint(row.usd_month, row.e2e_p99_ms, row.label)
 
 
 # ---------------------------------------------------------------- the screen
@@ -264,7 +148,7 @@ class FleetsScreen(PromptFrames, Screen[FleetChoice | None]):
     @work(thread=True, exclusive=True, group="search", exit_on_error=False, description="fleet search")
     def _search_worker(self, key: str, profile: Profile, base_dir: Path, tier: str, all_models: bool) -> None:
         try:
-            found = run_search(profile, base_dir, tier, all_models)
+            found = fleet_search(profile, base_dir, tier, all_models)
         except ComputeError as exc:
             self.post_message(SearchFailed(key, str(exc)))
             return
@@ -329,8 +213,9 @@ class FleetsScreen(PromptFrames, Screen[FleetChoice | None]):
 
     def _cells(self, rank: int, r: FleetRow) -> list[Text]:
         values = (
-            f"{rank}{'★' if r.frontier else ' '}", r.model, r.gpu if r.validated else f"{r.gpu} ?", f"{r.weights}/{r.kv}", str(r.tp),
-            f"{r.replicas:,}", f"{r.gpus:,}", estimated_usd(r.usd_month, r.price_estimated), fmt_ms(r.ttft_p99_ms), fmt_ms(r.tpot_p99_ms),
+            f"{rank}{'★' if r.frontier else ' '}", r.model, r.gpu if r.validated else f"{r.gpu} ?", f"{r.weights}/{r.kv}",
+            str(r.tp), f"{r.replicas:,}", f"{r.gpus:,}", estimated_usd(r.usd_month, r.price_estimated), fmt_ms(r.ttft_p99_ms),
+            fmt_ms(r.tpot_p99_ms),
             fmt_ms(r.e2e_p99_ms), r.binding, _opt(r.max_num_seqs), _opt(r.max_num_batched_tokens),
         )
         return [_cell(v, justify, "bold" if label == "$/month" else "")
@@ -391,8 +276,8 @@ class FleetsScreen(PromptFrames, Screen[FleetChoice | None]):
             return
         table = self.query_one(DataTable)
         row = found.rows[table.cursor_row] if 0 <= table.cursor_row < len(found.rows) else None
-        self.query_one(FrontierChart).show([r.point() for r in found.frontier], [r.point() for r in found.rows],
-                                           row.point() if row is not None else None, self._now_point(),
+        self.query_one(FrontierChart).show([fleet_point(r) for r in found.frontier], [fleet_point(r) for r in found.rows],
+                                           fleet_point(row) if row is not None else None, self._now_point(),
                                            "no fleet meets the targets")
 
     @on(DataTable.RowHighlighted)

@@ -54,9 +54,9 @@ from planner.tui.compute import (
     start_helper,
     sweep_key,
 )
+from planner.tui.export_targets import SUFFIXES, export_choices
 from planner.tui.fields import BY_PATH, set_value
 from planner.tui.frames import PromptFrames
-from planner.tui.export_targets import SUFFIXES, export_choices
 from planner.tui.screens.dialogs import ChoiceDialog, ConfirmDialog, FileDialog, display_path
 from planner.tui.widgets.api_chart import ApiCostChart, api_cost_view
 from planner.tui.widgets.charts import CostChart, LatencyChart

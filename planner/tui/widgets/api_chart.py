@@ -37,12 +37,12 @@ class ApiCostView:
         return min(max(ends), MAX_STEPS * api.replica_capacity_rps)
 
 
-def api_cost_view(tp: TierPlan, note: str | None) -> ApiCostView:
+def api_cost_view(tier_plan: TierPlan, note: str | None) -> ApiCostView:
     """The chart's data from a tier's plan; `note` is the report's api_note for the tier."""
-    api = tp.cost.api if tp.feasible and tp.cost is not None else None
+    api = tier_plan.cost.api if tier_plan.feasible and tier_plan.cost is not None else None
     if api is None or api.replica_capacity_rps <= 0:
-        return ApiCostView(tp.tier, note=note or "no self-hosted fleet to compare")
-    return ApiCostView(tp.tier, api=api, replica_gpus=tp.config.tp * tp.config.pp)
+        return ApiCostView(tier_plan.tier, note=note or "no self-hosted fleet to compare")
+    return ApiCostView(tier_plan.tier, api=api, replica_gpus=tier_plan.config.tp * tier_plan.config.pp)
 
 
 class ApiCostChart(ThemedPlot):

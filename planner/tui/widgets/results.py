@@ -20,8 +20,9 @@ from textual.style import Style as VisualStyle
 from textual.widget import Widget
 from textual.widgets import Static
 
+from planner.engine.binding import Binding
 from planner.engine.specs import TIERS
-from planner.report import fmt_ms, fmt_num, fmt_usd, unmeasured_text
+from planner.report import fmt_ms, fmt_num, unmeasured_text
 from planner.tui.columns import MISSED, ROWS, status
 from planner.tui.compute import Result
 
@@ -143,11 +144,11 @@ class TierTable(LineDrawn):
         if self.result is None:
             return lines
         slo = self.result.plan.scenario.slo
-        cells = {tier: (self.result.tier_data(tier), self.result.tier(tier)) for tier in TIERS}
+        views = self.result.views
         for row in ROWS:
             parts: list = [(_fit(row.label, label_w).ljust(label_w), "$text-muted")]
             for tier in TIERS:
-                cell = row.cell(*cells[tier], slo)
+                cell = row.cell(views[tier], slo)
                 style = "bold $error" if cell.missed else ("$text-disabled" if cell.dim else "")
                 if tier == self.selected:
                     style = f"{style} on $boost".strip()
@@ -305,10 +306,9 @@ def targets_text(slo) -> str:
 
 
 def detail_content(result: Result, tier: str, width: int) -> Content:
-    t = result.tier_data(tier)
-    tp = result.tier(tier)
+    t = result.views[tier]
     slo = result.plan.scenario.slo
-    gpu = tp.gpu
+    gpu = t.gpu
     kind = status(t)
     lines: list[Content] = []
     head_style = "bold $error" if kind != "ok" else "bold $accent"
@@ -349,7 +349,7 @@ def detail_content(result: Result, tier: str, width: int) -> Content:
         band = t.get("error_pct") or {}
         if band:
             parts = " · ".join(f"±{v:g}% {k.upper() if k != 'throughput' else k}" for k, v in band.items())
-            missing = unmeasured_text(t, gpu.family, tp.model.family)
+            missing = unmeasured_text(t, gpu.family, t.model_family)
             where = f" (not measured: {missing})" if missing else ""
             lines.append(Content.assemble(("Expected error ", "bold"), parts, (where, "$warning")))
         for caveat in result.data["load"].get("caveats", []):
@@ -384,7 +384,8 @@ def api_text(t: dict) -> Content | None:
             f"{_money(t['api_usd_month'] or 0)}/month")
     cheaper = t.get("api_cheaper")
     if cheaper in ("api", "self-hosted") and t.get("usd_month") is not None:
-        text += f"; {'the API' if cheaper == 'api' else 'self-hosting'} is {_money(abs(t['usd_month'] - t['api_usd_month']))} cheaper"
+        saved = _money(abs(t["usd_month"] - t["api_usd_month"]))
+        text += f"; {'the API' if cheaper == 'api' else 'self-hosting'} is {saved} cheaper"
     if t.get("break_even_rps") is not None:
         text += (f"; break-even {fmt_num(t['break_even_rps'])} req/s = {fmt_num(t['break_even_requests_month'])} req "
                  f"= {fmt_num(t['break_even_mtok_month'] * 1e6)} out tok a month")
@@ -399,16 +400,16 @@ def binding_text(t: dict, max_util: float) -> str:
     b = t["binding"]
     n = t["replicas"]
     util = t["utilization"]
-    if b == "utilisation ceiling":
+    if b == Binding.UTILISATION_CEILING:
         now = f" (now {util:.0%})" if util is not None else ""
         return (f"the utilisation ceiling: {n:,} replica{'s' if n != 1 else ''} at most {max_util:.0%} busy{now}; "
                 "latency targets have slack.")
-    if b == "one replica suffices":
+    if b == Binding.ONE_REPLICA:
         now = f" at {util:.0%} busy" if util is not None else ""
         return f"one replica meets every target{now}; the smallest fleet for this model."
-    if b == "fleet size":
+    if b == Binding.FLEET_SIZE:
         return f"the fleet limit: {t.get('note', '')}"
-    if b == "no load":
+    if b == Binding.NO_LOAD:
         return "no load: the rate is 0, so no replicas are needed."
     if b and b.split(" p")[0] in ("TTFT", "TPOT", "E2E"):
         if n == 1 and t.get("note"):  # the target chose the TP degree: a smaller replica misses it

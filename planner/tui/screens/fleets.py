@@ -416,6 +416,8 @@ class FleetsScreen(PromptFrames, Screen[FleetChoice | None]):
     # ------------------------------------------------------------------ actions
 
     def action_apply(self) -> None:
+        if not self.is_active:
+            return  # a double click selects the row twice; the first choice already closed the view
         if self.found is None or not self.found.rows:
             self.app.bell()
             return

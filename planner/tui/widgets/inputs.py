@@ -5,6 +5,8 @@ from __future__ import annotations
 from textual import events
 from textual.widgets import Input
 
+from planner.tui.textual_private import own_bindings, restart_blink
+
 
 class OrderedInput(Input):
     """Input, with its own key bindings (backspace, delete, arrows, home, end, ...) run as the key
@@ -13,12 +15,13 @@ class OrderedInput(Input):
     that delivers several at once) were applied out of order: backspace x4, 8, 0, 0 on "1000"
     left "100" (Textualize/textual#6605)."""
 
-    async def _on_key(self, event: events.Key) -> None:
+    async def on_key(self, event: events.Key) -> None:
+        # runs before Input's own key handler (a subclass's handler comes first)
         if event.is_printable:
             return  # Input's own handler inserts it
-        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+        for binding in own_bindings(self, event.key):
             if not binding.priority and await self.app.run_action(binding.action, self):
-                self._restart_blink()
+                restart_blink(self)
                 event.stop()
                 event.prevent_default()  # handled: neither Input's handler nor the app runs it again
                 return

@@ -28,7 +28,7 @@ from textual.geometry import Size
 from textual.screen import Screen
 from textual.timer import EventTargetGone, Timer
 from textual.widget import Widget
-from textual.widgets import Input, OptionList, Select
+from textual.widgets import Input, Select
 
 from planner.tui.widgets.preset import preset
 
@@ -110,7 +110,7 @@ def problems() -> list[str]:
 # Header: the title widget. textual.widgets exports Header but not the HeaderTitle inside it, whose
 # update() the planner makes repaint without a layout pass (widgets/header.py).
 
-from textual.widgets._header import HeaderTitle  # noqa: E402
+from textual.widgets._header import HeaderTitle  # noqa: E402, F401
 
 # The pickers' parts: textual.widgets.select exports neither the label nor the drop-down list.
 from textual.widgets._select import SelectCurrent, SelectOverlay  # noqa: E402

@@ -38,7 +38,6 @@ from pathlib import Path
 
 import pytest
 from textual import events
-from textual.app import ScreenStackError
 from textual.command import CommandList
 from textual.geometry import Size
 from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
@@ -251,7 +250,7 @@ def prepare(monkeypatch: pytest.MonkeyPatch, tmp: Path) -> None:
     monkeypatch.chdir(tmp)
     monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
     monkeypatch.setattr("textual.constants.TEXTUAL_ANIMATIONS", "none")
-    import planner.tui.screens.main as main
+    import planner.tui.screens.profile_files as files
 
     root = tmp.resolve()
 
@@ -264,8 +263,8 @@ def prepare(monkeypatch: pytest.MonkeyPatch, tmp: Path) -> None:
 
         return write
 
-    monkeypatch.setattr(main, "save_profile", guarded(main.save_profile))
-    monkeypatch.setattr(main, "save_text_atomic", guarded(main.save_text_atomic))
+    monkeypatch.setattr(files, "save_profile", guarded(files.save_profile))
+    monkeypatch.setattr(files, "save_text_atomic", guarded(files.save_text_atomic))
 
 
 def charts(monkeypatch: pytest.MonkeyPatch, on: bool) -> None:

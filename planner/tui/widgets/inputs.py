@@ -1,9 +1,13 @@
-"""A text input that applies keys in the order they were typed."""
+"""The planner's text inputs: keys applied in the order they were typed, values checked against
+their FieldSpec."""
 
 from __future__ import annotations
 
 from textual import events
+from textual.validation import ValidationResult, Validator
 from textual.widgets import Input
+
+from planner.tui.fields import FieldSpec
 
 from planner.tui.textual_private import own_bindings, restart_blink
 
@@ -25,3 +29,18 @@ class OrderedInput(Input):
                 event.stop()
                 event.prevent_default()  # handled: neither Input's handler nor the app runs it again
                 return
+
+
+class FieldValidator(Validator):
+    """An Input validator for one FieldSpec; the failure text says what is allowed."""
+
+    def __init__(self, spec: FieldSpec) -> None:
+        super().__init__()
+        self.spec = spec
+
+    def validate(self, value: str) -> ValidationResult:
+        try:
+            self.spec.parse(value)
+        except ValueError as exc:
+            return self.failure(str(exc))
+        return self.success()

@@ -21,9 +21,9 @@ from planner.engine import catalog
 from planner.engine.engines import ENGINE_NAMES, ENGINES
 from planner.engine.specs import KV_PRECISIONS, TIERS, TP_DEGREES, WEIGHT_PRECISIONS
 from planner.profile import Profile
-from planner.tui.fields import BY_ID, BY_PATH, LOAD_MODE_HELP, PANES, TIER_HELP, FieldSpec, FieldValidator, get_value
+from planner.tui.fields import BY_ID, BY_PATH, LOAD_MODE_HELP, PANES, TIER_HELP, FieldSpec, get_value
 from planner.tui.textual_private import DeferredListSelect, SteadyBoxInput
-from planner.tui.widgets.inputs import OrderedInput
+from planner.tui.widgets.inputs import FieldValidator, OrderedInput
 from planner.tui.widgets.preset import preset
 
 CUSTOM = "__custom__"

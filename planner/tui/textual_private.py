@@ -175,8 +175,10 @@ class ScreenFrameHooks:
         if self._frame_timer is None:
             timer = FrameTimer(self, self.frame_interval_s, name="screen_update",  # type: ignore[arg-type]
                                callback=self._on_timer_update, pause=True, wait_s=type(self).frame_wait_s)
-            timer._start()  # set_interval would start it, but Screen reads this timer before mounting
-            self._timers.add(timer)  # type: ignore[attr-defined]  # stopped with the screen, as set_interval's are
+            # what Screen's own property does through set_interval, which takes no timer class:
+            # start it, and stop it with the screen
+            timer._start()
+            self._timers.add(timer)  # type: ignore[attr-defined]
             self._frame_timer = timer
         return self._frame_timer
 

@@ -18,7 +18,8 @@ runs ten times as many events.
 What the random runs leave out: quitting (the app's `exit` is replaced by a recorder), Textual's
 command palette (a page key or a click at the wrong moment crashes it: the xfail test at the end,
 reported) and the Best fleets view's search (a made-up result instead of seconds of search per
-tier). Files are only written under the test's tmp_path (profiles folder, HOME and cwd redirected; a write elsewhere raises).
+tier). Files are only written under the test's tmp_path (profiles folder, HOME and cwd
+redirected; a write elsewhere raises).
 """
 
 from __future__ import annotations

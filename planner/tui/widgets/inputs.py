@@ -8,7 +8,6 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Input
 
 from planner.tui.fields import FieldSpec
-
 from planner.tui.textual_private import own_bindings, restart_blink
 
 

@@ -8,7 +8,9 @@ Prints:
 - keystroke to updated results: a digit typed into the peak-rate input, until the results table
   holds the new plan, and until the frame showing it is drawn (target under 50 ms); also the
   engine's share (the plan and its JSON, from the worker thread, the large tier planned on the
-  helper process once that is up: timed after it is) and the rest, which is the TUI's.
+  helper process once that is up: timed after it is) and the rest, which is the TUI's, and the
+  CPU time of the app's process over the same span (the helper's not counted): on a shared machine
+  wall times follow the neighbours' load, CPU time much less.
   The TUI's plan cache, the engine's sizing cache and the latency chart's points are cleared
   before each key, so every keystroke runs the whole engine;
 - the same for a digit typed into the GPU price input with the caches kept, as in use: a price does
@@ -79,7 +81,7 @@ def cold_start(runs: int) -> list[dict]:
 
 
 async def keystrokes(count: int, input_id: str = "load-rate-rps", cold: bool = True,
-                     first: str = "backspace") -> tuple[list[float], list[float], list[float], bool]:
+                     first: str = "backspace") -> tuple[list[float], list[float], list[float], list[float], bool]:
     from planner.engine.helper import HELPER
     from planner.engine.replica_checks import clear_check_cache
     from planner.tui import compute as compute_module
@@ -99,6 +101,7 @@ async def keystrokes(count: int, input_id: str = "load-rate-rps", cold: bool = T
 
     main_module.compute = timed_compute
     marks: dict[str, float] = {}
+    drawn_now = asyncio.Event()  # set by the display hook: no polling loop competing with the app for the CPU
     real_ready = main_module.PlannerScreen.on_plan_ready
 
     def on_plan_ready(self, message):
@@ -111,12 +114,13 @@ async def keystrokes(count: int, input_id: str = "load-rate-rps", cold: bool = T
     display = app._display
 
     def hooked(screen, renderable):
-        if "results" in marks:
-            marks.setdefault("drawn", time.perf_counter())
+        if "results" in marks and "drawn" not in marks:
+            marks["drawn"] = time.perf_counter()
+            drawn_now.set()
         return display(screen, renderable)
 
     app._display = hooked
-    results, drawn = [], []
+    results, drawn, cpu = [], [], []
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         helped = HELPER.wait_ready()  # the helper process starts after the first plan
@@ -131,20 +135,21 @@ async def keystrokes(count: int, input_id: str = "load-rate-rps", cold: bool = T
         engine_ms.clear()
         for i in range(count):
             marks.clear()
+            drawn_now.clear()
             compute_module.PLANS.clear()  # time the engine, not the cache of whole plans
             if cold:
                 clear_check_cache()
                 HELPER.clear_caches()
                 compute_module.CURVE_POINTS.clear()  # and the latency chart's operating points
             key = "5" if i % 2 == 0 else "backspace"  # rate 1 -> 15 -> 1 -> ..., price 4 -> 45 -> 4
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             send_keys(app, key)
-            while "drawn" not in marks:
-                await asyncio.sleep(0.0005)
+            await drawn_now.wait()
+            cpu.append((time.process_time() - cpu0) * 1e3)
             results.append((marks["results"] - t0) * 1e3)
             drawn.append((marks["drawn"] - t0) * 1e3)
             await settle(pilot)  # charts and the cost sweep finish before the next key
-    return results, drawn, engine_ms, helped
+    return results, drawn, engine_ms, cpu, helped
 
 
 def summary(values: list[float], unit: str = "ms") -> str:
@@ -171,7 +176,7 @@ def main() -> int:
               ("peak rate 10 <-> 105 req/s from the saved value, the title's 'modified' marker toggling, caches kept",
                "load-rate-rps", False, ""))
     for title, input_id, cold, first in series:
-        results, drawn, engine, helped = asyncio.run(keystrokes(args.keys, input_id, cold, first))
+        results, drawn, engine, cpu, helped = asyncio.run(keystrokes(args.keys, input_id, cold, first))
         where = "large tier on the helper process" if helped else "every tier in the plan worker thread"
         print(f"keystroke ({title}; {where}):")
         print(f"  to results updated           {summary(results)}")
@@ -179,6 +184,7 @@ def main() -> int:
         if cold:  # the keys alternate between the two values: each direction apart
             print(f"    of which up (to the larger value)   {summary(drawn[0::2])}")
             print(f"    of which down (to the smaller one)  {summary(drawn[1::2])}")
+        print(f"  CPU time of this process     {summary(cpu)}   (the helper process's not counted)")
         print(f"  of which engine (worker)     {summary(engine)}")
         if len(engine) == len(drawn):
             print(f"  TUI's own share (drawn − engine) {summary([d - e for d, e in zip(drawn, engine)])}")

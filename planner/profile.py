@@ -10,39 +10,32 @@ profile is two lines:
     load.rate_rps = 5
 
 Reading is strict and never half-succeeds: any problem raises one `ProfileError` whose message
-names the file and the place. Writing is atomic (temp file, fsync, rename) and refuses to
-overwrite a file that changed on disk since it was opened. Saving over the text a profile was read
+names the file and the place (the wording: planner.profile_errors). Writing is atomic (temp file,
+fsync, rename: planner.profile_io) and refuses to overwrite a file that changed on disk since it
+was opened. Saving over the text a profile was read
 from changes only the values that changed: comments, order and unset keys stay as the author
 wrote them (planner.toml_edit).
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
-import re
-import secrets
-import stat
 import tomllib
-import types
 import typing
 from collections import Counter
-from contextlib import suppress
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 import tomli_w
 from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError, model_validator
 
-from planner.engine.inputs import escaped
 from planner.engine.scenario import (
     ApiSettings,
     CostKnobs,
     Fleet,
-    LengthDist,
     Load,
     Optimizations,
     Scenario,
@@ -52,15 +45,27 @@ from planner.engine.scenario import (
     check_prompt_fits_budget,
 )
 from planner.engine.specs import GpuSpec, ModelSpec
+from planner.profile_errors import (  # the errors are re-exported: callers import them from here
+    ProfileConflictError,  # noqa: F401
+    ProfileError,
+    capped_lines,
+    one_line,
+    place_of,
+    shown_value,
+    toml_error,
+    validation_message,
+)
+from planner.profile_io import (  # re-exported too
+    MAX_PROFILE_BYTES,  # noqa: F401
+    check_unchanged,
+    read_text_file,
+    save_text_atomic,
+)
 
 SCHEMA_VERSION = 1
 DEFAULT_PROFILE = "chatbot-h100"
-# Profiles and exported plans are a few kB; anything this big is the wrong file.
-MAX_PROFILE_BYTES = 10 * 1024 * 1024
 # TOML has no null: a target that defaults to a value but is switched off is written as "off".
 OFF = "off"
-# Several field errors are listed one per line; past this many the rest is only counted.
-MAX_ERROR_LINES = 8
 
 SECTIONS: dict[str, type[BaseModel]] = {
     "models": TierModels,
@@ -71,14 +76,6 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "cost": CostKnobs,
     "api": ApiSettings,
 }
-
-
-class ProfileError(ValueError):
-    """A profile could not be read, validated or saved. str() names the file and the place."""
-
-
-class ProfileConflictError(ProfileError):
-    """The file changed on disk since it was opened; saving would lose someone else's edits."""
 
 
 class HfModelRef(Strict):
@@ -160,7 +157,7 @@ class Profile(Strict):
             try:
                 spec = model_from_hf_config(config_path, display=str(config_path))
             except (OSError, ValueError, KeyError, TypeError) as exc:  # the reader names the file
-                raise ProfileError(f"[[model]] {entry.id!r}: {_one_line(exc)}") from exc
+                raise ProfileError(f"[[model]] {entry.id!r}: {one_line(exc)}") from exc
             specs.append(spec.model_copy(update={"id": entry.id}))
         return specs
 
@@ -198,7 +195,7 @@ def parse_toml(text: str, where: str) -> dict:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(_toml_error(where, exc)) from None
+        raise ProfileError(toml_error(where, exc)) from None
     except RecursionError:  # tomllib recurses per nesting level: `a = [[[[...` thousands deep
         raise ProfileError(f"{where}: invalid TOML: arrays or tables nested too deeply") from None
 
@@ -216,7 +213,7 @@ def profile_from_toml(text: str, path_for_messages: str = "<profile>") -> Profil
     try:
         return Profile.model_validate(_off_to_none(data))
     except ValidationError as exc:
-        raise ProfileError(_validation_message(where, exc)) from None
+        raise ProfileError(validation_message(where, exc, Profile, _off_note)) from None
 
 
 def _reject_non_finite(data: dict, where: str) -> None:
@@ -226,7 +223,7 @@ def _reject_non_finite(data: dict, where: str) -> None:
 
     def walk(value: Any, parts: list) -> None:
         if isinstance(value, float) and not math.isfinite(value):
-            places.append(f"{_join(parts)} = {_fmt(value)}: must be a finite number")
+            places.append(f"{place_of(parts)} = {shown_value(value)}: must be a finite number")
         elif isinstance(value, dict):
             for key, item in value.items():
                 if not (key == "plan" and not parts):
@@ -237,10 +234,7 @@ def _reject_non_finite(data: dict, where: str) -> None:
 
     walk(data, [])
     if places:
-        lines = [f"{where}: {place}" for place in places[:MAX_ERROR_LINES]]
-        if len(places) > MAX_ERROR_LINES:
-            lines.append(f"{where}: ... and {len(places) - MAX_ERROR_LINES} more problems")
-        raise ProfileError("\n".join(lines))
+        raise ProfileError(capped_lines(where, places))
 
 
 def profile_to_dict(profile: Profile) -> dict:
@@ -279,6 +273,11 @@ def _off_fields(section: type[BaseModel]) -> set[str]:
         for name, field in section.model_fields.items()
         if field.default is not None and type(None) in typing.get_args(field.annotation)
     }
+
+
+def _off_note(owner: type[BaseModel], key: str) -> str:
+    """A target that can be switched off also accepts "off"."""
+    return f' or "{OFF}"' if owner in SECTIONS.values() and key in _off_fields(owner) else ""
 
 
 def _off_to_none(data: dict) -> dict:
@@ -332,126 +331,10 @@ def save_profile(
     the changed values changed; else a fresh file. Returns the saved state."""
     path = Path(path)
     if expected_mtime_ns is not None and not overwrite_changed:
-        _check_unchanged(path, expected_mtime_ns)
+        check_unchanged(path, expected_mtime_ns)
     text = profile_to_toml(profile) if not over_text else profile_to_toml_over(over_text, profile, str(path))
     save_text_atomic(path, text)
     return LoadedProfile(profile, path, path.stat().st_mtime_ns, text)
-
-
-def save_text_atomic(path: Path | str, text: str) -> None:
-    """Write text to a temp file beside path, fsync it and rename it over path: readers see the
-    old file or the new one, never a half-written one (crash, full disk). Raises ProfileError."""
-    path = Path(path)
-    if path.is_symlink():
-        path = path.resolve()  # replace the link's target; renaming over the link would cut it
-    if not path.name or path.name in (".", "..") or path.is_dir():
-        raise ProfileError(f"{path}: cannot save: is a folder; give a file name")
-    if path.exists() and not path.is_file():  # the rename would replace a FIFO or device node with a file
-        raise ProfileError(f"{path}: cannot save: not a regular file")
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        # 0o666 lets the umask decide a new file's mode, as a plain open() would.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot save: {_os_reason(exc)}") from exc
-    try:
-        try:
-            _write_all(fd, text.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        with suppress(FileNotFoundError):
-            old = os.stat(path)
-            os.chmod(tmp, stat.S_IMODE(old.st_mode))  # keep an existing file's mode
-            _advance_mtime(tmp, old.st_mtime_ns)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise ProfileError(f"{path}: cannot save: {_os_reason(exc)}") from exc
-        raise
-    _fsync_dir(path.parent)
-
-
-def _advance_mtime(tmp: Path, old_mtime_ns: int) -> None:
-    """Conflict detection compares mtimes, and filesystems stamp them with a coarse clock (ext4:
-    one kernel tick, ~4 ms): a save right after another could keep the old mtime and a second
-    window would overwrite the first one's save unwarned. Every save moves the mtime forward."""
-    st = os.stat(tmp)
-    if st.st_mtime_ns <= old_mtime_ns:
-        os.utime(tmp, ns=(st.st_atime_ns, old_mtime_ns + 1))
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); best effort, the data is already safe."""
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    with suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _check_unchanged(path: Path, expected_mtime_ns: int) -> None:
-    # A check-then-rename race remains, but it is milliseconds wide instead of a whole session.
-    try:
-        mtime_ns = path.stat().st_mtime_ns
-    except FileNotFoundError:
-        return  # deleted since it was opened: saving recreates it and loses nothing
-    if mtime_ns != expected_mtime_ns:
-        raise ProfileConflictError(
-            f"{path}: changed on disk since it was opened; reload it, or save with overwrite"
-        )
-
-
-def read_text_file(path: Path | str, kind: str = "profile", max_bytes: int = MAX_PROFILE_BYTES) -> tuple[str, int]:
-    """A small TOML file's text and mtime_ns, or a one-line ProfileError naming it. Never blocks
-    on a FIFO or device and never reads more than max_bytes (+1)."""
-    path = Path(path)
-    where = str(path)
-    try:
-        # stat first: opening a FIFO or device could block or never end
-        mode = path.stat().st_mode
-        if stat.S_ISDIR(mode):
-            raise ProfileError(f"{where}: is a folder, not a {kind} file")
-        if not stat.S_ISREG(mode):
-            raise ProfileError(f"{where}: not a regular file")
-        with path.open("rb") as f:
-            mtime_ns = os.fstat(f.fileno()).st_mtime_ns  # before reading: later edits show up
-            raw = f.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise ProfileError(f"{where}: no such file") from None
-    except IsADirectoryError:
-        raise ProfileError(f"{where}: is a folder, not a {kind} file") from None
-    except PermissionError:
-        raise ProfileError(f"{where}: permission denied") from None
-    except OSError as exc:
-        raise ProfileError(f"{where}: cannot read: {_os_reason(exc)}") from None
-    if len(raw) > max_bytes:
-        raise ProfileError(f"{where}: over {max_bytes // 2**20} MiB; not a {kind}")
-    if b"\x00" in raw:
-        raise ProfileError(f"{where}: binary file, not a TOML {kind}")
-    try:
-        return raw.decode("utf-8-sig"), mtime_ns  # -sig: tolerate the BOM some editors add
-    except UnicodeDecodeError as exc:
-        raise ProfileError(f"{where}: not UTF-8 text (bad byte at offset {exc.start})") from None
-
-
-def _os_reason(exc: OSError) -> str:
-    return exc.strerror or str(exc)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 # ---------------------------------------------------------------- folders and built-ins
@@ -487,178 +370,3 @@ def default_profile_text() -> str:
     """The built-in default's text: a profile started from it is saved with its comments."""
     resource = resources.files("planner") / "profiles" / f"{DEFAULT_PROFILE}.toml"
     return resource.read_text(encoding="utf-8")
-
-
-# ---------------------------------------------------------------- error messages
-
-
-def _toml_error(where: str, exc: tomllib.TOMLDecodeError) -> str:
-    """tomllib says "Expected '=' ... (at line 3, column 9)"; compilers say "file:3:9: ..."."""
-    text = str(exc)
-    at = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", text, re.S)
-    if at:
-        return f"{where}:{at[2]}:{at[3]}: invalid TOML: {at[1]}"
-    at_end = re.fullmatch(r"(.*) \(at end of document\)", text, re.S)
-    if at_end:
-        return f"{where}: invalid TOML at end of file: {at_end[1]}"
-    return f"{where}: invalid TOML: {text}"
-
-
-def _validation_message(where: str, exc: ValidationError) -> str:
-    problems: dict[str, list[str]] = {}  # place -> explanations (a union gives one per branch)
-    missing: dict[str, list[str]] = {}  # parent place -> missing keys
-    for error in exc.errors():
-        parts, owner, target = _walk(error["loc"])
-        if error["type"] == "missing":
-            missing.setdefault(_join(parts[:-1]), []).append(str(parts[-1]))
-            continue
-        value = error.get("input")
-        shown = f" = {_fmt(value)}" if error["type"] != "extra_forbidden" and _is_scalar(value) else ""
-        place = _join(parts) + shown
-        text = _explain(error, owner, target, parts)
-        if parts and owner in SECTIONS.values() and parts[-1] in _off_fields(owner):
-            text += f' or "{OFF}"'
-        problems.setdefault(place, []).append(text)
-    lines = [f"{place}: {_merge(texts)}" if place else _merge(texts) for place, texts in problems.items()]
-    for parent, keys in missing.items():
-        noun = "key" if len(keys) == 1 else "keys"
-        text = f"missing required {noun}: " + ", ".join(f"`{k}`" for k in keys)
-        lines.append(f"{parent}: {text}" if parent else text)
-    shown_lines = [f"{where}: {line}" for line in lines[:MAX_ERROR_LINES]]
-    if len(lines) > MAX_ERROR_LINES:
-        shown_lines.append(f"{where}: ... and {len(lines) - MAX_ERROR_LINES} more problems")
-    return "\n".join(shown_lines)
-
-
-def _walk(loc: tuple) -> tuple[list, type[BaseModel] | None, Any]:
-    """Follow a pydantic error location through the Profile's types. Returns the user-facing
-    path parts (union branch labels such as "int" dropped), the model class that holds the last
-    key, and the type expected at that key."""
-    parts: list = []
-    owner: type[BaseModel] | None = None
-    target: Any = Profile
-    for key in loc:
-        target = _unwrap(target)
-        origin = typing.get_origin(target)
-        if isinstance(target, type) and issubclass(target, BaseModel):
-            owner = target
-            parts.append(key)
-            field = target.model_fields.get(key)
-            target = field.annotation if field else None
-        elif origin is list and isinstance(key, int):
-            parts.append(key)
-            target = typing.get_args(target)[0]
-        elif origin is dict:
-            parts.append(key)
-            args = typing.get_args(target)
-            target = args[1] if args else None
-        elif _is_union(target):
-            target = _tagged_member(target, key) or target  # else a branch label: stay put
-        else:
-            parts.append(key)
-            target = None
-    return parts, owner, _unwrap(target)
-
-
-def _unwrap(tp: Any) -> Any:
-    """Strip Annotated and Optional so the walk sees the type that matters."""
-    while True:
-        if typing.get_origin(tp) is Annotated:
-            tp = typing.get_args(tp)[0]
-        elif _is_union(tp):
-            members = [m for m in typing.get_args(tp) if m is not type(None)]
-            if len(members) != 1:
-                return tp
-            tp = members[0]
-        else:
-            return tp
-
-
-def _is_union(tp: Any) -> bool:
-    return typing.get_origin(tp) in (Union, types.UnionType)
-
-
-def _tagged_member(union: Any, key: Any) -> Any:
-    for member in typing.get_args(union):
-        if typing.get_origin(member) is Annotated:
-            if any(isinstance(m, Tag) and m.tag == key for m in member.__metadata__):
-                return typing.get_args(member)[0]
-    return None
-
-
-def _join(parts: list) -> str:
-    text = ""
-    for part in parts:
-        name = escaped(str(part))
-        text += f"[{part}]" if isinstance(part, int) else (f".{name}" if text else name)
-    return text
-
-
-_BOUNDS = {
-    "greater_than": (">", "gt"),
-    "greater_than_equal": (">=", "ge"),
-    "less_than": ("<", "lt"),
-    "less_than_equal": ("<=", "le"),
-}
-_KINDS = {
-    "must be a number": {"float_type", "float_parsing", "finite_number"},
-    "must be a whole number": {"int_type", "int_parsing", "int_from_float"},
-    "must be true or false": {"bool_type", "bool_parsing"},
-    "must be text (a quoted string)": {"string_type"},
-    "must be a table": {"model_type", "model_attributes_type", "dict_type"},
-    "must be an array": {"list_type"},
-}
-
-
-def _explain(error: dict, owner: type[BaseModel] | None, target: Any, parts: list) -> str:
-    kind, ctx = error["type"], error.get("ctx") or {}
-    if kind == "extra_forbidden":
-        return _did_you_mean(str(parts[-1]), owner)
-    if kind in _BOUNDS:
-        op, name = _BOUNDS[kind]
-        return f"must be {op} {_fmt(ctx[name])}"
-    if kind in ("too_short", "string_too_short"):
-        return "must not be empty"
-    if kind == "literal_error":
-        expected = ctx.get("expected", "")
-        return f"must be one of {expected}" if " or " in expected else f"must be {expected}"
-    if target is LengthDist and kind == "model_type":
-        return 'must be a number (a fixed length) or a table like {kind = "lognormal", mean = 1000, p90 = 2500}'
-    for text, kinds in _KINDS.items():
-        if kind in kinds:
-            return text
-    if kind in ("value_error", "assertion_error") and "error" in ctx:
-        return _one_line(ctx["error"])
-    return _one_line(error["msg"])
-
-
-def _did_you_mean(key: str, owner: type[BaseModel] | None) -> str:
-    names = list(owner.model_fields) if owner else []
-    close = difflib.get_close_matches(key, names, n=1)
-    if close:
-        return f"unknown key; did you mean `{close[0]}`?"
-    return "unknown key; expected one of: " + ", ".join(names) if names else "unknown key"
-
-
-def _merge(texts: list[str]) -> str:
-    """Union branches fail separately: "must be 'auto'" + "must be a whole number" reads as
-    "must be 'auto' or a whole number"."""
-    unique = list(dict.fromkeys(texts))
-    if len(unique) > 1 and all(t.startswith("must be ") for t in unique):
-        return "must be " + " or ".join(t.removeprefix("must be ") for t in unique)
-    return "; ".join(unique)
-
-
-def _is_scalar(value: Any) -> bool:
-    return isinstance(value, (str, int, float, bool))
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return '"' + escaped(shown.replace("\\", "\\\\").replace('"', '\\"')) + '"'
-    return str(value)

@@ -9,13 +9,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 # (no process per test session to start and stop) and tests the helper on its own (test_helper.py).
 os.environ.setdefault("PLANNER_HELPER", "0")
 
-# Hypothesis also draws some inputs from the literals of the code under test (the planner's own
-# modules, installed editable). With derandomized runs that made the examples change with any edit
-# of the code, even one the properties do not touch; the examples come from the strategies alone.
-try:
-    from hypothesis.internal.conjecture import providers as _hypothesis_providers
+# Hypothesis draws its examples from the strategies alone, not from the literals of the planner's code
+# (which made derandomized examples change with any edit): tests/hypothesis_private.py.
+from hypothesis_private import examples_from_strategies_only  # noqa: E402
 
-    _NO_CONSTANTS = type(_hypothesis_providers._local_constants)()
-    _hypothesis_providers._get_local_constants = lambda: _NO_CONSTANTS
-except (ImportError, AttributeError, TypeError):  # another Hypothesis: its own behaviour
-    pass
+examples_from_strategies_only()

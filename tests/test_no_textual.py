@@ -47,6 +47,12 @@ def test_importing_engine_report_cli_and_profile_does_not_import_textual():
     assert leaked == []
 
 
+def test_the_main_screens_edit_rules_do_not_import_textual():
+    code = ("import json, sys, planner.tui.edits\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))))\n")
+    assert json.loads(python("-c", code).stdout) == []
+
+
 @pytest.mark.parametrize("argv", [
     PREDICT,
     ["predict", "--model", "llama-3.1-8b", "--gpu", "h100", "--input-len", "100", "--output-len", "10", "--rate", "1"],

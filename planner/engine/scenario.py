@@ -59,6 +59,18 @@ class LengthDist(Strict):
                              f"longest requests, as max_tokens does")
         return self
 
+    def of_kind(self, kind: str) -> dict:
+        """This distribution's fields with another kind: a lognormal keeps a p90 above the mean (else
+        twice the mean, a typical spread), the others need none."""
+        data = self.model_dump()
+        data["kind"] = kind
+        if kind == "lognormal":
+            if data["p90"] is None or data["p90"] <= data["mean"]:
+                data["p90"] = round(data["mean"] * 2, 6)
+        else:
+            data["p90"] = None
+        return data
+
     @property
     def sigma(self) -> float:
         """Lognormal shape from mean m and p90 q: q/m = exp(1.2816*s - s^2/2); solve for s."""
@@ -104,6 +116,19 @@ class Load(Strict):
         if self.rate_rps is not None and self.requests_per_day is not None:
             raise ValueError("give rate_rps or requests_per_day, not both")
         return self
+
+    def in_mode(self, mode: str) -> dict:
+        """This load's fields with the rate given as `mode` says ("rate": req/s at the peak, "daily":
+        requests a day with the peak factor), at the same peak rate, rounded as a person would type
+        it; unchanged when it is given that way already."""
+        data = self.model_dump()
+        if mode == "daily" and self.requests_per_day is None:
+            data["requests_per_day"] = round(self.peak_rate_rps * 86400 / self.peak_factor)
+            data["rate_rps"] = None
+        elif mode == "rate" and self.rate_rps is None:
+            data["rate_rps"] = round(self.peak_rate_rps, 6)
+            data["requests_per_day"] = None
+        return data
 
     @property
     def peak_rate_rps(self) -> float:

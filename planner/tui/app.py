@@ -14,6 +14,7 @@ with gcpause.paused():  # Textual, pydantic and the screens: ~90k objects the co
 
     from planner.profile import LoadedProfile, ProfileError, default_profile, default_profile_text, load_profile
     from planner.tui.compute import Evaluate
+    from planner.tui.palette import PlannerCommandPalette
     from planner.tui.screens.main import PlannerScreen
 
 
@@ -44,6 +45,11 @@ class PlannerApp(App[int]):
         screen = self.screen_stack[0]
         assert isinstance(screen, PlannerScreen)
         return screen
+
+    def action_command_palette(self) -> None:
+        """Textual's command palette, with a choice made twice ignored (planner.tui.palette)."""
+        if self.use_command_palette and not PlannerCommandPalette.is_open(self):
+            self.push_screen(PlannerCommandPalette(id="--command-palette"))
 
     async def action_quit(self) -> None:
         """Quit, asking first when the inputs have unsaved changes."""

@@ -2,7 +2,8 @@
 a validator built from the pydantic field's constraints (so the UI allows exactly what a
 profile file allows, and says so when a value is out of range).
 
-No Textual widgets are built here; the panes read these specs, the help screen lists them.
+Textual-free: the panes read these specs (widgets/inputs.py wraps `FieldSpec.parse` as an Input
+validator), the help screen lists them and the screen's edit rules (edits.py) place messages.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any, Literal
 
 import annotated_types
 from pydantic.fields import FieldInfo
-from textual.validation import ValidationResult, Validator
 
 from planner.engine.engines import ENGINES
 from planner.engine.scenario import LengthDist
@@ -170,21 +170,6 @@ class FieldSpec:
                 return str(int(shown))
             return f"{shown:.6g}"
         return str(value)
-
-
-class FieldValidator(Validator):
-    """An Input validator for one FieldSpec; the failure text says what is allowed."""
-
-    def __init__(self, spec: FieldSpec) -> None:
-        super().__init__()
-        self.spec = spec
-
-    def validate(self, value: str) -> ValidationResult:
-        try:
-            self.spec.parse(value)
-        except ValueError as exc:
-            return self.failure(str(exc))
-        return self.success()
 
 
 def _f(pane: str, path: tuple[str, ...], label: str, help: str, **kw: Any) -> FieldSpec:

@@ -7,21 +7,31 @@ after the next one (textual/timer.py: `count = int(elapsed / interval + 1)`, the
 intervals later than the frame rate allows. A keystroke draws twice: the echo of the typed
 character at once, the plan ~5-35 ms later; that second frame waited 8-17 ms more at 120 fps.
 
-`FrameTimer` keeps the frame rate cap (at most one tick per interval) without the skip: a frame
-that is due goes out when the previous one is an interval old, or at once if it is older.
-`PromptFrames` gives a screen that timer, and `after_next_frame` to keep a far-off repaint (the
-header's title) out of the frame that carries the plan.
+`PromptFrames` gives a screen a timer (textual_private.FrameTimer) that keeps the frame rate cap
+(at most one tick per interval) without the skip: a frame that is due goes out when the previous
+one is an interval old, or at once if it is older. It draws at FRAMES_PER_S, and
+`after_next_frame` keeps a far-off repaint (the header's title) out of the frame that carries
+the plan.
 """
 
 from __future__ import annotations
 
-import asyncio
-import math
-import time
+import os
 from collections.abc import Callable
 
-from textual import screen as textual_screen
-from textual.timer import EventTargetGone, Timer
+from textual import constants
+
+from planner.tui.textual_private import SCREEN_TIMER_SUPPORTED, FrameTimer, ScreenFrameHooks
+
+__all__ = ["FRAMES_PER_S", "SUPPORTED", "FrameTimer", "PromptFrames", "frame_wait_s"]
+
+SUPPORTED = SCREEN_TIMER_SUPPORTED
+
+# Textual draws at most 60 frames a second unless TEXTUAL_FPS says otherwise. A keystroke draws
+# twice, its echo at once and the plan 5-35 ms later, which at 60 fps could wait up to 17 ms for
+# its turn (at 120, up to 8). Frames are drawn only when something changed, so an idle screen
+# costs nothing more. A user's own TEXTUAL_FPS wins.
+FRAMES_PER_S = constants.MAX_FPS if "TEXTUAL_FPS" in os.environ else 120
 
 
 def frame_wait_s(last_frame_s: float, now_s: float, interval_s: float) -> float:
@@ -29,40 +39,12 @@ def frame_wait_s(last_frame_s: float, now_s: float, interval_s: float) -> float:
     return max(0.0, last_frame_s + interval_s - now_s)
 
 
-class FrameTimer(Timer):
-    """A screen's update timer without the skipped tick (see the module's docstring)."""
+class PromptFrames(ScreenFrameHooks):
+    """Screen mixin: frames go out as soon as they are due, and `after_next_frame` defers a
+    repaint until the next frame is out."""
 
-    async def _run(self) -> None:
-        last_frame_s = -math.inf
-        count = 0
-        while True:
-            await self._active.wait()  # paused until the screen has something to draw
-            wait_s = frame_wait_s(last_frame_s, time.monotonic(), self._interval)
-            if wait_s > 0:
-                await asyncio.sleep(wait_s)
-                await self._active.wait()
-            self._reset = False  # nothing to restart: each tick is timed from the previous one
-            last_frame_s = time.monotonic()
-            count += 1
-            try:
-                await self._tick(next_timer=last_frame_s, count=count)
-            except EventTargetGone:
-                break
-
-
-# Textual internals the timer relies on; another Textual version keeps its own timer (and
-# after_next_frame runs its callback at once).
-SUPPORTED = (all(hasattr(Timer, name) for name in ("_run", "_tick", "_active", "_start"))
-             and isinstance(getattr(textual_screen.Screen, "_update_timer", None), property)
-             and hasattr(textual_screen.Screen, "_on_timer_update")
-             and hasattr(textual_screen, "UPDATE_PERIOD"))
-
-
-class PromptFrames:
-    """Screen mixin: the screen's update timer is a FrameTimer (when this Textual has the hooks),
-    and `after_next_frame` defers a repaint until the next frame is out."""
-
-    _frame_timer: Timer | None = None
+    frame_interval_s = 1 / FRAMES_PER_S
+    frame_wait_s = staticmethod(frame_wait_s)
     _after_frame: list[Callable[[], object]] | None = None
 
     def after_next_frame(self, callback: Callable[[], object]) -> None:
@@ -76,22 +58,8 @@ class PromptFrames:
             self._after_frame = []
         self._after_frame.append(callback)
 
-    def _on_timer_update(self) -> None:
-        drawing = any(getattr(self, name, True) for name in ("_dirty_widgets", "_layout_required", "_repaint_required"))
-        super()._on_timer_update()  # type: ignore[misc]
-        if drawing and self._after_frame:
+    def frame_drawn(self) -> None:
+        if self._after_frame:
             callbacks, self._after_frame = self._after_frame, None
             for callback in callbacks:
                 self.call_later(callback)  # type: ignore[attr-defined]
-
-    @property
-    def _update_timer(self) -> Timer:
-        if not SUPPORTED:
-            return super()._update_timer  # type: ignore[misc]
-        if self._frame_timer is None:
-            timer = FrameTimer(self, textual_screen.UPDATE_PERIOD, name="screen_update",  # type: ignore[arg-type]
-                               callback=self._on_timer_update, pause=True)  # type: ignore[attr-defined]
-            timer._start()
-            self._timers.add(timer)  # type: ignore[attr-defined]  # stopped with the screen, as set_interval's are
-            self._frame_timer = timer
-        return self._frame_timer

@@ -9,6 +9,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from planner.tui.app import PlannerApp
+from planner.tui.textual_private import send_from_driver
 
 
 async def settle(pilot: Pilot, timeout_s: float = 120.0) -> None:
@@ -49,4 +50,4 @@ def send_keys(app: PlannerApp, *keys: str) -> None:
     for key in keys:
         event = events.Key(key, key if len(key) == 1 else None)
         event.set_sender(app)
-        app._driver.send_message(event)
+        send_from_driver(app, event)

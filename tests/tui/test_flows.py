@@ -22,6 +22,7 @@ from planner.tui.screens.help import HelpScreen
 from planner.tui.screens.main import PlannerScreen
 from planner.tui.testing import send_keys, settle
 from planner.tui.widgets.charts import CostChart, LatencyChart
+from planner.tui.widgets.panes import Picker
 from planner.tui.widgets.results import TierDetail, TierTable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,11 +82,11 @@ async def paste_into(pilot, selector: str, text: str) -> None:
 
 async def pick(pilot, selector: str, value) -> None:
     """Open a Select with the keyboard and move to `value`."""
-    select = pilot.app.planner.query_one(selector, Select)
+    select = pilot.app.planner.query_one(selector, Picker)
     select.focus()
     await pilot.press("enter")
     await pilot.pause()
-    values = [v for _, v in select._options]  # noqa: SLF001 - the order the overlay shows
+    values = select.option_values()  # the order the overlay shows
     steps = values.index(value) - values.index(select.value)
     await pilot.press(*(["down"] * steps if steps > 0 else ["up"] * -steps), "enter")
     await settle(pilot)

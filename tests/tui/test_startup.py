@@ -16,7 +16,8 @@ from tui_support import WIDE, record_layout_refreshes
 
 from planner.tui.app import make_app
 from planner.tui.testing import settle
-from planner.tui.widgets.panes import Picker, PickerOverlay
+from planner.tui.textual_private import DeferredListSelect, PickerOverlay
+from planner.tui.widgets.panes import Picker
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -50,7 +51,7 @@ class OnePicker(App[None]):
 
 
 async def test_a_picker_opened_before_its_list_is_mounted_opens_with_it(monkeypatch):
-    monkeypatch.setattr(Picker, "on_mount", lambda self: None)  # the list waits until the test mounts it
+    monkeypatch.setattr(DeferredListSelect, "on_mount", lambda self: None)  # the list waits until the test mounts it
     app = OnePicker()
     async with app.run_test() as pilot:
         picker = app.query_one(Picker)
@@ -62,7 +63,7 @@ async def test_a_picker_opened_before_its_list_is_mounted_opens_with_it(monkeypa
         picker.action_show_overlay()
         await pilot.pause()
         assert picker.expanded and not picker.has_class("-expanded")
-        await picker._mount_overlay()  # noqa: SLF001 - what on_mount schedules after the first frame
+        await picker.mount_list()  # what on_mount schedules after the first frame
         await pilot.pause()
         overlay = picker.query_one(PickerOverlay)
         assert picker.has_class("-expanded") and overlay.display

@@ -260,9 +260,9 @@ class FleetsScreen(PromptFrames, Screen[FleetChoice | None]):
         if excluded:
             parts += [("  " if parts else "", ""), ("excluded: ", "$text-muted"), excluded]
         if any(r.frontier for r in found.rows):
-            parts += [("   ★ on the cost / p99 E2E frontier", "$text-muted")]
+            parts += [(" · ★ on the cost / p99 E2E frontier", "$text-muted")]
         if any(r.price_estimated for r in found.rows):
-            parts += [("   ~ an estimated GPU price", "$text-muted")]
+            parts += [(" · ~ an estimated GPU price", "$text-muted")]
         warnings = list(found.notes)
         for note in warnings:
             parts += [("\n⚠ ", "$warning"), (note, "$warning")]
@@ -301,6 +301,8 @@ class FleetsScreen(PromptFrames, Screen[FleetChoice | None]):
     # ------------------------------------------------------------------ actions
 
     def action_apply(self) -> None:
+        if not self.is_active:
+            return  # a double click selects the row twice; the first choice already closed the view
         if self.found is None or not self.found.rows:
             self.app.bell()
             return

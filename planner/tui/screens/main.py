@@ -8,7 +8,6 @@ handed down to the widgets as attributes.
 
 from __future__ import annotations
 
-import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,18 +25,8 @@ from textual.timer import Timer
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
-from planner.engine import catalog
 from planner.engine.specs import TIERS
-from planner.profile import (
-    Profile,
-    ProfileConflictError,
-    ProfileError,
-    load_profile,
-    save_profile,
-    save_text_atomic,
-    user_profiles,
-    user_profiles_dir,
-)
+from planner.profile import Profile
 from planner.report import fmt_num, mean_tokens
 from planner.tui import commands, gcpause
 from planner.tui.compute import (
@@ -50,14 +39,12 @@ from planner.tui.compute import (
     compute,
     cost_sweep,
     latency_curve,
-    resolve,
     start_helper,
     sweep_key,
 )
-from planner.tui.export_targets import SUFFIXES, export_choices
-from planner.tui.fields import BY_PATH, set_value
+from planner.tui.edits import edited_data, place_error, refused_messages, snapped_back_message, validate_with
 from planner.tui.frames import PromptFrames
-from planner.tui.screens.dialogs import ChoiceDialog, ConfirmDialog, FileDialog, display_path
+from planner.tui.screens.profile_files import ProfileFiles
 from planner.tui.widgets.api_chart import ApiCostChart, api_cost_view
 from planner.tui.widgets.charts import CostChart, LatencyChart
 from planner.tui.widgets.header import TitleHeader, show_sub_title
@@ -95,7 +82,7 @@ class SweepReady(Message):
     points: list[SweepPoint]
 
 
-class PlannerScreen(PromptFrames, Screen[None]):
+class PlannerScreen(ProfileFiles, PromptFrames, Screen[None]):
     BINDINGS = commands.bindings()
     COMMANDS = {commands.PlannerCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (130, "-wide")]
@@ -228,42 +215,16 @@ class PlannerScreen(PromptFrames, Screen[None]):
 
     def apply(self, pane: InputPane, path: tuple[str, ...], value, input_id: str) -> None:
         """Validate the profile with one change; on success recompute, else explain under the input."""
-        data = self.profile.model_dump()
-        restructure = False
-        if path == ("load", "mode"):
-            load, current = dict(data["load"]), self.profile.load
-            if value == "daily" and current.requests_per_day is None:
-                load["requests_per_day"] = round(current.peak_rate_rps * 86400 / current.peak_factor)
-                load["rate_rps"] = None
-            elif value == "rate" and current.rate_rps is None:
-                load["rate_rps"] = round(current.peak_rate_rps, 6)
-                load["requests_per_day"] = None
-            data["load"] = load
-            restructure = True
-        elif path[-1] == "kind":
-            dist = dict(data[path[0]][path[1]])
-            dist["kind"] = value
-            if value == "lognormal":
-                if dist.get("p90") is None or dist["p90"] <= dist["mean"]:
-                    dist["p90"] = round(dist["mean"] * 2, 6)
-            else:
-                dist["p90"] = None
-            data = set_value(data, path[:2], dist)
-            restructure = True
-        else:
-            data = set_value(data, path, value)
-            # a typed-in model becomes an option of its tier's picker
-            restructure = path[0] == "models" and value not in catalog.models()
+        data, restructure = edited_data(self.profile, path, value)
         # Inputs still showing a value a cross-field check refused go in with this edit when they
         # can (a p90 of 500 refused under a mean of 1000 is taken with a mean of 400).
         held = {} if restructure else dict(self.refused)
         try:
             profile, taken = validate_with(data, held)
         except ValidationError as exc:
-            target, message = self._place_error(exc, input_id)
+            target, message = place_error(exc, input_id)
             if pane.revert(input_id, self.profile):  # a choice that cannot be made snaps back
-                place = ".".join(map(str, exc.errors()[0]["loc"]))  # empty for a check across sections
-                target, message = input_id, f"✗ {place + ': ' if place else ''}{message[2:]}"
+                target, message = input_id, snapped_back_message(exc, message)
             else:
                 self.refused[input_id] = (path, value)
             pane.set_error(target, message)
@@ -298,28 +259,12 @@ class PlannerScreen(PromptFrames, Screen[None]):
             self.invalid.pop(key)
             for p in self.panes:
                 p.set_error(key, "")
-        data = self.profile.model_dump()
-        for key, (path, value) in self.refused.items():
-            try:
-                Profile.model_validate(set_value(data, path, value))
-                target, message = key, "✗ not taken with the other inputs: type it again"
-            except ValidationError as exc:
-                target, message = self._place_error(exc, key)
+        for target, message in refused_messages(self.profile, self.refused):
             if not self.invalid.get(target, "✗").startswith("✗"):
                 continue  # the input's own message (what it accepts) comes first
             for p in self.panes:
                 p.set_error(target, message)
             self.invalid[target] = message
-
-    def _place_error(self, exc: ValidationError, input_id: str) -> tuple[str, str]:
-        """The input a validation error belongs to, and the message (prefixed ✗ to mark it as a
-        cross-field message, placed again after every valid change: see _flag_refused)."""
-        err = exc.errors()[0]
-        loc = tuple(str(x) for x in err["loc"])
-        message = str(err["msg"]).removeprefix("Value error, ")
-        spec = BY_PATH.get(loc) or BY_PATH.get((*loc, "p90"))
-        target = spec.id if spec is not None else input_id
-        return target, f"✗ {message}"
 
     # ------------------------------------------------------------------ computing
 
@@ -522,162 +467,3 @@ class PlannerScreen(PromptFrames, Screen[None]):
                 widget.focus()
                 target.scroll_visible()
                 return
-
-    def action_open_profile(self) -> None:
-        folder = user_profiles_dir()
-        self.app.push_screen(FileDialog("Open profile", folder, action="Open", files=user_profiles()),
-                             self._open_path)
-
-    def _open_path(self, path: Path | None) -> None:
-        if path is None:
-            return
-        try:
-            loaded = load_profile(path)
-            resolve(loaded.profile, loaded.base_dir)  # unknown models, bad config.json, calibration
-        except (ProfileError, ComputeError) as exc:
-            self.notify(str(exc), title="Cannot open profile", severity="error", timeout=8)
-            return
-
-        def apply(answer: str | None = "discard") -> None:
-            if answer != "discard":
-                return
-            self.profile = self.saved = loaded.profile
-            self.saved_text = loaded.text
-            self.path, self.mtime_ns, self.base_dir = loaded.path, loaded.mtime_ns, loaded.base_dir
-            self.compute_error = ""
-            self.show_profile()
-            self.update_title()
-            self.update_status()
-            self.recompute()
-            self.notify(f"Opened {display_path(loaded.path)}", title="Profile")
-
-        if self.dirty:
-            self.app.push_screen(ConfirmDialog("Unsaved changes", f"Discard the changes to {self.profile.name} and "
-                                               f"open {loaded.path.name}?",
-                                               [("discard", "Discard and open"), ("cancel", "Cancel")]), apply)
-        else:
-            apply()
-
-    def action_save_profile(self) -> None:
-        if self.path is None:
-            self.action_save_profile_as()
-        else:
-            self.save_to(self.path, self.mtime_ns)
-
-    def action_save_profile_as(self) -> None:
-        folder = user_profiles_dir()
-        initial = self.path.name if self.path is not None else f"{self.profile.name}.toml"
-        self.app.push_screen(FileDialog("Save profile as", folder, initial=initial, action="Save"), self._save_as)
-
-    def _save_as(self, path: Path | None) -> None:
-        if path is None:
-            return
-        if path.exists() and path != self.path:
-            self.app.push_screen(
-                ConfirmDialog("File exists", f"{display_path(path)} exists. Replace it?",
-                              [("replace", "Replace"), ("cancel", "Cancel")]),
-                lambda answer: self.save_to(path, None) if answer == "replace" else None)
-            return
-        self.save_to(path, None)
-
-    def save_to(self, path: Path, expected_mtime_ns: int | None, overwrite: bool = False,
-                then_quit: bool = False) -> bool:
-        if path.parent == user_profiles_dir():
-            user_profiles_dir(create=True)
-        try:
-            saved = save_profile(self.profile, path, expected_mtime_ns=expected_mtime_ns, overwrite_changed=overwrite,
-                                 over_text=self.saved_text)
-        except ProfileConflictError as exc:
-            def answer(choice: str | None) -> None:
-                if choice == "overwrite":
-                    self.save_to(path, expected_mtime_ns, overwrite=True, then_quit=then_quit)
-
-            self.notify(str(exc), title="Not saved", severity="warning")
-            self.app.push_screen(ConfirmDialog("Changed on disk", f"{path.name} changed on disk since it was opened. "
-                                               "Overwrite it with these inputs?",
-                                               [("overwrite", "Overwrite"), ("cancel", "Cancel")]), answer)
-            return False
-        except ProfileError as exc:
-            self.notify(str(exc), title="Not saved", severity="error", timeout=8)
-            return False
-        self.saved, self.saved_text = saved.profile, saved.text
-        self.path, self.mtime_ns, self.base_dir = saved.path, saved.mtime_ns, saved.path.parent
-        self.update_title()
-        note = f" ({len(self.invalid)} invalid input(s) not saved)" if self.invalid else ""
-        self.notify(f"Saved {display_path(path)}{note}", title="Profile")
-        if then_quit:
-            self.app.exit(0)
-        return True
-
-    def action_export_plan(self) -> None:
-        if self.result is None:
-            self.notify("No plan yet", severity="warning")
-            return
-        choices = export_choices(self.result.plan.scenario.fleet.engine)
-        self.app.push_screen(ChoiceDialog("Export plan", "Write the plan as:", choices), self._export_as)
-
-    def _export_as(self, target: str | None) -> None:
-        if target is None or self.result is None:
-            return
-        label = dict(export_choices(self.result.plan.scenario.fleet.engine))[target]
-        stem = self.path.stem if self.path is not None else self.profile.name
-        self.app.push_screen(FileDialog(f"Export: {label}", user_profiles_dir(), initial=f"{stem}{SUFFIXES[target]}",
-                                        action="Export"), lambda path: self._export(path, target))
-
-    def _export(self, path: Path | None, target: str = "toml", confirmed: bool = False) -> None:
-        if path is None or self.result is None:
-            return
-        if path.exists() and not confirmed:
-            self.app.push_screen(
-                ConfirmDialog("File exists", f"{display_path(path)} exists. Replace it?",
-                              [("replace", "Replace"), ("cancel", "Cancel")]),
-                lambda answer: self._export(path, target, True) if answer == "replace" else None)
-            return
-        try:
-            from planner.deploy.export import export_for
-
-            text = export_for(target, self.result.inputs.profile, self.result.plan)
-            if path.parent == user_profiles_dir():
-                user_profiles_dir(create=True)
-            save_text_atomic(path, text)
-        except (ProfileError, ValueError) as exc:  # ValueError: a plan the target cannot deploy
-            self.notify(str(exc), title="Not exported", severity="error", timeout=8)
-            return
-        self.notify(f"Exported {display_path(path)}", title="Plan")
-
-    def request_quit(self) -> None:
-        if not self.dirty:
-            self.app.exit(0)
-            return
-
-        def answer(choice: str | None) -> None:
-            if choice == "discard":
-                self.app.exit(0)
-            elif choice == "save":
-                if self.path is None:
-                    self.action_save_profile_as()
-                else:
-                    self.save_to(self.path, self.mtime_ns, then_quit=True)
-
-        self.app.push_screen(ConfirmDialog("Unsaved changes", f"Save the changes to {self.profile.name} before "
-                                           "quitting?", [("save", "Save"), ("discard", "Quit without saving"),
-                                                         ("cancel", "Cancel")]), answer)
-
-
-def validate_with(data: dict, held: dict[str, tuple[tuple[str, ...], object]]) -> tuple[Profile, tuple[str, ...]]:
-    """The profile of `data` plus the largest set of held input values (id -> (path, value)) that
-    validates with it, and their ids; raises the ValidationError of `data` alone when even that
-    fails."""
-    keys = list(held)[:6]  # at most 64 tries; inputs are refused one at a time, so there are few
-    for size in range(len(keys), 0, -1):
-        for subset in itertools.combinations(keys, size):
-            candidate = data
-            for key in subset:
-                candidate = set_value(candidate, *held[key])
-            try:
-                return Profile.model_validate(candidate), subset
-            except ValidationError:
-                continue
-    return Profile.model_validate(data), ()
-
-

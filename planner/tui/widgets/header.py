@@ -11,7 +11,8 @@ from __future__ import annotations
 from textual.app import App, ComposeResult
 from textual.screen import Screen
 from textual.widgets import Header
-from textual.widgets._header import HeaderTitle
+
+from planner.tui.textual_private import HeaderTitle
 
 
 class FixedTitle(HeaderTitle):

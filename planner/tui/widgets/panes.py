@@ -12,45 +12,24 @@ from typing import Any, ClassVar
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.geometry import Size
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select
-from textual.widgets._select import SelectCurrent, SelectOverlay
 from textual.widgets.select import InvalidSelectValueError
 
 from planner.engine import catalog
 from planner.engine.engines import ENGINE_NAMES, ENGINES
 from planner.engine.specs import KV_PRECISIONS, TIERS, TP_DEGREES, WEIGHT_PRECISIONS
 from planner.profile import Profile
-from planner.tui.fields import BY_ID, BY_PATH, LOAD_MODE_HELP, PANES, TIER_HELP, FieldSpec, FieldValidator, get_value
-from planner.tui.widgets.inputs import OrderedInput
+from planner.tui.fields import BY_ID, BY_PATH, LOAD_MODE_HELP, PANES, TIER_HELP, FieldSpec, get_value
+from planner.tui.textual_private import DeferredListSelect, SteadyBoxInput
+from planner.tui.widgets.inputs import FieldValidator, OrderedInput
+from planner.tui.widgets.preset import preset
 
 CUSTOM = "__custom__"
 
 
-class PickerOverlay(SelectOverlay):
-    """The drop-down list of a Picker."""
-
-    def _move_page(self, direction: Any) -> None:
-        # OptionList finds the highlighted option's line in a cache it fills once it has a size: a
-        # PageDown or PageUp that arrives in the frame a click opened the list raised KeyError
-        # (Textual 8.2) and took the app down.
-        if self.scrollable_content_region:
-            super()._move_page(direction)
-
-
-def preset(widget: Widget, reactive: Any, value: bool, css_class: str) -> Widget:
-    """Give a widget that is not mounted yet a reactive's value and the class that goes with it.
-    Setting such a reactive the usual way (compact=True, a Select's label getting its value)
-    restyles the widget and its children on the spot, and again once mounted: ~20% of the start-up
-    restyling. The class is exactly what the reactive would have set."""
-    widget.set_reactive(reactive, value)
-    widget.set_class(value, css_class, update=False)
-    return widget
-
-
-class Picker(Select):
+class Picker(DeferredListSelect):
     """A compact Select whose drop-down list survives page keys before its first frame.
 
     The list (an OptionList of every option, hidden until opened) is mounted once the first frame
@@ -60,79 +39,15 @@ class Picker(Select):
     def __init__(self, *args: Any, compact: bool = True, **kw: Any) -> None:
         super().__init__(*args, **kw)
         preset(self, Select.compact, compact, "-textual-compact")
-        self._overlay: PickerOverlay | None = None
-
-    def compose(self) -> ComposeResult:
-        current = SelectCurrent(self.prompt)
-        if not self._allow_blank:
-            preset(current, SelectCurrent.has_value, True, "-has-value")  # it always shows a value
-        yield current
-
-    def on_mount(self) -> None:
-        self.call_after_refresh(self._mount_overlay)
-
-    async def _mount_overlay(self) -> None:
-        if self._overlay is not None:
-            return
-        overlay = preset(PickerOverlay(type_to_search=self._type_to_search), SelectOverlay.compact, self.compact,
-                         "-textual-compact")
-        await self.mount(overlay)
-        if overlay.parent is not self or not overlay.is_attached:
-            return  # the app closed meanwhile
-        self._overlay = overlay
-        super()._setup_options_renderables()
-        for index, (_prompt, value) in enumerate(self._options):
-            if value == self.value:
-                overlay.highlighted = index  # as Select._watch_value keeps it
-                break
-        if self.expanded:
-            self._watch_expanded(True)
-
-    def _setup_options_renderables(self) -> None:
-        if self._overlay is not None:  # else the list gets the options when it is mounted
-            super()._setup_options_renderables()
-
-    def _watch_value(self, value: Any) -> None:
-        if self._overlay is not None:
-            super()._watch_value(value)
-            return
-        # Select._watch_value without the list's highlight (set when the list is mounted)
-        self._value = value
-        current = self.query_children(SelectCurrent)
-        if not current:
-            return
-        if value == self.NULL:
-            current.first().update(self.NULL)
-        else:
-            for prompt, option in self._options:
-                if option == value:
-                    current.first().update(prompt)
-                    break
-        self.post_message(self.Changed(self, value))
-
-    def action_show_overlay(self) -> None:
-        if self._overlay is not None:
-            super().action_show_overlay()
-            return
-        self.query_one(SelectCurrent).has_value = True
-        self.expanded = True  # shown by _mount_overlay
 
 
-class FieldInput(OrderedInput):
-    """An Input whose box comes from the CSS, never from its text. Input sizes its scroll area to
-    the text on every change, and that size is a layout property, so each keystroke reflowed and
-    repainted the whole screen (~200 widgets); here a keystroke repaints the input alone."""
+class FieldInput(OrderedInput, SteadyBoxInput):
+    """An Input whose box comes from the CSS, never from its text (SteadyBoxInput): each keystroke
+    repaints the input alone, not the whole screen (~200 widgets)."""
 
     def __init__(self, *args: Any, compact: bool = True, **kw: Any) -> None:
         super().__init__(*args, **kw)
         preset(self, Input.compact, compact, "-textual-compact")
-
-    def _watch_value(self, value: str) -> None:
-        if not self.styles.auto_dimensions:
-            # the scroll area's new size, set quietly: Input's own watcher then finds it unchanged
-            self.set_reactive(Widget.virtual_size, Size(self.content_width, 1))
-            self.refresh()
-        super()._watch_value(value)
 
 
 def input_for(spec: FieldSpec, value: str = "", **kw: Any) -> Input:

@@ -241,7 +241,8 @@ def update_in_place(widget: Static, content) -> None:
     if not widget.is_mounted or not width:
         widget.refresh(layout=True)
         return
-    height = max(widget._render().get_height(widget.styles, width), _min_content_height(widget))
+    height = max(widget.get_content_height(widget.content_region.size, widget.screen.size, width),
+                 _min_content_height(widget))
     if height != widget.content_region.height:
         widget.refresh(layout=True)
 

@@ -98,7 +98,8 @@ def test_a_model_family_widens_the_band_by_its_own_figures_or_as_unmeasured():
                                     "model llama": {"ttft": 12.0}, "unmeasured model": {"ttft": 45.0, "tpot": 25.0}})
     measured = {"gpu_family": True, "model_family": True, "engine": True}
     assert error_band(cal, measured, 0.3, "sglang", "hopper", "deepseek_v3") == {"ttft": 70.0, "tpot": 10.0}
-    assert error_band(cal, measured, 0.3, "sglang", "hopper", "llama") == {"ttft": 20.0, "tpot": 10.0}
+    # a measured model family's own figure stands in for the overall one, group by group
+    assert error_band(cal, measured, 0.3, "sglang", "hopper", "llama") == {"ttft": 12.0, "tpot": 10.0}
     assert error_band(cal, {**measured, "model_family": False}, 0.3, "sglang", "hopper", "gemma3") == {"ttft": 45.0, "tpot": 25.0}
 
 
@@ -118,6 +119,19 @@ def test_an_engine_band_within_a_model_family_stands_in_for_the_engines_whole_ba
     assert error_band(cal, {**measured, "model_family": False}, 0.3, "sglang", "hopper", "llama")["ttft"] == 80.0
 
 
+def test_a_load_band_within_a_model_family_stands_in_for_the_load_bands_whole_figure():
+    """Light load's TTFT is mostly DeepSeek's: a Llama plan there reads Llama's light-load rows,
+    and still never narrows as load rises."""
+    from planner.engine.trust import error_band
+
+    cal = Calibration(cv_error_pct={"all": {"ttft": 44.0}, "<50%": {"ttft": 53.0}, "50-80%": {"ttft": 25.0},
+                                    "model llama": {"ttft": 16.0}, "model llama load <50%": {"ttft": 18.0}})
+    measured = {"gpu_family": True, "model_family": True, "engine": True}
+    assert error_band(cal, measured, 0.3, "vllm", "hopper", "llama")["ttft"] == 18.0
+    assert error_band(cal, measured, 0.7, "vllm", "hopper", "llama")["ttft"] == 25.0
+    assert error_band(cal, measured, 0.3, "vllm", "hopper", "qwen3")["ttft"] == 53.0
+
+
 def test_a_model_family_gets_its_own_band_and_families_held_out_give_the_unmeasured_one():
     from planner.engine.validate import RowResult
 
@@ -132,6 +146,7 @@ def test_a_model_family_gets_its_own_band_and_families_held_out_give_the_unmeasu
     assert bands["model llama"]["throughput"] == pytest.approx(10.0)
     assert "model qwen3" not in bands  # three rows: the overall figures stand in
     assert bands["model llama engine vllm"]["throughput"] == pytest.approx(10.0)
+    assert bands["model llama load >80%"]["throughput"] == pytest.approx(10.0)  # offline rows
     assert bands["model deepseek_v3 gpu hopper"]["throughput"] == pytest.approx(60.0)
     assert "model qwen3 engine vllm" not in bands
     assert bands["unmeasured model"]["throughput"] == pytest.approx(30.0)  # median of 17 held-out rows

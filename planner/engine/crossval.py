@@ -149,8 +149,8 @@ def _median(values: list[float]) -> float | None:
 def error_table(results: list[RowResult], base_dir: Path | None = None,
                 within_models: bool = False) -> dict[str, dict[str, float | None]]:
     """Median absolute % error per metric group: overall, by load band, by engine, by GPU family
-    and by model family; with the row counts under `n`. `within_models` adds each engine and GPU
-    family within each model family (`model llama engine sglang`)."""
+    and by model family; with the row counts under `n`. `within_models` adds each load band, engine
+    and GPU family within each model family (`model llama load <50%`, `model llama engine sglang`)."""
     def groups(pick) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
         for group, metrics in METRIC_GROUPS.items():
@@ -172,6 +172,9 @@ def error_table(results: list[RowResult], base_dir: Path | None = None,
     for family in sorted({f for f in model_of.values() if f}):
         table[f"model {family}"] = groups(lambda r, f=family: model_of[id(r)] == f)
         if within_models:
+            for band in LOAD_BANDS:
+                table[f"model {family} load {band}"] = groups(
+                    lambda r, f=family, b=band: model_of[id(r)] == f and r.load_band == b)
             mine = [r for r in results if model_of[id(r)] == family]
             for engine in sorted({r.row.engine for r in mine}):
                 table[f"model {family} engine {engine}"] = groups(
@@ -190,9 +193,9 @@ MIN_BAND_ROWS = 8
 def error_bands(cv: CrossValidation) -> dict[str, dict[str, float]]:
     """What a plan shows: the cross-validated median error per metric group, overall (`all`), by
     load band, by engine (`engine sglang`), GPU family (`gpu hopper`) and model family
-    (`model deepseek_v3`), and by engine and GPU family within a model family (`model llama engine
-    sglang`: one model family's rows can dominate an engine's), each where enough rows were held
-    out; for a GPU family without measurements (`unmeasured`) and for a model family without them
+    (`model deepseek_v3`), and by load band, engine and GPU family within a model family (`model
+    llama engine sglang`: one model family's rows can dominate an engine's or a load band's), each
+    where enough rows were held out; for a GPU family without measurements (`unmeasured`) and for a model family without them
     (`unmeasured model`)."""
     def medians(row: dict) -> dict[str, float]:
         return {k: v for k, v in row.items() if not k.endswith("_n") and v is not None}

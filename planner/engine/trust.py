@@ -26,37 +26,35 @@ def validated(calibration: Calibration, gpu_family: str, model_family: str, engi
 
 def error_band(calibration: Calibration, checked: dict[str, bool], utilization: float | None,
                engine: str | None = None, gpu_family: str | None = None, model_family: str | None = None) -> dict[str, float]:
-    """Median absolute % error to expect, per metric group. Leave-one-source-out figures of the
-    operating point's load band, of its model family, and of its engine and GPU family (within its
-    model family where that has enough rows of them: one model family's rows can dominate an
-    engine's), each where it was measured; the figures of families held out whole where they were
-    not; the in-sample figures when the calibration has no cross-validation. Each group takes the
-    widest of the bands that apply, so a band never narrows as load rises, and an engine or family
-    the model reads worse on says so."""
+    """Median absolute % error to expect, per metric group. Leave-one-source-out figures overall,
+    of the operating point's load band and those below it, of its engine and of its GPU family, each
+    read within its model family where that has enough held-out rows of them (one model family's
+    rows can dominate an engine's, a load band's or the overall figure); the figures of families
+    held out whole where a GPU or model family was not measured; the in-sample figures when the
+    calibration has no cross-validation. Each group takes the widest of the bands that apply, so a
+    band never narrows as load rises, and an engine or family the model reads worse on says so."""
     cv = calibration.cv_error_pct
     if not cv:
         return dict(calibration.error_pct)
     model_known = checked.get("model_family", True) and model_family is not None
 
-    def own(kind: str, name: str) -> dict[str, float]:
-        """An engine's or GPU family's band, group by group within the model family where it has one."""
-        inside = cv.get(f"model {model_family} {kind} {name}", {}) if model_known else {}
-        return cv.get(f"{kind} {name}", {}) | inside
+    def own(key: str, inside_key: str) -> dict[str, float]:
+        """A band, group by group within the model family where that has its own figure."""
+        inside = cv.get(f"model {model_family}{inside_key}", {}) if model_known else {}
+        return cv.get(key, {}) | inside
 
-    candidates = [cv.get("all", {})]
+    candidates = [own("all", "")]
     band = load_band(utilization)
     if band in LOAD_BANDS:
-        candidates += [cv.get(b, {}) for b in LOAD_BANDS[: LOAD_BANDS.index(band) + 1]]
+        candidates += [own(b, f" load {b}") for b in LOAD_BANDS[: LOAD_BANDS.index(band) + 1]]
     if engine is not None:
-        candidates.append(own("engine", engine))
+        candidates.append(own(f"engine {engine}", f" engine {engine}"))
     if not checked["gpu_family"]:
         candidates.append(cv.get("unmeasured", {}))
     elif gpu_family is not None:
-        candidates.append(own("gpu", gpu_family))
+        candidates.append(own(f"gpu {gpu_family}", f" gpu {gpu_family}"))
     if not checked.get("model_family", True):
         candidates.append(cv.get("unmeasured model", {}))
-    elif model_family is not None:
-        candidates.append(cv.get(f"model {model_family}", {}))
     out: dict[str, float] = {}
     for group in BAND_GROUPS:
         values = [c[group] for c in candidates if c.get(group) is not None]

@@ -409,7 +409,7 @@ def cmd_validate(args) -> int:
         progress = None if args.format == "json" else (lambda s: print(s, file=sys.stderr, flush=True))
         held = cross_validate(data, Calibration(), progress=progress, held_out_models=True)
         results = held.by_source
-        cv = cross_validation_json(held, data.path.parent)
+        cv = cross_validation_json(held)
     else:
         results = evaluate_rows(data, calibration)
     report = summarize(results)
@@ -475,7 +475,7 @@ def cmd_calibrate(args) -> int:
         held = cross_validate(data, Calibration(), progress=lambda s: say(f"  {s}"),
                               fitted_on_all=fitted if args.from_defaults else None, held_out_models=True)
         fitted = fitted.model_copy(update={"cv_error_pct": error_bands(held)})
-        for table in cross_validation_tables(cross_validation_json(held, data.path.parent)):
+        for table in cross_validation_tables(cross_validation_json(held)):
             _print(table, to_stderr)
     write_result(args.output, tomli_w.dumps(calibration_data(fitted)))
     say(f"fitted {len(fits)} GPU families on {len(data.rows)} rows in {time.perf_counter() - started:.1f} s: "

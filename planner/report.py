@@ -13,8 +13,6 @@ from planner.engine.engines import ENGINE_NAMES, default_max_seqs
 from planner.engine.numbers import fmt_gb, fmt_ms, fmt_num, fmt_sig, fmt_usd  # noqa: F401 (the CLI's and app's formatters)
 
 if TYPE_CHECKING:  # annotations only: the TUI formats numbers before the engine (numpy) is loaded
-    from pathlib import Path
-
     from planner.engine.crossval import CrossValidation
     from planner.engine.hosted_api import HostedApiOption
     from planner.engine.knobs import Calibration
@@ -310,14 +308,14 @@ def calibration_data(calibration: Calibration) -> dict:
     return rounded(calibration.model_dump(exclude_none=True))
 
 
-def cross_validation_json(held: CrossValidation, base_dir: Path | None = None) -> dict:
-    """Errors of rows predicted with knobs fitted without their source, GPU family or model family
-    (`base_dir`: where the rows' model config paths are read from)."""
+def cross_validation_json(held: CrossValidation) -> dict:
+    """Errors of rows predicted with knobs fitted without their source, GPU family or model family."""
     from planner.engine.crossval import error_table
 
-    return {"sources": held.sources, "folds": held.folds, "leave_one_source_out": error_table(held.by_source, base_dir),
-            "gpu_family_held_out": error_table(held.by_family, base_dir),
-            "model_family_held_out": error_table(held.by_model, base_dir)}
+    return {"sources": held.sources, "folds": held.folds,
+            "leave_one_source_out": error_table(held.by_source, held.base_dir),
+            "gpu_family_held_out": error_table(held.by_family, held.base_dir),
+            "model_family_held_out": error_table(held.by_model, held.base_dir)}
 
 
 def catalog_json(kind: str) -> list[dict]:

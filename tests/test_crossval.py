@@ -152,6 +152,24 @@ def test_a_model_family_gets_its_own_band_and_families_held_out_give_the_unmeasu
     assert bands["unmeasured model"]["throughput"] == pytest.approx(30.0)  # median of 17 held-out rows
 
 
+def test_a_model_given_as_a_config_beside_the_measurements_gets_its_family_band(tmp_path):
+    """A row may name a config.json by a path relative to its CSV: its model family is read
+    there, not from the working directory."""
+    import shutil
+
+    from planner.engine.validate import RowResult
+
+    hf = Path(__file__).parent / "data" / "hf"
+    config = next(iter(sorted(hf.glob("*/config.json"))))
+    shutil.copytree(config.parent, tmp_path / "mine")
+    family = crossval.model_family_of(replace(row("https://example.org/a"), model="mine/config.json"), tmp_path)
+    assert family
+    held = [RowResult(replace(row("https://example.org/a"), model="mine/config.json"), 1100.0, utilization=0.3)
+            for _ in range(8)]
+    cv = crossval.CrossValidation(by_source=held, by_family=[], sources=1, families=[], base_dir=tmp_path)
+    assert error_bands(cv)[f"model {family}"]["throughput"] == pytest.approx(10.0)
+
+
 def test_no_model_family_is_in_the_fit_that_predicts_it(monkeypatch):
     models = ["llama-3.1-8b", "llama-3.1-70b", "qwen3-8b", "deepseek-v3", "mixtral-8x7b"]
     rows = [replace(row(f"https://example.org/{i}", value=1000.0 + i), model=m) for i, m in enumerate(models) for _ in range(3)]

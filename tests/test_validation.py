@@ -28,6 +28,12 @@ def run_validate(capsys, *args) -> dict:
     return report
 
 
+def validate_csv(path, capsys, head: str, rows: list[str]) -> dict:
+    """`planner validate` on a CSV of these rows under this header."""
+    path.write_text("\n".join([head, *rows]) + "\n")
+    return run_validate(capsys, str(path))
+
+
 def test_shipped_set_error_does_not_rise(capsys):
     report = run_validate(capsys)
     for metric, limit in REACHED_MEDIAN_APE.items():
@@ -66,9 +72,7 @@ def test_offline_latencies_the_row_cannot_pin_down_are_not_scored(tmp_path, caps
         "llama-3.1-8b,h100-sxm,1,,bf16,bf16,offline,,,467,256,64,,,itl_ms_mean,20,https://example.org/a",
         "llama-3.1-8b,h100-sxm,1,,bf16,bf16,offline,,,467,256,,,,output_tok_s,9420,https://example.org/a",
     ]
-    path = tmp_path / "burst.csv"
-    path.write_text("\n".join([head, *rows]) + "\n")
-    report = run_validate(capsys, str(path))
+    report = validate_csv(tmp_path / "burst.csv", capsys, head, rows)
     ttft, itl, itl_capped, tok_s = report["rows"]
     assert ttft["predicted"] is None and "sent at once" in ttft["reason"]
     assert itl["predicted"] is None and "max_seqs" in itl["reason"]
@@ -83,9 +87,7 @@ def test_an_offline_run_of_a_stated_number_of_prompts_is_listed_not_scored(tmp_p
             "prefix_hit,metric,value,source,num_prompts")
     base = "llama-3.1-8b,h100-sxm,1,,bf16,bf16,offline,,,215,194,1024,8192,,{metric},{value},https://example.org/a,{n}"
     rows = [base.format(metric=m, value=v, n=n) for n in (1000, "") for m, v in (("output_tok_s", 7800), ("tpot_ms_mean", 48))]
-    path = tmp_path / "at_once.csv"
-    path.write_text("\n".join([head, *rows]) + "\n")
-    finite_tok_s, finite_tpot, steady_tok_s, steady_tpot = run_validate(capsys, str(path))["rows"]
+    finite_tok_s, finite_tpot, steady_tok_s, steady_tpot = validate_csv(tmp_path / "at_once.csv", capsys, head, rows)["rows"]
     for r in (finite_tok_s, finite_tpot):
         assert r["predicted"] is None and "a run of 1000 prompts sent at once ends in a drain" in r["reason"]
     assert steady_tok_s["predicted"] is not None and steady_tpot["predicted"] is not None
@@ -100,9 +102,7 @@ def test_a_closed_loop_run_of_known_length_includes_its_start_up_burst(tmp_path,
     base = "llama-3.1-8b,h100-sxm,1,,bf16,bf16,concurrency,,{c},2000,500,,,,{metric},100,https://example.org/a,{n}"
     rows = [base.format(c=c, metric=metric, n=n) for c, n in ((64, ""), (64, 640), (1, ""), (1, 10))
             for metric in ("ttft_ms_p99", "ttft_ms_mean")]
-    path = tmp_path / "closed.csv"
-    path.write_text("\n".join([head, *rows]) + "\n")
-    p = [r["predicted"] for r in run_validate(capsys, str(path))["rows"]]
+    p = [r["predicted"] for r in validate_csv(tmp_path / "closed.csv", capsys, head, rows)["rows"]]
     steady_p99, steady_mean, burst_p99, burst_mean, one_p99, one_mean, one_n_p99, one_n_mean = p
     assert burst_p99 > 3 * steady_p99  # 64 prompts of 2,000 tokens: about 16 budget-sized steps
     assert steady_mean < burst_mean < burst_p99

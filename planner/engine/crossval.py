@@ -42,6 +42,7 @@ class CrossValidation:
     families: list[str]
     folds: int = 0
     by_model: list[RowResult] = field(default_factory=list)  # every row, predicted without its model family ([] if not asked)
+    base_dir: Path = Path(".")  # where the rows' model config paths are read from
 
 
 def source_of(m: Measurement) -> tuple[str, str, str]:
@@ -139,7 +140,7 @@ def cross_validate(data: MeasurementSet, start: Calibration | None = None, paral
         rest = [i for i in range(len(rows)) if i not in by_row]
         by_row.update(zip(rest, _evaluate_rows([rows[i] for i in rest], start, base_dir, {})))
         by_family = [by_row[i] for i in range(len(rows))]
-    return CrossValidation(by_source, by_family, n_sources, families, n_folds, by_model)
+    return CrossValidation(by_source, by_family, n_sources, families, n_folds, by_model, base_dir)
 
 
 def _median(values: list[float]) -> float | None:
@@ -195,15 +196,15 @@ def error_bands(cv: CrossValidation) -> dict[str, dict[str, float]]:
     load band, by engine (`engine sglang`), GPU family (`gpu hopper`) and model family
     (`model deepseek_v3`), and by load band, engine and GPU family within a model family (`model
     llama engine sglang`: one model family's rows can dominate an engine's or a load band's), each
-    where enough rows were held out; for a GPU family without measurements (`unmeasured`) and for a model family without them
-    (`unmeasured model`)."""
+    where enough rows were held out; for a GPU family without measurements (`unmeasured`) and for a
+    model family without them (`unmeasured model`)."""
     def medians(row: dict) -> dict[str, float]:
         return {k: v for k, v in row.items() if not k.endswith("_n") and v is not None}
 
     def counted(row: dict) -> dict[str, float]:
         return {k: v for k, v in medians(row).items() if (row.get(f"{k}_n") or 0) >= MIN_BAND_ROWS}
 
-    loso = error_table(cv.by_source, within_models=True)
+    loso = error_table(cv.by_source, cv.base_dir, within_models=True)
     bands = {"all": medians(loso.get("all", {}))}
     for band in LOAD_BANDS:
         if f"load {band}" in loso:
@@ -211,10 +212,10 @@ def error_bands(cv: CrossValidation) -> dict[str, dict[str, float]]:
     for key, row in loso.items():
         if key.startswith(("engine ", "gpu ", "model ")) and (own := counted(row)):
             bands[key] = own
-    held = error_table(cv.by_family)
+    held = error_table(cv.by_family, cv.base_dir)
     if "all" in held:
         bands["unmeasured"] = medians(held["all"])
-    held_models = error_table(cv.by_model)
+    held_models = error_table(cv.by_model, cv.base_dir)
     if "all" in held_models:
         bands["unmeasured model"] = medians(held_models["all"])
     return bands

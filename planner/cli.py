@@ -432,7 +432,7 @@ def cmd_calibrate(args) -> int:
 
     import tomli_w
 
-    from planner.engine.fit import MIN_ROWS_PER_FAMILY, calibrate
+    from planner.engine.fit import MIN_ROWS_PER_FAMILY, calibrate, knobs_at_bounds
     from planner.engine.knobs import Calibration, shipped_calibration
     from planner.engine.validate import evaluate_rows, group_errors, summarize, validated_families
     from planner.report import calibration_data, cross_validation_json
@@ -467,6 +467,9 @@ def cmd_calibrate(args) -> int:
     for fit in fits:
         say(f"{fit.family}: {fit.rows} rows, loss {fit.loss_before:.3f} -> {fit.loss_after:.3f} "
             f"({fit.predictions} predictions of the rows)")
+    for family, cost_ms in fitted.model_request_ms.items():
+        say(f"{family}: its own per-request cost, {cost_ms:g} ms, added to its TTFT on every engine and GPU "
+            "(what its TTFT rows at light load lack under the engines' knobs)")
     if args.cross_validate:
         from planner.engine.crossval import cross_validate, error_bands
         from planner.tables import cross_validation_tables
@@ -485,6 +488,8 @@ def cmd_calibrate(args) -> int:
         say(f"  {metric}: {stats['n']} rows, median error {was}% -> {stats['median_ape']}%")
     for what, why in skipped.items():
         say(f"not fitted: {what}: {why}")
+    for line in knobs_at_bounds(fitted):
+        say(f"at a bound (the rows want more than the range allows: a term the model lacks): {line}")
     say(f"wrote {'the calibration to standard output' if to_stderr else args.output}")
     unknown_gpu = any(what.startswith("GPU ") for what in skipped)  # rows no fit could use
     return outcome(not data.errors and not unknown_gpu)

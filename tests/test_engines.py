@@ -58,6 +58,13 @@ def test_knobs_by_engine_and_family_with_fallbacks():
     assert Calibration().for_family("hopper", "vllm") == Knobs()
 
 
+def test_a_model_familys_own_request_cost_adds_to_the_engines_wherever_it_runs():
+    cal = Calibration(families={"hopper": knobs(api_overhead_ms=12.0)}, model_request_ms={"deepseek_v3": 150.0})
+    assert cal.for_family("hopper", "sglang", "deepseek_v3").api_overhead_ms == 162.0
+    assert cal.for_family("blackwell", "vllm", "deepseek_v3").api_overhead_ms == 162.0  # unmeasured family: hopper's
+    assert cal.for_family("hopper", "sglang", "llama") == cal.for_family("hopper", "sglang") == knobs(api_overhead_ms=12.0)
+
+
 def test_validated_marks_name_what_has_no_measurements():
     cal = Calibration(families={"hopper": Knobs()}, engines={"vllm": {"hopper": Knobs()}},
                       validated_families=["hopper"], validated_models=["llama"], validated_engines=["vllm"])

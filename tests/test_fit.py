@@ -148,7 +148,7 @@ def test_an_engines_own_fit_keeps_the_gpus_collective_latency(monkeypatch):
 
     calls = []
 
-    def fake_fit_family(data, family, start, parallel=None, names=None):
+    def fake_fit_family(data, family, start, parallel=None, names=None, request_families=frozenset()):
         calls.append((family, names or list(KNOB_RANGES)))
         knobs = start.scaled(allreduce_latency_us=25.0) if names is None else start
         return fit_module.FamilyFit(family, len(data.rows), knobs, 1.0, 0.5)
@@ -161,3 +161,87 @@ def test_an_engines_own_fit_keeps_the_gpus_collective_latency(monkeypatch):
     assert {name for name, _ in per_engine} == {"vllm hopper", "sglang hopper"}
     assert all("allreduce_latency_us" not in names and "moe_layer_overhead_us" in names for _, names in per_engine)
     assert calibration.for_family("hopper", "vllm").allreduce_latency_us == 25.0
+
+
+def test_the_per_request_cost_is_set_by_ttft_rows_not_by_long_end_to_end_rows():
+    """End-to-end rows of long outputs move with the per-request cost once it is hundreds of ms, but
+    whatever their decode lacks would pass for it: only TTFT rows identify it."""
+    start = Calibration(default=Knobs(api_overhead_ms=300.0))
+    rows = [measured(m, "rate", "e2e_ms_mean", lin, 128, rate=0.05) for m in ("llama-3.1-8b", "llama-3.2-3b")
+            for lin in (128, 512, 1024, 2048)]
+    calibration, skipped, _ = calibrate(as_set(rows), start, parallel=False)
+    assert calibration.for_family("hopper").api_overhead_ms == 300.0
+    assert skipped["hopper api_overhead_ms"].startswith("no ttft_ms_mean row's prediction moves with it")
+
+
+def test_a_knob_that_fewer_than_three_rows_move_is_not_fitted_to_their_noise():
+    # two long-prompt TTFT rows are all that move the prefill attention efficiency
+    rows = [measured(m, "offline", "output_tok_s", lin, lout) for m in ("llama-3.1-8b", "llama-3.2-3b")
+            for lin, lout in ((128, 128), (256, 512), (512, 256), (128, 1024))]
+    rows += [measured("llama-3.1-8b", "rate", "ttft_ms_mean", 16384, 16, rate=0.01) for _ in range(2)]
+    calibration, skipped, _ = calibrate(as_set(rows), Calibration(), parallel=False)
+    assert calibration.for_family("hopper").eta_attention == Knobs().eta_attention
+    assert skipped["hopper eta_attention"].startswith("only 2 rows move with it, too few")
+
+
+def test_an_engines_host_cost_its_rows_cannot_see_is_its_own_not_the_familys():
+    """vLLM's rows on a family that say nothing of its per-request cost take vLLM's from the
+    families whose rows do, not the family's pooled value (set there by another engine's rows)."""
+    from planner.engine.fit import _own_host_costs
+
+    pooled_by_sglang = Knobs(api_overhead_ms=350.0)
+    per_engine = {"vllm": {"cdna3": pooled_by_sglang, "hopper": Knobs(api_overhead_ms=30.0),
+                           "ampere": Knobs(api_overhead_ms=10.0)},
+                  "sglang": {"cdna3": pooled_by_sglang}}
+    unidentified = {("vllm", "cdna3"): {"api_overhead_ms"}, ("vllm", "hopper"): set(), ("vllm", "ampere"): set(),
+                    ("sglang", "cdna3"): set()}
+    out = _own_host_costs(per_engine, unidentified)
+    assert out["vllm"]["cdna3"].api_overhead_ms == 30.0  # the upper of vLLM's two: 10 and 30
+    assert out["vllm"]["hopper"].api_overhead_ms == 30.0 and out["vllm"]["ampere"].api_overhead_ms == 10.0
+    assert out["sglang"]["cdna3"].api_overhead_ms == 350.0
+    # an engine whose rows identify it nowhere keeps what it had
+    assert _own_host_costs({"trtllm": {"ada": pooled_by_sglang}}, {("trtllm", "ada"): {"api_overhead_ms"}}) == \
+        {"trtllm": {"ada": pooled_by_sglang}}
+
+
+def test_calibrate_names_the_knobs_that_ended_at_a_bound_of_their_range():
+    """A knob the rows push to an edge of its range absorbs a term the model lacks: say where."""
+    from planner.engine.fit import knobs_at_bounds
+
+    pushed = Knobs(layer_overhead_us=40.0, eta_moe=0.1, eta_compute=0.6, api_overhead_ms=2.2)
+    untouched = Knobs()  # api_overhead_ms sits at 0, the bottom of its range, because nothing moved it
+    calibration = Calibration(families={"hopper": pushed, "ada": untouched}, engines={"vllm": {"hopper": pushed}})
+    lines = knobs_at_bounds(calibration)
+    assert "hopper layer_overhead_us = 40, the top of its range 0-40" in lines
+    assert "hopper eta_moe = 0.1, the bottom of its range 0.1-1" in lines
+    assert "vllm hopper layer_overhead_us = 40, the top of its range 0-40" in lines
+    # 2.2 ms is near zero but not at the bottom of 0-1000 ms on the fit's log scale
+    assert not [line for line in lines if line.startswith("ada") or "eta_compute" in line or "api_overhead" in line]
+
+
+def test_a_model_familys_own_request_cost_is_fitted_apart_from_the_engines_knobs():
+    """Qwen3-8B's TTFT, measured by two publishers, runs 100 ms above what the engine's knobs give
+    it (a cost of that model's serving stack): the fit gives qwen3 its own per-request cost and
+    leaves the knobs, and every other model's TTFT, where the Llama rows put them."""
+    rows = synthetic_benchmark()
+    for i, lin in enumerate((128, 256, 512, 1024, 2048, 3072)):
+        row = measured("qwen3-8b", "rate", "ttft_ms_mean", lin, 128, rate=0.05)
+        rows.append(replace(row, value=row.value + 100.0, source=("https://example.org/lab-a/run" if i % 2 else "https://example.com/lab-b/run")))
+    calibration, _, _ = calibrate(as_set(rows), Calibration(), parallel=False)
+    assert calibration.model_request_ms == {"qwen3": pytest.approx(100.0, abs=5.0)}
+    got = calibration.for_family("hopper")
+    assert got.eta_weights == pytest.approx(TRUE_KNOBS.eta_weights, rel=0.1)
+    assert got.api_overhead_ms < 5.0
+    with_own = calibration.for_family("hopper", model_family="qwen3").api_overhead_ms
+    assert with_own == pytest.approx(got.api_overhead_ms + 100.0, abs=5.0)
+    # one publisher's rows are not enough: its gateway or client must not become the model's
+    one_lab = [replace(r, source="https://example.org/lab-a/run") if r.model == "qwen3-8b" else r for r in rows]
+    assert calibrate(as_set(one_lab), Calibration(), parallel=False)[0].model_request_ms == {}
+
+
+def test_publisher_is_the_host_and_the_repository():
+    from planner.engine.fit import publisher
+
+    page = "https://github.com/gpustack/gpustack/blob/abc/docs/performance-lab/qwen3-8b/h100.md"
+    assert publisher(page) == "github.com/gpustack/gpustack"
+    assert publisher("https://example.org/a") == "example.org/a"

@@ -95,6 +95,21 @@ def test_moe_touches_fewer_experts_at_small_batch():
     assert float(one.total_s) < float(many.total_s)
 
 
+def test_routed_experts_run_at_their_own_gemm_efficiency():
+    # a compute-bound Mixtral prefill at TP 2: its routed experts' FLOPs, 2 x 32 layers x 2 experts x
+    # 176,160,768 = 22.55 GFLOP a token, take 1/eta_moe as long; a dense model has none to slow
+    tokens = 8192
+    fast, slow = (replica_params(mixtral(), h100(), ServingConfig(tp=2), KNOBS.scaled(eta_moe=e)) for e in (1.0, 0.5))
+    routed_flops = 2 * 32 * 2 * 176_160_768 * tokens
+    extra = routed_flops * (1 / 0.5 - 1) / (2 * 0.55 * fast.flops_linear)
+    t_fast, t_slow = (float(step_time(p, 0, 0, tokens, tokens * tokens / 2).total_s) for p in (fast, slow))
+    assert float(step_time(fast, 0, 0, tokens, tokens * tokens / 2).compute_s) > float(step_time(fast, 0, 0, tokens, 0).memory_s)
+    assert t_slow - t_fast == pytest.approx(extra, rel=1e-9)
+    dense = [float(step_time(replica_params(llama8b(), h100(), ServingConfig(), KNOBS.scaled(eta_moe=e)), 0, 0, tokens,
+                                       tokens * tokens / 2).total_s) for e in (1.0, 0.5)]
+    assert dense[0] == dense[1]
+
+
 def test_fp8_halves_weight_bytes_and_doubles_flops():
     b = replica_params(llama70b(), h100(), ServingConfig(tp=4), KNOBS)
     f = replica_params(llama70b(), h100(), ServingConfig(tp=4, weights="fp8"), KNOBS)

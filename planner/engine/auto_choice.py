@@ -73,7 +73,7 @@ def _cheapest_weights(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuS
     best: TierPlan | None = None
     tried: list[TierPlan] = []
     formats = auto_weights(model, gpu)
-    knobs = knobs_for(gpu, calibration, scenario.fleet.engine)
+    knobs = knobs_for(gpu, calibration, scenario.fleet.engine, model)
     for w in formats:
         fixed = scenario.model_copy(update={"optimizations": scenario.optimizations.model_copy(update={"weights": w})})
         if best is not None and _least_gpus(fixed, model, gpu, knobs, wl) >= best.gpus:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from planner.engine import catalog
-from planner.engine.knobs import Calibration, Knobs
+from planner.engine.knobs import ENGINE_KNOBS, Calibration, Knobs
 from planner.engine.measurements import Measurement, MeasurementSet
 from planner.engine.validate import MEANS_ONLY_METRICS, _evaluate_rows
 
@@ -51,6 +51,13 @@ class KnobRange:
             return self.low + (self.high - self.low) / (1 + math.exp(-u))
         return min(max(math.exp(u) - self.offset, self.low), self.high)
 
+    def at(self, x: float, edge: float) -> bool:
+        """Whether x sits at `edge` on the fit's own scale: within 0.5% of the range for an
+        efficiency, within 1% of (x + offset) for an overhead (2 ms is not the bottom of 0-1000 ms)."""
+        if self.offset is None:
+            return abs(x - edge) <= 0.005 * (self.high - self.low)
+        return abs(math.log((x + self.offset) / (edge + self.offset))) <= 0.01
+
     def u_bounds(self) -> tuple[float, float]:
         if self.offset is None:
             return self.to_u(self.low), self.to_u(self.high)
@@ -65,6 +72,9 @@ KNOB_RANGES = {
     "eta_kv": KnobRange(0.35, 1.0),
     "eta_compute": KnobRange(0.35, 1.0),
     "eta_attention": KnobRange(0.35, 1.0),
+    # grouped expert GEMMs against dense ones: near 1 for wide experts at large batches; about
+    # 0.15-0.5 for DeepSeek-V3's at TP 8 (aiconfigurator's tables, knobs.py)
+    "eta_moe": KnobRange(0.1, 1.0),
     # small-message all-reduce: nccl-tests 15.6-25 us for 8 GPUs (aiconfigurator's H100, H200, B200
     # tables); engines' own one-shot kernels run under 10 us
     "allreduce_latency_us": KnobRange(2.0, 40.0, offset=2.0),
@@ -72,6 +82,8 @@ KNOB_RANGES = {
     "layer_overhead_us": KnobRange(0.0, 40.0, offset=1.0),
     "moe_layer_overhead_us": KnobRange(0.0, 400.0, offset=5.0),
     "seq_overhead_us": KnobRange(1.0, 40.0, offset=1.0),
+    # an HTTP server's per-request cost (BLIS alpha0 15.6 ms); DeepSeek-R1's 100-150 ms is its own
+    # (knobs.py) and would set every other model's on that engine
     "api_overhead_ms": KnobRange(0.0, 40.0, offset=0.5),
 }
 
@@ -81,6 +93,7 @@ IDENTIFYING_ROWS = {
     "eta_kv": "TPOT/ITL rows with long contexts (several thousand tokens) at a moderate batch",
     "eta_compute": "offline throughput rows at large batches or with long prompts (compute-bound steps)",
     "eta_attention": "TTFT rows with long prompts (8k tokens or more) at low load",
+    "eta_moe": "TTFT rows of MoE models with prompts of thousands of tokens, or their offline throughput",
     "allreduce_latency_us": "TPOT rows at low concurrency of one model at several tensor-parallel degrees",
     "step_overhead_us": "TPOT/ITL rows of a small model at concurrency 1 (the fixed cost per engine step)",
     "layer_overhead_us": "TPOT rows at concurrency 1 of models with different layer counts",
@@ -94,6 +107,10 @@ SOFT_L1_SCALE = 0.03  # log ratio where the loss turns from quadratic to linear 
 MISSING_RESIDUAL = 1.0  # a row the trial knobs make unpredictable (does not fit, unstable): e-fold off
 STEP_U = 0.15  # finite-difference step in the transformed space
 FLAT_SENSITIVITY = 0.01  # |d log prediction / d u| below this on every row: the knob moves nothing
+MIN_MOVING_ROWS = 3  # a knob fewer rows move would be fitted to their noise (one near-capacity TTFT)
+# Knobs only some metrics identify: the per-request cost is TTFT's, and end-to-end rows of long
+# outputs (vLLM's MI300X sweeps, 17-50 s) would otherwise set it to whatever their decode lacks.
+IDENTIFYING_METRICS = {"api_overhead_ms": frozenset(("ttft_ms_mean",))}
 TIED_SHARE = 0.1  # a knob's effect that the others reproduce to all but this share is not its own
 MAX_ITERATIONS = 4  # most of the gain comes in the first few; each costs one prediction per knob
 # Pull toward the starting knobs (a Gaussian prior in the transformed space): with few rows the fit
@@ -115,12 +132,19 @@ class FamilyFit:
 
 class _Rows:
     """One family's scorable rows and the predictions of them under trial knobs. Catalog lookups are
-    shared between trials (each process keeps its own)."""
+    shared between trials (each process keeps its own). The rows of a model family with its own
+    per-request cost (`request_families`) are compared with that cost profiled out: added to
+    their TTFT and end-to-end predictions at each trial, as the median of what their TTFT rows at
+    low load lack, so the knobs are fitted to everything else."""
 
-    def __init__(self, rows: tuple[Measurement, ...], base_dir: Path):
+    def __init__(self, rows: tuple[Measurement, ...], base_dir: Path, request_families: frozenset[str] = frozenset()):
         self.rows = tuple(m for m in rows if m.metric in MEANS_ONLY_METRICS and m.value > 0)
         self.base_dir = base_dir
         self.specs: dict = {}
+        families = [_model_family(m, base_dir) for m in self.rows]
+        self.request_groups = {f: np.array([g == f for g in families]) for f in request_families if f in families}
+        self.is_ttft = np.array([m.metric == "ttft_ms_mean" for m in self.rows], dtype=bool)
+        self.carries_ttft = self.is_ttft | np.array([m.metric == "e2e_ms_mean" for m in self.rows], dtype=bool)
         counts: dict[str, int] = {}
         for m in self.rows:
             counts[m.metric] = counts.get(m.metric, 0) + 1
@@ -132,6 +156,11 @@ class _Rows:
         """log(predicted / measured) per row; NaN where the knobs give no prediction."""
         results = _evaluate_rows(self.rows, Calibration(default=knobs), self.base_dir, self.specs)
         pred = np.array([r.predicted if r.predicted else np.nan for r in results], dtype=float)
+        if self.request_groups:
+            light = np.array([r.utilization is not None and r.utilization < LIGHT_LOAD for r in results], dtype=bool)
+            for group in self.request_groups.values():
+                cost = _request_cost_ms(self.measured, pred, group & self.is_ttft & light)
+                pred = np.where(group & self.carries_ttft, pred + cost, pred)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.log(pred / self.measured)
 
@@ -148,6 +177,83 @@ class _Rows:
         usable = sum(len(v) for v in per_metric.values())
         spread = [float(np.median(v)) + 0.25 * float(np.mean(v)) for v in per_metric.values()]
         return float(np.mean(spread)) + 0.5 * (1 - usable / len(self.rows))
+
+
+# A model family's own per-request cost (Calibration.model_request_ms) is fitted from its TTFT rows
+# at light load, where queueing does not stand in for it, and only where two publications or more
+# measured them: one source's gateway or client must not become the model's.
+LIGHT_LOAD = 0.5
+MIN_REQUEST_ROWS = 6
+MIN_REQUEST_SOURCES = 2
+
+
+def _model_family(m: Measurement, base_dir: Path) -> str:
+    try:
+        return catalog.get_model(m.model, base_dir=base_dir).family
+    except (ValueError, OSError):
+        return ""
+
+
+def _request_cost_ms(measured: np.ndarray, predicted: np.ndarray, rows: np.ndarray) -> float:
+    """The median of what the predicted TTFT of `rows` lacks (ms), never below zero."""
+    lack = (measured - predicted)[rows]
+    lack = lack[np.isfinite(lack)]
+    return max(float(np.median(lack)), 0.0) if lack.size else 0.0
+
+
+def publisher(url: str) -> str:
+    """Who published a row: the host and, on a code host, the repository (one lab's pages count once)."""
+    host, _, path = url.partition("://")[2].partition("/")
+    return "/".join([host, *path.split("/")[:2]])
+
+
+def _enough(rows: list[Measurement]) -> bool:
+    return len(rows) >= MIN_REQUEST_ROWS and len({publisher(m.url) for m in rows}) >= MIN_REQUEST_SOURCES
+
+
+def _light_ttft_rows(data: MeasurementSet, calibration: Calibration, gpu_families: set[str] | None):
+    """The TTFT-mean rows predicted at light load under `calibration` (without model costs), with
+    their model family, measured and predicted value."""
+    rows = tuple(m for m in data.rows if m.metric == "ttft_ms_mean" and m.value > 0
+                 and (gpu_families is None or _gpu_family(m) in gpu_families))
+    results = _evaluate_rows(rows, calibration.model_copy(update={"model_request_ms": {}}), data.path.parent, {})
+    return [(m, _model_family(m, data.path.parent), m.value, r.predicted) for m, r in zip(rows, results)
+            if r.predicted and r.utilization is not None and r.utilization < LIGHT_LOAD]
+
+
+def request_cost_families(data: MeasurementSet, calibration: Calibration, gpu_families: set[str] | None = None) -> frozenset[str]:
+    """Model families with enough TTFT rows at light load (MIN_REQUEST_ROWS, from
+    MIN_REQUEST_SOURCES publishers) under `calibration` to carry a per-request cost of their own."""
+    found: dict[str, list[Measurement]] = {}
+    for m, family, _, _ in _light_ttft_rows(data, calibration, gpu_families):
+        if family:
+            found.setdefault(family, []).append(m)
+    return frozenset(f for f, ms in found.items() if _enough(ms))
+
+
+def model_request_costs(data: MeasurementSet, calibration: Calibration, families: frozenset[str],
+                        gpu_families: set[str] | None = None) -> dict[str, float]:
+    """Per model family in `families`, the median of what its TTFT rows at light load lack under
+    `calibration` (ms, to a tenth), over the rows on `gpu_families`; none where that is zero or
+    those rows are too few or from one publisher."""
+    light = _light_ttft_rows(data, calibration, gpu_families)
+    out = {}
+    for family in sorted(families):
+        mine = [(m, v, p) for m, f, v, p in light if f == family]
+        if not _enough([m for m, _, _ in mine]):
+            continue
+        measured, predicted = np.array([v for _, v, _ in mine]), np.array([p for _, _, p in mine])
+        cost = _request_cost_ms(measured, predicted, np.ones(len(mine), dtype=bool))
+        if cost > 0:
+            out[family] = round(cost, 1)
+    return out
+
+
+def _gpu_family(m: Measurement) -> str:
+    try:
+        return catalog.get_gpu(m.gpu).family
+    except ValueError:
+        return ""
 
 
 _WORKER_ROWS: _Rows | None = None
@@ -229,8 +335,10 @@ def _jacobian(evaluate: _Evaluator, start: Knobs, names: list[str], u: np.ndarra
     return np.nan_to_num(np.column_stack(cols), nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def _identified(names: list[str], jac: np.ndarray, weights: np.ndarray) -> tuple[list[int], dict[str, str]]:
-    """Knobs the rows pin down. Flat: no row's prediction moves with the knob. Tied: its weighted
+def _identified(names: list[str], jac: np.ndarray, weights: np.ndarray,
+                metrics: list[str] | None = None) -> tuple[list[int], dict[str, str]]:
+    """Knobs the rows pin down. Flat: fewer than MIN_MOVING_ROWS rows (of the metrics that identify
+    it, `metrics` naming each row's) move with the knob. Tied: its weighted
     column is (nearly) a combination of stronger knobs' columns, so the rows cannot tell them apart."""
     scaled = jac * np.sqrt(weights)[:, None]
     norms = np.linalg.norm(scaled, axis=0)
@@ -238,8 +346,18 @@ def _identified(names: list[str], jac: np.ndarray, weights: np.ndarray) -> tuple
     why: dict[str, str] = {}
     for i in np.argsort(-norms):
         name = names[i]
-        if np.max(np.abs(jac[:, i]), initial=0.0) < FLAT_SENSITIVITY:
-            why[name] = f"no row's prediction moves with it; {IDENTIFYING_ROWS[name]} would identify it"
+        rows = np.abs(jac[:, i]) >= FLAT_SENSITIVITY
+        kind = "row"
+        if metrics is not None and name in IDENTIFYING_METRICS:
+            rows &= np.array([m in IDENTIFYING_METRICS[name] for m in metrics], dtype=bool)
+            kind = " or ".join(sorted(IDENTIFYING_METRICS[name])) + " row"
+        moving = int(np.count_nonzero(rows))
+        if moving == 0:
+            why[name] = f"no {kind}'s prediction moves with it; {IDENTIFYING_ROWS[name]} would identify it"
+            continue
+        if moving < MIN_MOVING_ROWS:
+            why[name] = (f"only {moving} row{'s' if moving != 1 else ''} move{'s' if moving == 1 else ''} with it, too few to "
+                         f"tell it from that row's noise; {IDENTIFYING_ROWS[name]} would identify it")
             continue
         if kept:
             basis = scaled[:, kept]
@@ -261,9 +379,10 @@ GPU_KNOBS = ("allreduce_latency_us",)
 
 
 def fit_family(data: MeasurementSet, family: str, start: Knobs, parallel: bool | None = None,
-               names: list[str] | None = None) -> FamilyFit:
-    """Fit `names` (every knob with a range unless given) to the rows, from `start`."""
-    rows = _Rows(data.rows, data.path.parent)
+               names: list[str] | None = None, request_families: frozenset[str] = frozenset()) -> FamilyFit:
+    """Fit `names` (every knob with a range unless given) to the rows, from `start`, with the
+    per-request costs of `request_families` profiled out (_Rows)."""
+    rows = _Rows(data.rows, data.path.parent, request_families)
     names = names or list(KNOB_RANGES)
     evaluate = _Evaluator(rows, parallel)
     try:
@@ -285,7 +404,8 @@ def _fit(rows: _Rows, evaluate: _Evaluator, family: str, start: Knobs, names: li
     u0 = u.copy()
     cost = _objective(r, usable, w, u - u0)
     jac = _jacobian(evaluate, start, names, u, r, list(range(len(names))))
-    active, fit.unidentified = _identified(names, jac[usable], w[usable])
+    active, fit.unidentified = _identified(names, jac[usable], w[usable],
+                                           [m.metric for m, ok in zip(rows.rows, usable) if ok])
     jac = jac[:, active]
     damping = 1e-2
     lo = np.array([KNOB_RANGES[n].u_bounds()[0] for n in names])
@@ -333,6 +453,25 @@ def _fit(rows: _Rows, evaluate: _Evaluator, family: str, start: Knobs, names: li
     return fit
 
 
+def knobs_at_bounds(calibration: Calibration) -> list[str]:
+    """Fitted knobs that ended at an edge of their range (KnobRange.at), one line each: the
+    rows wanted a value the range refuses, so a term the model lacks is being absorbed there.
+    A knob at its published default was not moved by the fit and is not listed."""
+    default = Knobs()
+    pairs = [(family, k) for family, k in calibration.families.items()]
+    pairs += [(f"{engine} {family}", k) for engine, fams in calibration.engines.items() for family, k in fams.items()]
+    lines = []
+    for where, knobs in pairs:
+        for name, span in KNOB_RANGES.items():
+            value = getattr(knobs, name)
+            if value == getattr(default, name):
+                continue
+            for edge, side in ((span.low, "bottom"), (span.high, "top")):
+                if span.at(value, edge):
+                    lines.append(f"{where} {name} = {value:g}, the {side} of its range {span.low:g}-{span.high:g}")
+    return lines
+
+
 def calibrate(data: MeasurementSet, start: Calibration | None = None, parallel: bool | None = None,
               families_only: set[str] | None = None) -> tuple[Calibration, dict[str, str], list[FamilyFit]]:
     """Fit knobs per GPU family on every engine's rows (the family's pooled knobs), then per engine
@@ -341,7 +480,9 @@ def calibrate(data: MeasurementSet, start: Calibration | None = None, parallel: 
     Families or pairs with too few usable rows
     keep their starting knobs, and knobs the rows do not identify keep theirs; both are named with
     the reason. `families_only` limits the fit to those GPU families (cross-validation refits only
-    the families a held-out source touches)."""
+    the families a held-out source touches). A model family whose TTFT rows two publications
+    measured gets its own per-request cost (model_request_costs), profiled out while the knobs
+    are fitted: DeepSeek-R1's 100-150 ms would otherwise set every model's on its engines."""
     start = start or Calibration()
     families: dict[str, list[Measurement]] = {}
     skipped: dict[str, str] = {}
@@ -356,11 +497,14 @@ def calibrate(data: MeasurementSet, start: Calibration | None = None, parallel: 
             families.setdefault(gpu.family, []).append(m)
     for gpu_id, n in unknown.items():
         skipped[f"GPU {gpu_id!r}"] = f"not in the catalog: {n} row{'s' if n != 1 else ''} not used"
+    own_cost = request_cost_families(data, start, set(families))
     pooled = dict(start.families)
     per_engine = {e: dict(f) for e, f in start.engines.items()}
+    unidentified: dict[tuple[str, str], set[str]] = {}  # (engine, family) -> knobs its rows left at the start
     fits = []
     for family, rows in sorted(families.items()):
-        fit = _fit_rows(data, rows, family, start.families.get(family, start.default), parallel, skipped)
+        fit = _fit_rows(data, rows, family, start.families.get(family, start.default), parallel, skipped,
+                        request_families=own_cost)
         if fit is None:
             continue
         fits.append(fit)
@@ -370,23 +514,46 @@ def calibrate(data: MeasurementSet, start: Calibration | None = None, parallel: 
             engine_rows = [m for m in rows if m.engine == engine]
             if len(engines) == 1:
                 per_engine.setdefault(engine, {})[family] = fit.knobs  # the pooled fit is this engine's
+                unidentified[engine, family] = set(fit.unidentified)
                 continue
             sub = _fit_rows(data, engine_rows, f"{engine} {family}", fit.knobs, parallel, skipped,
-                            [n for n in KNOB_RANGES if n not in GPU_KNOBS])
+                            [n for n in KNOB_RANGES if n not in GPU_KNOBS], own_cost)
             if sub is not None:
                 fits.append(sub)
                 per_engine.setdefault(engine, {})[family] = sub.knobs
-    return start.model_copy(update={"families": pooled, "engines": per_engine}), skipped, fits
+                unidentified[engine, family] = set(sub.unidentified)
+    fitted = start.model_copy(update={"families": pooled, "engines": _own_host_costs(per_engine, unidentified)})
+    costs = model_request_costs(data, fitted, own_cost, set(families))
+    return fitted.model_copy(update={"model_request_ms": costs}), skipped, fits
+
+
+def _own_host_costs(per_engine: dict[str, dict[str, Knobs]],
+                    unidentified: dict[tuple[str, str], set[str]]) -> dict[str, dict[str, Knobs]]:
+    """An engine's host-software knob (ENGINE_KNOBS) that its rows on a family leave unidentified
+    takes the engine's own value from the families whose rows identify it (the median, the upper of
+    two), not the family's pooled value: that is fitted on the other engines' rows (SGLang's
+    DeepSeek rows set CDNA3's per-request cost, which vLLM's rows there cannot see)."""
+    out = {e: dict(fs) for e, fs in per_engine.items()}
+    for engine, fams in per_engine.items():
+        for knob in ENGINE_KNOBS:
+            known = sorted(getattr(k, knob) for f, k in fams.items() if knob not in unidentified.get((engine, f), {knob}))
+            if not known:
+                continue
+            for f in fams:
+                if knob in unidentified.get((engine, f), set()):
+                    out[engine][f] = out[engine][f].scaled(**{knob: known[len(known) // 2]})
+    return out
 
 
 def _fit_rows(data: MeasurementSet, rows: list[Measurement], name: str, start: Knobs, parallel: bool | None,
-              skipped: dict[str, str], names: list[str] | None = None) -> FamilyFit | None:
+              skipped: dict[str, str], names: list[str] | None = None,
+              request_families: frozenset[str] = frozenset()) -> FamilyFit | None:
     scorable = [m for m in rows if m.metric in MEANS_ONLY_METRICS and m.value > 0]
     if len(scorable) < MIN_ROWS_PER_FAMILY:
         skipped[name] = (f"only {len(scorable)} rows with a mean metric; need {MIN_ROWS_PER_FAMILY} "
                          "(offline throughput and low-load TPOT/TTFT rows identify the knobs)")
         return None
-    fit = fit_family(replace(data, rows=tuple(rows), errors=()), name, start, parallel, names)
+    fit = fit_family(replace(data, rows=tuple(rows), errors=()), name, start, parallel, names, request_families)
     for knob, why in fit.unidentified.items():
         skipped[f"{name} {knob}"] = why
     return fit

@@ -26,6 +26,11 @@ class Knobs(BaseModel):
     eta_kv: float = Field(0.7, gt=0.05, le=1.0)
     # GEMMs in compute-bound steps (0.45 H100 BLIS, 0.59 vLLM DistServe fit of the datasheet)
     eta_compute: float = Field(0.7, gt=0.05, le=1.0)
+    # routed experts' grouped GEMMs as a share of eta_compute: each expert's rows are padded to the
+    # kernel's M block (DeepGEMM's README), and at TP 8 each GPU holds a narrow slice of every expert;
+    # aiconfigurator's measured DeepSeek-V3 expert GEMMs at TP 8 reach 155-600 TFLOPS on H200 and
+    # B200, 8-30% of the fp8 datasheet. 0.8 is a start for the fit, not a measurement.
+    eta_moe: float = Field(0.8, gt=0.05, le=1.0)
     # prefill attention kernels (FA2 35%, FA3 75% of H100's datasheet)
     eta_attention: float = Field(0.6, gt=0.05, le=1.0)
     # achieved fraction of link bandwidth in all-reduce (BLIS beta4 0.75)
@@ -41,7 +46,10 @@ class Knobs(BaseModel):
     moe_layer_overhead_us: float = Field(50.0, ge=0, le=1000)
     # per-sequence bookkeeping per step (BLIS beta6 4.4 us)
     seq_overhead_us: float = Field(4.0, ge=0, le=1000)
-    # request ingest/tokenise/detokenise cost added to TTFT (BLIS alpha0 15.6 ms for an HTTP server)
+    # per-request cost added to TTFT outside the engine's steps: HTTP, tokenising, scheduling, the
+    # first token's trip back (BLIS alpha0 15.6 ms). DeepSeek-R1's TTFT at one to four clients sits
+    # 100-150 ms above aiconfigurator's summed kernel times of its prefill on SGLang and TensorRT-LLM,
+    # but Llama 3.3 70B's on SGLang/H200 does not: that cost is the model's, and no knob carries it.
     api_overhead_ms: float = Field(0.0, ge=0, le=10_000)
 
     def scaled(self, **changes: float) -> Knobs:
@@ -77,16 +85,25 @@ class Calibration(BaseModel):
     # the same, from leave-one-source-out cross-validation: by metric group, and by load band
     # and metric group ("<50%", "50-80%", ">80%"); `unmeasured` for families held out whole
     cv_error_pct: dict[str, dict[str, float]] = {}
+    # model family -> what its requests add to TTFT beyond the engine's per-request cost, in ms:
+    # fitted where its TTFT rows come from two sources or more (fit.model_request_costs)
+    model_request_ms: dict[str, float] = {}
     validated_families: list[str] = []
     validated_models: list[str] = []
     validated_engines: list[str] = []
 
-    def for_family(self, family: str, engine: str | None = None) -> Knobs:
-        """The knobs for a GPU family under an engine: fitted for the pair where the engine was
-        measured on the family; else the family's pooled knobs with the engine's own overheads
-        (the median over the families it was measured on); a family without measurements takes
-        the least favourable efficiency of the measured families, so that an unmeasured GPU is
-        never the optimistic choice."""
+    def for_family(self, family: str, engine: str | None = None, model_family: str | None = None) -> Knobs:
+        """The knobs for a GPU family under an engine, serving a model family: fitted for the pair
+        where the engine was measured on the family; else the family's pooled knobs with the
+        engine's own overheads (the median over the families it was measured on); a family without
+        measurements takes the least favourable efficiency of the measured families, so that an
+        unmeasured GPU is never the optimistic choice. A model family's own per-request cost adds
+        to the engine's."""
+        knobs = self._for_family(family, engine)
+        extra = self.model_request_ms.get(model_family or "", 0.0)
+        return knobs.scaled(api_overhead_ms=knobs.api_overhead_ms + extra) if extra else knobs
+
+    def _for_family(self, family: str, engine: str | None) -> Knobs:
         fitted = self.engines.get(engine or "", {}).get(family)
         if fitted is not None:
             return fitted

@@ -76,7 +76,7 @@ def predict(req: PredictRequest, calibration: Calibration | None = None) -> Pred
 
 
 def _predict(req: PredictRequest, calibration: Calibration) -> Prediction:
-    knobs = calibration.for_family(req.gpu.family, req.config.engine)
+    knobs = calibration.for_family(req.gpu.family, req.config.engine, req.model.family)
     cfg = req.config
     check_support(req.model, req.gpu, cfg)
     if req.tp_auto:

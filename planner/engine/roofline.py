@@ -67,6 +67,7 @@ class ReplicaParams:
     experts_per_token: np.ndarray | float
     moe_layers: np.ndarray | float
     active_body_params: np.ndarray | float  # FLOP params per token excluding the lm head
+    routed_active_params: np.ndarray | float  # ... of them in the routed experts a token visits
     head_params: np.ndarray | float
     weights_total_bytes: np.ndarray | float  # resident, all GPUs of the replica
     kv_bytes_token_gpu: np.ndarray | float  # KV bytes per token on one GPU, all its layers
@@ -93,6 +94,7 @@ class ReplicaParams:
     eta_weights: np.ndarray | float
     eta_kv: np.ndarray | float
     eta_compute: np.ndarray | float
+    eta_moe: np.ndarray | float
     eta_attention: np.ndarray | float
     eta_link: np.ndarray | float
     allreduce_latency_s: np.ndarray | float
@@ -141,7 +143,8 @@ def replica_params(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Kn
     expert_bytes = expert_params * stored(b_w)
     routed_bytes = model.moe_layers * model.experts * expert_bytes
     weights_total = body_bytes + routed_bytes + head_bytes + embed_bytes
-    active_body = body_params + model.moe_layers * model.experts_per_token * expert_params
+    routed_active = model.moe_layers * model.experts_per_token * expert_params
+    active_body = body_params + routed_active
     # KV per token (digest §2.2): GQA heads shard over TP but never below one head per GPU; the MLA
     # latent is replicated on every TP rank.
     kv_per_layer = model.kv_elements_per_token_layer * b_kv * keep
@@ -172,6 +175,7 @@ def replica_params(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Kn
         experts_per_token=float(model.experts_per_token),
         moe_layers=float(model.moe_layers),
         active_body_params=active_body,
+        routed_active_params=routed_active,
         head_params=model.lm_head_params,
         weights_total_bytes=weights_total,
         kv_bytes_token_gpu=kv_bytes_token_gpu,
@@ -194,6 +198,7 @@ def replica_params(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Kn
         eta_weights=knobs.eta_weights,
         eta_kv=knobs.eta_kv,
         eta_compute=knobs.eta_compute,
+        eta_moe=knobs.eta_moe,
         eta_attention=knobs.eta_attention,
         eta_link=knobs.eta_link,
         allreduce_latency_s=knobs.allreduce_latency_us * 1e-6,
@@ -285,7 +290,7 @@ class StepRates:
     driver costs: made once per replica (ReplicaParams.step_rates), so a step only multiplies them
     by its tokens and sums. Floats, or arrays for stacked params."""
 
-    token_flops_s: np.ndarray | float  # one token through the body's linear layers: 2 N_active / (TP eta F)
+    token_flops_s: np.ndarray | float  # one token through the body's linear layers: 2 (N_dense + N_routed / eta_moe) / (TP eta F)
     logit_flops_s: np.ndarray | float  # one logit through the lm head: 2 N_head / (TP eta F)
     weights_s: np.ndarray | float  # streaming the always-read weights: (body + head bytes) / (TP eta BW)
     expert_s: np.ndarray | float  # one routed expert touched in every MoE layer
@@ -314,7 +319,7 @@ def step_rates(p: ReplicaParams) -> StepRates:
         tp_fixed = np.where(p.tp > 1, 2.0 * p.layers * p.allreduce_latency_s, 0.0)
         tp_token = np.where(p.tp > 1, 2.0 * p.layers * ring * link_s_per_token, 0.0)
     return StepRates(
-        token_flops_s=2.0 * p.active_body_params / linear_rate,
+        token_flops_s=2.0 * (p.active_body_params + p.routed_active_params * (1.0 / p.eta_moe - 1.0)) / linear_rate,
         logit_flops_s=2.0 * p.head_params / linear_rate,
         weights_s=(p.body_bytes + p.head_bytes) / weight_rate,
         expert_s=p.moe_layers * p.expert_bytes / weight_rate,

@@ -19,8 +19,9 @@ def resolve_precision(choice: str, model: ModelSpec, gpu: GpuSpec, kind: str) ->
     return model.dtype
 
 
-def knobs_for(gpu: GpuSpec, calibration: Calibration | None, engine: str | None = None) -> Knobs:
-    return (calibration or shipped_calibration()).for_family(gpu.family, engine)
+def knobs_for(gpu: GpuSpec, calibration: Calibration | None, engine: str | None = None,
+              model: ModelSpec | None = None) -> Knobs:
+    return (calibration or shipped_calibration()).for_family(gpu.family, engine, model.family if model else None)
 
 
 def config_with(cfg: ServingConfig, **changes) -> ServingConfig:

@@ -28,7 +28,7 @@ def plan_over_tp(scenario: Scenario, tier: str, model: ModelSpec, gpu: GpuSpec, 
                  calibration: Calibration | None = None) -> TierPlan:
     """The tier's plan at the scenario's weights and PP: the profile's TP or the fitting one with the fewest
     GPUs, its replicas, and the other degrees as alternatives."""
-    knobs = knobs_for(gpu, calibration, scenario.fleet.engine)
+    knobs = knobs_for(gpu, calibration, scenario.fleet.engine, model)
     fleet = scenario.fleet
     price = (fleet.price_usd_hour if fleet.price_usd_hour is not None else gpu.price_usd_hour) * (1.0 - fleet.discount)
     base = serving_config(scenario, model, gpu, 1)

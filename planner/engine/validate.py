@@ -105,6 +105,21 @@ def offline_latency_reason(m: Measurement) -> str:
     return ""
 
 
+def short_run_tail_reason(m: Measurement) -> str:
+    """A tail percentile of a run too short to have one: the p-th percentile of N requests has
+    N (1 - p) requests above it, and below one it is the run's slowest request or two (numpy's
+    interpolation between the largest values). That is a one-off (the start-up burst, kernels
+    compiled at first use) rather than the long run's tail the planner predicts."""
+    stat = m.metric.partition("_ms_")[2]
+    if m.num_prompts is None or not stat.startswith("p") or not stat[1:].isdigit():
+        return ""
+    above = m.num_prompts * (1.0 - int(stat[1:]) / 100.0)
+    if above >= 1.0:
+        return ""
+    return (f"{m.metric} of a run of {m.num_prompts} requests is its slowest one or two, a one-off rather than a "
+            f"percentile; a {stat} needs at least {round(100 / (100 - int(stat[1:])))} requests")
+
+
 def evaluate_rows(data: MeasurementSet, calibration: Calibration | None = None, base_dir: Path | None = None) -> list[RowResult]:
     """Predict every row; rows sharing a configuration share one prediction."""
     return _evaluate_rows(data.rows, calibration or Calibration(), base_dir or data.path.parent, {})
@@ -119,7 +134,7 @@ def _evaluate_rows(rows, calibration: Calibration, base_dir: Path, specs: dict, 
         if scored_only and m.metric not in MEANS_ONLY_METRICS:
             out.append(RowResult(m, None, f"model gives no {m.metric}"))
             continue
-        if unidentified := offline_latency_reason(m):
+        if unidentified := offline_latency_reason(m) or short_run_tail_reason(m):
             out.append(RowResult(m, None, unidentified))
             continue
         key = _config_key(m)
@@ -157,7 +172,7 @@ def _predict_row(m: Measurement, calibration: Calibration, base_dir: Path, specs
     kv = m.kv or ("fp16" if model.dtype == "fp16" else "bf16")
     cfg = ServingConfig(tp=m.tp, pp=m.pp or 1, weights=weights, kv=kv, max_num_seqs=m.max_seqs,
                         max_num_batched_tokens=m.max_batched_tokens, prefix_hit=m.prefix_hit or 0.0, engine=m.engine)
-    p = replica_params(model, gpu, cfg, calibration.for_family(gpu.family, m.engine))
+    p = replica_params(model, gpu, cfg, calibration.for_family(gpu.family, m.engine, model.family))
     # percentiles need the sampled distributions; means come from the fixed point alone
     detailed = m.metric not in MEANS_ONLY_METRICS
     wl = Workload(length_of(m.input_dist, m.input_len, m.input_p90), length_of(m.output_dist, m.output_len, m.output_p90))

@@ -161,7 +161,7 @@ def latency_curve(result: Result, tier: str, should_stop: Callable[[], bool] = n
     )
     if tier_plan.binding in (Binding.MEMORY, Binding.HARDWARE):
         return LatencyCurve(rates_rps=[], ttft_ms=[], tpot_ms=[], saturation_rps=0.0, note=tier_plan.reason, **base)
-    knobs = knobs_for(tier_plan.gpu, result.inputs.calibration, tier_plan.config.engine)
+    knobs = knobs_for(tier_plan.gpu, result.inputs.calibration, tier_plan.config.engine, tier_plan.model)
     params = replica_params(tier_plan.model, tier_plan.gpu, tier_plan.config, knobs)
     wl = result.plan.workload
     max_rate, _, _ = offline_throughput(params, wl)

@@ -21,7 +21,8 @@ Conventions:
   lengths is predicted as it ran.
 * `num_prompts` is how many requests a closed-loop benchmark sent in all (`--num-prompts`). Its
   clients all start at once, so the first `concurrency` prompts arrive as one burst: with it the
-  planner predicts that start-up wave too, which sets the tail of a short run's TTFT. On an
+  planner predicts that start-up wave too, which sets the tail of a short run's TTFT (a p99 of
+  fewer than 100 requests is the run's slowest one or two: listed, not scored). On an
   offline row it marks a run of that many prompts sent at once (`vllm bench serve` at an infinite
   rate): such a run ends in a drain the steady-state model does not give, so validation lists the
   row with that reason and does not score it.

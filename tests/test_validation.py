@@ -28,6 +28,11 @@ def run_validate(capsys, *args) -> dict:
     return report
 
 
+# the measurements header with num_prompts: how many requests a run sent
+HEAD_N = ("model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,prefix_hit,"
+          "metric,value,source,num_prompts")
+
+
 def validate_csv(path, capsys, head: str, rows: list[str]) -> dict:
     """`planner validate` on a CSV of these rows under this header."""
     path.write_text("\n".join([head, *rows]) + "\n")
@@ -83,11 +88,9 @@ def test_an_offline_run_of_a_stated_number_of_prompts_is_listed_not_scored(tmp_p
     # `vllm bench serve` at an infinite rate sends its N prompts at once and ends with the longest
     # outputs decoding nearly alone: not the steady state the planner predicts, on any metric; the
     # same row without N is an offline throughput the steady state does give
-    head = ("model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,"
-            "prefix_hit,metric,value,source,num_prompts")
     base = "llama-3.1-8b,h100-sxm,1,,bf16,bf16,offline,,,215,194,1024,8192,,{metric},{value},https://example.org/a,{n}"
     rows = [base.format(metric=m, value=v, n=n) for n in (1000, "") for m, v in (("output_tok_s", 7800), ("tpot_ms_mean", 48))]
-    finite_tok_s, finite_tpot, steady_tok_s, steady_tpot = validate_csv(tmp_path / "at_once.csv", capsys, head, rows)["rows"]
+    finite_tok_s, finite_tpot, steady_tok_s, steady_tpot = validate_csv(tmp_path / "at_once.csv", capsys, HEAD_N, rows)["rows"]
     for r in (finite_tok_s, finite_tpot):
         assert r["predicted"] is None and "a run of 1000 prompts sent at once ends in a drain" in r["reason"]
     assert steady_tok_s["predicted"] is not None and steady_tpot["predicted"] is not None
@@ -97,12 +100,10 @@ def test_a_tail_percentile_of_too_short_a_run_is_listed_not_scored(tmp_path, cap
     # 40 requests: one request in a hundred is less than one, so the "p99" is the run's slowest one
     # or two; its p90 has four requests above it and its median twenty: both are scored. A run of a
     # hundred has one request above its p99.
-    head = ("model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,prefix_hit,"
-            "metric,value,source,num_prompts")
     base = "llama-3.1-8b,h100-sxm,1,,bf16,bf16,concurrency,,4,1000,200,,,,{metric},100,https://example.org/a,{n}"
     rows = [base.format(metric=m, n=n) for m, n in (("ttft_ms_p99", 40), ("e2e_ms_p99", 99), ("ttft_ms_p90", 40),
                                                     ("ttft_ms_p50", 40), ("ttft_ms_p99", 100))]
-    p99_40, e2e_99, p90_40, p50_40, p99_100 = validate_csv(tmp_path / "short.csv", capsys, head, rows)["rows"]
+    p99_40, e2e_99, p90_40, p50_40, p99_100 = validate_csv(tmp_path / "short.csv", capsys, HEAD_N, rows)["rows"]
     for r, n in ((p99_40, 40), (e2e_99, 99)):
         assert r["predicted"] is None
         assert f"of a run of {n} requests is its slowest one or two" in r["reason"]
@@ -114,12 +115,10 @@ def test_a_closed_loop_run_of_known_length_includes_its_start_up_burst(tmp_path,
     # 64 clients started at once on a run of 640 prompts: the first 64 queue behind each other's
     # prefill, a tenth of the run, so they set TTFT p99 and raise the mean; without num_prompts the
     # steady state alone is predicted; one client has no burst
-    head = ("model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,prefix_hit,"
-            "metric,value,source,num_prompts")
     base = "llama-3.1-8b,h100-sxm,1,,bf16,bf16,concurrency,,{c},2000,500,,,,{metric},100,https://example.org/a,{n}"
     rows = [base.format(c=c, metric=metric, n=n) for c, n in ((64, ""), (64, 640), (1, ""), (1, 100))
             for metric in ("ttft_ms_p99", "ttft_ms_mean")]
-    p = [r["predicted"] for r in validate_csv(tmp_path / "closed.csv", capsys, head, rows)["rows"]]
+    p = [r["predicted"] for r in validate_csv(tmp_path / "closed.csv", capsys, HEAD_N, rows)["rows"]]
     steady_p99, steady_mean, burst_p99, burst_mean, one_p99, one_mean, one_n_p99, one_n_mean = p
     assert burst_p99 > 3 * steady_p99  # 64 prompts of 2,000 tokens: about 16 budget-sized steps
     assert steady_mean < burst_mean < burst_p99

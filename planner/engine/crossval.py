@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from planner.engine import catalog
-from planner.engine.fit import calibrate
+from planner.engine.fit import calibrate, gpu_family_of, model_family_of
 from planner.engine.knobs import Calibration
 from planner.engine.measurements import Measurement, MeasurementSet
 from planner.engine.trust import LOAD_BANDS
@@ -49,21 +48,6 @@ def source_of(m: Measurement) -> tuple[str, str, str]:
     return (m.url, m.engine, m.mode)
 
 
-def _family(gpu_id: str) -> str | None:
-    try:
-        return catalog.get_gpu(gpu_id).family
-    except ValueError:
-        return None
-
-
-def model_family_of(m: Measurement, base_dir: Path) -> str:
-    """The row's model family ('' where the model cannot be resolved: such rows are not predicted)."""
-    try:
-        return catalog.get_model(m.model, base_dir=base_dir).family
-    except (ValueError, OSError):
-        return ""
-
-
 def fold_of_sources(rows: list[Measurement], folds: int, key: Callable[[Measurement], object] = source_of) -> dict:
     """Sources (or the groups `key` names) dealt into `folds` folds of similar row counts: largest
     first, each to the fold with the fewest rows so far (deterministic, so a figure can be
@@ -85,7 +69,7 @@ def _held_out(data: MeasurementSet, start: Calibration, parallel: bool | None, k
     """Every row predicted with knobs fitted without its fold: the groups `key` names dealt into
     `folds` folds. Returns the results in row order, the number of groups and of folds."""
     rows = list(data.rows)
-    family_of = [_family(m.gpu) for m in rows]
+    family_of = [gpu_family_of(m.gpu) for m in rows]
     fold = fold_of_sources(rows, folds, key)
     held: list[RowResult | None] = [None] * len(rows)
     n_folds = max(fold.values(), default=-1) + 1
@@ -113,7 +97,7 @@ def cross_validate(data: MeasurementSet, start: Calibration | None = None, paral
     start = start or Calibration()
     base_dir = data.path.parent
     rows = list(data.rows)
-    family_of = [_family(m.gpu) for m in rows]
+    family_of = [gpu_family_of(m.gpu) for m in rows]
     by_source, n_sources, n_folds = _held_out(data, start, parallel, source_of, folds, "sources", progress)
     by_model: list[RowResult] = []
     if held_out_models:
@@ -161,7 +145,7 @@ def error_table(results: list[RowResult], base_dir: Path | None = None,
                 out[f"{group}_n"] = len(errs)
         return out
 
-    family_of = {id(r): _family(r.row.gpu) for r in results}
+    family_of = {id(r): gpu_family_of(r.row.gpu) for r in results}
     model_of = {id(r): model_family_of(r.row, base_dir or Path.cwd()) for r in results}
     table = {"all": groups(lambda r: True)}
     for band in LOAD_BANDS:

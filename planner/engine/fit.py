@@ -141,7 +141,7 @@ class _Rows:
         self.rows = tuple(m for m in rows if m.metric in MEANS_ONLY_METRICS and m.value > 0)
         self.base_dir = base_dir
         self.specs: dict = {}
-        families = [_model_family(m, base_dir) for m in self.rows]
+        families = [model_family_of(m, base_dir) for m in self.rows]
         self.request_groups = {f: np.array([g == f for g in families]) for f in request_families if f in families}
         self.is_ttft = np.array([m.metric == "ttft_ms_mean" for m in self.rows], dtype=bool)
         self.carries_ttft = self.is_ttft | np.array([m.metric == "e2e_ms_mean" for m in self.rows], dtype=bool)
@@ -180,17 +180,26 @@ class _Rows:
 
 
 # A model family's own per-request cost (Calibration.model_request_ms) is fitted from its TTFT rows
-# at light load, where queueing does not stand in for it, and only where two publications or more
-# measured them: one source's gateway or client must not become the model's.
+# at light load, where queueing does not stand in for it, and only where two publishers or more
+# measured them: one lab's gateway or client must not become the model's.
 LIGHT_LOAD = 0.5
 MIN_REQUEST_ROWS = 6
-MIN_REQUEST_SOURCES = 2
+MIN_REQUEST_PUBLISHERS = 2
 
 
-def _model_family(m: Measurement, base_dir: Path) -> str:
+def model_family_of(m: Measurement, base_dir: Path) -> str:
+    """The row's model family ('' where the model cannot be resolved: such rows are not predicted)."""
     try:
         return catalog.get_model(m.model, base_dir=base_dir).family
     except (ValueError, OSError):
+        return ""
+
+
+def gpu_family_of(gpu_id: str) -> str:
+    """The GPU's calibration family ('' for a GPU outside the catalog)."""
+    try:
+        return catalog.get_gpu(gpu_id).family
+    except ValueError:
         return ""
 
 
@@ -208,22 +217,22 @@ def publisher(url: str) -> str:
 
 
 def _enough(rows: list[Measurement]) -> bool:
-    return len(rows) >= MIN_REQUEST_ROWS and len({publisher(m.url) for m in rows}) >= MIN_REQUEST_SOURCES
+    return len(rows) >= MIN_REQUEST_ROWS and len({publisher(m.url) for m in rows}) >= MIN_REQUEST_PUBLISHERS
 
 
 def _light_ttft_rows(data: MeasurementSet, calibration: Calibration, gpu_families: set[str] | None):
     """The TTFT-mean rows predicted at light load under `calibration` (without model costs), with
     their model family, measured and predicted value."""
     rows = tuple(m for m in data.rows if m.metric == "ttft_ms_mean" and m.value > 0
-                 and (gpu_families is None or _gpu_family(m) in gpu_families))
+                 and (gpu_families is None or gpu_family_of(m.gpu) in gpu_families))
     results = _evaluate_rows(rows, calibration.model_copy(update={"model_request_ms": {}}), data.path.parent, {})
-    return [(m, _model_family(m, data.path.parent), m.value, r.predicted) for m, r in zip(rows, results)
+    return [(m, model_family_of(m, data.path.parent), m.value, r.predicted) for m, r in zip(rows, results)
             if r.predicted and r.utilization is not None and r.utilization < LIGHT_LOAD]
 
 
 def request_cost_families(data: MeasurementSet, calibration: Calibration, gpu_families: set[str] | None = None) -> frozenset[str]:
     """Model families with enough TTFT rows at light load (MIN_REQUEST_ROWS, from
-    MIN_REQUEST_SOURCES publishers) under `calibration` to carry a per-request cost of their own."""
+    MIN_REQUEST_PUBLISHERS publishers) under `calibration` to carry a per-request cost of their own."""
     found: dict[str, list[Measurement]] = {}
     for m, family, _, _ in _light_ttft_rows(data, calibration, gpu_families):
         if family:
@@ -247,13 +256,6 @@ def model_request_costs(data: MeasurementSet, calibration: Calibration, families
         if cost > 0:
             out[family] = round(cost, 1)
     return out
-
-
-def _gpu_family(m: Measurement) -> str:
-    try:
-        return catalog.get_gpu(m.gpu).family
-    except ValueError:
-        return ""
 
 
 _WORKER_ROWS: _Rows | None = None
@@ -356,8 +358,9 @@ def _identified(names: list[str], jac: np.ndarray, weights: np.ndarray,
             why[name] = f"no {kind}'s prediction moves with it; {IDENTIFYING_ROWS[name]} would identify it"
             continue
         if moving < MIN_MOVING_ROWS:
-            why[name] = (f"only {moving} row{'s' if moving != 1 else ''} move{'s' if moving == 1 else ''} with it, too few to "
-                         f"tell it from that row's noise; {IDENTIFYING_ROWS[name]} would identify it")
+            rows_move = f"{kind} moves" if moving == 1 else f"{kind}s move"
+            why[name] = (f"only {moving} {rows_move} with it, too few to tell it from their noise; "
+                         f"{IDENTIFYING_ROWS[name]} would identify it")
             continue
         if kept:
             basis = scaled[:, kept]

@@ -49,7 +49,7 @@ class Knobs(BaseModel):
     # per-request cost added to TTFT outside the engine's steps: HTTP, tokenising, scheduling, the
     # first token's trip back (BLIS alpha0 15.6 ms). DeepSeek-R1's TTFT at one to four clients sits
     # 100-150 ms above aiconfigurator's summed kernel times of its prefill on SGLang and TensorRT-LLM,
-    # but Llama 3.3 70B's on SGLang/H200 does not: that cost is the model's, and no knob carries it.
+    # but Llama 3.3 70B's on SGLang/H200 does not: that cost is the model's (model_request_ms below).
     api_overhead_ms: float = Field(0.0, ge=0, le=10_000)
 
     def scaled(self, **changes: float) -> Knobs:
@@ -86,7 +86,7 @@ class Calibration(BaseModel):
     # and metric group ("<50%", "50-80%", ">80%"); `unmeasured` for families held out whole
     cv_error_pct: dict[str, dict[str, float]] = {}
     # model family -> what its requests add to TTFT beyond the engine's per-request cost, in ms:
-    # fitted where its TTFT rows come from two sources or more (fit.model_request_costs)
+    # fitted where its TTFT rows at light load come from two publishers or more (fit.model_request_costs)
     model_request_ms: dict[str, float] = {}
     validated_families: list[str] = []
     validated_models: list[str] = []

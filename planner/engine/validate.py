@@ -113,11 +113,11 @@ def short_run_tail_reason(m: Measurement) -> str:
     stat = m.metric.partition("_ms_")[2]
     if m.num_prompts is None or not stat.startswith("p") or not stat[1:].isdigit():
         return ""
-    above = m.num_prompts * (1.0 - int(stat[1:]) / 100.0)
-    if above >= 1.0:
+    above_share = 1.0 - int(stat[1:]) / 100.0
+    if m.num_prompts * above_share >= 1.0:
         return ""
     return (f"{m.metric} of a run of {m.num_prompts} requests is its slowest one or two, a one-off rather than a "
-            f"percentile; a {stat} needs at least {round(100 / (100 - int(stat[1:])))} requests")
+            f"percentile; a {stat} needs at least {round(1.0 / above_share)} requests")
 
 
 def evaluate_rows(data: MeasurementSet, calibration: Calibration | None = None, base_dir: Path | None = None) -> list[RowResult]:

@@ -185,7 +185,10 @@ def _predict_parser(sub) -> None:
     p.add_argument("--max-seqs", type=positive_int, help="running-sequence cap (vLLM max_num_seqs)")
     p.add_argument("--max-batched-tokens", type=positive_int, help="chunked-prefill token budget (max_num_batched_tokens)")
     p.add_argument("--no-chunked-prefill", action="store_true", help="whole-prompt prefill steps (vLLM V0 style)")
-    p.add_argument("--gpu-mem-util", type=mem_fraction, default=0.9)
+    p.add_argument("--gpu-mem-util", type=mem_fraction, default=0.9,
+                   help="share of GPU memory for weights, activations and KV cache (vLLM gpu_memory_utilization, "
+                        "SGLang mem_fraction_static); on TensorRT-LLM the KV cache's share of the memory the model "
+                        "leaves free (free_gpu_memory_fraction)")
     p.add_argument("--prefix-hit", type=fraction, default=0.0, help="share of prompt tokens served from the prefix cache")
     p.add_argument("--spec-k", type=int, default=0, help="speculative decoding draft length")
     # unset: ServingConfig's defaults; given without --spec-k they would change nothing, so they are refused

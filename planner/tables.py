@@ -193,16 +193,22 @@ def validation_tables(rows: list[dict], report: dict, unparsed: list[str]) -> li
         detail.add_row(r["model"], r["gpu"], str(r["tp"]), load, f"{fmt_sig(r['input_len'])}/{fmt_sig(r['output_len'])}",
                        r["metric"], fmt_sig(r["measured"], 4),
                        fmt_sig(r["predicted"], 4) if r["predicted"] is not None else "-", err)
-    summary = Table(title="absolute % error per metric", header_style="bold", title_justify="left")
-    for col in ("metric", "n", "median", "mean"):
-        summary.add_column(col, justify="left" if col == "metric" else "right")
-    for metric, s in list(report["summary"].items()) + [("overall", report["overall"])]:
-        summary.add_row(metric, str(s["n"]), f"{s['median_ape']}%" if s["median_ape"] is not None else "-",
-                        f"{s['mean_ape']}%" if s["mean_ape"] is not None else "-")
-    out = [detail, summary]
+    out = [detail, _error_summary(report, "absolute % error per metric")]
+    if "finite_runs" in report:
+        out.append(_error_summary(report["finite_runs"], "absolute % error per metric, runs of N prompts sent at once"))
     if unparsed:
         out.append(Text("rows not parsed:\n" + "\n".join(unparsed), style="yellow"))
     return out
+
+
+def _error_summary(report: dict, title: str) -> Table:
+    table = Table(title=title, header_style="bold", title_justify="left")
+    for col in ("metric", "n", "median", "mean"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for metric, s in list(report["summary"].items()) + [("overall", report["overall"])]:
+        table.add_row(metric, str(s["n"]), f"{s['median_ape']}%" if s["median_ape"] is not None else "-",
+                      f"{s['mean_ape']}%" if s["mean_ape"] is not None else "-")
+    return table
 
 
 def cross_validation_tables(cv: dict) -> list:

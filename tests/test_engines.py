@@ -9,8 +9,11 @@ from planner.cli import main
 from planner.engine import catalog
 from planner.engine.engines import ENGINES, default_batched_tokens, default_max_seqs
 from planner.engine.knobs import Calibration, Knobs
-from planner.engine.roofline import ServingConfig, replica_params
+from planner.engine.offline import batch_cap
+from planner.engine.roofline import ServingConfig, kv_capacity_tokens, replica_params
+from planner.engine.scenario import LengthDist
 from planner.engine.trust import error_band, validated
+from planner.engine.workload import Workload
 
 
 @pytest.mark.parametrize("gpu, engine, seqs, tokens", [
@@ -30,6 +33,23 @@ def test_set_limits_win_over_the_engines_defaults():
     p = replica_params(catalog.get_model("llama-3.1-8b"), catalog.get_gpu("h100-sxm"),
                        ServingConfig(engine="sglang", max_num_seqs=64, max_num_batched_tokens=512), Knobs())
     assert (p.max_num_seqs, p.budget_tokens) == (64, 512)
+
+
+def test_tensorrt_llm_admits_a_request_only_with_room_for_its_whole_output():
+    """GUARANTEED_NO_EVICT: the running batch is the KV cache over prompt + output per sequence, not
+    over the mean context of a decoding sequence (prompt + half the output) as vLLM's preempting
+    scheduler fills it."""
+    model, gpu = catalog.get_model("llama-3.1-8b"), catalog.get_gpu("h100-sxm")
+    wl = Workload(LengthDist(kind="fixed", mean=1000.0), LengthDist(kind="fixed", mean=3000.0))
+    caps = {}
+    for engine in ("vllm", "trtllm"):
+        p = replica_params(model, gpu, ServingConfig(engine=engine, max_num_seqs=100_000), Knobs())
+        kv = float(kv_capacity_tokens(p))
+        caps[engine] = (batch_cap(p, wl), kv)
+    # vLLM: mean context 1000 + 3000/2 = 2500 tokens, plus half a 16-token block
+    assert caps["vllm"][0] == pytest.approx(caps["vllm"][1] / 2508.0, rel=1e-12)
+    # TensorRT-LLM: the whole 4000 tokens
+    assert caps["trtllm"][0] == pytest.approx(caps["trtllm"][1] / 4008.0, rel=1e-12)
 
 
 def knobs(**changes) -> Knobs:

@@ -53,6 +53,21 @@ def test_memory_budget_and_kv_capacity():
     assert kv_capacity_tokens(p) == 453_044
 
 
+def test_tensorrt_llm_takes_its_share_of_the_memory_the_model_leaves_free():
+    p = replica_params(llama8b(), h100(), ServingConfig(engine="trtllm"), KNOBS)
+    mem = memory_per_gpu(p)
+    # other: 1 GiB + activations 268.4 MB + logits 2048 seqs * 128256 * 4 = 1,050.7 MB = 2.393 GB
+    assert mem["other"] == pytest.approx(1.073741824e9 + 268_435_456 + 1_050_673_152, rel=1e-9)
+    # free after loading: 85.899 - 16.061 - 2.393 = 67.446 GB; KV 0.9 of it = 60.701 GB -> / 131,072 = 463,114 tokens
+    assert float(mem["kv"]) == pytest.approx(0.9 * (80 * 2**30 - mem["weights"] - mem["other"]), rel=1e-12)
+    assert kv_capacity_tokens(p) == 463_114
+    # a model larger than the GPU is short by what it lacks, not by a share of it
+    big = replica_params(llama70b(), h100(), ServingConfig(engine="trtllm"), KNOBS)
+    short = memory_per_gpu(big)
+    assert float(short["shortfall"]) == pytest.approx(float(short["weights"] + short["other"]) - 80 * 2**30, rel=1e-12)
+    assert float(short["kv"]) == 0.0
+
+
 def test_decode_step_is_weight_streaming_bound_at_batch_one():
     p = replica_params(llama8b(), h100(), ServingConfig(), KNOBS)
     st = step_time(p, 1, 1000, 0, 0)

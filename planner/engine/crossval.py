@@ -25,7 +25,7 @@ from planner.engine.fit import calibrate, gpu_family_of, model_family_of
 from planner.engine.knobs import Calibration
 from planner.engine.measurements import Measurement, MeasurementSet
 from planner.engine.trust import LOAD_BANDS
-from planner.engine.validate import METRIC_GROUPS, RowResult, _evaluate_rows
+from planner.engine.validate import FINITE_RUN, METRIC_GROUPS, RowResult, _evaluate_rows
 
 # Each fold costs a full calibration (minutes on two cores); five keep a run to a quarter hour.
 DEFAULT_FOLDS = 5
@@ -135,11 +135,16 @@ def error_table(results: list[RowResult], base_dir: Path | None = None,
                 within_models: bool = False) -> dict[str, dict[str, float | None]]:
     """Median absolute % error per metric group: overall, by load band, by engine, by GPU family
     and by model family; with the row counts under `n`. `within_models` adds each load band, engine
-    and GPU family within each model family (`model llama load <50%`, `model llama engine sglang`)."""
-    def groups(pick) -> dict[str, float | None]:
+    and GPU family within each model family (`model llama load <50%`, `model llama engine sglang`).
+    Runs of N prompts sent at once have their own line (`finite runs`) and stay out of the others:
+    the bands a plan shows are for a server in its steady state."""
+    finite = [r for r in results if r.load_band == FINITE_RUN]
+    results = [r for r in results if r.load_band != FINITE_RUN]
+
+    def groups(pick, rows: list[RowResult] = results) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
         for group, metrics in METRIC_GROUPS.items():
-            errs = [abs(r.error_pct) for r in results if r.error_pct is not None and r.row.metric in metrics and pick(r)]
+            errs = [abs(r.error_pct) for r in rows if r.error_pct is not None and r.row.metric in metrics and pick(r)]
             if errs:
                 out[group] = _median(errs)
                 out[f"{group}_n"] = len(errs)
@@ -167,6 +172,7 @@ def error_table(results: list[RowResult], base_dir: Path | None = None,
             for gpu in sorted({family_of[id(r)] for r in mine if family_of[id(r)]}):
                 table[f"model {family} gpu {gpu}"] = groups(
                     lambda r, f=family, g=gpu: model_of[id(r)] == f and family_of[id(r)] == g)
+    table["finite runs"] = groups(lambda r: True, finite)
     return {k: v for k, v in table.items() if v}
 
 

@@ -36,6 +36,23 @@ def default_max_seqs(engine: str, gpu: GpuSpec) -> int:
     return 2048
 
 
+def kv_from_free_memory(engine: str) -> bool:
+    """Whether the memory share (`gpu_mem_util`) is of the memory left free once the model is
+    loaded. TensorRT-LLM gives its KV cache that share of the free memory (KvCacheConfig.
+    free_gpu_memory_fraction, default 0.9: https://nvidia.github.io/TensorRT-LLM/examples/
+    kvcacheconfig.html); vLLM's gpu_memory_utilization and SGLang's mem_fraction_static are shares of
+    the whole GPU that weights, activations and the KV cache split between them."""
+    return engine == "trtllm"
+
+
+def reserves_whole_sequence(engine: str) -> bool:
+    """Whether the engine admits a request only once the KV cache can hold its prompt and every
+    output token it may generate. TensorRT-LLM's default capacity scheduler, GUARANTEED_NO_EVICT,
+    does (https://nvidia.github.io/TensorRT-LLM/torch/scheduler.html); vLLM and SGLang admit on the
+    prompt and preempt when the cache runs out, so their running batch is set by the mean context."""
+    return engine == "trtllm"
+
+
 def default_batched_tokens(engine: str, gpu: GpuSpec) -> int:
     """Per-step token budget (chunked-prefill size) when the profile sets none.
     vLLM V1 (API server): 8192 on GPUs of >= 70 GiB other than A100, else 2048.

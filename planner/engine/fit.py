@@ -28,7 +28,7 @@ import numpy as np
 from planner.engine import catalog
 from planner.engine.knobs import ENGINE_KNOBS, Calibration, Knobs
 from planner.engine.measurements import Measurement, MeasurementSet
-from planner.engine.validate import MEANS_ONLY_METRICS, _evaluate_rows
+from planner.engine.validate import MEANS_ONLY_METRICS, _evaluate_rows, is_finite_run
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,9 @@ class _Rows:
     low load lack, so the knobs are fitted to everything else."""
 
     def __init__(self, rows: tuple[Measurement, ...], base_dir: Path, request_families: frozenset[str] = frozenset()):
-        self.rows = tuple(m for m in rows if m.metric in MEANS_ONLY_METRICS and m.value > 0)
+        # a finite run is simulated step by step (finite_run.py), too slow to predict at every trial
+        # of a fit: validation and cross-validation score it, the knobs come from the other rows
+        self.rows = tuple(m for m in rows if m.metric in MEANS_ONLY_METRICS and m.value > 0 and not is_finite_run(m))
         self.base_dir = base_dir
         self.specs: dict = {}
         families = [model_family_of(m, base_dir) for m in self.rows]
@@ -223,7 +225,7 @@ def _enough(rows: list[Measurement]) -> bool:
 def _light_ttft_rows(data: MeasurementSet, calibration: Calibration, gpu_families: set[str] | None):
     """The TTFT-mean rows predicted at light load under `calibration` (without model costs), with
     their model family, measured and predicted value."""
-    rows = tuple(m for m in data.rows if m.metric == "ttft_ms_mean" and m.value > 0
+    rows = tuple(m for m in data.rows if m.metric == "ttft_ms_mean" and m.value > 0 and not is_finite_run(m)
                  and (gpu_families is None or gpu_family_of(m.gpu) in gpu_families))
     results = _evaluate_rows(rows, calibration.model_copy(update={"model_request_ms": {}}), data.path.parent, {})
     return [(m, model_family_of(m, data.path.parent), m.value, r.predicted) for m, r in zip(rows, results)
@@ -551,7 +553,7 @@ def _own_host_costs(per_engine: dict[str, dict[str, Knobs]],
 def _fit_rows(data: MeasurementSet, rows: list[Measurement], name: str, start: Knobs, parallel: bool | None,
               skipped: dict[str, str], names: list[str] | None = None,
               request_families: frozenset[str] = frozenset()) -> FamilyFit | None:
-    scorable = [m for m in rows if m.metric in MEANS_ONLY_METRICS and m.value > 0]
+    scorable = [m for m in rows if m.metric in MEANS_ONLY_METRICS and m.value > 0 and not is_finite_run(m)]
     if len(scorable) < MIN_ROWS_PER_FAMILY:
         skipped[name] = (f"only {len(scorable)} rows with a mean metric; need {MIN_ROWS_PER_FAMILY} "
                          "(offline throughput and low-load TPOT/TTFT rows identify the knobs)")

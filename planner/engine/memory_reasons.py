@@ -7,6 +7,7 @@ from planner.engine.binding import Binding
 from planner.engine.feasibility import context_problem, fitting_tp_degrees, node_size, tp_divides
 from planner.engine.knobs import Knobs
 from planner.engine.numbers import fmt_gb, fmt_sig
+from planner.engine.offline import admitted_context
 from planner.engine.roofline import ServingConfig, memory_per_gpu, replica_params, sequence_kv_tokens
 from planner.engine.specs import GB, TP_DEGREES, GpuSpec, ModelSpec
 from planner.engine.tier_config import config_with
@@ -42,7 +43,7 @@ def does_not_fit(tier, model, gpu, base, knobs, node_limit, price, wl: Workload,
 def request_kv_reason(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Knobs, wl: Workload) -> str:
     """Memory capacity taken by the KV cache of the mean request, against what the GPU has left."""
     p = replica_params(model, gpu, cfg, knobs)
-    need_gb = float(p.kv_bytes_token_gpu * sequence_kv_tokens(p, wl.decode_ctx_mean)) / GB
+    need_gb = float(p.kv_bytes_token_gpu * sequence_kv_tokens(p, admitted_context(p, wl))) / GB
     free_gb = float(memory_per_gpu(p)["kv"]) / GB
     return (f"memory capacity: the mean request's KV cache takes {fmt_gb(need_gb)} per GPU at TP={cfg.tp}, "
             f"of {fmt_gb(free_gb)} left after the weights")
@@ -52,5 +53,6 @@ def kv_reason(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Knobs, 
     p = replica_params(model, gpu, cfg, knobs)
     kv_gb = float(memory_per_gpu(p)["kv"]) / GB
     return (f"memory capacity bound: after the weights, {fmt_gb(kv_gb)} of KV cache per GPU at TP={cfg.tp} does not hold "
-            f"one request of {fmt_sig(wl.decode_ctx_mean)} tokens for {model.id}; shorten the prompts, quantize the KV cache, "
+            f"one request of {fmt_sig(float(admitted_context(p, wl)))} tokens for {model.id}; shorten the prompts, "
+            "quantize the KV cache, "
             f"or use larger GPUs")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from planner.engine.cycles import decode_step, prefill_cost, spec_tokens_per_step
 from planner.engine.roofline import (
     BLOCK_TOKENS,
@@ -44,11 +46,18 @@ class OperatingPoint:
     note: str = ""
 
 
+def admitted_context(p: ReplicaParams, wl: Workload):
+    """Context each running sequence holds KV room for: its mean over the decode (vLLM, SGLang,
+    which preempt when the cache runs out), or its prompt and whole output (an engine that admits
+    only what it can finish, engines.reserves_whole_sequence)."""
+    return np.where(np.asarray(p.kv_reserve_whole) > 0, wl.mean_in + wl.mean_out, wl.decode_ctx_mean)
+
+
 def batch_cap(p: ReplicaParams, wl: Workload) -> float:
-    """Running-sequence cap: max_num_seqs, and the KV cache at each sequence's mean footprint plus
-    half a block of paging waste (digest §2.5, §2.4)."""
+    """Running-sequence cap: max_num_seqs, and the KV cache at each sequence's admitted footprint
+    plus half a block of paging waste (digest §2.5, §2.4)."""
     kv = float(kv_capacity_tokens(p))
-    return float(min(p.max_num_seqs, kv / (sequence_kv_tokens(p, wl.decode_ctx_mean) + BLOCK_TOKENS / 2)))
+    return float(min(p.max_num_seqs, kv / (float(sequence_kv_tokens(p, admitted_context(p, wl))) + BLOCK_TOKENS / 2)))
 
 
 def offline_throughput(p: ReplicaParams, wl: Workload) -> tuple[float, float, StepTime]:

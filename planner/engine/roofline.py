@@ -12,7 +12,13 @@ from functools import cached_property
 import numpy as np
 
 from planner.engine.catalog import achieved_shares
-from planner.engine.engines import DEFAULT_ENGINE, default_batched_tokens, default_max_seqs
+from planner.engine.engines import (
+    DEFAULT_ENGINE,
+    default_batched_tokens,
+    default_max_seqs,
+    kv_from_free_memory,
+    reserves_whole_sequence,
+)
 from planner.engine.knobs import Knobs
 from planner.engine.specs import BYTES_PER_ELEMENT, GB, GIB, GpuSpec, ModelSpec, kv_tokens_kept
 
@@ -86,6 +92,8 @@ class ReplicaParams:
     budget_tokens: np.ndarray | float  # chunked-prefill token budget (inf when off)
     chunked: np.ndarray | float
     gpu_mem_util: np.ndarray | float
+    mem_util_of_free: np.ndarray | float  # 1: gpu_mem_util is a share of the memory the model leaves free
+    kv_reserve_whole: np.ndarray | float  # 1: a request is admitted with KV room for its whole output
     prefix_hit: np.ndarray | float
     spec_k: np.ndarray | float
     spec_accept: np.ndarray | float
@@ -191,6 +199,8 @@ def replica_params(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Kn
         budget_tokens=float(budget) if cfg.chunked_prefill else np.inf,
         chunked=1.0 if cfg.chunked_prefill else 0.0,
         gpu_mem_util=cfg.gpu_mem_util,
+        mem_util_of_free=1.0 if kv_from_free_memory(cfg.engine) else 0.0,
+        kv_reserve_whole=1.0 if reserves_whole_sequence(cfg.engine) else 0.0,
         prefix_hit=cfg.prefix_hit,
         spec_k=float(cfg.spec_k),
         spec_accept=cfg.spec_accept,
@@ -238,10 +248,13 @@ def memory_per_gpu(p: ReplicaParams) -> dict[str, np.ndarray | float]:
     gpus = p.tp * p.pp
     weights = p.weights_total_bytes / gpus
     other = RUNTIME_RESERVE_BYTES + np.where(p.tp > 1, NCCL_BYTES, 0.0) + activation_bytes(p)
-    budget = p.gpu_mem_util * p.mem_bytes
-    kv = np.maximum(budget - weights - other, 0.0)
+    used = weights + other
+    # TensorRT-LLM's share is of what the loaded model leaves free, vLLM's and SGLang's of the GPU
+    of_free = np.minimum(used, p.mem_bytes) + p.gpu_mem_util * np.maximum(p.mem_bytes - used, 0.0)
+    budget = np.where(p.mem_util_of_free > 0, of_free, p.gpu_mem_util * p.mem_bytes)
+    kv = np.maximum(budget - used, 0.0)
     return {"weights": weights, "other": other, "kv": kv, "budget": budget,
-            "shortfall": np.maximum(weights + other - budget, 0.0)}
+            "shortfall": np.maximum(used - budget, 0.0)}
 
 
 def kv_capacity_tokens(p: ReplicaParams) -> np.ndarray | float:

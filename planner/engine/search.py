@@ -23,9 +23,11 @@ from planner.engine.binding import UNSTABLE, Binding
 from planner.engine.feasibility import fleet_problem, over_fleet_limit
 from planner.engine.hosted_api import cheaper_hosted_apis
 from planner.engine.knobs import Calibration, shipped_calibration
+from planner.engine.offline import admitted_context
 from planner.engine.plan import workload_of
 from planner.engine.replica_checks import replica_check
 from planner.engine.roofline import (
+    BLOCK_TOKENS,
     ReplicaParams,
     ServingConfig,
     kv_capacity_tokens,
@@ -169,7 +171,7 @@ def screen(p: ReplicaParams, wl: Workload, scenario: Scenario, prices: np.ndarra
     mem = memory_per_gpu(p)
     kv_tokens = kv_capacity_tokens(p)
     ctx = wl.decode_ctx_mean
-    cap = np.minimum(p.max_num_seqs, kv_tokens / (sequence_kv_tokens(p, ctx) + 8.0))
+    cap = np.minimum(p.max_num_seqs, kv_tokens / (sequence_kv_tokens(p, admitted_context(p, wl)) + BLOCK_TOKENS / 2))
     grid = wl.in_grid[:: max(1, len(wl.in_grid) // 64)][None, :]
     hit = np.asarray(p.prefix_hit, dtype=float)[:, None]
     cached = np.floor(hit * grid / 16.0) * 16.0  # whole 16-token blocks, as prompt_tokens()

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from planner.engine import catalog
+from planner.engine.finite_run import finite_run_point
 from planner.engine.knobs import Calibration
 from planner.engine.measurements import Measurement, MeasurementSet
 from planner.engine.roofline import ServingConfig, replica_params
@@ -27,6 +28,14 @@ METRIC_GROUPS = {
 }
 
 
+FINITE_RUN = "finite run"  # the band of a run of N prompts sent at once
+
+
+def is_finite_run(m: Measurement) -> bool:
+    """A run of a stated number of prompts sent at once (finite_run.py)."""
+    return m.mode == "offline" and m.num_prompts is not None
+
+
 @dataclass
 class RowResult:
     row: Measurement
@@ -36,7 +45,10 @@ class RowResult:
 
     @property
     def load_band(self) -> str:
-        """Where the row sits on the latency-load curve: errors grow toward capacity."""
+        """Where the row sits on the latency-load curve: errors grow toward capacity. A finite run
+        sits on no point of it (it starts full and drains to empty)."""
+        if is_finite_run(self.row):
+            return FINITE_RUN
         if self.row.mode == "offline":
             return LOAD_BANDS[-1]
         return "unknown" if self.utilization is None else load_band(self.utilization)
@@ -75,6 +87,8 @@ def _metric(point, m: Measurement, mean_in: float, mean_out: float) -> float | N
     kind, _, stat = name.partition("_ms_")
     if kind == "itl" and stat in ("p90", "p99"):
         return None  # per-token gaps' tails (a decode step that carried a prompt) are not per-request TPOT
+    if kind == "itl" and stat == "mean" and "itl_mean" in point.tpot_s:
+        return point.tpot_s["itl_mean"] * 1e3  # a finite run's gaps between tokens, over all requests
     kind = "tpot" if kind == "itl" else kind
     dist = {"ttft": point.ttft_s, "tpot": point.tpot_s, "e2e": point.e2e_s}[kind]
     value = dist.get(stat)
@@ -90,13 +104,9 @@ def offline_latency_reason(m: Measurement) -> str:
     end-to-end include the wait behind every request sent at once (their number is not in the row),
     and past the compute knee its TPOT grows with the engine's running-batch cap while throughput
     does not, so an offline TPOT/ITL needs the row's max_seqs. A run of a stated number of prompts
-    (`vllm bench serve` at an infinite rate) is a finite batch whose end, the longest outputs
-    decoding nearly alone, weighs on every metric when it is hundreds of prompts, not thousands."""
-    if m.mode != "offline":
+    (`vllm bench serve` at an infinite rate) is simulated as it ran (finite_run.py)."""
+    if m.mode != "offline" or is_finite_run(m):
         return ""
-    if m.num_prompts is not None:
-        return (f"a run of {m.num_prompts} prompts sent at once ends in a drain (its longest outputs decoding in "
-                "ever smaller batches) that the steady-state model does not give; measure at a request rate or a client count")
     kind = m.metric.partition("_ms_")[0]
     if kind in ("ttft", "e2e"):
         return f"offline {m.metric} includes the wait behind every request sent at once; measure it with mode rate or concurrency"
@@ -177,7 +187,9 @@ def _predict_row(m: Measurement, calibration: Calibration, base_dir: Path, specs
     detailed = m.metric not in MEANS_ONLY_METRICS
     wl = Workload(length_of(m.input_dist, m.input_len, m.input_p90), length_of(m.output_dist, m.output_len, m.output_p90))
     try:
-        if m.mode == "offline":
+        if is_finite_run(m):
+            point = finite_run_point(p, wl, int(m.num_prompts or 0))
+        elif m.mode == "offline":
             point = offline_point(p, wl)
         elif m.mode == "concurrency":
             point = concurrency_point(p, wl, int(m.concurrency or 1), detailed=detailed)
@@ -202,6 +214,16 @@ def _as_benchmarked(p, wl: Workload, m: Measurement, point):
 
 
 def summarize(results: list[RowResult]) -> dict:
+    """Absolute % error per metric and overall, of the rows of a server in its steady state; runs
+    of N prompts sent at once apart (`finite_runs`), as the bands a plan shows leave them out."""
+    out = _summary([r for r in results if r.load_band != FINITE_RUN])
+    finite = [r for r in results if r.load_band == FINITE_RUN]
+    if any(r.error_pct is not None for r in finite):
+        out["finite_runs"] = _summary(finite)
+    return out
+
+
+def _summary(results: list[RowResult]) -> dict:
     per_metric: dict[str, list[float]] = {}
     for r in results:
         if r.error_pct is not None:
@@ -212,10 +234,12 @@ def summarize(results: list[RowResult]) -> dict:
 
 
 def group_errors(results: list[RowResult]) -> dict[str, float]:
-    """Median absolute % error per metric group (the error bands the plan shows)."""
+    """Median absolute % error per metric group (the error bands the plan shows): the rows of a
+    server in its steady state."""
     out = {}
     for group, metrics in METRIC_GROUPS.items():
-        errs = [abs(r.error_pct) for r in results if r.error_pct is not None and r.row.metric in metrics]
+        errs = [abs(r.error_pct) for r in results if r.error_pct is not None and r.row.metric in metrics
+                and r.load_band != FINITE_RUN]
         if errs:
             out[group] = float(np.median(errs))
     return out

@@ -55,7 +55,9 @@ predicted with knobs fitted without it.
 
 **Memory.** Weights (at the chosen precision, with block scales for 4-bit formats), a runtime
 reserve, NCCL buffers and activations come out of `gpu_mem_util` × GPU memory; the rest holds the KV
-cache in 16-token blocks (vLLM PagedAttention). The KV cache caps the running batch.
+cache in 16-token blocks (vLLM PagedAttention). On TensorRT-LLM the KV cache takes `gpu_mem_util` of
+the memory the loaded model leaves free (its `free_gpu_memory_fraction`). The KV cache caps the
+running batch.
 
 **Serving (queueing).** A vLLM-style continuous-batching scheduler with chunked prefill runs in
 cycles: each cycle prefills the prompts that arrived during the previous one (spilling into more

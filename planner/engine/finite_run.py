@@ -1,0 +1,148 @@
+"""A run of N prompts sent at once: `vllm bench serve --request-rate inf --num-prompts N`, or an
+offline batch of N requests.
+
+The queue starts full and empties. The engine admits prompts in arrival order as its running-batch
+cap, its token budget and its KV cache allow, prefills them a budget of tokens per step alongside
+the running decodes, and at the end the longest outputs decode in ever smaller batches. Every
+figure such a run reports comes from that drain: throughput over the whole run, TTFT including the
+wait behind every earlier prompt, each request's TPOT at the batch it met. The steady-state model
+has none of it, so the run is simulated step by step with the same step times as everything else
+(roofline.step_time), the way vLLM V1's scheduler fills a step (running requests first, then
+waiting ones in order; a request that no longer fits the KV cache is preempted, newest first, and
+recomputed later).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.engine.cycles import spec_tokens_per_step
+from planner.engine.offline import OperatingPoint, batch_cap
+from planner.engine.quantiles import summarise
+from planner.engine.roofline import ReplicaParams, kv_capacity_tokens, sequence_kv_tokens, step_time
+from planner.engine.workload import RNG_SEED, Workload, even_picks, prompt_tokens
+
+WAITING, RUNNING, DONE = 0, 1, 2
+
+
+def finite_run_point(p: ReplicaParams, wl: Workload, num_prompts: int) -> OperatingPoint:
+    """What a run of `num_prompts` requests sent at once reports: throughput over its duration,
+    and each request's TTFT, TPOT and end-to-end latency (means and percentiles over requests)."""
+    n = int(num_prompts)
+    in_len = wl.in_grid[even_picks(len(wl.in_grid), n)].astype(float)
+    # outputs in a fixed shuffled order, so a long prompt does not always come with a long output
+    out_len = np.maximum(wl.out_grid[even_picks(len(wl.out_grid), n)], 1.0)[np.random.default_rng(RNG_SEED).permutation(n)]
+    run = _simulate(p, in_len, out_len)
+    if run is None:
+        return OperatingPoint(mode="offline", stable=False,
+                              note="a request does not fit the KV cache even alone: the run never finishes")
+    first_s, done_s = run
+    api_s = float(p.api_overhead_s)
+    duration_s = float(done_s.max())
+    many = out_len > 1
+    tpot_s = (done_s - first_s)[many] / (out_len[many] - 1.0)
+    ttft = summarise(first_s + api_s)
+    e2e = summarise(done_s + api_s)
+    tpot = summarise(tpot_s) if many.any() else {"mean": 0.0, "p50": 0.0, "p90": 0.0, "p99": 0.0}
+    # vllm bench serve's mean ITL: every gap between tokens of every request, weighted alike
+    gaps = float((out_len[many] - 1.0).sum())
+    itl_mean_s = float((done_s - first_s)[many].sum()) / gaps if gaps else 0.0
+    rate = n / duration_s
+    point = OperatingPoint(mode="offline", stable=True, batch=float(min(n, batch_cap(p, wl))), tpot_mean_s=tpot["mean"],
+                           ttft_mean_s=ttft["mean"], e2e_mean_s=e2e["mean"], requests_per_s=rate, max_rate_rps=rate,
+                           utilization=1.0, max_batch=batch_cap(p, wl), kv_tokens=float(kv_capacity_tokens(p)))
+    point.ttft_s, point.tpot_s, point.e2e_s = ttft, {**tpot, "itl_mean": itl_mean_s}, e2e
+    point.note = f"a run of {n} prompts sent at once, simulated step by step until the last finishes"
+    # throughput over the run as its lengths were drawn (the row's means may differ by rounding)
+    point.requests_per_s = rate * (float(out_len.mean()) / wl.mean_out)
+    return point
+
+
+def _simulate(p: ReplicaParams, in_len: np.ndarray, out_len: np.ndarray):
+    """Time of each request's first token and of its last, from the moment all were sent; None
+    when a request cannot run to its end even alone."""
+    n = len(in_len)
+    new, cached = (np.asarray(x, dtype=float) for x in prompt_tokens(p, in_len))
+    kv_tokens = float(kv_capacity_tokens(p))
+    whole = float(p.kv_reserve_whole) > 0
+    budget = float(p.budget_tokens) if float(p.chunked) > 0 else np.inf
+    cap = int(min(float(p.max_num_seqs), 1e9))
+    per_step = float(spec_tokens_per_step(p))
+    state = np.full(n, WAITING)
+    queue_key = np.arange(n, dtype=float)  # waiting order: arrival; a preempted request goes first
+    admitted_at = np.zeros(n)  # admission order of the running (newest preempted first)
+    need = new.copy()  # tokens to prefill before the next token
+    base = cached.copy()  # context already in the cache when that prefill began
+    done_tokens = np.zeros(n)  # of the current prefill
+    post = np.zeros(n)  # tokens decoded since that prefill ended (their KV is held too)
+    generated = np.zeros(n)  # output tokens so far, over preemptions
+    first_s = np.full(n, np.nan)
+    done_s = np.full(n, np.nan)
+    reserve = in_len + out_len  # an engine that admits only what it can finish holds this much
+    if float(np.max(sequence_kv_tokens(p, reserve))) > kv_tokens:
+        return None  # a request the cache cannot hold alone to its end
+    clock_s, admissions = 0.0, 0
+    while True:
+        running = np.flatnonzero(state == RUNNING)
+        waiting = np.flatnonzero(state == WAITING)
+        if running.size == 0 and waiting.size == 0:
+            return first_s, done_s
+        prefilling = running[done_tokens[running] < need[running]]
+        decoding = running[done_tokens[running] >= need[running]]
+        room = budget - decoding.size
+        chunk = np.zeros(n)
+        for i in prefilling[np.argsort(admitted_at[prefilling])]:
+            if room <= 0:
+                break
+            chunk[i] = min(need[i] - done_tokens[i], room)
+            room -= chunk[i]
+        context = base + done_tokens + post
+        used = (float(reserve[running].sum()) if whole else float(np.sum(sequence_kv_tokens(p, context[running])))) \
+            + float(chunk.sum())
+        for i in waiting[np.argsort(queue_key[waiting])]:
+            if room <= 0 or running.size >= cap:
+                break
+            take = min(need[i] - done_tokens[i], room)
+            ask = float(reserve[i]) if whole else float(sequence_kv_tokens(p, base[i] + done_tokens[i] + take))
+            if used + ask > kv_tokens:
+                break
+            state[i] = RUNNING
+            admitted_at[i] = admissions
+            admissions += 1
+            chunk[i] = take
+            room -= take
+            used += ask
+            running = np.append(running, i)
+        if not whole:
+            # decodes grow the cache a token each; past its size the newest running request goes
+            # back to the queue's head, its prompt and output so far to be prefilled again
+            over = used + decoding.size * per_step - kv_tokens
+            for i in running[np.argsort(-admitted_at[running])]:
+                if over <= 0 or running.size <= 1:
+                    break
+                held = float(sequence_kv_tokens(p, context[i])) + float(chunk[i])
+                state[i] = WAITING
+                queue_key[i] = -admissions - 1.0
+                admissions += 1
+                need[i], base[i], done_tokens[i], post[i], chunk[i] = in_len[i] + generated[i], 0.0, 0.0, 0.0, 0.0
+                decoding = decoding[decoding != i]
+                running = running[running != i]
+                over -= held
+        if running.size == 0:
+            return None
+        tokens = chunk[chunk > 0]
+        starts = (base + done_tokens)[chunk > 0]
+        attn = float((tokens * (tokens / 2.0 + starts)).sum())
+        ctx = float(context[decoding].sum())
+        clock_s += float(step_time(p, decoding.size, ctx, float(tokens.sum()), attn, spec_tokens=p.spec_k + 1.0).total_s)
+        done_tokens += chunk
+        generated[decoding] += per_step
+        post[decoding] += per_step
+        finished_prefill = np.flatnonzero((chunk > 0) & (done_tokens >= need))
+        generated[finished_prefill] += 1.0  # the prefill step samples the next token
+        fresh = finished_prefill[np.isnan(first_s[finished_prefill])]
+        first_s[fresh] = clock_s
+        ended = running[generated[running] >= out_len[running]]
+        state[ended] = DONE
+        done_s[ended] = clock_s
+

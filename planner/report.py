@@ -53,6 +53,8 @@ def prediction_json(pred: Prediction, mean_in: float, mean_out: float) -> dict:
         out["rate_rps"] = req.rate_rps
     if req.mode == "concurrency":
         out["concurrency"] = req.concurrency
+    if req.num_prompts is not None:
+        out["num_prompts"] = req.num_prompts
     if not pred.fits or point is None:
         out["reason"] = pred.reason
         return out

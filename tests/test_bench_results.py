@@ -104,7 +104,7 @@ def test_a_run_at_an_infinite_rate_is_a_finite_batch_that_validate_simulates(tmp
     results = evaluate_rows(data)
     predicted = [r for r in results if r.predicted is not None]
     assert {r.row.metric for r in predicted} >= {"output_tok_s", "ttft_ms_mean", "ttft_ms_p99", "tpot_ms_mean"}
-    assert all(r.load_band == "finite run" for r in results)
+    assert all(r.load_band == "finite runs" for r in results)
 
 
 def test_a_folder_reads_its_csv_and_json_files(tmp_path):

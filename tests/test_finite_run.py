@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from planner.engine import catalog
 from planner.engine.finite_run import _simulate, finite_run_point
@@ -77,3 +79,81 @@ def test_a_long_run_approaches_the_steady_state_throughput():
     short_run = finite_run_point(p, wl, 300).requests_per_s
     assert long_run == pytest.approx(steady_rps, rel=0.05)
     assert short_run < 0.9 * long_run
+
+
+def predict_json(capsys, *args) -> dict:
+    import json
+
+    from planner.cli import main
+
+    base = ["predict", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--input-len", "1000", "--output-len", "200",
+            "--format", "json"]
+    assert main(base + list(args)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_predict_gives_what_a_benchmark_of_n_prompts_reports(capsys):
+    """`--num-prompts`: sent at once, the last prompt waits behind all the others (TTFT p99 of
+    seconds, not the steady state's); from 64 clients, the start-up burst raises the TTFT tail."""
+    burst = predict_json(capsys, "--offline", "--num-prompts", "500")
+    assert burst["num_prompts"] == 500 and "sent at once" in burst["note"]
+    assert burst["ttft_ms"]["p99"] > 2 * burst["ttft_ms"]["p50"] > 2000
+    steady = predict_json(capsys, "--concurrency", "64")
+    run = predict_json(capsys, "--concurrency", "64", "--num-prompts", "640")
+    assert "num_prompts" not in steady and run["num_prompts"] == 640
+    assert run["ttft_ms"]["p99"] > 2 * steady["ttft_ms"]["p99"]
+    assert run["tpot_ms"]["mean"] == pytest.approx(steady["tpot_ms"]["mean"])
+
+
+def test_num_prompts_with_a_poisson_rate_is_refused(capsys):
+    from planner.cli import main
+
+    code = main(["predict", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--input-len", "100", "--output-len", "100",
+                 "--rate", "2", "--num-prompts", "50"])
+    assert code == 2
+    assert "--num-prompts goes with --offline" in capsys.readouterr().err
+
+
+def test_without_chunked_prefill_a_step_of_whole_prompts_runs_alone():
+    """Prefill first: the three prompts are one step (no decode rides along), then they decode."""
+    p = params(chunked_prefill=False)
+    first_s, done_s = _simulate(p, np.full(3, 800.0), np.full(3, 3.0))
+    prefill = float(step_time(p, 0, 0.0, 2400.0, 3 * 800.0 ** 2 / 2).total_s)
+    assert first_s == pytest.approx([prefill] * 3, rel=1e-12)
+    decodes = sum(float(step_time(p, 3, 3 * (800.0 + k), 0.0, 0.0).total_s) for k in range(2))
+    assert done_s == pytest.approx([prefill + decodes] * 3, rel=1e-12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 40), l_in=st.floats(10, 3000), l_out=st.floats(1, 300), budget=st.integers(256, 8192),
+       mem=st.floats(0.25, 0.9), engine=st.sampled_from(["vllm", "sglang", "trtllm"]), seqs=st.integers(1, 64))
+def test_every_request_of_a_run_finishes_once_and_in_time(n, l_in, l_out, budget, mem, engine, seqs):
+    p = params(engine=engine, max_num_batched_tokens=budget, gpu_mem_util=mem, max_num_seqs=seqs)
+    rng = np.random.default_rng(n)
+    in_len = np.round(l_in * rng.uniform(0.5, 1.5, n))
+    out_len = np.maximum(np.round(l_out * rng.uniform(0.5, 1.5, n)), 1.0)
+    run = _simulate(p, in_len, out_len)
+    if run is None:  # only when one request cannot hold its whole context in the cache
+        assert float(np.max(in_len + out_len)) > float(kv_capacity_tokens(p))
+        return
+    first_s, done_s = run
+    assert np.all(np.isfinite(first_s)) and np.all(first_s > 0)
+    assert np.all(done_s >= first_s)
+    # a one-token output ends with its prompt's step; longer ones need a decode step per token
+    assert np.all((done_s > first_s) == (out_len > 1))
+
+
+@pytest.mark.parametrize("extra", [[], ["--num-prompts", "10"]])
+def test_a_prompt_longer_than_the_kv_cache_says_how_much_it_holds(capsys, extra):
+    """The cache is named at its size (it used to read "holds 0 tokens" when nothing fit)."""
+    import json
+    import re
+
+    from planner.cli import main
+
+    code = main(["predict", "--model", "llama-3.1-8b", "--gpu", "l4", "--input-len", "100000", "--output-len", "200",
+                 "--offline", "--format", "json", *extra])
+    reason = json.loads(capsys.readouterr().out)["reason"]
+    assert code == 3
+    held = int(re.search(r"holds ([\d,]+) tokens", reason).group(1).replace(",", ""))
+    assert 10_000 < held < 100_100 and "one request of 100,100 tokens" in reason

@@ -24,8 +24,8 @@ import numpy as np
 from planner.engine.fit import calibrate, gpu_family_of, model_family_of
 from planner.engine.knobs import Calibration
 from planner.engine.measurements import Measurement, MeasurementSet
-from planner.engine.trust import LOAD_BANDS
-from planner.engine.validate import FINITE_RUN, METRIC_GROUPS, RowResult, _evaluate_rows
+from planner.engine.trust import FINITE_RUNS, LOAD_BANDS
+from planner.engine.validate import METRIC_GROUPS, RowResult, _evaluate_rows
 
 # Each fold costs a full calibration (minutes on two cores); five keep a run to a quarter hour.
 DEFAULT_FOLDS = 5
@@ -138,8 +138,8 @@ def error_table(results: list[RowResult], base_dir: Path | None = None,
     and GPU family within each model family (`model llama load <50%`, `model llama engine sglang`).
     Runs of N prompts sent at once have their own line (`finite runs`) and stay out of the others:
     the bands a plan shows are for a server in its steady state."""
-    finite = [r for r in results if r.load_band == FINITE_RUN]
-    results = [r for r in results if r.load_band != FINITE_RUN]
+    finite = [r for r in results if r.load_band == FINITE_RUNS]
+    results = [r for r in results if r.load_band != FINITE_RUNS]
 
     def groups(pick, rows: list[RowResult] = results) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
@@ -172,7 +172,7 @@ def error_table(results: list[RowResult], base_dir: Path | None = None,
             for gpu in sorted({family_of[id(r)] for r in mine if family_of[id(r)]}):
                 table[f"model {family} gpu {gpu}"] = groups(
                     lambda r, f=family, g=gpu: model_of[id(r)] == f and family_of[id(r)] == g)
-    table["finite runs"] = groups(lambda r: True, finite)
+    table[FINITE_RUNS] = groups(lambda r: True, finite)
     return {k: v for k, v in table.items() if v}
 
 
@@ -202,6 +202,8 @@ def error_bands(cv: CrossValidation) -> dict[str, dict[str, float]]:
     for key, row in loso.items():
         if key.startswith(("engine ", "gpu ", "model ")) and (own := counted(row)):
             bands[key] = own
+    if FINITE_RUNS in loso:
+        bands[FINITE_RUNS] = medians(loso[FINITE_RUNS])
     held = error_table(cv.by_family, cv.base_dir)
     if "all" in held:
         bands["unmeasured"] = medians(held["all"])

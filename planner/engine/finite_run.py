@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from planner.engine.cycles import spec_tokens_per_step
-from planner.engine.offline import OperatingPoint, batch_cap
+from planner.engine.offline import OperatingPoint, batch_cap, offline_throughput
 from planner.engine.quantiles import summarise
-from planner.engine.roofline import ReplicaParams, kv_capacity_tokens, sequence_kv_tokens, step_time
+from planner.engine.roofline import ReplicaParams, bound_name, kv_capacity_tokens, sequence_kv_tokens, step_time
 from planner.engine.workload import RNG_SEED, Workload, even_picks, prompt_tokens
 
 WAITING, RUNNING, DONE = 0, 1, 2
@@ -34,7 +34,7 @@ def finite_run_point(p: ReplicaParams, wl: Workload, num_prompts: int) -> Operat
     out_len = np.maximum(wl.out_grid[even_picks(len(wl.out_grid), n)], 1.0)[np.random.default_rng(RNG_SEED).permutation(n)]
     run = _simulate(p, in_len, out_len)
     if run is None:
-        return OperatingPoint(mode="offline", stable=False,
+        return OperatingPoint(mode="offline", stable=False, kv_tokens=float(kv_capacity_tokens(p)),
                               note="a request does not fit the KV cache even alone: the run never finishes")
     first_s, done_s = run
     api_s = float(p.api_overhead_s)
@@ -52,6 +52,10 @@ def finite_run_point(p: ReplicaParams, wl: Workload, num_prompts: int) -> Operat
                            ttft_mean_s=ttft["mean"], e2e_mean_s=e2e["mean"], requests_per_s=rate, max_rate_rps=rate,
                            utilization=1.0, max_batch=batch_cap(p, wl), kv_tokens=float(kv_capacity_tokens(p)))
     point.ttft_s, point.tpot_s, point.e2e_s = ttft, {**tpot, "itl_mean": itl_mean_s}, e2e
+    new_in, _ = prompt_tokens(p, wl.in_grid)
+    mean_new = float(np.mean(new_in))
+    point.decode_bound = str(bound_name(offline_throughput(p, wl)[2]))
+    point.prefill_bound = str(bound_name(step_time(p, 0.0, 0.0, mean_new, mean_new ** 2 / 2)))
     point.note = f"a run of {n} prompts sent at once, simulated step by step until the last finishes"
     # throughput over the run as its lengths were drawn (the row's means may differ by rounding)
     point.requests_per_s = rate * (float(out_len.mean()) / wl.mean_out)
@@ -78,8 +82,9 @@ def _simulate(p: ReplicaParams, in_len: np.ndarray, out_len: np.ndarray):
     generated = np.zeros(n)  # output tokens so far, over preemptions
     first_s = np.full(n, np.nan)
     done_s = np.full(n, np.nan)
-    reserve = in_len + out_len  # an engine that admits only what it can finish holds this much
-    if float(np.max(sequence_kv_tokens(p, reserve))) > kv_tokens:
+    # KV an engine that admits only what it can finish holds for a request: its whole context
+    reserve = np.asarray(sequence_kv_tokens(p, in_len + out_len), dtype=float)
+    if float(np.max(reserve)) > kv_tokens:
         return None  # a request the cache cannot hold alone to its end
     clock_s, admissions = 0.0, 0
     while True:
@@ -89,7 +94,7 @@ def _simulate(p: ReplicaParams, in_len: np.ndarray, out_len: np.ndarray):
             return first_s, done_s
         prefilling = running[done_tokens[running] < need[running]]
         decoding = running[done_tokens[running] >= need[running]]
-        room = budget - decoding.size
+        room = budget - decoding.size if np.isfinite(budget) else budget
         chunk = np.zeros(n)
         for i in prefilling[np.argsort(admitted_at[prefilling])]:
             if room <= 0:
@@ -130,11 +135,15 @@ def _simulate(p: ReplicaParams, in_len: np.ndarray, out_len: np.ndarray):
                 over -= held
         if running.size == 0:
             return None
+        if not np.isfinite(budget) and chunk.any():
+            decoding = decoding[:0]  # without chunked prefill a step of whole prompts runs alone (prefill first)
         tokens = chunk[chunk > 0]
         starts = (base + done_tokens)[chunk > 0]
         attn = float((tokens * (tokens / 2.0 + starts)).sum())
         ctx = float(context[decoding].sum())
         clock_s += float(step_time(p, decoding.size, ctx, float(tokens.sum()), attn, spec_tokens=p.spec_k + 1.0).total_s)
+        if decoding.size and float(p.spec_k) > 0:  # the draft model's k steps (cycles.decode_step)
+            clock_s += float(step_time(p, decoding.size, ctx, 0.0, 0.0).total_s) * float(p.spec_draft_ratio * p.spec_k)
         done_tokens += chunk
         generated[decoding] += per_step
         post[decoding] += per_step

@@ -105,7 +105,7 @@ def _offline_throughput(p: ReplicaParams, wl: Workload) -> tuple[float, float, S
 def offline_point(p: ReplicaParams, wl: Workload) -> OperatingPoint:
     rate, batch, st = offline_throughput(p, wl)
     if rate <= 0:
-        return OperatingPoint(mode="offline", stable=False, note="does not fit")
+        return OperatingPoint(mode="offline", stable=False, note="does not fit", kv_tokens=float(kv_capacity_tokens(p)))
     tokens = float(spec_tokens_per_step(p))
     lanes = float(p.pp)
     step = batch / lanes * tokens / (wl.mean_out * rate / lanes) if rate > 0 else float("inf")

@@ -6,12 +6,15 @@ from dataclasses import dataclass, field, replace
 
 from planner.engine import trust
 from planner.engine.feasibility import config_problem, context_problem, tp_divides
+from planner.engine.finite_run import finite_run_point
 from planner.engine.knobs import Calibration, Knobs, shipped_calibration
 from planner.engine.numbers import fmt_gb
-from planner.engine.roofline import ServingConfig, memory_per_gpu, replica_params
+from planner.engine.offline import admitted_context
+from planner.engine.roofline import ServingConfig, kv_capacity_tokens, memory_per_gpu, replica_params
 from planner.engine.scenario import LengthDist
 from planner.engine.serving import OperatingPoint, Workload, concurrency_point, offline_point, rate_point
 from planner.engine.specs import GB, GpuSpec, ModelSpec
+from planner.engine.startup import as_benchmarked
 
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 72)
 
@@ -31,6 +34,7 @@ class PredictRequest:
     concurrency: int = 0
     rate_rps: float = 0.0
     tp_auto: bool = False
+    num_prompts: int | None = None  # a run of this many requests: sent at once (offline) or by the clients
 
 
 @dataclass
@@ -71,7 +75,7 @@ def predict(req: PredictRequest, calibration: Calibration | None = None) -> Pred
     pred.validated = trust.validated(calibration, req.gpu.family, req.model.family, pred.config.engine)
     utilization = pred.point.utilization if pred.point is not None and pred.point.stable else None
     pred.error_pct = trust.error_band(calibration, pred.validated, utilization, pred.config.engine, req.gpu.family,
-                                      req.model.family)
+                                      req.model.family, finite_run=req.mode == "offline" and req.num_prompts is not None)
     return pred
 
 
@@ -102,16 +106,18 @@ def _predict(req: PredictRequest, calibration: Calibration) -> Prediction:
     too_long = context_problem(req.model, wl)
     if too_long:
         raise PredictError(too_long)
-    if req.mode == "offline":
+    if req.mode == "offline" and req.num_prompts is not None:
+        point = finite_run_point(p, wl, req.num_prompts)
+    elif req.mode == "offline":
         point = offline_point(p, wl)
     elif req.mode == "concurrency":
-        point = concurrency_point(p, wl, req.concurrency)
+        point = as_benchmarked(p, wl, concurrency_point(p, wl, req.concurrency), req.concurrency, req.num_prompts)
     else:
         point = rate_point(p, wl, req.rate_rps)
     if point.max_batch < 1:
         reason = (
-            f"does not fit (memory capacity bound): KV cache holds {point.kv_tokens:.0f} tokens, less than one "
-            f"request of {wl.decode_ctx_mean:.0f} tokens"
+            f"does not fit (memory capacity bound): KV cache holds {float(kv_capacity_tokens(p)):,.0f} tokens, less "
+            f"than one request of {float(admitted_context(p, wl)):,.0f} tokens"
         )
         return Prediction(req, cfg, False, reason, memory_gb, None)
     return Prediction(req, cfg, True, "", memory_gb, point)

@@ -96,3 +96,12 @@ def _steady_pseudo_samples(q: dict) -> np.ndarray:
     u = (np.arange(STEADY_SAMPLES) + 0.5) / STEADY_SAMPLES
     return np.interp(u, knots_u, knots_x)
 
+
+def as_benchmarked(p: ReplicaParams, wl: Workload, point: OperatingPoint, clients: int,
+                   num_prompts: int | None) -> OperatingPoint:
+    """A closed-loop run of a known number of prompts, start-up burst included; one client has no
+    burst (its first request meets an idle engine like every other)."""
+    if num_prompts is None or clients <= 1 or not point.stable:
+        return point
+    wave = startup_wave_ttft_s(p, wl, wave_size(p, wl, clients, num_prompts))
+    return with_startup_wave(point, wave, num_prompts)

@@ -9,6 +9,7 @@ from planner.engine.knobs import Calibration
 BAND_GROUPS = ("throughput", "tpot", "ttft", "e2e", "p99")
 # Shares of a replica's capacity: errors grow toward capacity, so bands are kept apart.
 LOAD_BANDS = ("<50%", "50-80%", ">80%")
+FINITE_RUNS = "finite runs"  # the band of runs of N prompts sent at once
 
 
 def load_band(utilization: float | None) -> str:
@@ -25,14 +26,16 @@ def validated(calibration: Calibration, gpu_family: str, model_family: str, engi
 
 
 def error_band(calibration: Calibration, checked: dict[str, bool], utilization: float | None,
-               engine: str | None = None, gpu_family: str | None = None, model_family: str | None = None) -> dict[str, float]:
+               engine: str | None = None, gpu_family: str | None = None, model_family: str | None = None,
+               finite_run: bool = False) -> dict[str, float]:
     """Median absolute % error to expect, per metric group. Leave-one-source-out figures overall,
     of the operating point's load band and those below it, of its engine and of its GPU family, each
     read within its model family where that has enough held-out rows of them (one model family's
     rows can dominate an engine's, a load band's or the overall figure); the figures of families
     held out whole where a GPU or model family was not measured; the in-sample figures when the
     calibration has no cross-validation. Each group takes the widest of the bands that apply, so a
-    band never narrows as load rises, and an engine or family the model reads worse on says so."""
+    band never narrows as load rises, and an engine or family the model reads worse on says so. A
+    run of N prompts sent at once (`finite_run`) adds the figures of such runs."""
     cv = calibration.cv_error_pct
     if not cv:
         return dict(calibration.error_pct)
@@ -55,6 +58,8 @@ def error_band(calibration: Calibration, checked: dict[str, bool], utilization: 
         candidates.append(own(f"gpu {gpu_family}", f" gpu {gpu_family}"))
     if not checked.get("model_family", True):
         candidates.append(cv.get("unmeasured model", {}))
+    if finite_run:
+        candidates.append(cv.get(FINITE_RUNS, {}))
     out: dict[str, float] = {}
     for group in BAND_GROUPS:
         values = [c[group] for c in candidates if c.get(group) is not None]

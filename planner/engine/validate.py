@@ -15,8 +15,8 @@ from planner.engine.roofline import ServingConfig, replica_params
 from planner.engine.scenario import LengthDist
 from planner.engine.serving import Workload, concurrency_point, offline_point, rate_point
 from planner.engine.specs import GpuSpec, ModelSpec
-from planner.engine.startup import startup_wave_ttft_s, wave_size, with_startup_wave
-from planner.engine.trust import LOAD_BANDS, load_band
+from planner.engine.startup import as_benchmarked
+from planner.engine.trust import FINITE_RUNS, LOAD_BANDS, load_band
 
 METRIC_GROUPS = {
     "throughput": ("output_tok_s", "total_tok_s", "requests_per_s"),
@@ -26,9 +26,6 @@ METRIC_GROUPS = {
     # the tails: p90 and p99 of every latency
     "p99": ("ttft_ms_p90", "tpot_ms_p90", "e2e_ms_p90", "ttft_ms_p99", "tpot_ms_p99", "e2e_ms_p99"),
 }
-
-
-FINITE_RUN = "finite run"  # the band of a run of N prompts sent at once
 
 
 def is_finite_run(m: Measurement) -> bool:
@@ -48,7 +45,7 @@ class RowResult:
         """Where the row sits on the latency-load curve: errors grow toward capacity. A finite run
         sits on no point of it (it starts full and drains to empty)."""
         if is_finite_run(self.row):
-            return FINITE_RUN
+            return FINITE_RUNS
         if self.row.mode == "offline":
             return LOAD_BANDS[-1]
         return "unknown" if self.utilization is None else load_band(self.utilization)
@@ -193,7 +190,7 @@ def _predict_row(m: Measurement, calibration: Calibration, base_dir: Path, specs
             point = offline_point(p, wl)
         elif m.mode == "concurrency":
             point = concurrency_point(p, wl, int(m.concurrency or 1), detailed=detailed)
-            point = _as_benchmarked(p, wl, m, point)
+            point = as_benchmarked(p, wl, point, int(m.concurrency or 1), m.num_prompts)
         else:
             point = rate_point(p, wl, float(m.rate or 0.0), detailed=detailed)
     except (ValueError, ZeroDivisionError) as exc:
@@ -203,21 +200,11 @@ def _predict_row(m: Measurement, calibration: Calibration, base_dir: Path, specs
     return point, "", wl.mean_in, wl.mean_out
 
 
-def _as_benchmarked(p, wl: Workload, m: Measurement, point):
-    """A closed-loop run of a known number of prompts, start-up burst included (startup.py); one
-    client has no burst (its first request meets an idle engine like every other)."""
-    clients = int(m.concurrency or 1)
-    if m.num_prompts is None or clients <= 1 or not point.stable:
-        return point
-    wave = startup_wave_ttft_s(p, wl, wave_size(p, wl, clients, m.num_prompts))
-    return with_startup_wave(point, wave, m.num_prompts)
-
-
 def summarize(results: list[RowResult]) -> dict:
     """Absolute % error per metric and overall, of the rows of a server in its steady state; runs
     of N prompts sent at once apart (`finite_runs`), as the bands a plan shows leave them out."""
-    out = _summary([r for r in results if r.load_band != FINITE_RUN])
-    finite = [r for r in results if r.load_band == FINITE_RUN]
+    out = _summary([r for r in results if r.load_band != FINITE_RUNS])
+    finite = [r for r in results if r.load_band == FINITE_RUNS]
     if any(r.error_pct is not None for r in finite):
         out["finite_runs"] = _summary(finite)
     return out
@@ -239,7 +226,7 @@ def group_errors(results: list[RowResult]) -> dict[str, float]:
     out = {}
     for group, metrics in METRIC_GROUPS.items():
         errs = [abs(r.error_pct) for r in results if r.error_pct is not None and r.row.metric in metrics
-                and r.load_band != FINITE_RUN]
+                and r.load_band != FINITE_RUNS]
         if errs:
             out[group] = float(np.median(errs))
     return out

@@ -47,7 +47,9 @@ def finite_run_point(p: ReplicaParams, wl: Workload, num_prompts: int) -> Operat
     # vllm bench serve's mean ITL: every gap between tokens of every request, weighted alike
     gaps = float((out_len[many] - 1.0).sum())
     itl_mean_s = float((done_s - first_s)[many].sum()) / gaps if gaps else 0.0
-    rate = n / duration_s
+    # completions per second over the run, scaled to the workload's mean output (the drawn lengths'
+    # mean may differ from it by rounding) so that tokens/s = requests/s x mean output holds
+    rate = n / duration_s * float(out_len.mean()) / wl.mean_out
     point = OperatingPoint(mode="offline", stable=True, batch=float(min(n, batch_cap(p, wl))), tpot_mean_s=tpot["mean"],
                            ttft_mean_s=ttft["mean"], e2e_mean_s=e2e["mean"], requests_per_s=rate, max_rate_rps=rate,
                            utilization=1.0, max_batch=batch_cap(p, wl), kv_tokens=float(kv_capacity_tokens(p)))
@@ -57,8 +59,6 @@ def finite_run_point(p: ReplicaParams, wl: Workload, num_prompts: int) -> Operat
     point.decode_bound = str(bound_name(offline_throughput(p, wl)[2]))
     point.prefill_bound = str(bound_name(step_time(p, 0.0, 0.0, mean_new, mean_new ** 2 / 2)))
     point.note = f"a run of {n} prompts sent at once, simulated step by step until the last finishes"
-    # throughput over the run as its lengths were drawn (the row's means may differ by rounding)
-    point.requests_per_s = rate * (float(out_len.mean()) / wl.mean_out)
     return point
 
 

@@ -40,24 +40,24 @@ def finite_run_point(p: ReplicaParams, wl: Workload, num_prompts: int) -> Operat
     api_s = float(p.api_overhead_s)
     duration_s = float(done_s.max())
     many = out_len > 1
-    tpot_s = (done_s - first_s)[many] / (out_len[many] - 1.0)
+    decode_s = (done_s - first_s)[many]  # first token to last, of the requests with more than one
     ttft = summarise(first_s + api_s)
     e2e = summarise(done_s + api_s)
-    tpot = summarise(tpot_s) if many.any() else {"mean": 0.0, "p50": 0.0, "p90": 0.0, "p99": 0.0}
+    tpot = summarise(decode_s / (out_len[many] - 1.0)) if many.any() else {"mean": 0.0, "p50": 0.0, "p90": 0.0, "p99": 0.0}
     # vllm bench serve's mean ITL: every gap between tokens of every request, weighted alike
     gaps = float((out_len[many] - 1.0).sum())
-    itl_mean_s = float((done_s - first_s)[many].sum()) / gaps if gaps else 0.0
+    itl_mean_s = float(decode_s.sum()) / gaps if gaps else 0.0
     # completions per second over the run, scaled to the workload's mean output (the drawn lengths'
     # mean may differ from it by rounding) so that tokens/s = requests/s x mean output holds
     rate = n / duration_s * float(out_len.mean()) / wl.mean_out
-    point = OperatingPoint(mode="offline", stable=True, batch=float(min(n, batch_cap(p, wl))), tpot_mean_s=tpot["mean"],
+    cap = batch_cap(p, wl)
+    mean_new = float(np.mean(prompt_tokens(p, wl.in_grid)[0]))
+    point = OperatingPoint(mode="offline", stable=True, batch=float(min(n, cap)), tpot_mean_s=tpot["mean"],
                            ttft_mean_s=ttft["mean"], e2e_mean_s=e2e["mean"], requests_per_s=rate, max_rate_rps=rate,
-                           utilization=1.0, max_batch=batch_cap(p, wl), kv_tokens=float(kv_capacity_tokens(p)))
-    point.ttft_s, point.tpot_s, point.e2e_s = ttft, {**tpot, "itl_mean": itl_mean_s}, e2e
-    new_in, _ = prompt_tokens(p, wl.in_grid)
-    mean_new = float(np.mean(new_in))
-    point.decode_bound = str(bound_name(offline_throughput(p, wl)[2]))
-    point.prefill_bound = str(bound_name(step_time(p, 0.0, 0.0, mean_new, mean_new ** 2 / 2)))
+                           utilization=1.0, max_batch=cap, kv_tokens=float(kv_capacity_tokens(p)),
+                           ttft_s=ttft, tpot_s=tpot, e2e_s=e2e, itl_mean_s=itl_mean_s,
+                           decode_bound=str(bound_name(offline_throughput(p, wl)[2])),
+                           prefill_bound=str(bound_name(step_time(p, 0.0, 0.0, mean_new, mean_new ** 2 / 2))))
     point.note = f"a run of {n} prompts sent at once, simulated step by step until the last finishes"
     return point
 

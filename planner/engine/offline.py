@@ -39,6 +39,7 @@ class OperatingPoint:
     ttft_s: dict = field(default_factory=dict)
     tpot_s: dict = field(default_factory=dict)
     e2e_s: dict = field(default_factory=dict)
+    itl_mean_s: float | None = None  # mean gap between tokens over all requests, where it differs from TPOT's mean
     prefill_bound: str = ""
     decode_bound: str = ""
     kv_tokens: float = 0.0

@@ -36,6 +36,11 @@ class PredictRequest:
     tp_auto: bool = False
     num_prompts: int | None = None  # a run of this many requests: sent at once (offline) or by the clients
 
+    @property
+    def finite_run(self) -> bool:
+        """N prompts sent at once (finite_run.py), not the steady state."""
+        return self.mode == "offline" and self.num_prompts is not None
+
 
 @dataclass
 class Prediction:
@@ -75,7 +80,7 @@ def predict(req: PredictRequest, calibration: Calibration | None = None) -> Pred
     pred.validated = trust.validated(calibration, req.gpu.family, req.model.family, pred.config.engine)
     utilization = pred.point.utilization if pred.point is not None and pred.point.stable else None
     pred.error_pct = trust.error_band(calibration, pred.validated, utilization, pred.config.engine, req.gpu.family,
-                                      req.model.family, finite_run=req.mode == "offline" and req.num_prompts is not None)
+                                      req.model.family, finite_run=req.finite_run)
     return pred
 
 
@@ -106,8 +111,8 @@ def _predict(req: PredictRequest, calibration: Calibration) -> Prediction:
     too_long = context_problem(req.model, wl)
     if too_long:
         raise PredictError(too_long)
-    if req.mode == "offline" and req.num_prompts is not None:
-        point = finite_run_point(p, wl, req.num_prompts)
+    if req.finite_run:
+        point = finite_run_point(p, wl, int(req.num_prompts or 0))
     elif req.mode == "offline":
         point = offline_point(p, wl)
     elif req.mode == "concurrency":

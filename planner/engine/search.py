@@ -40,7 +40,7 @@ from planner.engine.scenario import Scenario
 from planner.engine.serving import Workload
 from planner.engine.sizing import size_replicas
 from planner.engine.specs import GpuSpec, ModelSpec
-from planner.engine.tier_config import serving_config
+from planner.engine.tier_config import knobs_for, serving_config
 
 WEIGHTS = ("bf16", "fp8", "int8", "int4", "fp4")
 KVS = ("bf16", "fp8")
@@ -114,7 +114,7 @@ def _grid(models: list[ModelSpec], gpus: list[GpuSpec], scenario: Scenario, wl: 
     knob_rows = [(s, b) for s in MAX_SEQS for b in BUDGETS]
     for model in models:
         for gpu in gpus:
-            knobs = (calibration or shipped_calibration()).for_family(gpu.family, scenario.fleet.engine, model.family)
+            knobs = knobs_for(gpu, calibration, scenario.fleet.engine, model)
             base = serving_config(scenario, model, gpu, 1)
             for w in WEIGHTS:
                 for kv in KVS:
@@ -359,7 +359,7 @@ def _own_gpu_id(scenario: Scenario, gpus: list[GpuSpec]) -> str | None:
 
 
 def _exact(scenario, model, gpu, cfg, wl, usd_lb, price, calibration) -> Candidate:
-    knobs = (calibration or shipped_calibration()).for_family(gpu.family, cfg.engine, model.family)
+    knobs = knobs_for(gpu, calibration, cfg.engine, model)
     sized = size_replicas(scenario, model, gpu, cfg, knobs, wl, scenario.load.peak_rate_rps)
     cand = Candidate(model, gpu, cfg, usd_lb, feasible=sized.feasible, binding=sized.binding, reason=sized.reason)
     if sized.feasible and over_fleet_limit(scenario, sized.replicas * cfg.tp * cfg.pp):
@@ -383,7 +383,7 @@ def _misses_with(scenario: Scenario, config: tuple, replicas: int, wl: Workload,
     if replicas < 1:
         return [UNSTABLE]
     model, gpu, cfg = config
-    p = replica_params(model, gpu, cfg, (calibration or shipped_calibration()).for_family(gpu.family, cfg.engine, model.family))
+    p = replica_params(model, gpu, cfg, knobs_for(gpu, calibration, cfg.engine, model))
     return replica_check(scenario, p, wl, scenario.load.peak_rate_rps).misses_at_full(replicas)[0]
 
 

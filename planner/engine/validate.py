@@ -84,8 +84,8 @@ def _metric(point, m: Measurement, mean_in: float, mean_out: float) -> float | N
     kind, _, stat = name.partition("_ms_")
     if kind == "itl" and stat in ("p90", "p99"):
         return None  # per-token gaps' tails (a decode step that carried a prompt) are not per-request TPOT
-    if kind == "itl" and stat == "mean" and "itl_mean" in point.tpot_s:
-        return point.tpot_s["itl_mean"] * 1e3  # a finite run's gaps between tokens, over all requests
+    if kind == "itl" and stat == "mean" and point.itl_mean_s is not None:
+        return point.itl_mean_s * 1e3  # a finite run's gaps between tokens, over all requests
     kind = "tpot" if kind == "itl" else kind
     dist = {"ttft": point.ttft_s, "tpot": point.tpot_s, "e2e": point.e2e_s}[kind]
     value = dist.get(stat)

@@ -239,6 +239,27 @@ def test_a_model_familys_own_request_cost_is_fitted_apart_from_the_engines_knobs
     assert calibrate(as_set(one_lab), Calibration(), parallel=False)[0].model_request_ms == {}
 
 
+def test_a_models_request_cost_takes_a_runs_median_ttft_over_its_mean():
+    """A short run's first requests can pay once for kernels compiled on first use, which moves its
+    mean TTFT and not its median: where a run reports both, its median sets the model's cost; a
+    run that reports only its mean still counts, its mean."""
+    from planner.engine.fit import model_request_costs
+
+    rows = []
+    for i, lin in enumerate((128, 256, 512, 1024, 2048, 3072)):
+        source = "https://example.org/lab-a/run" if i % 2 else "https://example.com/lab-b/run"
+        for metric, cost_ms in (("ttft_ms_mean", 500.0), ("ttft_ms_p50", 100.0)):
+            row = measured("qwen3-8b", "rate", metric, lin, 128, rate=0.05)
+            rows.append(replace(row, value=row.value + cost_ms, source=source))
+    start = Calibration(default=TRUE_KNOBS)
+    assert model_request_costs(as_set(rows), start, frozenset({"qwen3"})) == {"qwen3": pytest.approx(100.0, abs=2.0)}
+    means_only = [r for r in rows if r.metric == "ttft_ms_mean"]
+    assert model_request_costs(as_set(means_only), start, frozenset({"qwen3"})) == {"qwen3": pytest.approx(500.0, abs=2.0)}
+    # runs that report only a median are not among the runs whose means the cost replaces
+    medians_only = [r for r in rows if r.metric == "ttft_ms_p50"]
+    assert model_request_costs(as_set(medians_only), start, frozenset({"qwen3"})) == {}
+
+
 def test_publisher_is_the_host_and_the_repository():
     from planner.engine.fit import publisher
 

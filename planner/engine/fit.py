@@ -234,12 +234,11 @@ def _light_ttft_rows(data: MeasurementSet, calibration: Calibration, gpu_familie
     where it reports one too, else its mean. A short run's first requests can pay once for what
     the engine compiles on first use, which moves its mean and not its median (InferenceX's
     DeepSeek runs at 4 clients: mean 158-450 ms, median 85-167 ms, p90 up to 1.8 s on MI300X)."""
-    rows = tuple(m for m in data.rows if m.metric in ("ttft_ms_mean", "ttft_ms_p50") and m.value > 0
-                 and not is_finite_run(m) and (gpu_families is None or gpu_family_of(m.gpu) in gpu_families))
-    with_mean = {_run_of(m) for m in rows if m.metric == "ttft_ms_mean"}
-    with_median = {_run_of(m) for m in rows if m.metric == "ttft_ms_p50"}
-    rows = tuple(m for m in rows if (m.metric == "ttft_ms_p50") == (_run_of(m) in with_median)
-                 and _run_of(m) in with_mean)
+    ttft = [m for m in data.rows if m.metric in ("ttft_ms_mean", "ttft_ms_p50") and m.value > 0
+            and not is_finite_run(m) and (gpu_families is None or gpu_family_of(m.gpu) in gpu_families)]
+    per_run = {_run_of(m): m for m in ttft if m.metric == "ttft_ms_mean"}
+    per_run.update({run: m for m in ttft if m.metric == "ttft_ms_p50" and (run := _run_of(m)) in per_run})
+    rows = tuple(per_run.values())
     results = _evaluate_rows(rows, calibration.model_copy(update={"model_request_ms": {}}), data.path.parent, {})
     return [(m, model_family_of(m, data.path.parent), m.value, r.predicted) for m, r in zip(rows, results)
             if r.predicted and r.utilization is not None and r.utilization < LIGHT_LOAD]

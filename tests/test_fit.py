@@ -204,6 +204,22 @@ def test_an_engines_host_cost_its_rows_cannot_see_is_its_own_not_the_familys():
         {"trtllm": {"ada": pooled_by_sglang}}
 
 
+def test_a_rate_past_capacity_is_scored_but_does_not_set_the_knobs():
+    """Validation scores a run offered more than the replica serves on the throughput it saturates
+    at; the fit leaves it out (its throughput depends on how long it ran past capacity)."""
+    from planner.engine.fit import _Rows
+    from planner.engine.validate import _evaluate_rows
+
+    row = Measurement(model="llama-3.1-8b", gpu="h100-sxm", tp=1, pp=None, weights="bf16", kv="bf16", mode="rate",
+                      rate=1000.0, concurrency=None, input_len=467.0, output_len=256.0, max_seqs=None,
+                      max_batched_tokens=None, prefix_hit=None, metric="requests_per_s", value=30.0,
+                      source="https://example.org/past-capacity")
+    (scored,) = _evaluate_rows((row,), Calibration(), Path("."), {})
+    assert scored.predicted is not None and scored.utilization > 1.0
+    (ratio,) = _Rows((row,), Path(".")).log_ratios(Knobs())
+    assert ratio != ratio  # NaN: no prediction for the fit
+
+
 def test_calibrate_names_the_knobs_that_ended_at_a_bound_of_their_range():
     """A knob the rows push to an edge of its range absorbs a term the model lacks: say where."""
     from planner.engine.fit import knobs_at_bounds

@@ -110,6 +110,24 @@ def test_an_offline_run_of_a_stated_number_of_prompts_is_simulated_to_its_end(tm
     assert steady[2]["predicted"] is None and "sent at once" in steady[2]["reason"]
 
 
+def test_a_rate_past_capacity_is_scored_on_the_throughput_it_saturates_at(tmp_path, capsys):
+    # offered far more than a replica serves, the engine always has a queue: it completes requests
+    # at its offline throughput, which a rate sweep reports (TensorRT-LLM's 70B on 4 x H100 offered
+    # 32 req/s and completed 16); the latencies of a queue that only grows are not predicted
+    base = "llama-3.1-8b,h100-sxm,1,,bf16,bf16,{mode},{rate},,467,256,,,,{metric},{value},https://example.org/a"
+    rows = [base.format(mode="rate", rate=1000, metric="requests_per_s", value=30),
+            base.format(mode="rate", rate=1000, metric="output_tok_s", value=7700),
+            base.format(mode="rate", rate=1000, metric="ttft_ms_mean", value=9000),
+            base.format(mode="offline", rate="", metric="requests_per_s", value=30)]
+    head = ("model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,prefix_hit,"
+            "metric,value,source")
+    rps, tok_s, ttft, offline = validate_csv(tmp_path / "past.csv", capsys, head, rows)["rows"]
+    assert rps["predicted"] == pytest.approx(offline["predicted"], rel=1e-5)
+    assert rps["predicted"] < 1000 / 10
+    assert tok_s["predicted"] == pytest.approx(rps["predicted"] * 256, rel=1e-5)
+    assert ttft["predicted"] is None and "at or above the replica's maximum" in ttft["reason"]
+
+
 def test_a_tail_percentile_of_too_short_a_run_is_listed_not_scored(tmp_path, capsys):
     # 40 requests: one request in a hundred is less than one, so the "p99" is the run's slowest one
     # or two; its p90 has four requests above it and its median twenty: both are scored. A run of a

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +11,7 @@ from planner.engine import catalog
 from planner.engine.finite_run import finite_run_point
 from planner.engine.knobs import Calibration
 from planner.engine.measurements import Measurement, MeasurementSet
+from planner.engine.offline import OperatingPoint
 from planner.engine.roofline import ServingConfig, replica_params
 from planner.engine.scenario import LengthDist
 from planner.engine.serving import Workload, concurrency_point, offline_point, rate_point
@@ -132,9 +133,11 @@ def evaluate_rows(data: MeasurementSet, calibration: Calibration | None = None, 
     return _evaluate_rows(data.rows, calibration or Calibration(), base_dir or data.path.parent, {})
 
 
-def _evaluate_rows(rows, calibration: Calibration, base_dir: Path, specs: dict, scored_only: bool = False) -> list[RowResult]:
+def _evaluate_rows(rows, calibration: Calibration, base_dir: Path, specs: dict, scored_only: bool = False,
+                   saturated: bool = True) -> list[RowResult]:
     """`scored_only`: skip the prediction of rows whose metric no prediction reports (percentiles:
-    validation predicts means), which never score; they come back unpredicted, as they would."""
+    validation predicts means), which never score; they come back unpredicted, as they would.
+    `saturated=False`: a rate past the replica's capacity comes back unpredicted (saturated_point)."""
     points: dict = {}
     out = []
     for m in rows:
@@ -148,7 +151,7 @@ def _evaluate_rows(rows, calibration: Calibration, base_dir: Path, specs: dict, 
         if key not in points:
             points[key] = _predict_row(m, calibration, base_dir, specs)
         point, reason, mean_in, mean_out = points[key]
-        if point is None:
+        if point is None or (not saturated and not point.stable):
             out.append(RowResult(m, None, reason))
             continue
         value = _metric(point, m, mean_in, mean_out)
@@ -196,8 +199,21 @@ def _predict_row(m: Measurement, calibration: Calibration, base_dir: Path, specs
     except (ValueError, ZeroDivisionError) as exc:
         return None, str(exc), 0.0, 0.0
     if not point.stable:
+        if saturated := saturated_point(point):
+            return saturated, point.note, wl.mean_in, wl.mean_out
         return None, point.note or "does not fit or is unstable", 0.0, 0.0
     return point, "", wl.mean_in, wl.mean_out
+
+
+def saturated_point(point: OperatingPoint) -> OperatingPoint | None:
+    """An open-loop rate at or above the replica's maximum, as a benchmark measures it: requests
+    arrive faster than they finish, so the engine always has a queue and serves at its offline
+    throughput (TensorRT-LLM's rate sweep of Llama 3.1 70B on 4 x H100 offers 32 req/s and
+    completes 16). Its throughput is that maximum; its latencies grow with the run's length and
+    have no steady state to predict. None for any other unstable point."""
+    if point.mode != "rate" or point.max_rate_rps <= 0 or point.utilization < 1.0 or point.max_batch < 1.0:
+        return None
+    return replace(point, requests_per_s=point.max_rate_rps)
 
 
 def summarize(results: list[RowResult]) -> dict:

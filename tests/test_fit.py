@@ -204,6 +204,29 @@ def test_an_engines_host_cost_its_rows_cannot_see_is_its_own_not_the_familys():
         {"trtllm": {"ada": pooled_by_sglang}}
 
 
+def test_an_efficiency_a_familys_rows_leave_flat_takes_the_least_favourable_fitted_one():
+    """A family measured on dense models alone says nothing of its expert GEMMs: it takes the
+    lowest eta_moe the families whose rows fit it reached, not the optimistic start, as a family
+    nobody measured does. A knob the rows tie to another, or fit, keeps its value."""
+    from planner.engine.fit import FamilyFit, _least_favourable_where_flat
+
+    def fit(family, knobs, unidentified=(), flat=()):
+        return FamilyFit(family, 10, knobs, 1.0, 0.5, unidentified={k: "why" for k in unidentified}, flat=set(flat))
+
+    fits = {"hopper": fit("hopper", Knobs(eta_moe=0.7, eta_attention=0.5)),
+            "blackwell": fit("blackwell", Knobs(eta_moe=0.55), unidentified=["eta_attention"], flat=["eta_attention"]),
+            "cdna3": fit("cdna3", Knobs(eta_moe=0.8, eta_attention=0.9), unidentified=["eta_moe", "eta_attention"],
+                         flat=["eta_moe"]),
+            "ampere": fit("ampere", Knobs(eta_moe=0.4), unidentified=["eta_moe"], flat=["eta_moe"])}
+    skipped = {"cdna3 eta_moe": "no row moves with it"}
+    out = _least_favourable_where_flat(fits, skipped)
+    assert out["cdna3"].eta_moe == 0.55  # the lower of hopper's 0.7 and blackwell's 0.55
+    assert out["cdna3"].eta_attention == 0.9  # tied, not flat: the fit's other knobs lean on it
+    assert "ampere" not in out  # already below every fitted value
+    assert out["blackwell"].eta_attention == 0.5 and out["blackwell"].eta_moe == 0.55  # its start 0.6 was above hopper's
+    assert skipped["cdna3 eta_moe"].endswith("set to 0.55, the least favourable of the families that fit it")
+
+
 def test_a_rate_past_capacity_is_scored_but_does_not_set_the_knobs():
     """Validation scores a run offered more than the replica serves on the throughput it saturates
     at; the fit leaves it out (its throughput depends on how long it ran past capacity)."""

@@ -128,6 +128,8 @@ class FamilyFit:
     loss_after: float
     predictions: int = 0
     unidentified: dict[str, str] = field(default_factory=dict)
+    # the unidentified knobs that (almost) no row moves with: the rows are indifferent to their value
+    flat: set[str] = field(default_factory=set)
 
 
 class _Rows:
@@ -356,14 +358,16 @@ def _jacobian(evaluate: _Evaluator, start: Knobs, names: list[str], u: np.ndarra
 
 
 def _identified(names: list[str], jac: np.ndarray, weights: np.ndarray,
-                metrics: list[str] | None = None) -> tuple[list[int], dict[str, str]]:
+                metrics: list[str] | None = None) -> tuple[list[int], dict[str, str], set[str]]:
     """Knobs the rows pin down. Flat: fewer than MIN_MOVING_ROWS rows (of the metrics that identify
     it, `metrics` naming each row's) move with the knob. Tied: its weighted
-    column is (nearly) a combination of stronger knobs' columns, so the rows cannot tell them apart."""
+    column is (nearly) a combination of stronger knobs' columns, so the rows cannot tell them apart.
+    Returns the indices of the identified knobs, the reason for each other one, and the flat ones."""
     scaled = jac * np.sqrt(weights)[:, None]
     norms = np.linalg.norm(scaled, axis=0)
     kept: list[int] = []
     why: dict[str, str] = {}
+    flat: set[str] = set()
     for i in np.argsort(-norms):
         name = names[i]
         rows = np.abs(jac[:, i]) >= FLAT_SENSITIVITY
@@ -372,6 +376,8 @@ def _identified(names: list[str], jac: np.ndarray, weights: np.ndarray,
             rows &= np.array([m in IDENTIFYING_METRICS[name] for m in metrics], dtype=bool)
             kind = " or ".join(sorted(IDENTIFYING_METRICS[name])) + " row"
         moving = int(np.count_nonzero(rows))
+        if moving < MIN_MOVING_ROWS:
+            flat.add(name)
         if moving == 0:
             why[name] = f"no {kind}'s prediction moves with it; {IDENTIFYING_ROWS[name]} would identify it"
             continue
@@ -389,7 +395,7 @@ def _identified(names: list[str], jac: np.ndarray, weights: np.ndarray,
                 why[name] = (f"these rows cannot tell it apart from {twin}; {IDENTIFYING_ROWS[name]} would identify it")
                 continue
         kept.append(int(i))
-    return sorted(kept), why
+    return sorted(kept), why, flat
 
 
 # Knobs of the GPUs themselves, fitted on every engine's rows of a family and kept by each engine's
@@ -421,11 +427,12 @@ def _fit(rows: _Rows, evaluate: _Evaluator, family: str, start: Knobs, names: li
     if not usable.any():
         fit.loss_after = fit.loss_before
         fit.unidentified = {n: "no row of this family can be predicted" for n in names}
+        fit.flat = set(names)
         return fit
     u0 = u.copy()
     cost = _objective(r, usable, w, u - u0)
     jac = _jacobian(evaluate, start, names, u, r, list(range(len(names))))
-    active, fit.unidentified = _identified(names, jac[usable], w[usable],
+    active, fit.unidentified, fit.flat = _identified(names, jac[usable], w[usable],
                                            [m.metric for m, ok in zip(rows.rows, usable) if ok])
     jac = jac[:, active]
     damping = 1e-2
@@ -523,12 +530,17 @@ def calibrate(data: MeasurementSet, start: Calibration | None = None, parallel: 
     per_engine = {e: dict(f) for e, f in start.engines.items()}
     unidentified: dict[tuple[str, str], set[str]] = {}  # (engine, family) -> knobs its rows left at the start
     fits = []
+    pooled_fits: dict[str, FamilyFit] = {}
     for family, rows in sorted(families.items()):
         fit = _fit_rows(data, rows, family, start.families.get(family, start.default), parallel, skipped,
                         request_families=own_cost)
-        if fit is None:
-            continue
-        fits.append(fit)
+        if fit is not None:
+            fits.append(fit)
+            pooled_fits[family] = fit
+    for family, knobs in _least_favourable_where_flat(pooled_fits, skipped).items():
+        pooled_fits[family].knobs = knobs
+    for family, fit in sorted(pooled_fits.items()):
+        rows = families[family]
         pooled[family] = fit.knobs
         engines = sorted({m.engine for m in rows})
         for engine in engines:
@@ -546,6 +558,27 @@ def calibrate(data: MeasurementSet, start: Calibration | None = None, parallel: 
     fitted = start.model_copy(update={"families": pooled, "engines": _own_host_costs(per_engine, unidentified)})
     costs = model_request_costs(data, fitted, own_cost, set(families))
     return fitted.model_copy(update={"model_request_ms": costs}), skipped, fits
+
+
+def _least_favourable_where_flat(fits: dict[str, FamilyFit], skipped: dict[str, str]) -> dict[str, Knobs]:
+    """Pooled knobs of the families whose rows leave an efficiency flat (no more than a row or two
+    move with it), with that efficiency at the lowest value the families whose rows fit it reached:
+    the rule for a GPU family nobody measured (Calibration.unmeasured_family), for a knob nobody
+    measured on a family. The family's own rows do not mind; the rows it was not fitted to (another
+    model family, another engine on the GPU) meet the least favourable measured value rather than
+    the optimistic start (CDNA3 fitted on dense Llama rows alone kept a start of 0.8 for the expert
+    GEMMs that every measured family put lower)."""
+    out: dict[str, Knobs] = {}
+    for knob in (n for n in KNOB_RANGES if n.startswith("eta_")):
+        fitted = [getattr(f.knobs, knob) for f in fits.values() if knob not in f.unidentified]
+        if not fitted:
+            continue
+        for family, f in fits.items():
+            if knob in f.flat and getattr(f.knobs, knob) > min(fitted):
+                out[family] = out.get(family, f.knobs).scaled(**{knob: min(fitted)})
+                why = skipped.get(f"{family} {knob}", "the rows do not identify it")
+                skipped[f"{family} {knob}"] = f"{why}; set to {min(fitted):.3g}, the least favourable of the families that fit it"
+    return out
 
 
 def _own_host_costs(per_engine: dict[str, dict[str, Knobs]],

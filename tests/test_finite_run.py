@@ -78,7 +78,8 @@ def test_a_long_run_approaches_the_steady_state_throughput():
     long_run = finite_run_point(p, wl, 5000).requests_per_s
     short_run = finite_run_point(p, wl, 300).requests_per_s
     assert long_run == pytest.approx(steady_rps, rel=0.05)
-    assert short_run < 0.9 * long_run
+    # 300 requests: a batch of 256 and 44 more that end the run decoding alone (0.90 of the long run)
+    assert short_run < 0.92 * long_run
 
 
 def predict_json(capsys, *args) -> dict:

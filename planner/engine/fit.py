@@ -573,11 +573,12 @@ def _least_favourable_where_flat(fits: dict[str, FamilyFit], skipped: dict[str, 
         fitted = [getattr(f.knobs, knob) for f in fits.values() if knob not in f.unidentified]
         if not fitted:
             continue
+        lowest = min(fitted)
         for family, f in fits.items():
-            if knob in f.flat and getattr(f.knobs, knob) > min(fitted):
-                out[family] = out.get(family, f.knobs).scaled(**{knob: min(fitted)})
+            if knob in f.flat and getattr(f.knobs, knob) > lowest:
+                out[family] = out.get(family, f.knobs).scaled(**{knob: lowest})
                 why = skipped.get(f"{family} {knob}", "the rows do not identify it")
-                skipped[f"{family} {knob}"] = f"{why}; set to {min(fitted):.3g}, the least favourable of the families that fit it"
+                skipped[f"{family} {knob}"] = f"{why}; set to {lowest:.3g}, the least favourable of the families that fit it"
     return out
 
 

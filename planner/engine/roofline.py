@@ -444,8 +444,7 @@ def linear_time_s(t_flops, t_weights, arrays: bool = True):
     full bandwidth nor keep the tensor cores busy, 41% above. A constant efficiency per side misses
     the measured GEMM times by 64-341%, and utilisation interpolated over tokens per GEMM brings
     that to 7-15% (aiconfigurator's leave-one-out test, digest §8). The exponent was chosen on
-    held-out error: against max() it lowered the cross-validated TTFT, E2E and p90/p99 errors
-    and, outside DeepSeek, the TPOT error from 11% to 7%."""
+    held-out error against max() and a 3-norm (the README gives the figures)."""
     return np.hypot(t_flops, t_weights) if arrays else math.hypot(t_flops, t_weights)
 
 

@@ -77,6 +77,8 @@ def prediction_json(pred: Prediction, mean_in: float, mean_out: float) -> dict:
         "utilization": finite(point.utilization, 4),
         "bound": {"prefill": point.prefill_bound or None, "decode": point.decode_bound or None},
     }
+    if pred.first_use_ms is not None:
+        out["first_use_ms"] = finite(pred.first_use_ms, 1)  # in the start-up burst's TTFT: the run starts cold
     if not stable:
         out["reason"] = f"unstable: {point.note}"
     elif point.note:

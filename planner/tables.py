@@ -42,6 +42,9 @@ def prediction_table(data: dict) -> Table:
     bound = data.get("bound", {})
     table.add_row("bound", f"prefill: {bound.get('prefill') or '-'}", f"decode: {bound.get('decode') or '-'}", "", "")
     caption = [data["note"]] if data.get("note") else []
+    if data.get("first_use_ms"):
+        caption.append(f"a run started cold: each request of its start-up burst waits {fmt_num(data['first_use_ms'])} ms "
+                       "more for what the engine builds on first use")
     if data.get("error_pct"):
         caption.append(f"expected error: {expected_error(data)}")
     if caption:

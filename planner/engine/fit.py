@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from planner.engine import catalog
+from planner.engine.first_use_fit import MAX_MS as MAX_FIRST_USE_MS
+from planner.engine.first_use_fit import fit_first_use
 from planner.engine.knobs import ENGINE_KNOBS, Calibration, Knobs
 from planner.engine.measurements import Measurement, MeasurementSet
 from planner.engine.validate import MEANS_ONLY_METRICS, _evaluate_rows, is_finite_run
@@ -489,8 +491,9 @@ def knobs_at_bounds(calibration: Calibration) -> list[str]:
     pairs = [(family, k) for family, k in calibration.families.items()]
     pairs += [(f"{engine} {family}", k) for engine, fams in calibration.engines.items() for family, k in fams.items()]
     lines = []
+    ranges = {**KNOB_RANGES, "first_use_ms": KnobRange(0.0, MAX_FIRST_USE_MS, offset=500.0)}
     for where, knobs in pairs:
-        for name, span in KNOB_RANGES.items():
+        for name, span in ranges.items():
             value = getattr(knobs, name)
             if value == getattr(default, name):
                 continue
@@ -557,7 +560,9 @@ def calibrate(data: MeasurementSet, start: Calibration | None = None, parallel: 
                 unidentified[engine, family] = set(sub.unidentified)
     fitted = start.model_copy(update={"families": pooled, "engines": _own_host_costs(per_engine, unidentified)})
     costs = model_request_costs(data, fitted, own_cost, set(families))
-    return fitted.model_copy(update={"model_request_ms": costs}), skipped, fits
+    fitted = fitted.model_copy(update={"model_request_ms": costs})
+    rows = tuple(m for m in data.rows if gpu_family_of(m.gpu) in families)
+    return fit_first_use(rows, fitted, data.path.parent, skipped), skipped, fits
 
 
 def _least_favourable_where_flat(fits: dict[str, FamilyFit], skipped: dict[str, str]) -> dict[str, Knobs]:

@@ -51,6 +51,11 @@ class Knobs(BaseModel):
     # 100-150 ms above aiconfigurator's summed kernel times of its prefill on SGLang and TensorRT-LLM,
     # but Llama 3.3 70B's on SGLang/H200 does not: that cost is the model's (model_request_ms below).
     api_overhead_ms: float = Field(0.0, ge=0, le=10_000)
+    # what the start-up burst of a benchmark run waits, once, on a server nobody warmed up: kernels
+    # compiled and autotuned for the shapes the burst meets first (Triton's autotuner, JIT-built
+    # kernels). It moves such a run's TTFT mean and tail and not its median (InferenceX's runs).
+    # A server in its steady state never carries it; only a run of a given number of prompts does.
+    first_use_ms: float = Field(0.0, ge=0, le=100_000)
 
     def scaled(self, **changes: float) -> Knobs:
         return self.model_copy(update=changes)
@@ -61,7 +66,7 @@ DEFAULT_KNOBS = Knobs()
 
 # Knobs of the engine's own host software (scheduler, sequence bookkeeping, API server): an
 # engine measured on one GPU family carries these to a family it was not measured on.
-ENGINE_KNOBS = ("step_overhead_us", "seq_overhead_us", "api_overhead_ms")
+ENGINE_KNOBS = ("step_overhead_us", "seq_overhead_us", "api_overhead_ms", "first_use_ms")
 # Launch costs of the engine's kernels, per layer and per MoE layer: they belong to the engine's
 # kernel stack on one vendor's GPUs (vLLM's MoE layer fits 6 us above weight streaming on Hopper
 # and 217 us on CDNA3), so they carry only to a family of the same vendor.

@@ -52,6 +52,7 @@ class Prediction:
     point: OperatingPoint | None
     validated: dict = field(default_factory=dict)  # gpu_family / model_family / engine: measured or not
     error_pct: dict = field(default_factory=dict)  # expected median abs. % error per metric group
+    first_use_ms: float | None = None  # what each request of a closed-loop run's start-up burst waits on a cold server
 
 
 def smallest_fitting_tp(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Knobs) -> int | None:
@@ -125,4 +126,5 @@ def _predict(req: PredictRequest, calibration: Calibration) -> Prediction:
             f"than one request of {float(admitted_context(p, wl)):,.0f} tokens"
         )
         return Prediction(req, cfg, False, reason, memory_gb, None)
-    return Prediction(req, cfg, True, "", memory_gb, point)
+    burst = req.mode == "concurrency" and req.num_prompts is not None and req.concurrency > 1
+    return Prediction(req, cfg, True, "", memory_gb, point, first_use_ms=knobs.first_use_ms if burst else None)

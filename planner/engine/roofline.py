@@ -112,6 +112,7 @@ class ReplicaParams:
     moe_layer_overhead_s: np.ndarray | float
     seq_overhead_s: np.ndarray | float
     api_overhead_s: np.ndarray | float
+    first_use_s: np.ndarray | float
 
     @cached_property
     def step_rates(self) -> StepRates:
@@ -218,6 +219,7 @@ def replica_params(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Kn
         moe_layer_overhead_s=knobs.moe_layer_overhead_us * 1e-6,
         seq_overhead_s=knobs.seq_overhead_us * 1e-6,
         api_overhead_s=knobs.api_overhead_ms * 1e-3,
+        first_use_s=knobs.first_use_ms * 1e-3,
     )
 
 

@@ -7,7 +7,8 @@ prefill chunks. Later requests arrive one at a time as earlier ones finish, whic
 model describes. In a run of N prompts the burst is `clients / N` of the requests (a tenth in the
 common N = 10 x clients), so it sets the run's TTFT p90 and p99 whenever that share exceeds the
 percentile's tail, and it raises the mean. Given N (`num_prompts`), the planner predicts the burst
-step by step and mixes it with the steady state.
+step by step and mixes it with the steady state. A server that was not warmed up meets the burst's
+shapes for the first time and compiles for them while the burst waits (Knobs.first_use_ms).
 """
 
 from __future__ import annotations
@@ -100,8 +101,10 @@ def _steady_pseudo_samples(q: dict) -> np.ndarray:
 def as_benchmarked(p: ReplicaParams, wl: Workload, point: OperatingPoint, clients: int,
                    num_prompts: int | None) -> OperatingPoint:
     """A closed-loop run of a known number of prompts, start-up burst included; one client has no
-    burst (its first request meets an idle engine like every other)."""
+    burst (its first request meets an idle engine like every other). On a server that was not
+    warmed up, each request of the burst also waits for what the engine builds on first use for the
+    burst's shapes (Knobs.first_use_ms): the burst stalls as one."""
     if num_prompts is None or clients <= 1 or not point.stable:
         return point
-    wave = startup_wave_ttft_s(p, wl, wave_size(p, wl, clients, num_prompts))
+    wave = startup_wave_ttft_s(p, wl, wave_size(p, wl, clients, num_prompts)) + float(p.first_use_s)
     return with_startup_wave(point, wave, num_prompts)

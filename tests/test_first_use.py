@@ -110,3 +110,7 @@ def test_fit_recovers_each_engines_cost_and_lends_it_where_the_engine_has_no_bur
     assert fitted.engines["sglang"]["cdna3"].first_use_ms == fitted.engines["sglang"]["hopper"].first_use_ms
     assert "sglang cdna3 first_use_ms" in skipped
     assert fitted.default.first_use_ms == 0.0
+    # a family outside the refit keeps what it had, and so does everything when no run had a burst
+    kept = start.model_copy(update={"families": {**start.families, "ampere": Knobs(first_use_ms=900.0)}})
+    assert fit_first_use(tuple(rows), kept, Path("."), {}, {"hopper", "cdna3"}).families["ampere"].first_use_ms == 900.0
+    assert fit_first_use((), kept, Path("."), {}) == kept

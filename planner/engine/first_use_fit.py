@@ -59,46 +59,49 @@ def best_cost_ms(base: np.ndarray, slope: np.ndarray, measured: np.ndarray) -> f
 
 
 def fit_first_use(rows: tuple[Measurement, ...], calibration: Calibration, base_dir: Path,
-                  skipped: dict[str, str]) -> Calibration:
-    """`calibration` with first-use costs fitted to the burst rows: per engine and GPU family where
-    MIN_ROWS of its rows move with it, and per family over every engine for the pooled knobs.
-    A pair whose rows do not identify it takes the engine's median over the families that do (the
-    upper of two), as the engine's other host-software costs do; a family that no engine's rows
-    identify takes the median of those that do; 0 where nothing does."""
+                  skipped: dict[str, str], families: set[str] | None = None) -> Calibration:
+    """`calibration` with first-use costs fitted to the burst rows, in `families` (every GPU family
+    when None; the others are left as they are): per engine and GPU family where MIN_ROWS of its
+    rows move with it, and per family over every engine for the pooled knobs. A pair whose rows do
+    not identify it takes the engine's median over the pairs that do (the upper of two), as the
+    engine's other host-software costs do; a pair or family nothing identifies keeps its value."""
+    refit = set(calibration.families) if families is None else set(families)
     found = burst_rows(rows)
-    if not found:
-        return with_first_use(calibration, 0.0)
-    cold = with_first_use(calibration, 0.0)
-    base = _predictions(found, cold, base_dir)
-    probe = _predictions(found, with_first_use(calibration, PROBE_MS), base_dir)
-    slope = (probe - base) / PROBE_MS
-    measured = np.array([m.value for m in found], dtype=float)
-    moving = np.isfinite(base) & np.isfinite(slope) & (slope * 1000.0 >= MOVES * base)
-    family = np.array([_gpu_family(m.gpu) for m in found])
-    engine = np.array([m.engine for m in found])
+    fitted_pairs: dict[tuple[str, str], float] = {}
+    pooled: dict[str, float] = {}
+    if found:
+        base = _predictions(found, with_first_use(calibration, 0.0), base_dir)
+        probe = _predictions(found, with_first_use(calibration, PROBE_MS), base_dir)
+        slope = (probe - base) / PROBE_MS
+        measured = np.array([m.value for m in found], dtype=float)
+        moving = np.isfinite(base) & np.isfinite(slope) & (slope * 1000.0 >= MOVES * base)
+        family = np.array([_gpu_family(m.gpu) for m in found])
+        engine = np.array([m.engine for m in found])
 
-    def fitted(mask: np.ndarray) -> float | None:
-        mask = mask & moving
-        if int(mask.sum()) < MIN_ROWS:
-            return None
-        return best_cost_ms(base[mask], slope[mask], measured[mask])
+        def fit(mask: np.ndarray) -> float | None:
+            mask = mask & moving
+            if int(mask.sum()) < MIN_ROWS:
+                return None
+            return best_cost_ms(base[mask], slope[mask], measured[mask])
 
-    pairs = {(e, f): v for e, fs in calibration.engines.items() for f in fs
-             if (v := fitted((engine == e) & (family == f))) is not None}
-    pooled = {f: v for f in calibration.families if (v := fitted(family == f)) is not None}
-    by_engine = {e: _upper_median([v for (pe, _), v in pairs.items() if pe == e]) for e in calibration.engines}
-    families_median = _upper_median(list(pooled.values()))
-    engines = {}
+        fitted_pairs = {(e, f): v for e, fs in calibration.engines.items() for f in fs
+                        if f in refit and (v := fit((engine == e) & (family == f))) is not None}
+        pooled = {f: v for f in refit if (v := fit(family == f)) is not None}
+    by_engine = {e: _upper_median([v for (pe, _), v in fitted_pairs.items() if pe == e]) for e in calibration.engines}
+    engines = {e: dict(fs) for e, fs in calibration.engines.items()}
     for e, fs in calibration.engines.items():
-        engines[e] = {}
         for f, k in fs.items():
-            value = pairs.get((e, f), by_engine[e] if by_engine[e] is not None else pooled.get(f, families_median))
-            if (e, f) not in pairs:
+            if f not in refit:
+                continue
+            value = fitted_pairs.get((e, f), by_engine[e])
+            if (e, f) not in fitted_pairs:
+                took = f"set to {e}'s median over its families, {value:g}" if value is not None else f"kept {k.first_use_ms:g}"
                 skipped[f"{e} {f} first_use_ms"] = (f"fewer than {MIN_ROWS} TTFT mean or tail rows of closed-loop runs "
-                                                    f"with a known number of prompts; set to {value or 0.0:g}")
-            engines[e][f] = k.scaled(first_use_ms=value or 0.0)
-    families = {f: k.scaled(first_use_ms=pooled.get(f, families_median) or 0.0) for f, k in calibration.families.items()}
-    return calibration.model_copy(update={"families": families, "engines": engines})
+                                                    f"with a known number of prompts; {took}")
+            if value is not None:
+                engines[e][f] = k.scaled(first_use_ms=value)
+    families_out = {f: k.scaled(first_use_ms=pooled[f]) if f in pooled else k for f, k in calibration.families.items()}
+    return calibration.model_copy(update={"families": families_out, "engines": engines})
 
 
 def _predictions(rows: tuple[Measurement, ...], calibration: Calibration, base_dir: Path) -> np.ndarray:

@@ -562,7 +562,7 @@ def calibrate(data: MeasurementSet, start: Calibration | None = None, parallel: 
     costs = model_request_costs(data, fitted, own_cost, set(families))
     fitted = fitted.model_copy(update={"model_request_ms": costs})
     rows = tuple(m for m in data.rows if gpu_family_of(m.gpu) in families)
-    return fit_first_use(rows, fitted, data.path.parent, skipped), skipped, fits
+    return fit_first_use(rows, fitted, data.path.parent, skipped, set(families)), skipped, fits
 
 
 def _least_favourable_where_flat(fits: dict[str, FamilyFit], skipped: dict[str, str]) -> dict[str, Knobs]:

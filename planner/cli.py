@@ -480,9 +480,10 @@ def cmd_calibrate(args) -> int:
     for family, cost_ms in fitted.model_request_ms.items():
         say(f"{family}: its own per-request cost, {cost_ms:g} ms, added to its TTFT on every engine and GPU "
             "(what its TTFT rows at light load lack under the engines' knobs)")
+    refitted = {fit.family for fit in fits}  # the pooled fits are named by their family
     for engine, by_family in fitted.engines.items():
         for family, knobs in by_family.items():
-            if f"{engine} {family} first_use_ms" not in skipped:
+            if family in refitted and f"{engine} {family} first_use_ms" not in skipped:
                 say(f"{engine} {family}: a cold server's start-up burst waits {knobs.first_use_ms:g} ms for first use "
                     "(runs of a given number of prompts only, never a server in its steady state)")
     if args.cross_validate:

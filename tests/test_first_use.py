@@ -84,10 +84,10 @@ def test_the_grid_finds_the_cost_that_made_the_rows():
     assert best_cost_ms(base, slope, measured) == pytest.approx(2500.0, rel=0.05)
 
 
-def row(metric: str, clients: int, engine: str, gpu: str, first_use_ms: float) -> Measurement:
+def row(metric: str, clients: int, engine: str, gpu: str, first_use_ms: float, input_len: float = 1000.0) -> Measurement:
     """A row of a run of 10 x clients prompts, its value the model's own under the cost."""
     m = Measurement(model="llama-3.1-8b", gpu=gpu, tp=1, pp=None, weights="bf16", kv="bf16", mode="concurrency",
-                    rate=None, concurrency=clients, input_len=1000.0, output_len=200.0, max_seqs=None,
+                    rate=None, concurrency=clients, input_len=input_len, output_len=200.0, max_seqs=None,
                     max_batched_tokens=None, prefix_hit=None, metric=metric, value=1.0,
                     source="https://example.org/cold", engine=engine, num_prompts=10 * clients)
     point, reason, mean_in, mean_out = _predict_row(m, Calibration(default=Knobs(first_use_ms=first_use_ms)), Path("."), {})
@@ -114,3 +114,32 @@ def test_fit_recovers_each_engines_cost_and_lends_it_where_the_engine_has_no_bur
     kept = start.model_copy(update={"families": {**start.families, "ampere": Knobs(first_use_ms=900.0)}})
     assert fit_first_use(tuple(rows), kept, Path("."), {}, {"hopper", "cdna3"}).families["ampere"].first_use_ms == 900.0
     assert fit_first_use((), kept, Path("."), {}) == kept
+
+
+def test_calibrate_fits_the_cold_start_of_the_runs_in_the_file_and_names_it(tmp_path, capsys):
+    from planner.cli import main
+    from planner.service import load_calibration
+
+    header = ("model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,"
+              "prefix_hit,metric,value,source,engine,input_dist,output_dist,input_p90,output_p90,num_prompts")
+    lines = [header]
+    # bursts of 8-32 clients started cold, and lone requests that pin the prefill and per-request costs
+    runs = [row(metric, clients, "sglang", "h100-sxm", 1500.0) for clients in (8, 16, 32)
+            for metric in ("ttft_ms_mean", "ttft_ms_p99", "tpot_ms_mean", "output_tok_s")]
+    runs += [replace(row(metric, 1, "sglang", "h100-sxm", 1500.0, input_len), num_prompts=None)
+             for input_len in (200.0, 1000.0, 4000.0, 8000.0) for metric in ("ttft_ms_mean", "tpot_ms_mean")]
+    for m in runs:
+        lines.append(",".join("" if v is None else str(v) for v in (
+            m.model, m.gpu, m.tp, m.pp, m.weights, m.kv, m.mode, m.rate, m.concurrency, m.input_len, m.output_len,
+            m.max_seqs, m.max_batched_tokens, m.prefix_hit, m.metric, m.value, m.source, m.engine, m.input_dist,
+            m.output_dist, m.input_p90, m.output_p90, m.num_prompts)))
+    csv = tmp_path / "cold.csv"
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "cal.toml"
+    assert main(["calibrate", str(csv), "-o", str(out)]) == 0  # from the shipped knobs
+    printed = " ".join(capsys.readouterr().out.split())
+    fitted = load_calibration(out).engines["sglang"]["hopper"].first_use_ms
+    assert fitted == pytest.approx(1500.0, rel=0.1)
+    assert f"sglang hopper: a cold server's start-up burst waits {fitted:g} ms" in printed
+    # only the pairs this file refitted are named: vLLM on CDNA3 keeps the shipped cost, unannounced
+    assert "vllm cdna3: a cold server" not in printed

@@ -146,6 +146,14 @@ def get_model(name: str, extra: Iterable[ModelSpec] = (), base_dir: Path | None 
     raise _unknown("model", name, _model_index(), extra, "planner catalog models")
 
 
+def gpu_family_of(gpu_id: str) -> str:
+    """The GPU's calibration family ('' for a GPU outside the catalog)."""
+    try:
+        return get_gpu(gpu_id).family
+    except ValueError:
+        return ""
+
+
 @memoized(1)
 def _measured_shares() -> tuple[dict[str, float], dict[str, float], float, float]:
     """Median matmul and bandwidth shares of the built-in GPUs measured, per family; and the

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from planner.engine.fit import calibrate, gpu_family_of, model_family_of
+from planner.engine.catalog import gpu_family_of
+from planner.engine.fit import calibrate, model_family_of
 from planner.engine.knobs import Calibration
 from planner.engine.measurements import Measurement, MeasurementSet
 from planner.engine.trust import FINITE_RUNS, LOAD_BANDS

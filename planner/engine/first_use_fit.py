@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from planner.engine import catalog
-from planner.engine.knobs import Calibration, Knobs
+from planner.engine.catalog import gpu_family_of
+from planner.engine.knobs import Calibration, Knobs, upper_median
 from planner.engine.measurements import Measurement
+from planner.engine.startup import has_startup_burst
 from planner.engine.validate import _evaluate_rows, is_finite_run
 
 # the rows a cold start moves: a burst's share of the mean, and the tail it holds
@@ -34,7 +35,7 @@ SOFT_L1_SCALE = 0.03  # as fit.SOFT_L1_SCALE: quadratic within ~3%, linear beyon
 def burst_rows(rows: tuple[Measurement, ...]) -> tuple[Measurement, ...]:
     """TTFT mean and tail rows of closed-loop runs with a start-up burst (more than one client and
     a known number of prompts), the only rows whose prediction the cost reaches."""
-    return tuple(m for m in rows if m.mode == "concurrency" and m.num_prompts is not None and (m.concurrency or 1) > 1
+    return tuple(m for m in rows if m.mode == "concurrency" and has_startup_burst(m.concurrency, m.num_prompts)
                  and m.metric in BURST_METRICS and m.value > 0 and not is_finite_run(m))
 
 
@@ -75,7 +76,7 @@ def fit_first_use(rows: tuple[Measurement, ...], calibration: Calibration, base_
         slope = (probe - base) / PROBE_MS
         measured = np.array([m.value for m in found], dtype=float)
         moving = np.isfinite(base) & np.isfinite(slope) & (slope * 1000.0 >= MOVES * base)
-        family = np.array([_gpu_family(m.gpu) for m in found])
+        family = np.array([gpu_family_of(m.gpu) for m in found])
         engine = np.array([m.engine for m in found])
 
         def fit(mask: np.ndarray) -> float | None:
@@ -87,7 +88,7 @@ def fit_first_use(rows: tuple[Measurement, ...], calibration: Calibration, base_
         fitted_pairs = {(e, f): v for e, fs in calibration.engines.items() for f in fs
                         if f in refit and (v := fit((engine == e) & (family == f))) is not None}
         pooled = {f: v for f in refit if (v := fit(family == f)) is not None}
-    by_engine = {e: _upper_median([v for (pe, _), v in fitted_pairs.items() if pe == e]) for e in calibration.engines}
+    by_engine = {e: upper_median([v for (pe, _), v in fitted_pairs.items() if pe == e]) for e in calibration.engines}
     engines = {e: dict(fs) for e, fs in calibration.engines.items()}
     for e, fs in calibration.engines.items():
         for f, k in fs.items():
@@ -107,14 +108,3 @@ def fit_first_use(rows: tuple[Measurement, ...], calibration: Calibration, base_
 def _predictions(rows: tuple[Measurement, ...], calibration: Calibration, base_dir: Path) -> np.ndarray:
     results = _evaluate_rows(rows, calibration, base_dir, {}, saturated=False)
     return np.array([r.predicted if r.predicted else np.nan for r in results], dtype=float)
-
-
-def _gpu_family(gpu_id: str) -> str:
-    try:
-        return catalog.get_gpu(gpu_id).family
-    except ValueError:
-        return ""
-
-
-def _upper_median(values: list[float]) -> float | None:
-    return sorted(values)[len(values) // 2] if values else None

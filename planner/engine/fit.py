@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from planner.engine import catalog
+from planner.engine.catalog import gpu_family_of
 from planner.engine.first_use_fit import MAX_MS as MAX_FIRST_USE_MS
 from planner.engine.first_use_fit import fit_first_use
-from planner.engine.knobs import ENGINE_KNOBS, Calibration, Knobs
+from planner.engine.knobs import ENGINE_KNOBS, Calibration, Knobs, upper_median
 from planner.engine.measurements import Measurement, MeasurementSet
 from planner.engine.validate import MEANS_ONLY_METRICS, _evaluate_rows, is_finite_run
 
@@ -88,6 +89,9 @@ KNOB_RANGES = {
     # (knobs.py) and would set every other model's on that engine
     "api_overhead_ms": KnobRange(0.0, 40.0, offset=0.5),
 }
+# Knobs fitted after these, each by its own rule, whose ranges calibrate reports too: a cold
+# server's first burst (first_use_fit).
+LATER_KNOB_RANGES = {"first_use_ms": KnobRange(0.0, MAX_FIRST_USE_MS, offset=500.0)}
 
 # The rows that pin each knob down, for the report of a knob the file does not identify.
 IDENTIFYING_ROWS = {
@@ -202,14 +206,6 @@ def model_family_of(m: Measurement, base_dir: Path) -> str:
     try:
         return catalog.get_model(m.model, base_dir=base_dir).family
     except (ValueError, OSError):
-        return ""
-
-
-def gpu_family_of(gpu_id: str) -> str:
-    """The GPU's calibration family ('' for a GPU outside the catalog)."""
-    try:
-        return catalog.get_gpu(gpu_id).family
-    except ValueError:
         return ""
 
 
@@ -491,9 +487,8 @@ def knobs_at_bounds(calibration: Calibration) -> list[str]:
     pairs = [(family, k) for family, k in calibration.families.items()]
     pairs += [(f"{engine} {family}", k) for engine, fams in calibration.engines.items() for family, k in fams.items()]
     lines = []
-    ranges = {**KNOB_RANGES, "first_use_ms": KnobRange(0.0, MAX_FIRST_USE_MS, offset=500.0)}
     for where, knobs in pairs:
-        for name, span in ranges.items():
+        for name, span in (KNOB_RANGES | LATER_KNOB_RANGES).items():
             value = getattr(knobs, name)
             if value == getattr(default, name):
                 continue
@@ -596,12 +591,12 @@ def _own_host_costs(per_engine: dict[str, dict[str, Knobs]],
     out = {e: dict(fs) for e, fs in per_engine.items()}
     for engine, fams in per_engine.items():
         for knob in ENGINE_KNOBS:
-            known = sorted(getattr(k, knob) for f, k in fams.items() if knob not in unidentified.get((engine, f), {knob}))
-            if not known:
+            known = upper_median(getattr(k, knob) for f, k in fams.items() if knob not in unidentified.get((engine, f), {knob}))
+            if known is None:
                 continue
             for f in fams:
                 if knob in unidentified.get((engine, f), set()):
-                    out[engine][f] = out[engine][f].scaled(**{knob: known[len(known) // 2]})
+                    out[engine][f] = out[engine][f].scaled(**{knob: known})
     return out
 
 

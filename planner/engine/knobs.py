@@ -141,10 +141,17 @@ class Calibration(BaseModel):
 
 
 def _medians(fits: list[Knobs], names) -> dict[str, float]:
-    """Per knob, the median over `fits` (the upper of two middle values); {} without fits."""
+    """Per knob, the median over `fits` (upper_median); {} without fits."""
     if not fits:
         return {}
-    return {k: float(sorted(getattr(f, k) for f in fits)[len(fits) // 2]) for k in names}
+    return {k: float(upper_median([getattr(f, k) for f in fits])) for k in names}
+
+
+def upper_median(values) -> float | None:
+    """The median, the upper of the two middle values for an even count (always a value some fit
+    reached); None without values."""
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2] if ordered else None
 
 
 def vendor_of(family: str) -> str:

@@ -14,7 +14,7 @@ from planner.engine.roofline import ServingConfig, kv_capacity_tokens, memory_pe
 from planner.engine.scenario import LengthDist
 from planner.engine.serving import OperatingPoint, Workload, concurrency_point, offline_point, rate_point
 from planner.engine.specs import GB, GpuSpec, ModelSpec
-from planner.engine.startup import as_benchmarked
+from planner.engine.startup import as_benchmarked, has_startup_burst
 
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64, 72)
 
@@ -126,5 +126,5 @@ def _predict(req: PredictRequest, calibration: Calibration) -> Prediction:
             f"than one request of {float(admitted_context(p, wl)):,.0f} tokens"
         )
         return Prediction(req, cfg, False, reason, memory_gb, None)
-    burst = req.mode == "concurrency" and req.num_prompts is not None and req.concurrency > 1
+    burst = req.mode == "concurrency" and has_startup_burst(req.concurrency, req.num_prompts)
     return Prediction(req, cfg, True, "", memory_gb, point, first_use_ms=knobs.first_use_ms if burst else None)

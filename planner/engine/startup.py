@@ -98,13 +98,18 @@ def _steady_pseudo_samples(q: dict) -> np.ndarray:
     return np.interp(u, knots_u, knots_x)
 
 
+def has_startup_burst(clients: int | None, num_prompts: int | None) -> bool:
+    """Whether a closed-loop run starts with a burst: its prompts are counted and more than one
+    client starts at once (one client's first request meets an idle engine like every other)."""
+    return num_prompts is not None and (clients or 1) > 1
+
+
 def as_benchmarked(p: ReplicaParams, wl: Workload, point: OperatingPoint, clients: int,
                    num_prompts: int | None) -> OperatingPoint:
-    """A closed-loop run of a known number of prompts, start-up burst included; one client has no
-    burst (its first request meets an idle engine like every other). On a server that was not
-    warmed up, each request of the burst also waits for what the engine builds on first use for the
-    burst's shapes (Knobs.first_use_ms): the burst stalls as one."""
-    if num_prompts is None or clients <= 1 or not point.stable:
+    """A closed-loop run of a known number of prompts, start-up burst included (has_startup_burst).
+    On a server that was not warmed up, each request of the burst also waits for what the engine
+    builds on first use for the burst's shapes (Knobs.first_use_ms): the burst stalls as one."""
+    if not has_startup_burst(clients, num_prompts) or not point.stable:
         return point
     wave = startup_wave_ttft_s(p, wl, wave_size(p, wl, clients, num_prompts)) + float(p.first_use_s)
     return with_startup_wave(point, wave, num_prompts)

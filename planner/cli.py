@@ -68,6 +68,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def fold_count(text: str) -> int:
+    """--folds: a number of folds (2 or more), or `all` for one fold per source (0)."""
+    if text.strip().lower() == "all":
+        return 0
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2 (or 'all'), got {value}")
+    return value
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -139,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_flag(val, "engine of the rows whose engine cell is empty (default: vllm)")
     val.add_argument("--cross-validate", action="store_true",
                      help="predict each source's rows with knobs fitted without that source (refits per source: minutes)")
+    _folds_flag(val)
     _result_flags(val)
     cal = sub.add_parser("calibrate", help="fit the model's knobs to a measurements CSV")
     cal.add_argument("measurements", type=Path, nargs="+", help=FILES_HELP)
@@ -148,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_flag(cal, "engine of the rows whose engine cell is empty (default: vllm)")
     cal.add_argument("--cross-validate", action="store_true",
                      help="also record leave-one-source-out error bands in the calibration (minutes)")
+    _folds_flag(cal)
     cal.add_argument("--from-defaults", action="store_true",
                      help="start from the published default knobs, not the shipped calibration (as cross-validation does)")
     _result_flags(cal)
@@ -156,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     cat.add_argument("kind", choices=("gpus", "models"))
     cat.add_argument("--format", choices=("table", "json"), default="table")
     return parser
+
+
+def _folds_flag(parser) -> None:
+    parser.add_argument("--folds", type=fold_count, default=5, metavar="N|all",
+                        help="with --cross-validate: sources dealt into N folds (default 5; each fold is one refit), "
+                             "or `all` for one source per fold, leave-one-source-out proper (an hour on the shipped set)")
 
 
 def _engine_flag(parser, help_text: str) -> None:
@@ -417,7 +435,7 @@ def cmd_validate(args) -> int:
         from planner.engine.crossval import cross_validate
 
         progress = None if args.format == "json" else (lambda s: print(s, file=sys.stderr, flush=True))
-        held = cross_validate(data, Calibration(), progress=progress, held_out_models=True)
+        held = cross_validate(data, Calibration(), progress=progress, held_out_models=True, folds=args.folds)
         results = held.by_source
         cv = cross_validation_json(held)
     else:
@@ -492,7 +510,8 @@ def cmd_calibrate(args) -> int:
 
         say("cross-validating: sources dealt into folds, each fold predicted with knobs fitted without it")
         held = cross_validate(data, Calibration(), progress=lambda s: say(f"  {s}"),
-                              fitted_on_all=fitted if args.from_defaults else None, held_out_models=True)
+                              fitted_on_all=fitted if args.from_defaults else None, held_out_models=True,
+                              folds=args.folds)
         fitted = fitted.model_copy(update={"cv_error_pct": error_bands(held)})
         for table in cross_validation_tables(cross_validation_json(held)):
             _print(table, to_stderr)

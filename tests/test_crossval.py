@@ -221,15 +221,36 @@ def test_validate_cross_validate_reports_held_out_errors(tmp_path, capsys):
 
     from planner.cli import main
 
-    head = ("model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,"
-            "prefix_hit,metric,value,source,engine")
-    lines = [head] + [f"llama-3.1-8b,h100-sxm,1,,bf16,bf16,offline,,,{n},128,,,,output_tok_s,{v},https://example.org/{s},trtllm"
-                      for s, n, v in (("a", 128, 9000), ("a", 512, 7000), ("b", 128, 8000), ("b", 1024, 5000))]
-    path = tmp_path / "m.csv"
-    path.write_text("\n".join(lines) + "\n")
+    path = offline_rows_csv(tmp_path, (("a", 128, 9000), ("a", 512, 7000), ("b", 128, 8000), ("b", 1024, 5000)))
     assert main(["validate", str(path), "--cross-validate", "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
     cv = report["cross_validation"]
     assert cv["sources"] == 2 and cv["folds"] == 2
     assert cv["leave_one_source_out"]["all"]["throughput_n"] == 4
     assert all(r["predicted"] is not None and r["engine"] == "trtllm" and r["load_band"] == ">80%" for r in report["rows"])
+
+
+def test_folds_all_is_one_source_per_fold_and_one_fold_is_refused(tmp_path, capsys):
+    import json
+
+    from planner.cli import main
+
+    path = offline_rows_csv(tmp_path, (("a", 128, 9000), ("b", 512, 7000), ("c", 128, 8000), ("c", 1024, 5000)))
+    assert main(["validate", str(path), "--cross-validate", "--folds", "2", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cross_validation"]["folds"] == 2
+    assert main(["validate", str(path), "--cross-validate", "--folds", "all", "--format", "json"]) == 0
+    cv = json.loads(capsys.readouterr().out)["cross_validation"]
+    assert (cv["sources"], cv["folds"]) == (3, 3)
+    assert main(["validate", str(path), "--cross-validate", "--folds", "1"]) == 2
+    assert "at least 2 (or 'all')" in capsys.readouterr().err
+
+
+def offline_rows_csv(tmp_path, rows) -> Path:
+    """A measurements CSV of Llama 3.1 8B offline throughputs: (source, input tokens, tok/s) each."""
+    head = ("model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,max_seqs,max_batched_tokens,"
+            "prefix_hit,metric,value,source,engine")
+    lines = [head] + [f"llama-3.1-8b,h100-sxm,1,,bf16,bf16,offline,,,{n},128,,,,output_tok_s,{v},https://example.org/{s},trtllm"
+                      for s, n, v in rows]
+    path = tmp_path / "m.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path

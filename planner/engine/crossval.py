@@ -52,11 +52,11 @@ def source_of(m: Measurement) -> tuple[str, str, str]:
 def fold_of_sources(rows: list[Measurement], folds: int, key: Callable[[Measurement], object] = source_of) -> dict:
     """Sources (or the groups `key` names) dealt into `folds` folds of similar row counts: largest
     first, each to the fold with the fewest rows so far (deterministic, so a figure can be
-    reproduced)."""
+    reproduced). `folds` 0 (or as many as the groups) puts each group in a fold of its own."""
     sizes: dict = {}
     for m in rows:
         sizes[key(m)] = sizes.get(key(m), 0) + 1
-    load = [0] * max(1, min(folds, len(sizes)))
+    load = [0] * max(1, len(sizes) if folds <= 0 else min(folds, len(sizes)))
     fold: dict = {}
     for group, n in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
         i = load.index(min(load))

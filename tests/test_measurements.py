@@ -19,7 +19,7 @@ from planner.engine.measurements import (
 )
 
 HEADER = ",".join(COLUMNS)
-GOOD = "llama-3.1-8b,h100-sxm,1,,fp8,fp8,rate,4,,467,256,,,,ttft_ms_mean,24,https://example.org/a,trtllm,,,,,"
+GOOD = "llama-3.1-8b,h100-sxm,1,,fp8,fp8,rate,4,,467,256,,,,ttft_ms_mean,24,https://example.org/a,trtllm,,,,,,"
 MOE = {"mixtral-8x7b", "mixtral-8x22b", "qwen3-30b-a3b", "qwen3-235b-a22b", "gpt-oss-120b", "deepseek-v3"}
 
 
@@ -149,6 +149,9 @@ def test_large_file_reads_fast(tmp_path):
         ({"rate": "nan"}, "rate", "finite"),
         ({"mode": "concurrency", "concurrency": "8", "num_prompts": "0"}, "num_prompts", "above zero"),
         ({"mode": "concurrency", "concurrency": "8", "num_prompts": "12.5"}, "num_prompts", "whole number"),
+        ({"gpu_mem_util": "1.2"}, "gpu_mem_util", "at most 0.99"),
+        ({"gpu_mem_util": "0"}, "gpu_mem_util", "above 0.05"),
+        ({"gpu_mem_util": "most"}, "gpu_mem_util", "not a number"),
     ],
 )
 def test_bad_row_is_reported_with_line_and_column(tmp_path, changes, column, fragment):
@@ -238,3 +241,23 @@ def test_a_lognormal_row_needs_a_possible_p90(tmp_path):
     assert [(e.line, e.column) for e in errors] == [(2, "input_p90"), (3, "input_p90"), (4, "output_p90"), (5, "input_dist")]
     assert "need a p90" in errors[0].message and "above the mean" in errors[1].message
     assert "at most" in errors[2].message and "expected one of fixed, exponential, lognormal" in errors[3].message
+
+
+def test_a_rows_memory_share_is_predicted_as_predicts_flag_would(tmp_path):
+    """gpu_mem_util sets how many sequences the KV cache holds, as --gpu-mem-util does: Llama 3.1
+    70B in bf16 on 2 x H100 under vLLM (a share of the whole GPU) leaves little room beside its
+    weights, so 0.95 holds about twice the long sequences of the default 0.9, and an empty cell is
+    the default."""
+    from planner.engine.knobs import Calibration
+    from planner.engine.validate import evaluate_rows
+
+    def offline(share: str) -> str:
+        return row(model="llama-3.1-70b", tp="2", weights="bf16", kv="bf16", mode="offline", rate="",
+                   input_len="4000", output_len="1000", metric="output_tok_s", value="1000", engine="vllm",
+                   gpu_mem_util=share)
+
+    data = read_measurements(write(tmp_path, HEADER, offline(""), offline("0.9"), offline("0.95")))
+    assert data.errors == () and [r.gpu_mem_util for r in data.rows] == [None, 0.9, 0.95]
+    default, same, more = (r.predicted for r in evaluate_rows(data, Calibration()))
+    assert default == pytest.approx(same)
+    assert more > 1.3 * default  # the KV cache binds the batch: more memory, a bigger batch

@@ -229,7 +229,7 @@ def _enough(rows: list[Measurement]) -> bool:
 def _run_of(m: Measurement) -> tuple:
     """What identifies the run a row reports on: its source and every setting, not the metric."""
     return (m.url, m.model, m.gpu, m.tp, m.pp, m.weights, m.kv, m.engine, m.mode, m.rate, m.concurrency,
-            m.input_len, m.output_len, m.num_prompts)
+            m.input_len, m.output_len, m.max_seqs, m.max_batched_tokens, m.gpu_mem_util, m.num_prompts)
 
 
 def _light_ttft_rows(data: MeasurementSet, calibration: Calibration, gpu_families: set[str] | None):

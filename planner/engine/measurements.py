@@ -4,7 +4,7 @@ One metric per row. Columns, in order (users' scripts depend on them):
 
     model,gpu,tp,pp,weights,kv,mode,rate,concurrency,input_len,output_len,
     max_seqs,max_batched_tokens,prefix_hit,metric,value,source,engine,
-    input_dist,output_dist,input_p90,output_p90,num_prompts
+    input_dist,output_dist,input_p90,output_p90,num_prompts,gpu_mem_util
 
 Conventions:
 * `mode` is `offline` (all requests queued at once), `rate` (open loop, Poisson arrivals at
@@ -26,9 +26,12 @@ Conventions:
   offline row it marks a run of that many prompts sent at once (`vllm bench serve` at an infinite
   rate): such a run ends in a drain the steady-state model does not give, so validation lists the
   row with that reason and does not score it.
+* `gpu_mem_util` is the memory share the server was started with where the run set one (vLLM's
+  `--gpu-memory-utilization`, SGLang's `--mem-fraction-static`, TensorRT-LLM's
+  `free_gpu_memory_fraction`), between 0.05 and 0.99: it sets how many sequences the KV cache holds.
 * Empty optional cells (pp, rate, concurrency, max_seqs, max_batched_tokens, prefix_hit, weights,
-  kv) take the same defaults as `planner predict`: the model's dtype for weights, bf16 KV (fp16 for
-  fp16 models), the engine's limits.
+  kv, gpu_mem_util) take the same defaults as `planner predict`: the model's dtype for weights, bf16
+  KV (fp16 for fp16 models), the engine's limits, a memory share of 0.9.
 
 Bad rows do not abort the read: they come back as `RowError`s next to the good rows, so a user's
 file with one typo still calibrates. A file that is not a CSV of this shape raises
@@ -57,12 +60,12 @@ from planner.engine.specs import KV_PRECISIONS, WEIGHT_PRECISIONS
 COLUMNS: tuple[str, ...] = (
     "model", "gpu", "tp", "pp", "weights", "kv", "mode", "rate", "concurrency", "input_len",
     "output_len", "max_seqs", "max_batched_tokens", "prefix_hit", "metric", "value", "source", "engine",
-    "input_dist", "output_dist", "input_p90", "output_p90", "num_prompts",
+    "input_dist", "output_dist", "input_p90", "output_p90", "num_prompts", "gpu_mem_util",
 )
 # Columns a file may leave out of its header entirely; every other column must be present.
 OPTIONAL_COLUMNS = frozenset({"pp", "weights", "kv", "rate", "concurrency", "max_seqs", "max_batched_tokens", "prefix_hit",
                               "source", "engine", "input_dist", "output_dist", "input_p90", "output_p90",
-                              "num_prompts"})
+                              "num_prompts", "gpu_mem_util"})
 LENGTH_KINDS: tuple[str, ...] = ("fixed", "exponential", "lognormal")
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c not in OPTIONAL_COLUMNS)
 
@@ -124,6 +127,7 @@ class Measurement:
     input_p90: float | None = None
     output_p90: float | None = None
     num_prompts: int | None = None
+    gpu_mem_util: float | None = None
 
     @property
     def url(self) -> str:
@@ -195,6 +199,13 @@ def _fraction(text: str) -> float:
     return x
 
 
+def _memory_share(text: str) -> float:
+    x = _number(text)
+    if not 0.05 < x <= 0.99:
+        raise ValueError(f"must be a memory share above 0.05 and at most 0.99 (as predict's --gpu-mem-util): {text}")
+    return x
+
+
 def _choice(allowed: tuple[str, ...] | list[str]) -> Callable[[str], str]:
     def check(text: str) -> str:
         if text not in allowed:
@@ -232,6 +243,7 @@ _CELLS: dict[str, tuple[Callable[[str], object], bool]] = {
     "input_p90": (_positive(_number), False),
     "output_p90": (_positive(_number), False),
     "num_prompts": (_positive(_integer), False),
+    "gpu_mem_util": (_memory_share, False),
 }
 
 

@@ -61,7 +61,7 @@ class RowResult:
 def _config_key(m: Measurement) -> tuple:
     return (m.model, m.gpu, m.tp, m.pp or 1, m.weights, m.kv, m.mode, m.rate, m.concurrency, m.input_len, m.output_len,
             m.max_seqs, m.max_batched_tokens, m.prefix_hit or 0.0, m.engine, m.metric not in MEANS_ONLY_METRICS,
-            m.input_dist, m.output_dist, m.input_p90, m.output_p90, m.num_prompts)
+            m.input_dist, m.output_dist, m.input_p90, m.output_p90, m.num_prompts, m.gpu_mem_util)
 
 
 def _resolve(m: Measurement, base_dir: Path, cache: dict) -> tuple[ModelSpec, GpuSpec]:
@@ -180,8 +180,10 @@ def _predict_row(m: Measurement, calibration: Calibration, base_dir: Path, specs
     # empty precisions: predict's defaults (the model's dtype; bf16 KV, fp16 for fp16 models)
     weights = m.weights or model.dtype
     kv = m.kv or ("fp16" if model.dtype == "fp16" else "bf16")
+    memory = {"gpu_mem_util": m.gpu_mem_util} if m.gpu_mem_util is not None else {}  # else predict's default
     cfg = ServingConfig(tp=m.tp, pp=m.pp or 1, weights=weights, kv=kv, max_num_seqs=m.max_seqs,
-                        max_num_batched_tokens=m.max_batched_tokens, prefix_hit=m.prefix_hit or 0.0, engine=m.engine)
+                        max_num_batched_tokens=m.max_batched_tokens, prefix_hit=m.prefix_hit or 0.0, engine=m.engine,
+                        **memory)
     p = replica_params(model, gpu, cfg, calibration.for_family(gpu.family, m.engine, model.family))
     # percentiles need the sampled distributions; means come from the fixed point alone
     detailed = m.metric not in MEANS_ONLY_METRICS

@@ -140,6 +140,12 @@ def test_bad_metadata_and_counts_are_named(tmp_path):
     path.write_text(json.dumps(raw | {"completed": 0}))
     with pytest.raises(MeasurementsError, match="no request completed"):
         read_measurement_files([path])
+    for share in ("1.5", "lots"):
+        path.write_text(json.dumps(raw | {"planner_gpu_mem_util": share}))
+        with pytest.raises(MeasurementsError, match="planner_gpu_mem_util"):
+            read_measurement_files([path])
+    path.write_text(json.dumps(raw | {"planner_gpu_mem_util": "0.95"}))
+    assert {r.gpu_mem_util for r in read_measurement_files([path]).rows} == {0.95}
 
 
 def test_recognition_and_model_names():
@@ -186,6 +192,8 @@ def test_the_result_of_an_exported_benchmark_reads_back_as_the_planned_setup(cap
     assert (row.model, row.gpu, str(row.tp), row.weights, row.engine) == (
         metadata["planner_model"], metadata["planner_gpu"], metadata["planner_tp"], metadata["planner_weights"], "vllm")
     assert row.rate == float(opts["--request-rate"][0])
+    # the server's memory share sets its KV capacity: the plan's own, not predict's default
+    assert row.gpu_mem_util == float(metadata["planner_gpu_mem_util"]) == 0.9
 
 
 GENAI_PERF = DATA / "profile_export_genai_perf.json"

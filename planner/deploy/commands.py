@@ -148,7 +148,7 @@ def bench_metadata(s: TierSettings) -> dict[str, str]:
     return {"planner_model": s.model_id, "planner_gpu": s.gpu_id, "planner_tp": str(s.tp), "planner_pp": str(s.pp),
             "planner_weights": s.weights, "planner_kv": s.kv, "planner_engine": s.engine,
             "planner_max_seqs": str(s.max_seqs), "planner_max_batched_tokens": str(s.max_batched_tokens),
-            "planner_prefix_hit": f"{s.prefix_hit:g}"}
+            "planner_prefix_hit": f"{s.prefix_hit:g}", "planner_gpu_mem_util": f"{s.gpu_mem_util:g}"}
 
 
 def bench_args(s: TierSettings, base_url: str) -> list[str]:

@@ -46,6 +46,7 @@ class Setup:
     max_seqs: int | None = None
     max_batched_tokens: int | None = None
     prefix_hit: float | None = None
+    gpu_mem_util: float | None = None  # the server's memory share (--gpu-memory-utilization)
 
 
 def is_vllm_bench(obj: object) -> bool:
@@ -115,6 +116,7 @@ def measurement_rows(setup: Setup, run: Run, metrics: list[tuple[str, float]], w
         raise MeasurementsError(f"{where}: no latency or throughput figure to compare")
     common = dict(model=setup.model, gpu=setup.gpu, tp=setup.tp, pp=setup.pp, weights=setup.weights, kv=setup.kv,
                   max_seqs=setup.max_seqs, max_batched_tokens=setup.max_batched_tokens, prefix_hit=setup.prefix_hit,
+                  gpu_mem_util=setup.gpu_mem_util,
                   engine=setup.engine or default_engine, **{f.name: getattr(run, f.name) for f in fields(Run)})
     return [Measurement(metric=metric, value=value, **common) for metric, value in metrics]
 
@@ -253,6 +255,12 @@ def _parse_meta(name: str, value, where: str):
             if not 0 <= hit <= 1:
                 raise ValueError
             return hit
+        if name == "gpu_mem_util":
+            share = float(text)
+            if not 0.05 < share <= 0.99:
+                raise MeasurementsError(f"{where}: planner_gpu_mem_util must be a memory share above 0.05 and at most "
+                                        f"0.99, got {text!r}")
+            return share
     except ValueError:
         raise MeasurementsError(f"{where}: planner_{name} must be a positive number, got {text!r}") from None
     allowed = {"weights": WEIGHT_PRECISIONS, "kv": KV_PRECISIONS, "engine": ENGINES}.get(name)

@@ -204,16 +204,20 @@ def test_the_shipped_calibration_carries_cross_validated_bands():
 @pytest.mark.slow
 def test_shipped_set_cross_validated_error_stays_within_the_readme():
     """Five folds of sources, each predicted with knobs fitted without it (about five minutes on
-    two cores): the medians the README states, with a point of slack for platform rounding."""
+    two cores; one source per fold takes an hour): the five-fold medians the README states, with a
+    point of slack for platform rounding."""
     data = read_measurements(packaged_measurements_path())
     cv = cross_validate(data, Calibration(), held_out_families=False)
     got = error_table(cv.by_source)["all"]
-    for group, limit in CROSS_VALIDATED_LIMITS.items():
+    for group, limit in FIVE_FOLD_LIMITS.items():
         assert got[group] <= limit + 1.0, f"{group}: cross-validated median error {got[group]}% above {limit}%"
 
 
-# The README's cross-validated medians (planner validate --cross-validate on the shipped set).
-CROSS_VALIDATED_LIMITS = {"throughput": 8.6, "tpot": 15.0, "ttft": 24.8, "e2e": 10.0, "p99": 28.9}
+# The README's cross-validated medians: leave-one-source-out (planner validate --cross-validate
+# --folds all on the shipped set; the bands the shipped calibration carries), and with the sources
+# dealt into the default five folds (a fifth held out at once: what the slow test recomputes).
+CROSS_VALIDATED_LIMITS = {"throughput": 8.8, "tpot": 14.2, "ttft": 24.2, "e2e": 11.4, "p99": 30.8}
+FIVE_FOLD_LIMITS = {"throughput": 8.9, "tpot": 15.7, "ttft": 25.1, "e2e": 10.0, "p99": 28.8}
 
 
 def test_validate_cross_validate_reports_held_out_errors(tmp_path, capsys):

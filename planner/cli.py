@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _folds_flag(parser) -> None:
     parser.add_argument("--folds", type=fold_count, default=5, metavar="N|all",
                         help="with --cross-validate: sources dealt into N folds (default 5; each fold is one refit), "
-                             "or `all` for one source per fold, leave-one-source-out proper (an hour on the shipped set)")
+                             "or `all` for one source per fold, leave-one-source-out proper (40 minutes on the shipped set)")
 
 
 def _engine_flag(parser, help_text: str) -> None:

@@ -204,8 +204,8 @@ def test_the_shipped_calibration_carries_cross_validated_bands():
 @pytest.mark.slow
 def test_shipped_set_cross_validated_error_stays_within_the_readme():
     """Five folds of sources, each predicted with knobs fitted without it (about five minutes on
-    two cores; one source per fold takes an hour): the five-fold medians the README states, with a
-    point of slack for platform rounding."""
+    two cores; one source per fold takes forty): the five-fold medians the README states, with
+    a point of slack for platform rounding."""
     data = read_measurements(packaged_measurements_path())
     cv = cross_validate(data, Calibration(), held_out_families=False)
     got = error_table(cv.by_source)["all"]

@@ -72,9 +72,12 @@ def fold_count(text: str) -> int:
     """--folds: a number of folds (2 or more), or `all` for one fold per source (0)."""
     if text.strip().lower() == "all":
         return 0
-    value = positive_int(text)
+    try:
+        value = positive_int(text)
+    except argparse.ArgumentTypeError:
+        value = 0
     if value < 2:
-        raise argparse.ArgumentTypeError(f"must be at least 2 (or 'all'), got {value}")
+        raise argparse.ArgumentTypeError(f"expected a number of folds, at least 2, or 'all'; got {text!r}")
     return value
 
 
@@ -171,9 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _folds_flag(parser) -> None:
-    parser.add_argument("--folds", type=fold_count, default=5, metavar="N|all",
+    parser.add_argument("--folds", type=fold_count, metavar="N|all",
                         help="with --cross-validate: sources dealt into N folds (default 5; each fold is one refit), "
                              "or `all` for one source per fold, leave-one-source-out proper (40 minutes on the shipped set)")
+
+
+def _check_folds(args) -> None:
+    """--folds alone would do nothing (it says how --cross-validate holds sources out): refused."""
+    if args.folds is not None and not args.cross_validate:
+        raise UsageError("--folds needs --cross-validate (it says how the sources are held out)")
 
 
 def _engine_flag(parser, help_text: str) -> None:
@@ -425,6 +434,7 @@ def cmd_validate(args) -> int:
     from planner.report import cross_validation_json, validation_json, validation_row
     from planner.service import load_calibration
 
+    _check_folds(args)
     data = _measurements(args)
     if args.uncalibrated:
         calibration = Calibration()
@@ -432,10 +442,11 @@ def cmd_validate(args) -> int:
         calibration = load_calibration(args.calibration) if args.calibration else shipped_calibration()
     cv = None
     if args.cross_validate:
-        from planner.engine.crossval import cross_validate
+        from planner.engine.crossval import DEFAULT_FOLDS, cross_validate
 
         progress = None if args.format == "json" else (lambda s: print(s, file=sys.stderr, flush=True))
-        held = cross_validate(data, Calibration(), progress=progress, held_out_models=True, folds=args.folds)
+        held = cross_validate(data, Calibration(), progress=progress, held_out_models=True,
+                              folds=DEFAULT_FOLDS if args.folds is None else args.folds)
         results = held.by_source
         cv = cross_validation_json(held)
     else:
@@ -465,6 +476,7 @@ def cmd_calibrate(args) -> int:
     from planner.engine.validate import evaluate_rows, group_errors, summarize, validated_families
     from planner.report import calibration_data, cross_validation_json
 
+    _check_folds(args)
     check_target(args.output, args.force)
     # with -o - the calibration is standard output, and the report goes to stderr beside it
     to_stderr = to_stdout(args.output)
@@ -505,13 +517,13 @@ def cmd_calibrate(args) -> int:
                 say(f"{engine} {family}: a cold server's start-up burst waits {knobs.first_use_ms:g} ms for first use "
                     "(runs of a given number of prompts only, never a server in its steady state)")
     if args.cross_validate:
-        from planner.engine.crossval import cross_validate, error_bands
+        from planner.engine.crossval import DEFAULT_FOLDS, cross_validate, error_bands
         from planner.tables import cross_validation_tables
 
         say("cross-validating: sources dealt into folds, each fold predicted with knobs fitted without it")
         held = cross_validate(data, Calibration(), progress=lambda s: say(f"  {s}"),
                               fitted_on_all=fitted if args.from_defaults else None, held_out_models=True,
-                              folds=args.folds)
+                              folds=DEFAULT_FOLDS if args.folds is None else args.folds)
         fitted = fitted.model_copy(update={"cv_error_pct": error_bands(held)})
         for table in cross_validation_tables(cross_validation_json(held)):
             _print(table, to_stderr)

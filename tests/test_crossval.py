@@ -246,7 +246,13 @@ def test_folds_all_is_one_source_per_fold_and_one_fold_is_refused(tmp_path, caps
     cv = json.loads(capsys.readouterr().out)["cross_validation"]
     assert (cv["sources"], cv["folds"]) == (3, 3)
     assert main(["validate", str(path), "--cross-validate", "--folds", "1"]) == 2
-    assert "at least 2 (or 'all')" in capsys.readouterr().err
+    assert "at least 2, or 'all'" in capsys.readouterr().err
+    assert main(["validate", str(path), "--cross-validate", "--folds", "x"]) == 2
+    assert "expected a number of folds, at least 2, or 'all'; got 'x'" in capsys.readouterr().err
+    assert main(["validate", str(path), "--folds", "all"]) == 2  # it would do nothing without --cross-validate
+    assert "--folds needs --cross-validate" in capsys.readouterr().err
+    assert main(["calibrate", str(path), "-o", str(tmp_path / "c.toml"), "--folds", "3"]) == 2
+    assert "--folds needs --cross-validate" in capsys.readouterr().err and not (tmp_path / "c.toml").exists()
 
 
 def offline_rows_csv(tmp_path, rows) -> Path:

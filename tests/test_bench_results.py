@@ -140,9 +140,9 @@ def test_bad_metadata_and_counts_are_named(tmp_path):
     path.write_text(json.dumps(raw | {"completed": 0}))
     with pytest.raises(MeasurementsError, match="no request completed"):
         read_measurement_files([path])
-    for share in ("1.5", "lots"):
+    for share, says in (("1.5", "memory share above 0.05 and at most 0.99"), ("lots", "not a number")):
         path.write_text(json.dumps(raw | {"planner_gpu_mem_util": share}))
-        with pytest.raises(MeasurementsError, match="planner_gpu_mem_util"):
+        with pytest.raises(MeasurementsError, match=f"planner_gpu_mem_util.*{says}"):
             read_measurement_files([path])
     path.write_text(json.dumps(raw | {"planner_gpu_mem_util": "0.95"}))
     assert {r.gpu_mem_util for r in read_measurement_files([path]).rows} == {0.95}

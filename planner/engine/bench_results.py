@@ -20,7 +20,7 @@ import numpy as np
 
 from planner.engine import catalog
 from planner.engine.engines import DEFAULT_ENGINE, ENGINES
-from planner.engine.measurements import Measurement, MeasurementsError
+from planner.engine.measurements import Measurement, MeasurementsError, memory_share
 from planner.engine.scenario import LOGNORMAL_MAX_P90_RATIO
 from planner.engine.specs import KV_PRECISIONS, WEIGHT_PRECISIONS
 
@@ -244,6 +244,11 @@ def _parse_meta(name: str, value, where: str):
     if value is None or value == "":
         return None
     text = str(value).strip()
+    if name == "gpu_mem_util":
+        try:
+            return memory_share(text)
+        except ValueError as exc:
+            raise MeasurementsError(f"{where}: planner_gpu_mem_util {exc}") from None
     try:
         if name in ("tp", "pp", "max_seqs", "max_batched_tokens"):
             number = int(text)
@@ -255,12 +260,6 @@ def _parse_meta(name: str, value, where: str):
             if not 0 <= hit <= 1:
                 raise ValueError
             return hit
-        if name == "gpu_mem_util":
-            share = float(text)
-            if not 0.05 < share <= 0.99:
-                raise MeasurementsError(f"{where}: planner_gpu_mem_util must be a memory share above 0.05 and at most "
-                                        f"0.99, got {text!r}")
-            return share
     except ValueError:
         raise MeasurementsError(f"{where}: planner_{name} must be a positive number, got {text!r}") from None
     allowed = {"weights": WEIGHT_PRECISIONS, "kv": KV_PRECISIONS, "engine": ENGINES}.get(name)

@@ -199,7 +199,8 @@ def _fraction(text: str) -> float:
     return x
 
 
-def _memory_share(text: str) -> float:
+def memory_share(text: str) -> float:
+    """A server's memory share (gpu_mem_util) as a file states it: a CSV cell or result metadata."""
     x = _number(text)
     if not 0.05 < x <= 0.99:
         raise ValueError(f"must be a memory share above 0.05 and at most 0.99 (as predict's --gpu-mem-util): {text}")
@@ -243,7 +244,7 @@ _CELLS: dict[str, tuple[Callable[[str], object], bool]] = {
     "input_p90": (_positive(_number), False),
     "output_p90": (_positive(_number), False),
     "num_prompts": (_positive(_integer), False),
-    "gpu_mem_util": (_memory_share, False),
+    "gpu_mem_util": (memory_share, False),
 }
 
 

@@ -102,9 +102,10 @@ def fraction(text: str) -> float:
 
 
 def mem_fraction(text: str) -> float:
+    """--gpu-mem-util: the range a profile's and a measurements file's memory share take too."""
     value = fraction(text)
-    if value <= 0.05:
-        raise argparse.ArgumentTypeError(f"must be in (0.05, 1), got {text}")
+    if not 0.05 < value <= 0.99:
+        raise argparse.ArgumentTypeError(f"must be above 0.05 and at most 0.99, got {text}")
     return value
 
 

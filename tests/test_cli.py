@@ -193,6 +193,11 @@ def test_predict_accepts_a_config_folder(capsys):
     (["--gpu", "h100", "--input-len", "100", "--output-len", "10", "--offline", "--tp", "0"], ["--tp"]),
     (["--gpu", "h100", "--input-len", "100", "--output-len", "10", "--offline", "--weights", "fp3"], ["--weights"]),
     (["--gpu", "h100", "--input-len", "100", "--output-len", "10", "--offline", "--prefix-hit", "1.5"], ["--prefix-hit"]),
+    # the range a profile and a measurements file take too
+    (["--gpu", "h100", "--input-len", "100", "--output-len", "10", "--offline", "--gpu-mem-util", "0.995"],
+     ["--gpu-mem-util", "at most 0.99"]),
+    (["--gpu", "h100", "--input-len", "100", "--output-len", "10", "--offline", "--gpu-mem-util", "0.05"],
+     ["--gpu-mem-util", "above 0.05"]),
     (["--input-len", "100", "--output-len", "10", "--offline"], ["--gpu"]),
 ])
 def test_predict_bad_arguments_exit_2_with_one_line(capsys, args, needles):

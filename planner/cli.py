@@ -102,11 +102,13 @@ def fraction(text: str) -> float:
 
 
 def mem_fraction(text: str) -> float:
-    """--gpu-mem-util: the range a profile's and a measurements file's memory share take too."""
-    value = fraction(text)
-    if not 0.05 < value <= 0.99:
-        raise argparse.ArgumentTypeError(f"must be above 0.05 and at most 0.99, got {text}")
-    return value
+    """--gpu-mem-util, read as a measurements file's memory share is (the range a profile takes too)."""
+    from planner.engine.measurements import memory_share
+
+    try:
+        return memory_share(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class Parser(argparse.ArgumentParser):
@@ -443,11 +445,11 @@ def cmd_validate(args) -> int:
         calibration = load_calibration(args.calibration) if args.calibration else shipped_calibration()
     cv = None
     if args.cross_validate:
-        from planner.engine.crossval import DEFAULT_FOLDS, cross_validate
+        from planner.engine.crossval import cross_validate
 
         progress = None if args.format == "json" else (lambda s: print(s, file=sys.stderr, flush=True))
         held = cross_validate(data, Calibration(), progress=progress, held_out_models=True,
-                              folds=DEFAULT_FOLDS if args.folds is None else args.folds)
+                              folds=args.folds)
         results = held.by_source
         cv = cross_validation_json(held)
     else:
@@ -518,13 +520,13 @@ def cmd_calibrate(args) -> int:
                 say(f"{engine} {family}: a cold server's start-up burst waits {knobs.first_use_ms:g} ms for first use "
                     "(runs of a given number of prompts only, never a server in its steady state)")
     if args.cross_validate:
-        from planner.engine.crossval import DEFAULT_FOLDS, cross_validate, error_bands
+        from planner.engine.crossval import cross_validate, error_bands
         from planner.tables import cross_validation_tables
 
         say("cross-validating: sources dealt into folds, each fold predicted with knobs fitted without it")
         held = cross_validate(data, Calibration(), progress=lambda s: say(f"  {s}"),
                               fitted_on_all=fitted if args.from_defaults else None, held_out_models=True,
-                              folds=DEFAULT_FOLDS if args.folds is None else args.folds)
+                              folds=args.folds)
         fitted = fitted.model_copy(update={"cv_error_pct": error_bands(held)})
         for table in cross_validation_tables(cross_validation_json(held)):
             _print(table, to_stderr)

@@ -89,16 +89,18 @@ def _held_out(data: MeasurementSet, start: Calibration, parallel: bool | None, k
 
 def cross_validate(data: MeasurementSet, start: Calibration | None = None, parallel: bool | None = None,
                    progress: Callable[[str], None] | None = None, held_out_families: bool = True,
-                   folds: int = DEFAULT_FOLDS, fitted_on_all: Calibration | None = None,
+                   folds: int | None = DEFAULT_FOLDS, fitted_on_all: Calibration | None = None,
                    held_out_models: bool = False, model_folds: int = MODEL_FOLDS) -> CrossValidation:
     """Predict each fold's rows with knobs fitted without it (from `start`, the uncalibrated
     defaults unless given), each GPU family's rows with knobs fitted without that family
     (`fitted_on_all`: the calibration fitted on every row from `start`, when the caller has it),
-    and with `held_out_models` each model family's rows with knobs fitted without that family."""
+    and with `held_out_models` each model family's rows with knobs fitted without that family.
+    `folds` None deals the sources into the default five; 0 gives each source a fold of its own."""
     start = start or Calibration()
     base_dir = data.path.parent
     rows = list(data.rows)
     family_of = [gpu_family_of(m.gpu) for m in rows]
+    folds = DEFAULT_FOLDS if folds is None else folds  # 0: one source per fold
     by_source, n_sources, n_folds = _held_out(data, start, parallel, source_of, folds, "sources", progress)
     by_model: list[RowResult] = []
     if held_out_models:

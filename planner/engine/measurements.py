@@ -54,7 +54,7 @@ import numpy as np
 
 from planner.engine.engines import DEFAULT_ENGINE, ENGINES
 from planner.engine.inputs import printable
-from planner.engine.scenario import LengthDist
+from planner.engine.scenario import MEM_UTIL_CEILING, MEM_UTIL_FLOOR, LengthDist
 from planner.engine.specs import KV_PRECISIONS, WEIGHT_PRECISIONS
 
 COLUMNS: tuple[str, ...] = (
@@ -200,10 +200,11 @@ def _fraction(text: str) -> float:
 
 
 def memory_share(text: str) -> float:
-    """A server's memory share (gpu_mem_util) as a file states it: a CSV cell or result metadata."""
+    """A server's memory share (gpu_mem_util) as text states it: a CSV cell, a result's metadata,
+    predict's --gpu-mem-util."""
     x = _number(text)
-    if not 0.05 < x <= 0.99:
-        raise ValueError(f"must be a memory share above 0.05 and at most 0.99 (as predict's --gpu-mem-util): {text}")
+    if not MEM_UTIL_FLOOR < x <= MEM_UTIL_CEILING:
+        raise ValueError(f"must be a memory share above {MEM_UTIL_FLOOR} and at most {MEM_UTIL_CEILING}, got {text}")
     return x
 
 

@@ -28,6 +28,10 @@ class Strict(InputModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
+# The memory share a server may be given (vLLM's gpu_memory_utilization and its peers): above this
+# floor and at most this ceiling, in a profile, on predict's command line and in a measurements file.
+MEM_UTIL_FLOOR, MEM_UTIL_CEILING = 0.05, 0.99
+
 # A lognormal's p90/mean is exp(z*s - s^2/2) with z = 1.2816, largest at s = z: exp(z^2/2).
 LOGNORMAL_MAX_P90_RATIO = math.exp(1.2815515655446004**2 / 2)
 
@@ -178,7 +182,7 @@ class Optimizations(Strict):
     max_num_seqs: int | None = Field(None, ge=1, le=65536)
     chunked_prefill: bool = True
     max_num_batched_tokens: int | None = Field(None, ge=16, le=1_048_576)
-    gpu_mem_util: float = Field(0.9, gt=0.05, le=0.99)
+    gpu_mem_util: float = Field(0.9, gt=MEM_UTIL_FLOOR, le=MEM_UTIL_CEILING)
     prefix_hit: float = Field(0.0, ge=0, le=0.99)
     spec_k: int = Field(0, ge=0, le=16)
     spec_accept: float = Field(0.7, ge=0, le=0.99)

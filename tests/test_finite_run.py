@@ -50,6 +50,29 @@ def test_prompts_queue_behind_each_other_a_budget_a_step():
     assert np.all(np.diff(done_s) > 0) and np.all(done_s > first_s)
 
 
+def test_prompts_sent_far_apart_each_run_alone():
+    """At one prompt every 10 s the engine is idle when each arrives: each request's TTFT and
+    end-to-end time from its arrival are those of one prompt alone, and the run lasts from the
+    first prompt sent to the last one's last token."""
+    p = params()
+    alone = finite_run_point(p, workload(500, 20), 1)
+    run = finite_run_point(p, workload(500, 20), 5, rate_rps=0.1)
+    assert run.mode == "rate" and run.finite_run and "sent at 0.1 req/s" in run.note
+    for stat in ("p50", "p99"):
+        assert run.ttft_s[stat] == pytest.approx(alone.ttft_s["mean"], rel=1e-9)
+        assert run.e2e_s[stat] == pytest.approx(alone.e2e_s["mean"], rel=1e-9)
+    assert run.requests_per_s < 0.1 * 5 / 4  # 5 over the span of 4 gaps and the last one's run
+
+
+def test_a_faster_rate_approaches_sending_all_at_once():
+    p = params()
+    wl = workload(1000, 100)
+    at_once = finite_run_point(p, wl, 200)
+    ttft = [finite_run_point(p, wl, 200, rate_rps=r).ttft_s["mean"] for r in (20.0, 200.0, 20_000.0)]
+    assert ttft[0] < ttft[1] < ttft[2] <= at_once.ttft_s["mean"] * 1.001
+    assert ttft[2] == pytest.approx(at_once.ttft_s["mean"], rel=0.02)
+
+
 def test_a_kv_cache_too_small_for_one_prompt_never_finishes():
     p = params(max_num_batched_tokens=8192)
     prompt = float(kv_capacity_tokens(p)) + 16.0

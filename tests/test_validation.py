@@ -128,6 +128,28 @@ def test_a_rate_past_capacity_is_scored_on_the_throughput_it_saturates_at(tmp_pa
     assert ttft["predicted"] is None and "at or above the replica's maximum" in ttft["reason"]
 
 
+def test_a_run_of_n_prompts_past_capacity_is_simulated_to_its_end(tmp_path, capsys):
+    # a rate sweep's run of 500 prompts at 32 req/s on a replica that completes about 16 has no
+    # steady state, but it ends: the queue grows while the prompts arrive and empties after the
+    # last (TensorRT-LLM's table: TTFT 1.2 s against 9.1 s with all 500 sent at once). Such a row
+    # is scored with the runs of N prompts, apart from the steady state's bands; below capacity
+    # the same N changes nothing.
+    base = "llama-3.1-70b,h100-sxm,4,,bf16,bf16,{mode},{rate},,467,256,,,,{metric},{value},https://example.org/a,{n}"
+    rows = [base.format(mode="rate", rate=32, metric=m, value=v, n=n) for n in (250, 500, "")
+            for m, v in (("ttft_ms_mean", 1229), ("requests_per_s", 16))]
+    rows += [base.format(mode="offline", rate="", metric="ttft_ms_mean", value=9123, n=500)]
+    rows += [base.format(mode="rate", rate=2, metric="ttft_ms_mean", value=62, n=n) for n in (500, "")]
+    report = validate_csv(tmp_path / "past.csv", capsys, HEAD_N, rows)["rows"]
+    ttft_250, rps_250, ttft_500, rps_500, ttft_open, rps_open, at_once, light_run, light = report
+    assert all(r["load_band"] == "finite runs" for r in (ttft_250, rps_250, ttft_500, rps_500, at_once))
+    assert ttft_open["predicted"] is None and "at or above the replica's maximum" in ttft_open["reason"]
+    # the backlog a longer run builds: the mean wait grows with N, and stays below sending all at once
+    assert 0 < ttft_250["predicted"] < ttft_500["predicted"] < at_once["predicted"]
+    # completions over the run's length, below what the replica sustains (the ramp and the drain)
+    assert rps_500["predicted"] < rps_open["predicted"]
+    assert light_run["predicted"] == pytest.approx(light["predicted"]) and light_run["load_band"] != "finite runs"
+
+
 def test_a_tail_percentile_of_too_short_a_run_is_listed_not_scored(tmp_path, capsys):
     # 40 requests: one request in a hundred is less than one, so the "p99" is the run's slowest one
     # or two; its p90 has four requests above it and its median twenty: both are scored. A run of a

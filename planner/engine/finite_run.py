@@ -1,5 +1,7 @@
 """A run of N prompts sent at once: `vllm bench serve --request-rate inf --num-prompts N`, or an
-offline batch of N requests.
+offline batch of N requests; or N prompts sent at a Poisson rate the replica cannot keep up with
+(`--request-rate R` past its capacity), where no steady state exists: the queue grows while the
+prompts arrive and empties after the last.
 
 The queue starts full and empties. The engine admits prompts in arrival order as its running-batch
 cap, its token budget and its KV cache allow, prefills them a budget of tokens per step alongside
@@ -25,20 +27,28 @@ from planner.engine.workload import RNG_SEED, Workload, even_picks, prompt_token
 WAITING, RUNNING, DONE = 0, 1, 2
 
 
-def finite_run_point(p: ReplicaParams, wl: Workload, num_prompts: int) -> OperatingPoint:
-    """What a run of `num_prompts` requests sent at once reports: throughput over its duration,
-    and each request's TTFT, TPOT and end-to-end latency (means and percentiles over requests)."""
+def finite_run_point(p: ReplicaParams, wl: Workload, num_prompts: int, rate_rps: float | None = None) -> OperatingPoint:
+    """What a run of `num_prompts` requests reports: throughput over its duration, and each
+    request's TTFT, TPOT and end-to-end latency from its arrival (means and percentiles over
+    requests). All sent at once, or at `rate_rps` as Poisson arrivals (vllm bench serve's
+    default), one seeded sample path."""
     n = int(num_prompts)
     in_len = wl.in_grid[even_picks(len(wl.in_grid), n)].astype(float)
+    rng = np.random.default_rng(RNG_SEED)
     # outputs in a fixed shuffled order, so a long prompt does not always come with a long output
-    out_len = np.maximum(wl.out_grid[even_picks(len(wl.out_grid), n)], 1.0)[np.random.default_rng(RNG_SEED).permutation(n)]
-    run = _simulate(p, in_len, out_len)
+    out_len = np.maximum(wl.out_grid[even_picks(len(wl.out_grid), n)], 1.0)[rng.permutation(n)]
+    arrival_s = np.zeros(n)
+    if rate_rps is not None:  # the first sent at once, the rest after exponential gaps
+        arrival_s[1:] = np.cumsum(rng.exponential(1.0 / rate_rps, n - 1))
+    mode = "offline" if rate_rps is None else "rate"
+    run = _simulate(p, in_len, out_len, arrival_s)
     if run is None:
-        return OperatingPoint(mode="offline", stable=False, kv_tokens=float(kv_capacity_tokens(p)),
+        return OperatingPoint(mode=mode, stable=False, kv_tokens=float(kv_capacity_tokens(p)),
                               note="a request does not fit the KV cache even alone: the run never finishes")
     first_s, done_s = run
     api_s = float(p.api_overhead_s)
-    duration_s = float(done_s.max())
+    duration_s = float(done_s.max())  # from the first prompt sent to the last token
+    first_s, done_s = first_s - arrival_s, done_s - arrival_s
     many = out_len > 1
     decode_s = (done_s - first_s)[many]  # first token to last, of the requests with more than one
     ttft = summarise(first_s + api_s)
@@ -52,20 +62,23 @@ def finite_run_point(p: ReplicaParams, wl: Workload, num_prompts: int) -> Operat
     rate = n / duration_s * float(out_len.mean()) / wl.mean_out
     cap = batch_cap(p, wl)
     mean_new = float(np.mean(prompt_tokens(p, wl.in_grid)[0]))
-    point = OperatingPoint(mode="offline", stable=True, batch=float(min(n, cap)), tpot_mean_s=tpot["mean"],
+    point = OperatingPoint(mode=mode, stable=True, batch=float(min(n, cap)), tpot_mean_s=tpot["mean"],
                            ttft_mean_s=ttft["mean"], e2e_mean_s=e2e["mean"], requests_per_s=rate, max_rate_rps=rate,
                            utilization=1.0, max_batch=cap, kv_tokens=float(kv_capacity_tokens(p)),
-                           ttft_s=ttft, tpot_s=tpot, e2e_s=e2e, itl_mean_s=itl_mean_s,
+                           ttft_s=ttft, tpot_s=tpot, e2e_s=e2e, itl_mean_s=itl_mean_s, finite_run=True,
                            decode_bound=str(bound_name(offline_throughput(p, wl)[2])),
                            prefill_bound=str(bound_name(step_time(p, 0.0, 0.0, mean_new, mean_new ** 2 / 2))))
-    point.note = f"a run of {n} prompts sent at once, simulated step by step until the last finishes"
+    sent = "sent at once" if rate_rps is None else f"sent at {rate_rps:g} req/s"
+    point.note = f"a run of {n} prompts {sent}, simulated step by step until the last finishes"
     return point
 
 
-def _simulate(p: ReplicaParams, in_len: np.ndarray, out_len: np.ndarray):
-    """Time of each request's first token and of its last, from the moment all were sent; None
-    when a request cannot run to its end even alone."""
+def _simulate(p: ReplicaParams, in_len: np.ndarray, out_len: np.ndarray, arrival_s: np.ndarray | None = None):
+    """Time of each request's first token and of its last, from the moment the first was sent
+    (each waits from its arrival, in arrival order; all at once without `arrival_s`); None when a
+    request cannot run to its end even alone."""
     n = len(in_len)
+    arrival_s = np.zeros(n) if arrival_s is None else np.asarray(arrival_s, dtype=float)
     new, cached = (np.asarray(x, dtype=float) for x in prompt_tokens(p, in_len))
     kv_tokens = float(kv_capacity_tokens(p))
     whole = float(p.kv_reserve_whole) > 0
@@ -89,9 +102,12 @@ def _simulate(p: ReplicaParams, in_len: np.ndarray, out_len: np.ndarray):
     clock_s, admissions = 0.0, 0
     while True:
         running = np.flatnonzero(state == RUNNING)
-        waiting = np.flatnonzero(state == WAITING)
-        if running.size == 0 and waiting.size == 0:
+        queued = state == WAITING
+        if running.size == 0 and not queued.any():
             return first_s, done_s
+        if running.size == 0:  # an idle engine waits for the next prompt
+            clock_s = max(clock_s, float(arrival_s[queued].min()))
+        waiting = np.flatnonzero(queued & (arrival_s <= clock_s))
         prefilling = running[done_tokens[running] < need[running]]
         decoding = running[done_tokens[running] >= need[running]]
         room = budget - decoding.size if np.isfinite(budget) else budget

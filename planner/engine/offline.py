@@ -45,6 +45,7 @@ class OperatingPoint:
     kv_tokens: float = 0.0
     max_batch: float = 0.0
     note: str = ""
+    finite_run: bool = False  # a run of N prompts simulated to its end (finite_run.py), not a steady state
 
 
 def admitted_context(p: ReplicaParams, wl: Workload):

@@ -30,7 +30,9 @@ METRIC_GROUPS = {
 
 
 def is_finite_run(m: Measurement) -> bool:
-    """A run of a stated number of prompts sent at once (finite_run.py)."""
+    """A run of a stated number of prompts sent at once (finite_run.py). A run of a stated number
+    sent at a rate past the replica's capacity is simulated the same way (RowResult.finite_run),
+    but only the prediction can tell."""
     return m.mode == "offline" and m.num_prompts is not None
 
 
@@ -40,12 +42,13 @@ class RowResult:
     predicted: float | None
     reason: str = ""
     utilization: float | None = None  # the predicted share of the replica's capacity the row ran at
+    finite_run: bool = False  # predicted by simulating the run to its end (finite_run.py)
 
     @property
     def load_band(self) -> str:
         """Where the row sits on the latency-load curve: errors grow toward capacity. A finite run
         sits on no point of it (it starts full and drains to empty)."""
-        if is_finite_run(self.row):
+        if self.finite_run or is_finite_run(self.row):
             return FINITE_RUNS
         if self.row.mode == "offline":
             return LOAD_BANDS[-1]
@@ -149,7 +152,7 @@ def _evaluate_rows(rows, calibration: Calibration, base_dir: Path, specs: dict, 
             continue
         key = _config_key(m)
         if key not in points:
-            points[key] = _predict_row(m, calibration, base_dir, specs)
+            points[key] = _predict_row(m, calibration, base_dir, specs, runs=saturated)
         point, reason, mean_in, mean_out = points[key]
         if point is None or (not saturated and not point.stable):
             out.append(RowResult(m, None, reason))
@@ -158,7 +161,7 @@ def _evaluate_rows(rows, calibration: Calibration, base_dir: Path, specs: dict, 
         if value is None or not np.isfinite(value):
             out.append(RowResult(m, None, reason or _no_metric_reason(m)))
         else:
-            out.append(RowResult(m, float(value), utilization=float(point.utilization)))
+            out.append(RowResult(m, float(value), utilization=float(point.utilization), finite_run=point.finite_run))
     return out
 
 
@@ -172,7 +175,8 @@ def _no_metric_reason(m: Measurement) -> str:
     return f"model gives no {m.metric} in {m.mode} mode"
 
 
-def _predict_row(m: Measurement, calibration: Calibration, base_dir: Path, specs: dict):
+def _predict_row(m: Measurement, calibration: Calibration, base_dir: Path, specs: dict, runs: bool = True):
+    """`runs=False` (the fit): a rate past capacity stays unstable, not simulated as a run."""
     try:
         model, gpu = _resolve(m, base_dir, specs)
     except ValueError as exc:
@@ -198,6 +202,10 @@ def _predict_row(m: Measurement, calibration: Calibration, base_dir: Path, specs
             point = as_benchmarked(p, wl, point, int(m.concurrency or 1), m.num_prompts)
         else:
             point = rate_point(p, wl, float(m.rate or 0.0), detailed=detailed)
+            if runs and m.num_prompts is not None and saturated_point(point) is not None:
+                # past capacity no steady state exists: the queue grows while the prompts arrive
+                # and empties after the last, so the run is simulated as it ran
+                point = finite_run_point(p, wl, int(m.num_prompts), float(m.rate or 0.0))
     except (ValueError, ZeroDivisionError) as exc:
         return None, str(exc), 0.0, 0.0
     if not point.stable:

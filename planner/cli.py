@@ -212,7 +212,8 @@ def _predict_parser(sub) -> None:
     mode.add_argument("--rate", type=float, help="open loop: Poisson arrivals, requests/s (>= 0)")
     p.add_argument("--num-prompts", type=positive_int,
                    help="a benchmark run of N requests (vllm bench serve --num-prompts): with --offline all sent at "
-                        "once and simulated to the last; with --concurrency the clients' start-up burst included")
+                        "once and simulated to the last; with --concurrency the clients' start-up burst included; "
+                        "with --rate past the replica's capacity simulated to the last (below it, the steady state)")
     p.add_argument("--engine", choices=ENGINES, default="vllm",
                    help="serving engine: its default limits and calibration (default: vllm)")
     p.add_argument("--max-seqs", type=positive_int, help="running-sequence cap (vLLM max_num_seqs)")
@@ -285,9 +286,6 @@ def cmd_predict(args) -> int:
         sparsity_2_4=args.sparsity_2_4, engine=args.engine,
     )
     mode = "offline" if args.offline else "concurrency" if args.concurrency else "rate"
-    if args.num_prompts is not None and mode == "rate":
-        raise UsageError("--num-prompts goes with --offline (N prompts sent at once) or --concurrency (N requests "
-                         "from the clients); a Poisson run is predicted in its steady state")
     req = PredictRequest(
         model=model, gpu=gpu, config=cfg, input_len=_length(args.input_len, args.input_dist, args.input_p90, "input"),
         output_len=_length(args.output_len, args.output_dist, args.output_p90, "output"), mode=mode,

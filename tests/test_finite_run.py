@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -106,8 +108,6 @@ def test_a_long_run_approaches_the_steady_state_throughput():
 
 
 def predict_json(capsys, *args) -> dict:
-    import json
-
     from planner.cli import main
 
     base = ["predict", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--input-len", "1000", "--output-len", "200",
@@ -129,13 +129,24 @@ def test_predict_gives_what_a_benchmark_of_n_prompts_reports(capsys):
     assert run["tpot_ms"]["mean"] == pytest.approx(steady["tpot_ms"]["mean"])
 
 
-def test_num_prompts_with_a_poisson_rate_is_refused(capsys):
+def test_a_benchmark_of_n_prompts_past_capacity_is_predicted_to_its_end(capsys):
+    """`--rate R --num-prompts N` past what the replica sustains: no steady state, but the run ends,
+    so the planner gives that run's figures (and says so); below capacity the steady state stands."""
+    capacity = predict_json(capsys, "--offline")["max_rate_rps"]
+    past = predict_json(capsys, "--rate", f"{2 * capacity:.3f}", "--num-prompts", "300")
     from planner.cli import main
 
-    code = main(["predict", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--input-len", "100", "--output-len", "100",
-                 "--rate", "2", "--num-prompts", "50"])
-    assert code == 2
-    assert "--num-prompts goes with --offline" in capsys.readouterr().err
+    # the same rate without a count: an overloaded server, unstable, no finite tail (exit 3)
+    assert main(["predict", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--input-len", "1000", "--output-len",
+                 "200", "--format", "json", "--rate", f"{2 * capacity:.3f}"]) == 3
+    open_ended = json.loads(capsys.readouterr().out)
+    assert open_ended["stable"] is False and open_ended["ttft_ms"]["p99"] is None
+    assert past["num_prompts"] == 300 and "no steady state" in past["note"]
+    assert past["max_rate_rps"] == pytest.approx(capacity, rel=1e-6)
+    assert past["requests_per_s"] < capacity and past["ttft_ms"]["p99"] > past["ttft_ms"]["p50"] > 0
+    light = predict_json(capsys, "--rate", f"{capacity / 4:.3f}")
+    light_run = predict_json(capsys, "--rate", f"{capacity / 4:.3f}", "--num-prompts", "300")
+    assert light_run["ttft_ms"] == light["ttft_ms"] and "note" not in light_run
 
 
 def test_without_chunked_prefill_a_step_of_whole_prompts_runs_alone():
@@ -170,7 +181,6 @@ def test_every_request_of_a_run_finishes_once_and_in_time(n, l_in, l_out, budget
 @pytest.mark.parametrize("extra", [[], ["--num-prompts", "10"]])
 def test_a_prompt_longer_than_the_kv_cache_says_how_much_it_holds(capsys, extra):
     """The cache is named at its size (it used to read "holds 0 tokens" when nothing fit)."""
-    import json
     import re
 
     from planner.cli import main

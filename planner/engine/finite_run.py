@@ -27,6 +27,23 @@ from planner.engine.workload import RNG_SEED, Workload, even_picks, prompt_token
 WAITING, RUNNING, DONE = 0, 1, 2
 
 
+def past_capacity(point: OperatingPoint) -> bool:
+    """An open-loop rate at or above what the replica serves: requests arrive faster than they
+    finish, so the queue only grows and no steady state exists."""
+    return (point.mode == "rate" and not point.stable and point.max_rate_rps > 0 and point.utilization >= 1.0
+            and point.max_batch >= 1.0)
+
+
+def rate_run_point(p: ReplicaParams, wl: Workload, point: OperatingPoint, rate_rps: float,
+                   num_prompts: int | None) -> OperatingPoint:
+    """A Poisson rate's point as a benchmark of `num_prompts` reports it: past capacity the run is
+    simulated to its end (its queue grows while the prompts arrive and empties after the last);
+    below it, or without a count, the steady state's `point` stands."""
+    if num_prompts is None or not past_capacity(point):
+        return point
+    return finite_run_point(p, wl, num_prompts, rate_rps)
+
+
 def finite_run_point(p: ReplicaParams, wl: Workload, num_prompts: int, rate_rps: float | None = None) -> OperatingPoint:
     """What a run of `num_prompts` requests reports: throughput over its duration, and each
     request's TTFT, TPOT and end-to-end latency from its arrival (means and percentiles over
@@ -62,13 +79,17 @@ def finite_run_point(p: ReplicaParams, wl: Workload, num_prompts: int, rate_rps:
     rate = n / duration_s * float(out_len.mean()) / wl.mean_out
     cap = batch_cap(p, wl)
     mean_new = float(np.mean(prompt_tokens(p, wl.in_grid)[0]))
+    capacity = offline_throughput(p, wl)
+    # what the replica sustains: a burst's own completion rate, or past capacity the steady maximum
+    max_rate = rate if rate_rps is None else capacity[0]
     point = OperatingPoint(mode=mode, stable=True, batch=float(min(n, cap)), tpot_mean_s=tpot["mean"],
-                           ttft_mean_s=ttft["mean"], e2e_mean_s=e2e["mean"], requests_per_s=rate, max_rate_rps=rate,
+                           ttft_mean_s=ttft["mean"], e2e_mean_s=e2e["mean"], requests_per_s=rate, max_rate_rps=max_rate,
                            utilization=1.0, max_batch=cap, kv_tokens=float(kv_capacity_tokens(p)),
                            ttft_s=ttft, tpot_s=tpot, e2e_s=e2e, itl_mean_s=itl_mean_s, finite_run=True,
-                           decode_bound=str(bound_name(offline_throughput(p, wl)[2])),
+                           decode_bound=str(bound_name(capacity[2])),
                            prefill_bound=str(bound_name(step_time(p, 0.0, 0.0, mean_new, mean_new ** 2 / 2))))
-    sent = "sent at once" if rate_rps is None else f"sent at {rate_rps:g} req/s"
+    sent = "sent at once" if rate_rps is None else (f"sent at {rate_rps:g} req/s, past the {capacity[0]:.3g} req/s "
+                                                      f"the replica sustains (no steady state)")
     point.note = f"a run of {n} prompts {sent}, simulated step by step until the last finishes"
     return point
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 
 from planner.engine import trust
 from planner.engine.feasibility import config_problem, context_problem, tp_divides
-from planner.engine.finite_run import finite_run_point
+from planner.engine.finite_run import finite_run_point, rate_run_point
 from planner.engine.knobs import Calibration, Knobs, shipped_calibration
 from planner.engine.numbers import fmt_gb
 from planner.engine.offline import admitted_context
@@ -34,7 +34,7 @@ class PredictRequest:
     concurrency: int = 0
     rate_rps: float = 0.0
     tp_auto: bool = False
-    num_prompts: int | None = None  # a run of this many requests: sent at once (offline) or by the clients
+    num_prompts: int | None = None  # a run of this many requests: sent at once (offline), by the clients, or at the rate
 
     @property
     def finite_run(self) -> bool:
@@ -80,8 +80,9 @@ def predict(req: PredictRequest, calibration: Calibration | None = None) -> Pred
     pred = _predict(req, calibration)
     pred.validated = trust.validated(calibration, req.gpu.family, req.model.family, pred.config.engine)
     utilization = pred.point.utilization if pred.point is not None and pred.point.stable else None
+    ran_to_its_end = req.finite_run or (pred.point is not None and pred.point.finite_run)
     pred.error_pct = trust.error_band(calibration, pred.validated, utilization, pred.config.engine, req.gpu.family,
-                                      req.model.family, finite_run=req.finite_run)
+                                      req.model.family, finite_run=ran_to_its_end)
     return pred
 
 
@@ -119,7 +120,7 @@ def _predict(req: PredictRequest, calibration: Calibration) -> Prediction:
     elif req.mode == "concurrency":
         point = as_benchmarked(p, wl, concurrency_point(p, wl, req.concurrency), req.concurrency, req.num_prompts)
     else:
-        point = rate_point(p, wl, req.rate_rps)
+        point = rate_run_point(p, wl, rate_point(p, wl, req.rate_rps), req.rate_rps, req.num_prompts)
     if point.max_batch < 1:
         reason = (
             f"does not fit (memory capacity bound): KV cache holds {float(kv_capacity_tokens(p)):,.0f} tokens, less "

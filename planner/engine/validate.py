@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from planner.engine import catalog
-from planner.engine.finite_run import finite_run_point
+from planner.engine.finite_run import finite_run_point, past_capacity, rate_run_point
 from planner.engine.knobs import Calibration
 from planner.engine.measurements import Measurement, MeasurementSet
 from planner.engine.offline import OperatingPoint
@@ -202,10 +202,8 @@ def _predict_row(m: Measurement, calibration: Calibration, base_dir: Path, specs
             point = as_benchmarked(p, wl, point, int(m.concurrency or 1), m.num_prompts)
         else:
             point = rate_point(p, wl, float(m.rate or 0.0), detailed=detailed)
-            if runs and m.num_prompts is not None and saturated_point(point) is not None:
-                # past capacity no steady state exists: the queue grows while the prompts arrive
-                # and empties after the last, so the run is simulated as it ran
-                point = finite_run_point(p, wl, int(m.num_prompts), float(m.rate or 0.0))
+            if runs:
+                point = rate_run_point(p, wl, point, float(m.rate or 0.0), m.num_prompts)
     except (ValueError, ZeroDivisionError) as exc:
         return None, str(exc), 0.0, 0.0
     if not point.stable:
@@ -221,7 +219,7 @@ def saturated_point(point: OperatingPoint) -> OperatingPoint | None:
     throughput (TensorRT-LLM's rate sweep of Llama 3.1 70B on 4 x H100 offers 32 req/s and
     completes 16). Its throughput is that maximum; its latencies grow with the run's length and
     have no steady state to predict. None for any other unstable point."""
-    if point.mode != "rate" or point.max_rate_rps <= 0 or point.utilization < 1.0 or point.max_batch < 1.0:
+    if not past_capacity(point):
         return None
     return replace(point, requests_per_s=point.max_rate_rps)
 

@@ -140,7 +140,8 @@ def _evaluate_rows(rows, calibration: Calibration, base_dir: Path, specs: dict, 
                    saturated: bool = True) -> list[RowResult]:
     """`scored_only`: skip the prediction of rows whose metric no prediction reports (percentiles:
     validation predicts means), which never score; they come back unpredicted, as they would.
-    `saturated=False`: a rate past the replica's capacity comes back unpredicted (saturated_point)."""
+    `saturated=False` (the fit): a rate past the replica's capacity comes back unpredicted
+    (saturated_point), and one with a count of prompts is not simulated as a run (rate_run_point)."""
     points: dict = {}
     out = []
     for m in rows:

@@ -446,8 +446,7 @@ def cmd_validate(args) -> int:
         from planner.engine.crossval import cross_validate
 
         progress = None if args.format == "json" else (lambda s: print(s, file=sys.stderr, flush=True))
-        held = cross_validate(data, Calibration(), progress=progress, held_out_models=True,
-                              folds=args.folds)
+        held = cross_validate(data, Calibration(), progress=progress, held_out_models=True, folds=args.folds)
         results = held.by_source
         cv = cross_validation_json(held)
     else:

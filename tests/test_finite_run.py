@@ -107,12 +107,12 @@ def test_a_long_run_approaches_the_steady_state_throughput():
     assert short_run < 0.92 * long_run
 
 
-def predict_json(capsys, *args) -> dict:
+def predict_json(capsys, *args, exit_code: int = 0) -> dict:
     from planner.cli import main
 
     base = ["predict", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--input-len", "1000", "--output-len", "200",
             "--format", "json"]
-    assert main(base + list(args)) == 0
+    assert main(base + list(args)) == exit_code
     return json.loads(capsys.readouterr().out)
 
 
@@ -134,12 +134,8 @@ def test_a_benchmark_of_n_prompts_past_capacity_is_predicted_to_its_end(capsys):
     so the planner gives that run's figures (and says so); below capacity the steady state stands."""
     capacity = predict_json(capsys, "--offline")["max_rate_rps"]
     past = predict_json(capsys, "--rate", f"{2 * capacity:.3f}", "--num-prompts", "300")
-    from planner.cli import main
-
     # the same rate without a count: an overloaded server, unstable, no finite tail (exit 3)
-    assert main(["predict", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--input-len", "1000", "--output-len",
-                 "200", "--format", "json", "--rate", f"{2 * capacity:.3f}"]) == 3
-    open_ended = json.loads(capsys.readouterr().out)
+    open_ended = predict_json(capsys, "--rate", f"{2 * capacity:.3f}", exit_code=3)
     assert open_ended["stable"] is False and open_ended["ttft_ms"]["p99"] is None
     assert past["num_prompts"] == 300 and "no steady state" in past["note"]
     assert past["max_rate_rps"] == pytest.approx(capacity, rel=1e-6)

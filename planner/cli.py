@@ -430,6 +430,7 @@ def _measurements(args):
 
 
 def cmd_validate(args) -> int:
+    from planner.engine.crossval import error_by_source
     from planner.engine.knobs import Calibration, shipped_calibration
     from planner.engine.validate import evaluate_rows, summarize
     from planner.report import cross_validation_json, validation_json, validation_row
@@ -453,12 +454,13 @@ def cmd_validate(args) -> int:
         results = evaluate_rows(data, calibration)
     report = summarize(results)
     rows = [validation_row(r) for r in results]
+    sources = error_by_source(results)
     if args.format == "json":
-        emit(json.dumps(validation_json(rows, report, cv, data.errors), indent=2, allow_nan=False))
+        emit(json.dumps(validation_json(rows, report, cv, data.errors, sources), indent=2, allow_nan=False))
     else:
         from planner.tables import cross_validation_tables, validation_tables
 
-        for table in validation_tables(rows, report, [str(e) for e in data.errors]):
+        for table in validation_tables(rows, report, [str(e) for e in data.errors], sources):
             _print(table)
         if cv:
             for table in cross_validation_tables(cv):

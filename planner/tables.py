@@ -183,7 +183,7 @@ def catalog_table(kind: str, rows: list[dict]) -> Table:
     return table
 
 
-def validation_tables(rows: list[dict], report: dict, unparsed: list[str]) -> list:
+def validation_tables(rows: list[dict], report: dict, unparsed: list[str], by_source: list[dict] | None = None) -> list:
     detail = Table(title="predicted vs measured", header_style="bold", title_justify="left")
     for col in ("model", "gpu", "tp", "mode", "in/out", "metric", "measured", "predicted", "error"):
         detail.add_column(col, justify="right" if col in ("measured", "predicted", "error", "tp") else "left")
@@ -199,9 +199,31 @@ def validation_tables(rows: list[dict], report: dict, unparsed: list[str]) -> li
     out = [detail, _error_summary(report, "absolute % error per metric")]
     if "finite_runs" in report:
         out.append(_error_summary(report["finite_runs"], "absolute % error per metric, runs of N prompts sent at once"))
+    if by_source:
+        out.extend(_source_tables(by_source))
     if unparsed:
         out.append(Text("rows not parsed:\n" + "\n".join(unparsed), style="yellow"))
     return out
+
+
+def _source_tables(sources: list[dict]) -> list:
+    """Median absolute % error per source, worst first, with its bias (+: the planner reads high);
+    the sources' URLs (or files) listed whole under the table, numbered as its rows."""
+    table = Table(title="absolute % error per source, worst first (bias: median signed error)", header_style="bold",
+                  title_justify="left")
+    table.add_column("#", justify="right", no_wrap=True, min_width=len(str(len(sources))))
+    for col in ("engine", "mode", "scored", "median", "bias", "throughput", "tpot", "ttft", "e2e", "p90/p99"):
+        table.add_column(col, justify="left" if col in ("engine", "mode") else "right", no_wrap=True)
+
+    def pct(value: float | None, signed: bool = False) -> str:
+        return "-" if value is None else (f"{value:+.1f}%" if signed else f"{value:.1f}%")
+
+    for i, s in enumerate(sources, 1):
+        groups = [pct(s["groups"].get(g)) for g in ("throughput", "tpot", "ttft", "e2e", "p99")]
+        table.add_row(str(i), s["engine"], s["mode"], f"{s['scored']}/{s['rows']}", pct(s["median_ape"]),
+                      pct(s["bias_pct"], signed=True), *groups)
+    legend = Text("\n".join(f"{i:>3}  {s['source']}" for i, s in enumerate(sources, 1)), overflow="fold")
+    return [table, legend]
 
 
 def _error_summary(report: dict, title: str) -> Table:

@@ -163,6 +163,13 @@ def test_validate_takes_a_result_file_in_one_command(capsys):
     assert out["rows"] and all(r["gpu"] == "h100-sxm" for r in out["rows"])
     assert any(r["predicted"] is not None for r in out["rows"])
     assert {r["metric"] for r in out["rows"] if r["predicted"] is None} == {"itl_ms_p90", "itl_ms_p99"}
+    # one file, one source: its error beside the rows', named by the file
+    (source,) = out["by_source"]
+    assert DETAILED.name in source["source"] and source["rows"] == len(out["rows"])
+    assert source["scored"] == sum(r["predicted"] is not None for r in out["rows"])
+    assert main(["validate", str(DETAILED)]) == 3
+    table = capsys.readouterr().out
+    assert "absolute % error per source" in table and DETAILED.name in table
     assert main(["validate", str(PLAIN)]) == 2
     assert "--gpu and --tp" in capsys.readouterr().err
 

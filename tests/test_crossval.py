@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from planner.engine import crossval
-from planner.engine.crossval import cross_validate, error_bands, error_table, fold_of_sources, source_of
+from planner.engine.crossval import cross_validate, error_bands, error_by_source, error_table, fold_of_sources, source_of
 from planner.engine.knobs import Calibration, shipped_calibration
 from planner.engine.measurements import Measurement, MeasurementSet, packaged_measurements_path, read_measurements
 
@@ -24,6 +24,24 @@ def test_a_source_is_one_publications_rows_of_one_engine_in_one_mode():
     assert source_of(a) == source_of(replace(a, source="https://example.org/a | other note", value=5.0))
     assert source_of(a) != source_of(replace(a, engine="sglang"))
     assert source_of(a) != source_of(replace(a, mode="rate", rate=1.0))
+
+
+def test_each_source_gets_its_error_its_bias_and_its_groups_worst_first():
+    from planner.engine.validate import RowResult
+
+    good = [RowResult(row("https://example.org/good", value=100.0), p) for p in (95.0, 104.0, 110.0)]
+    bad = [RowResult(replace(row("https://example.org/bad", mode="rate"), metric=metric, value=100.0), p)
+           for metric, p in (("ttft_ms_mean", 50.0), ("ttft_ms_mean", 70.0), ("output_tok_s", 130.0))]
+    unscored = RowResult(row("https://example.org/bad", mode="rate"), None, reason="no steady state")
+    first, second = error_by_source([*good, *bad, unscored])
+    # |errors| 50, 30, 30: median 30; signed -50, -30, +30: median -30 (the planner reads low)
+    assert (first["source"], first["engine"], first["mode"]) == ("https://example.org/bad", "vllm", "rate")
+    assert (first["rows"], first["scored"], first["median_ape"], first["bias_pct"]) == (4, 3, 30.0, -30.0)
+    assert first["groups"] == {"throughput": 30.0, "ttft": 40.0}
+    assert (second["median_ape"], second["bias_pct"], second["groups"]) == (5.0, 4.0, {"throughput": 5.0})
+    # a source without one scored row comes last, with nothing to report
+    (only,) = error_by_source([unscored])
+    assert (only["scored"], only["median_ape"], only["bias_pct"], only["groups"]) == (0, None, None, {})
 
 
 def test_folds_are_balanced_and_deterministic():

@@ -179,6 +179,28 @@ def error_table(results: list[RowResult], base_dir: Path | None = None,
     return {k: v for k, v in table.items() if v}
 
 
+def error_by_source(results: list[RowResult]) -> list[dict]:
+    """Per source (source_of: what cross-validation holds out at once; for result files, one file),
+    its rows, how many were scored, the median absolute % error of its scored rows, their median
+    signed error (`bias_pct`: + where the planner reads high) and the median absolute error per
+    metric group. Runs of N prompts count with their source's other rows: the question is how far
+    the planner agrees with one publication, or one of the user's own benchmark files. Worst first,
+    so the source that disagrees most leads."""
+    by: dict[tuple[str, str, str], list[RowResult]] = {}
+    for r in results:
+        by.setdefault(source_of(r.row), []).append(r)
+    out = []
+    for (url, engine, mode), rows in by.items():
+        scored = [(r.row.metric, r.error_pct) for r in rows if r.error_pct is not None]
+        errors = [e for _, e in scored]
+        groups = {g: _median([abs(e) for metric, e in scored if metric in metrics])
+                  for g, metrics in METRIC_GROUPS.items()}
+        out.append({"source": url, "engine": engine, "mode": mode, "rows": len(rows), "scored": len(scored),
+                    "median_ape": _median([abs(e) for e in errors]), "bias_pct": _median(errors),
+                    "groups": {g: v for g, v in groups.items() if v is not None}})
+    return sorted(out, key=lambda s: (s["median_ape"] is None, -(s["median_ape"] or 0.0), s["source"], s["engine"], s["mode"]))
+
+
 # An engine's, a GPU family's or a model family's own band needs this many held-out rows in a group: the median of a
 # handful is noise, and the overall and load-band figures stand in for it.
 MIN_BAND_ROWS = 8

@@ -290,13 +290,12 @@ def validation_row(r: RowResult) -> dict:
     return row
 
 
-def validation_json(rows: list[dict], summary: dict, cv: dict | None, unparsed: list,
-                    by_source: list[dict] | None = None) -> dict:
+def validation_json(rows: list[dict], summary: dict, cv: dict | None, unparsed: list, by_source: list[dict]) -> dict:
     """`planner validate --format json`: the rows, their error summary, the error of each source
     (crossval.error_by_source), the cross-validation if run, and the lines that could not be read."""
     extra = {"cross_validation": cv} if cv else {}
     skipped = [{"line": e.line, "column": e.column, "reason": e.message} for e in unparsed]
-    return {"rows": rows, **summary, "by_source": by_source or [], **extra, "unparsed": skipped}
+    return {"rows": rows, **summary, "by_source": by_source, **extra, "unparsed": skipped}
 
 
 def calibration_data(calibration: Calibration) -> dict:

@@ -183,7 +183,7 @@ def catalog_table(kind: str, rows: list[dict]) -> Table:
     return table
 
 
-def validation_tables(rows: list[dict], report: dict, unparsed: list[str], by_source: list[dict] | None = None) -> list:
+def validation_tables(rows: list[dict], report: dict, unparsed: list[str], by_source: list[dict]) -> list:
     detail = Table(title="predicted vs measured", header_style="bold", title_justify="left")
     for col in ("model", "gpu", "tp", "mode", "in/out", "metric", "measured", "predicted", "error"):
         detail.add_column(col, justify="right" if col in ("measured", "predicted", "error", "tp") else "left")
@@ -206,6 +206,10 @@ def validation_tables(rows: list[dict], report: dict, unparsed: list[str], by_so
     return out
 
 
+# the metric groups of an error band (validate.METRIC_GROUPS), as the error tables' columns
+ERROR_GROUPS = ("throughput", "tpot", "ttft", "e2e", "p99")
+
+
 def _source_tables(sources: list[dict]) -> list:
     """Median absolute % error per source, worst first, with its bias (+: the planner reads high);
     the sources' URLs (or files) listed whole under the table, numbered as its rows."""
@@ -219,7 +223,7 @@ def _source_tables(sources: list[dict]) -> list:
         return "-" if value is None else (f"{value:+.1f}%" if signed else f"{value:.1f}%")
 
     for i, s in enumerate(sources, 1):
-        groups = [pct(s["groups"].get(g)) for g in ("throughput", "tpot", "ttft", "e2e", "p99")]
+        groups = [pct(s["groups"].get(g)) for g in ERROR_GROUPS]
         table.add_row(str(i), s["engine"], s["mode"], f"{s['scored']}/{s['rows']}", pct(s["median_ape"]),
                       pct(s["bias_pct"], signed=True), *groups)
     legend = Text("\n".join(f"{i:>3}  {s['source']}" for i, s in enumerate(sources, 1)), overflow="fold")
@@ -245,12 +249,11 @@ def cross_validation_tables(cv: dict) -> list:
                        ("gpu_family_held_out", "each GPU family predicted as if unmeasured"),
                        ("model_family_held_out", "each model family predicted with knobs fitted without its rows")):
         table = Table(title=title, header_style="bold", title_justify="left")
-        groups = ("throughput", "tpot", "ttft", "e2e", "p99")
         table.add_column("rows")
-        for g in groups:
+        for g in ERROR_GROUPS:
             table.add_column(g if g != "p99" else "p90/p99", justify="right")
         for name, row in cv.get(key, {}).items():
-            cells = [f"{row[g]}% ({row[g + '_n']})" if row.get(g) is not None else "-" for g in groups]
+            cells = [f"{row[g]}% ({row[g + '_n']})" if row.get(g) is not None else "-" for g in ERROR_GROUPS]
             table.add_row(name, *cells)
         out.append(table)
     return out

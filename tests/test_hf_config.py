@@ -255,6 +255,8 @@ def test_gpt_oss_window_layers_and_mxfp4_experts():
     assert spec.sliding_window == 128 and spec.sliding_layers_fraction == 0.5  # layer_types alternate
     assert (spec.experts, spec.experts_per_token) == (128, 4)
     assert spec.dtype == "fp4" and spec.dense_dtype == "bf16"  # attention, router, embeddings not converted
+    assert spec.fp4_scale_block == 32  # MXFP4: one scale per 32 values, as the catalog's entry
+    assert spec.bytes_per_weight("fp4") == catalog.get_model("gpt-oss-120b").bytes_per_weight("fp4") == 0.53125
 
 
 def test_kimi_k2_is_deepseek_v3_with_more_experts():

@@ -1,5 +1,6 @@
-"""Sliding-window and chunked attention: KV memory per sequence, KV read per decode step and the
-number of sequences that fit count only the tokens the engine keeps (the arithmetic is in each test)."""
+"""Sliding-window and chunked attention: KV memory per sequence, KV read per decode step, the
+number of sequences that fit and a prompt's attention work count only the tokens the engine keeps
+and attends (the arithmetic is in each test)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,16 @@ import pytest
 from planner.engine import catalog
 from planner.engine.knobs import Knobs
 from planner.engine.offline import batch_cap
-from planner.engine.roofline import ServingConfig, kv_capacity_tokens, replica_params, sequence_kv_tokens, step_time
+from planner.engine.roofline import (
+    ServingConfig,
+    kv_capacity_tokens,
+    prefill_attention_work,
+    replica_params,
+    sequence_kv_tokens,
+    step_time,
+)
 from planner.engine.scenario import LengthDist
-from planner.engine.specs import kv_tokens_kept
+from planner.engine.specs import attended_pairs, kv_tokens_kept
 from planner.engine.workload import Workload
 
 
@@ -85,18 +93,67 @@ def test_concurrency_counts_the_kept_kv():
     assert batch_cap(p, wl) > 4 * batch_cap(full, wl)
 
 
+def test_a_windowed_layer_attends_at_most_its_window():
+    # full attention: 1,000 tokens after 3,000 cached attend 1,000 x (500 + 3,000) = 3,500,000 pairs
+    assert attended_pairs(1000.0, 3000.0, 0.0, 0.0) == 3_500_000
+    # every layer windowed at 128 and the chunk wholly past it: 1,000 x 128 pairs
+    assert attended_pairs(1000.0, 3000.0, 128.0, 1.0) == pytest.approx(128_000, rel=1e-12)
+    # a chunk inside the window attends as full attention does: 100 x (50 + 20) = 7,000
+    assert attended_pairs(100.0, 20.0, 128.0, 1.0) == pytest.approx(7_000, rel=1e-12)
+    # a chunk across the window's edge, 0 to 1,000 with W = 128: 128^2 / 2 + 872 x 128 = 119,808
+    assert attended_pairs(1000.0, 0.0, 128.0, 1.0) == pytest.approx(8_192 + 111_616, rel=1e-12)
+    # half the layers windowed: the mean of 500,000 and 119,808 pairs
+    assert attended_pairs(1000.0, 0.0, 128.0, 0.5) == pytest.approx((500_000 + 119_808) / 2, rel=1e-12)
+    # arrays work alike, and the whole prompt is the sum of its chunks
+    chunks = attended_pairs(np.array([400.0, 600.0]), np.array([0.0, 400.0]), 128.0, 0.5)
+    assert float(chunks.sum()) == pytest.approx(attended_pairs(1000.0, 0.0, 128.0, 0.5), rel=1e-12)
+
+
+def test_a_long_prompt_on_gpt_oss_costs_the_attention_of_its_full_layers_only():
+    m = _model("gpt-oss-120b")
+    p = replica_params(m, catalog.get_gpu("h100-sxm"), ServingConfig(weights="fp4"), Knobs())
+    # 32,000 tokens: 18 full layers attend 32,000^2 / 2 = 512,000,000 pairs, 18 windowed layers
+    # 128^2 / 2 + 31,872 x 128 = 4,087,808: averaged over the 36 layers 258,043,904
+    assert float(prefill_attention_work(p, 32000.0, 0.0)) == pytest.approx(258_043_904, rel=1e-12)
+    # and the prefill step's attention term is that much smaller than full attention's
+    full_work = 32000.0 * 32000.0 / 2
+    saved = (step_time(p, 0.0, 0.0, 32000.0, full_work).total_s
+             - step_time(p, 0.0, 0.0, 32000.0, prefill_attention_work(p, 32000.0, 0.0)).total_s)
+    per_pair_s = 2.0 * p.attn_dim * p.q_heads_per_gpu * p.layers / (p.eta_attention * p.flops_attn)
+    assert saved == pytest.approx((full_work - 258_043_904) * per_pair_s, rel=1e-9)
+
+
 def test_experts_only_fp4_keeps_attention_in_bf16():
     m = _model("gpt-oss-120b")
     gpu = catalog.get_gpu("b200")
     shipped = replica_params(m, gpu, ServingConfig(weights="fp4"), Knobs())
     all_fp4 = replica_params(m.model_copy(update={"dense_dtype": ""}), gpu, ServingConfig(weights="fp4"), Knobs())
-    # attention, norms and router (body_dense_params) at 2 bytes instead of NVFP4's 0.5625
+    # attention, norms and router (body_dense_params) at 2 bytes instead of MXFP4's 0.53125
     assert shipped.body_bytes == pytest.approx(m.body_dense_params * 2.0, rel=1e-12)
     assert (shipped.weights_total_bytes - all_fp4.weights_total_bytes
-            == pytest.approx(m.body_dense_params * (2.0 - 0.5625), rel=1e-9))
+            == pytest.approx(m.body_dense_params * (2.0 - 0.53125), rel=1e-9))
     # requanting the whole model to fp8 sizes every body weight at fp8
     fp8 = replica_params(m, gpu, ServingConfig(weights="fp8"), Knobs())
     assert fp8.body_bytes == pytest.approx(m.body_dense_params * 1.0, rel=1e-12)
+
+
+def test_mxfp4_experts_carry_one_scale_per_32_values():
+    m = _model("gpt-oss-120b")
+    gpu = catalog.get_gpu("h100-sxm")
+    shipped = replica_params(m, gpu, ServingConfig(weights="fp4"), Knobs())
+    # 36 layers x 128 experts x 3 x 2880 x 2880 weights at 4 bits + one byte per 32 (0.53125 B)
+    experts = 36 * 128 * 3 * 2880 * 2880
+    assert m.moe_layers * m.experts * m.expert_params == experts
+    assert shipped.expert_bytes * m.moe_layers * m.experts == pytest.approx(experts * 0.53125, rel=1e-12)
+    # the model card (arXiv 2508.10925) lists checkpoints of 60.8 GiB and 12.8 GiB; at NVFP4's
+    # scale per 16 values gpt-oss-120b would be 3.6 GB more, taken from the KV cache of one 80 GB GPU
+    assert shipped.weights_total_bytes == pytest.approx(60.8 * 2**30, rel=0.005)
+    small = replica_params(_model("gpt-oss-20b"), gpu, ServingConfig(weights="fp4"), Knobs())
+    assert small.weights_total_bytes == pytest.approx(12.8 * 2**30, rel=0.005)
+    nvfp4 = replica_params(m.model_copy(update={"fp4_scale_block": 16}), gpu, ServingConfig(weights="fp4"), Knobs())
+    assert nvfp4.weights_total_bytes - shipped.weights_total_bytes == pytest.approx(experts / 32, rel=1e-12)
+    # a model quantized to fp4 by its server is taken as NVFP4
+    assert _model("llama-3.3-70b").bytes_per_weight("fp4") == 0.5625
 
 
 NEW_MODELS = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.engine.roofline import ReplicaParams, StepTime, step_time, step_total_s
+from planner.engine.roofline import ReplicaParams, StepTime, prefill_attention_work, step_time, step_total_s
 from planner.engine.workload import PromptPool, prompt_tokens
 
 MIX_SAMPLES = 48  # prompt-sum samples per arrival count (mean-value fixed point)
@@ -47,7 +47,7 @@ def prefill_cost(p: ReplicaParams, b, ctx_mean, l_in):
     chunked = np.asarray(p.chunked) > 0
     n_chunks = np.where(chunked, np.ceil(new / room), 1.0)
     chunk = new / n_chunks
-    attn = (new * new / 2.0 + new * cached) / n_chunks  # sum of c (c/2 + q) split evenly over chunks
+    attn = prefill_attention_work(p, new, cached) / n_chunks  # the prompt's work split evenly over its chunks
     b_in_step = np.where(chunked, b, 0.0)  # whole-prompt prefill steps carry no decodes
     mixed = step_time(p, b_in_step, b_in_step * ctx_mean, chunk, attn).total_s
     base = np.where(chunked, decode_step(p, b, ctx_mean).total_s, 0.0)

@@ -21,7 +21,14 @@ import numpy as np
 from planner.engine.cycles import spec_tokens_per_step
 from planner.engine.offline import OperatingPoint, batch_cap, offline_throughput
 from planner.engine.quantiles import summarise
-from planner.engine.roofline import ReplicaParams, bound_name, kv_capacity_tokens, sequence_kv_tokens, step_time
+from planner.engine.roofline import (
+    ReplicaParams,
+    bound_name,
+    kv_capacity_tokens,
+    prefill_attention_work,
+    sequence_kv_tokens,
+    step_time,
+)
 from planner.engine.workload import RNG_SEED, Workload, even_picks, prompt_tokens
 
 WAITING, RUNNING, DONE = 0, 1, 2
@@ -176,7 +183,7 @@ def _simulate(p: ReplicaParams, in_len: np.ndarray, out_len: np.ndarray, arrival
             decoding = decoding[:0]  # without chunked prefill a step of whole prompts runs alone (prefill first)
         tokens = chunk[chunk > 0]
         starts = (base + done_tokens)[chunk > 0]
-        attn = float((tokens * (tokens / 2.0 + starts)).sum())
+        attn = float(prefill_attention_work(p, tokens, starts).sum())
         ctx = float(context[decoding].sum())
         clock_s += float(step_time(p, decoding.size, ctx, float(tokens.sum()), attn, spec_tokens=p.spec_k + 1.0).total_s)
         if decoding.size and float(p.spec_k) > 0:  # the draft model's k steps (cycles.decode_step)

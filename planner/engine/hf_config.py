@@ -148,6 +148,7 @@ def model_from_hf_config(path: Path, display: str | None = None) -> ModelSpec:
         aliases=[raw["_name_or_path"]] if raw.get("_name_or_path") else [],
         dtype=_dtype(raw, cfg, shown),
         dense_dtype=_dense_dtype(raw, cfg),
+        fp4_scale_block=32 if _quant_method(raw, cfg) == "mxfp4" else 16,
         source=f"config.json at {given}",
         **fields,
     )
@@ -353,7 +354,13 @@ def _dense_dtype(raw: dict, cfg: dict) -> str:
     modules_to_not_convert, which stay bf16 (openai/gpt-oss-120b config.json)."""
     quant = raw.get("quantization_config") or cfg.get("quantization_config") or {}
     kept = " ".join(str(m) for m in quant.get("modules_to_not_convert") or [])
-    return "bf16" if str(quant.get("quant_method", "")).lower() == "mxfp4" and "self_attn" in kept else ""
+    return "bf16" if _quant_method(raw, cfg) == "mxfp4" and "self_attn" in kept else ""
+
+
+def _quant_method(raw: dict, cfg: dict) -> str:
+    """quantization_config's quant_method, lower case ("" without one)."""
+    quant = raw.get("quantization_config") or cfg.get("quantization_config") or {}
+    return str(quant.get("quant_method", "")).lower()
 
 
 def _quant_dtype(quant: dict, shown: str) -> str:

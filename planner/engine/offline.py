@@ -15,6 +15,7 @@ from planner.engine.roofline import (
     StepTime,
     bound_name,
     kv_capacity_tokens,
+    prefill_attention_work,
     sequence_kv_tokens,
     step_time,
 )
@@ -87,7 +88,7 @@ def _offline_throughput(p: ReplicaParams, wl: Workload) -> tuple[float, float, S
         b_budget = budget / (1.0 + tokens * mean_new / m_out)
         b = min(cap / lanes, b_budget)
         prefill_per_step = b * tokens * mean_new / m_out
-        attn = prefill_per_step * float((new_in * new_in / 2 + new_in * cached).mean()) / mean_new
+        attn = prefill_per_step * float(prefill_attention_work(p, new_in, cached).mean()) / mean_new
         st = step_time(p, b, b * wl.decode_ctx_mean, prefill_per_step, attn, spec_tokens=p.spec_k + 1.0)
         verify_only = step_time(p, b, b * wl.decode_ctx_mean, 0.0, 0.0, spec_tokens=p.spec_k + 1.0).total_s
         draft_s = float(decode_step(p, b, wl.decode_ctx_mean).total_s - verify_only)

@@ -21,7 +21,7 @@ from planner.engine.engines import (
     reserves_whole_sequence,
 )
 from planner.engine.knobs import Knobs
-from planner.engine.specs import BYTES_PER_ELEMENT, GB, GIB, GpuSpec, ModelSpec, kv_tokens_kept
+from planner.engine.specs import BYTES_PER_ELEMENT, GB, GIB, GpuSpec, ModelSpec, attended_pairs, kv_tokens_kept
 
 # vLLM reserves CUDA context, CUDA graphs and allocator slack outside the profiled peak; 1 GiB is
 # the low end of the 0.5-2 GB CUDA-graph range plus context (modeling digest §2.3, fleet-sim).
@@ -136,7 +136,7 @@ def compute_flops(gpu: GpuSpec, weights: str) -> float:
 def replica_params(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Knobs) -> ReplicaParams:
     """Per-replica scalars for one configuration (modeling digest §2 and §9.1)."""
     keep = 1.0 - cfg.prune_fraction  # structured width pruning shrinks every body matrix alike
-    b_w = BYTES_PER_ELEMENT[cfg.weights]
+    b_w = model.bytes_per_weight(cfg.weights)
     b_kv = BYTES_PER_ELEMENT[cfg.kv]
 
     def stored(b: float) -> float:  # bytes per weight; 2:4 sparsity keeps half plus 2-bit indices
@@ -274,6 +274,12 @@ def sequence_kv_tokens(p: ReplicaParams, context, seqs=1.0):
     return kv_tokens_kept(context, seqs * p.kv_window_tokens, p.kv_window_share)
 
 
+def prefill_attention_work(p: ReplicaParams, new, cached):
+    """The causal attention work (step_time's `prefill_attn_work`) of `new` prompt tokens after
+    `cached` ones: windowed layers attend within their window (specs.attended_pairs)."""
+    return attended_pairs(new, cached, p.kv_window_tokens, p.kv_window_share)
+
+
 # ---------------------------------------------------------------------------------------------
 # Step time (digest §9.2): one engine iteration of one micro-batch through every layer.
 
@@ -360,7 +366,8 @@ class StepTime:
 def step_time(p: ReplicaParams, n_decode, decode_ctx_sum, n_prefill, prefill_attn_work, spec_tokens=1.0) -> StepTime:
     """Duration of one step with `n_decode` decoding sequences (reading `decode_ctx_sum` cached
     tokens in total) and `n_prefill` prompt tokens whose causal attention work is
-    `prefill_attn_work` = sum c*(c/2+q) over chunks (c new tokens after q cached ones).
+    `prefill_attn_work` = the sum over chunks of prefill_attention_work (c (c/2 + q) for c new
+    tokens after q cached ones, less what windowed layers do not attend).
 
     T = |(FLOPs/F, bytes/BW)| for linear layers (a smooth roofline: linear_time_s) + KV reads/BW + prefill attention FLOPs
         + TP all-reduces + PP hand-offs + overheads  (scaling book [S2], digest §9.2).

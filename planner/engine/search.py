@@ -32,6 +32,7 @@ from planner.engine.roofline import (
     ServingConfig,
     kv_capacity_tokens,
     memory_per_gpu,
+    prefill_attention_work,
     replica_params,
     sequence_kv_tokens,
     step_time,
@@ -39,7 +40,7 @@ from planner.engine.roofline import (
 from planner.engine.scenario import Scenario
 from planner.engine.serving import Workload
 from planner.engine.sizing import size_replicas
-from planner.engine.specs import GpuSpec, ModelSpec
+from planner.engine.specs import GpuSpec, ModelSpec, attended_pairs
 from planner.engine.tier_config import knobs_for, serving_config
 
 WEIGHTS = ("bf16", "fp8", "int8", "int4", "fp4")
@@ -177,7 +178,8 @@ def screen(p: ReplicaParams, wl: Workload, scenario: Scenario, prices: np.ndarra
     cached = np.floor(hit * grid / 16.0) * 16.0  # whole 16-token blocks, as prompt_tokens()
     new = np.maximum(grid - cached, 1.0)
     mean_new = new.mean(axis=-1)
-    attn_mean = (new * new / 2 + new * cached).mean(axis=-1)
+    window, windowed = (np.asarray(x, dtype=float)[:, None] for x in (p.kv_window_tokens, p.kv_window_share))
+    attn_mean = attended_pairs(new, cached, window, windowed).mean(axis=-1)
     m_out = wl.mean_out
     b = np.minimum(cap, p.budget_tokens / (1.0 + mean_new / m_out))
     b = np.maximum(b, 1e-9)
@@ -185,7 +187,8 @@ def screen(p: ReplicaParams, wl: Workload, scenario: Scenario, prices: np.ndarra
     step = step_time(p, b, b * ctx, per_step, per_step * attn_mean / np.maximum(mean_new, 1e-9)).total_s
     max_rate = np.where(cap >= 1.0, b / (m_out * step), 0.0)
     tpot_floor_ms = step_time(p, 1.0, ctx, 0.0, 0.0).total_s * 1e3
-    ttft_floor_ms = step_time(p, 0.0, 0.0, np.minimum(mean_new, p.budget_tokens), mean_new * mean_new / 2).total_s * 1e3
+    prompt_attn = prefill_attention_work(p, mean_new, 0.0)
+    ttft_floor_ms = step_time(p, 0.0, 0.0, np.minimum(mean_new, p.budget_tokens), prompt_attn).total_s * 1e3
     rate = scenario.load.peak_rate_rps
     util = scenario.slo.max_utilization
     with np.errstate(divide="ignore", invalid="ignore"):

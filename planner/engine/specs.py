@@ -45,6 +45,10 @@ BYTES_PER_ELEMENT: dict[str, float] = {
     "int4": 0.5 + 4 / 128,
     "fp4": 0.5 + 1 / 16,
 }
+# Bytes per weight of 4-bit floats by the number of values sharing one 8-bit scale: NVFP4's 16
+# (the "fp4" above) and MXFP4's 32 (OCP Microscaling Formats v1.0, E8M0 scales:
+# https://www.opencompute.org/documents/ocp-microscaling-formats-mx-v1-0-spec-final-pdf).
+FP4_BYTES_BY_SCALE_BLOCK: dict[int, float] = {16: 0.5 + 1 / 16, 32: 0.5 + 1 / 32}
 
 
 def kv_tokens_kept(context, window, windowed_share):
@@ -58,6 +62,20 @@ def kv_tokens_kept(context, window, windowed_share):
     beyond = context - window
     # max(beyond, 0) without numpy (the app imports specs before it needs numpy); exact in floats
     return context - windowed_share * ((beyond + abs(beyond)) / 2)
+
+
+def attended_pairs(new, cached, window, windowed_share):
+    """Causal attention work of a prompt chunk, in (query, key) pairs per layer averaged over the
+    layers: `new` tokens after `cached` ones attend to c (c/2 + q) pairs where every layer sees the
+    whole context (the integral of x from q to q + c). A windowed layer's query at position x
+    attends to min(x, window) keys, which removes (max(q + c - W, 0)^2 - max(q - W, 0)^2) / 2 pairs
+    on that layer: c W once the chunk lies wholly past the window. The one place where a prompt
+    becomes prefill attention work; works on floats and arrays (kv_tokens_kept's windows)."""
+    past_end = cached + new - window
+    past_start = cached - window
+    past_end = (past_end + abs(past_end)) / 2
+    past_start = (past_start + abs(past_start)) / 2
+    return new * (new / 2.0 + cached) - windowed_share * (past_end * past_end - past_start * past_start) / 2.0
 
 
 class Tier(StrEnum):
@@ -200,6 +218,9 @@ class ModelSpec(Sourced):
     # A checkpoint that quantizes only its routed experts (gpt-oss: MXFP4 experts) keeps the
     # other weights (attention, dense MLPs, shared experts) in this format; "" = all in dtype
     dense_dtype: Literal["", "bf16", "fp16", "fp8"] = ""
+    # values per scale of a shipped fp4 checkpoint: 32 for MXFP4 (gpt-oss), 16 for NVFP4; a model
+    # quantized to fp4 by its server is taken as NVFP4
+    fp4_scale_block: Literal[16, 32] = 16
     params_published: float | None = Field(None, description="published total params, for checks")
     active_published: float | None = None
     quality: QualityScore | None = None
@@ -304,6 +325,13 @@ class ModelSpec(Sourced):
     def kv_bytes_per_token(self, kv: str = "bf16") -> float:
         """KV bytes a token adds across all layers while every window still holds it."""
         return self.kv_elements_per_token_layer * BYTES_PER_ELEMENT[kv] * self.layers
+
+    def bytes_per_weight(self, weights: str) -> float:
+        """Bytes per stored weight served at precision `weights`: the checkpoint's own fp4 format
+        (its scale block) when it is served as shipped, else BYTES_PER_ELEMENT."""
+        if weights == "fp4" and self.dtype == "fp4":
+            return FP4_BYTES_BY_SCALE_BLOCK[self.fp4_scale_block]
+        return BYTES_PER_ELEMENT[weights]
 
     def kv_bytes_per_sequence(self, context, kv: str = "bf16"):
         """KV bytes one sequence of `context` tokens keeps (windowed layers keep at most their window)."""

@@ -20,7 +20,7 @@ import numpy as np
 
 from planner.engine.offline import OperatingPoint
 from planner.engine.quantiles import summarise
-from planner.engine.roofline import ReplicaParams, kv_capacity_tokens, step_time
+from planner.engine.roofline import ReplicaParams, kv_capacity_tokens, prefill_attention_work, step_time
 from planner.engine.workload import Workload, prompt_tokens
 
 # Pseudo-samples that stand for the steady state's distribution when it is mixed with the burst.
@@ -48,14 +48,14 @@ def startup_wave_ttft_s(p: ReplicaParams, wl: Workload, n: int) -> np.ndarray:
         room = max(float(p.budget_tokens) - done, 1.0) if chunked else total
         chunk = min(room, total - pos)
         end = pos + chunk
-        # causal attention work of the chunk: each prompt's segment s after q of its tokens,
-        # s * (s / 2 + q) as in cycles.prefill_cost, plus the prefix-cache hit it reads
+        # causal attention work of the chunk: each prompt's segment s after q of its tokens and
+        # the prefix-cache hit it reads
         attn, at = 0.0, pos
         while at < end - 1e-9:
             first = math.floor(at / new + 1e-9)
             q = at - first * new
             s = min(end, (first + 1) * new) - at
-            attn += s * (s / 2.0 + q + cached)
+            attn += float(prefill_attention_work(p, s, q + cached))
             at += s
         decoding = done if chunked else 0
         clock_s += float(step_time(p, decoding, decoding * (wl.mean_in + 1.0), chunk, attn).total_s)

@@ -13,7 +13,7 @@ import numpy as np
 
 from planner.engine import lengths
 from planner.engine.memo import Memo
-from planner.engine.roofline import BLOCK_TOKENS, ReplicaParams
+from planner.engine.roofline import BLOCK_TOKENS, ReplicaParams, prefill_attention_work
 from planner.engine.scenario import LengthDist
 
 SAMPLES = 2048
@@ -90,7 +90,7 @@ class PromptPool:
     def build(cls, p: ReplicaParams, wl: Workload) -> PromptPool:
         new, cached = prompt_tokens(p, wl.in_grid)
         order = np.random.default_rng(RNG_SEED).permutation(len(new))
-        return cls(tokens=new, attn=new * new / 2.0 + new * cached, order=order)
+        return cls(tokens=new, attn=prefill_attention_work(p, new, cached), order=order)
 
     def sums(self, counts: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Token and attention sums of counts[i] prompts starting at stream position offsets[i]."""

@@ -223,7 +223,12 @@ def bench_search() -> None:
     exact = sum(r.exact_evaluations for r in results)
     print(f"(d) search of profiles/chatbot-h100.toml, 3 tiers x {len(catalog.gpus())} GPU types: {screened:,} configurations "
           f"screened in {screen_s * 1e3:.0f} ms ({screened / screen_s:,.0f}/s: fit, capacity, idle floors, cost lower bound)")
-    print(f"    then {exact} exact sizings: {total_s:.2f} s in all   target: 20,000 configurations with sizing < 200 ms   "
+    # the budget users feel: one tier's search screens its configurations (the search pane's table)
+    worst = max(results, key=lambda r: r.screen_s)
+    print(f"    per tier: {', '.join(f'{r.screened:,} in {r.screen_s * 1e3:.0f} ms' for r in results)}   "
+          f"target: a screen of 20,000+ configurations < 200 ms   "
+          f"{verdict(min(r.screened for r in results) >= 20_000 and worst.screen_s < 0.2)}")
+    print(f"    then {exact} exact sizings: {total_s:.2f} s in all   stricter: 20,000 configurations with sizing < 200 ms   "
           f"{verdict(screened >= 20_000 and total_s < 0.2)}")
 
 

@@ -174,12 +174,17 @@ def screen(p: ReplicaParams, wl: Workload, scenario: Scenario, prices: np.ndarra
     ctx = wl.decode_ctx_mean
     cap = np.minimum(p.max_num_seqs, kv_tokens / (sequence_kv_tokens(p, admitted_context(p, wl)) + BLOCK_TOKENS / 2))
     grid = wl.in_grid[:: max(1, len(wl.in_grid) // 64)][None, :]
-    hit = np.asarray(p.prefix_hit, dtype=float)[:, None]
+    # a configuration's prompts depend on it only through its prefix hit and its model's window:
+    # the grid's tokens and attention work once for each distinct pair of them
+    shapes, which = np.unique(np.stack(np.broadcast_arrays(
+        *(np.asarray(x, dtype=float) for x in (p.prefix_hit, p.kv_window_tokens, p.kv_window_share))), axis=-1),
+        axis=0, return_inverse=True)
+    which = which.reshape(-1)
+    hit, window, windowed = (shapes[:, i, None] for i in range(3))
     cached = np.floor(hit * grid / 16.0) * 16.0  # whole 16-token blocks, as prompt_tokens()
     new = np.maximum(grid - cached, 1.0)
-    mean_new = new.mean(axis=-1)
-    window, windowed = (np.asarray(x, dtype=float)[:, None] for x in (p.kv_window_tokens, p.kv_window_share))
-    attn_mean = attended_pairs(new, cached, window, windowed).mean(axis=-1)
+    mean_new = new.mean(axis=-1)[which]
+    attn_mean = attended_pairs(new, cached, window, windowed).mean(axis=-1)[which]
     m_out = wl.mean_out
     b = np.minimum(cap, p.budget_tokens / (1.0 + mean_new / m_out))
     b = np.maximum(b, 1e-9)

@@ -4,7 +4,8 @@ from planner.engine.specs import GpuSpec, ModelSpec
 
 
 def h100(**changes) -> GpuSpec:
-    data = dict(id="test-h100", name="H100 SXM", vendor="nvidia", family="hopper", memory_gib=80, mem_bw_tb_s=3.35,
+    data = dict(id="test-h100", name="H100 SXM", vendor="nvidia", family="hopper", memory_gib=80,
+                reported_memory_gib=80, mem_bw_tb_s=3.35,
                 tflops={"bf16": 989, "fp8": 1979, "int8": 1979}, sparse_2_4=True, interconnect="nvlink", link_gb_s=450,
                 max_gpus_per_node=8, tdp_w=700, price_usd_hour=4.0, price_provider="test", price_date="2026-01-01", sources={},
                 # measured = datasheet, so hand-worked figures need no measured shares

@@ -140,7 +140,8 @@ def test_experts_only_fp4_keeps_attention_in_bf16():
 def test_mxfp4_experts_carry_one_scale_per_32_values():
     m = _model("gpt-oss-120b")
     gpu = catalog.get_gpu("h100-sxm")
-    shipped = replica_params(m, gpu, ServingConfig(weights="fp4"), Knobs())
+    # an engine that keeps the checkpoint's layout (vLLM pads it: the test below)
+    shipped = replica_params(m, gpu, ServingConfig(weights="fp4", engine="trtllm"), Knobs())
     # 36 layers x 128 experts x 3 x 2880 x 2880 weights at 4 bits + one byte per 32 (0.53125 B)
     experts = 36 * 128 * 3 * 2880 * 2880
     assert m.moe_layers * m.experts * m.expert_params == experts
@@ -148,12 +149,38 @@ def test_mxfp4_experts_carry_one_scale_per_32_values():
     # the model card (arXiv 2508.10925) lists checkpoints of 60.8 GiB and 12.8 GiB; at NVFP4's
     # scale per 16 values gpt-oss-120b would be 3.6 GB more, taken from the KV cache of one 80 GB GPU
     assert shipped.weights_total_bytes == pytest.approx(60.8 * 2**30, rel=0.005)
-    small = replica_params(_model("gpt-oss-20b"), gpu, ServingConfig(weights="fp4"), Knobs())
+    small = replica_params(_model("gpt-oss-20b"), gpu, ServingConfig(weights="fp4", engine="trtllm"), Knobs())
     assert small.weights_total_bytes == pytest.approx(12.8 * 2**30, rel=0.005)
-    nvfp4 = replica_params(m.model_copy(update={"fp4_scale_block": 16}), gpu, ServingConfig(weights="fp4"), Knobs())
+    nvfp4 = replica_params(m.model_copy(update={"fp4_scale_block": 16}), gpu, ServingConfig(weights="fp4", engine="trtllm"),
+                           Knobs())
     assert nvfp4.weights_total_bytes - shipped.weights_total_bytes == pytest.approx(experts / 32, rel=1e-12)
     # a model quantized to fp4 by its server is taken as NVFP4
     assert _model("llama-3.3-70b").bytes_per_weight("fp4") == 0.5625
+
+
+
+def test_vllm_loads_mxfp4_experts_padded_for_its_kernels():
+    m = _model("gpt-oss-120b")
+    hopper, ampere = catalog.get_gpu("h100-sxm"), catalog.get_gpu("a100-80gb")
+    checkpoint = replica_params(m, hopper, ServingConfig(weights="fp4", engine="trtllm"), Knobs())
+    experts = 36 * 128 * 3 * 2880 * 2880 * 0.53125
+    # Triton on Hopper: the hidden size as if padded to 3072, the inner one kept (2880 = 45 x 64);
+    # vLLM logs "Model loading took 64.38 GiB" on one H100 (vLLM issue 33155)
+    triton = replica_params(m, hopper, ServingConfig(weights="fp4"), Knobs())
+    assert triton.weights_total_bytes - checkpoint.weights_total_bytes == pytest.approx(experts * (3072 / 2880 - 1), rel=1e-9)
+    assert triton.weights_total_bytes == pytest.approx(64.38 * 2**30, rel=0.005)
+    # Marlin (Ampere, or Hopper without Triton's kernels): 3072 x 2944; 65.97 GiB (vLLM issue 23278)
+    marlin = replica_params(m, ampere, ServingConfig(weights="fp4"), Knobs())
+    assert marlin.weights_total_bytes == pytest.approx(65.97 * 2**30, rel=0.005)
+    # each GPU pads its own TP shard of the inner size: 1440 -> 1536 under Marlin at TP 2
+    tp2 = replica_params(m, ampere, ServingConfig(weights="fp4", tp=2), Knobs())
+    assert tp2.expert_bytes == pytest.approx(3 * 3072 * 2 * 1536 * 0.53125, rel=1e-12)
+    # the padding is streamed with the weights: a decode step reads it
+    assert triton.step_rates.expert_s / checkpoint.step_rates.expert_s == pytest.approx(3072 / 2880, rel=1e-12)
+    # weights vLLM quantizes itself, and other engines, are stored as counted
+    llama = _model("llama-3.3-70b")
+    assert (replica_params(llama, hopper, ServingConfig(weights="fp4", tp=2), Knobs()).weights_total_bytes
+            == replica_params(llama, hopper, ServingConfig(weights="fp4", tp=2, engine="sglang"), Knobs()).weights_total_bytes)
 
 
 NEW_MODELS = {

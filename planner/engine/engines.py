@@ -66,3 +66,21 @@ def default_batched_tokens(engine: str, gpu: GpuSpec) -> int:
             return 2048
         return 8192 if gpu.memory_gib < 160 else 16384
     return 8192
+
+
+def moe_weight_padding(engine: str, gpu: GpuSpec, mxfp4: bool) -> tuple[int, int]:
+    """(hidden, inner) multiples to which the engine pads each routed expert's matrices, the inner
+    one per TP shard; (1, 1) where it stores them as the checkpoint has them.
+    vLLM pads MXFP4 experts for its MoE kernels (vllm/model_executor/layers/quantization/mxfp4.py,
+    Mxfp4MoEMethod.create_weights): Marlin, its kernel on GPUs without a native path (Ampere, Ada),
+    to 256 and 128; FlashInfer on Blackwell to 256 and 256; on Hopper its Triton kernels keep the
+    inner size (a multiple of 64) and the weights load as if the hidden size were padded to 256:
+    gpt-oss-120b takes 64.38 GiB on one H100 there (vLLM issue 33155) and 65.97 GiB under Marlin
+    (vLLM issue 23278), which these paddings give to within 0.2%, against 60.6 GiB unpadded."""
+    if engine != "vllm" or not mxfp4 or gpu.vendor != "nvidia":
+        return (1, 1)
+    if gpu.family == "hopper":
+        return (256, 64)
+    if gpu.family == "blackwell":
+        return (256, 256)
+    return (256, 128)

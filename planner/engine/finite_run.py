@@ -11,7 +11,7 @@ wait behind every earlier prompt, each request's TPOT at the batch it met. The s
 has none of it, so the run is simulated step by step with the same step times as everything else
 (roofline.step_time), the way vLLM V1's scheduler fills a step (running requests first, then
 waiting ones in order; a request that no longer fits the KV cache is preempted, newest first, and
-recomputed later).
+resumes from the prefix cache once there is room).
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def _simulate(p: ReplicaParams, in_len: np.ndarray, out_len: np.ndarray, arrival
             if room <= 0 or running.size >= cap:
                 break
             take = min(need[i] - done_tokens[i], room)
-            ask = float(reserve[i]) if whole else float(sequence_kv_tokens(p, base[i] + done_tokens[i] + take))
+            ask = float(reserve[i]) if whole else float(sequence_kv_tokens(p, base[i] + done_tokens[i] + post[i] + take))
             if used + ask > kv_tokens:
                 break
             state[i] = RUNNING
@@ -164,7 +164,9 @@ def _simulate(p: ReplicaParams, in_len: np.ndarray, out_len: np.ndarray, arrival
             running = np.append(running, i)
         if not whole:
             # decodes grow the cache a token each; past its size the newest running request goes
-            # back to the queue's head, its prompt and output so far to be prefilled again
+            # back to the queue's head. Its blocks stay in the prefix cache (vLLM V1 and SGLang keep
+            # it on by default), where the newest-freed are the last evicted, so it resumes where it
+            # stopped once the cache has room for it again, instead of prefilling everything anew
             over = used + decoding.size * per_step - kv_tokens
             for i in running[np.argsort(-admitted_at[running])]:
                 if over <= 0 or running.size <= 1:
@@ -173,7 +175,7 @@ def _simulate(p: ReplicaParams, in_len: np.ndarray, out_len: np.ndarray, arrival
                 state[i] = WAITING
                 queue_key[i] = -admissions - 1.0
                 admissions += 1
-                need[i], base[i], done_tokens[i], post[i], chunk[i] = in_len[i] + generated[i], 0.0, 0.0, 0.0, 0.0
+                chunk[i] = 0.0
                 decoding = decoding[decoding != i]
                 running = running[running != i]
                 over -= held

@@ -45,7 +45,8 @@ class ReplicaCheck:
         """Replicas the utilisation ceiling alone asks for: 0 with no load, inf with no capacity."""
         if self.rate <= 0:
             return 0
-        needed = self.rate / (self.max_rate * self.scenario.slo.max_utilization) if self.max_rate > 0 else math.inf
+        usable = self.max_rate * self.scenario.slo.max_utilization  # 0 also where a tiny ceiling underflows
+        needed = self.rate / usable if usable > 0 else math.inf
         return max(1, math.ceil(needed - 1e-9)) if math.isfinite(needed) else math.inf
 
     def over_ceiling(self, n: int) -> bool:

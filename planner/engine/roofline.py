@@ -18,18 +18,32 @@ from planner.engine.engines import (
     default_batched_tokens,
     default_max_seqs,
     kv_from_free_memory,
+    moe_weight_padding,
     reserves_whole_sequence,
 )
 from planner.engine.knobs import Knobs
 from planner.engine.specs import BYTES_PER_ELEMENT, GB, GIB, GpuSpec, ModelSpec, attended_pairs, kv_tokens_kept
 
-# vLLM reserves CUDA context, CUDA graphs and allocator slack outside the profiled peak; 1 GiB is
-# the low end of the 0.5-2 GB CUDA-graph range plus context (modeling digest §2.3, fleet-sim).
+# SGLang and TensorRT-LLM: CUDA context, CUDA graphs and allocator slack; 1 GiB is the low end of
+# the 0.5-2 GB CUDA-graph range plus context (modeling digest §2.3, fleet-sim).
 RUNTIME_RESERVE_BYTES = 1.0 * GIB
-# NCCL buffers per GPU when TP > 1: 342-392 MB in aiconfigurator system files (digest §2.3).
+# ... and NCCL buffers per GPU when TP > 1: 342-392 MB in aiconfigurator system files (digest §2.3).
 NCCL_BYTES = 0.4 * GB
-# vLLM samples logits in fp32 for every running sequence during its profiling run.
+# ... and fp32 logits for every running sequence.
 LOGIT_BYTES = 4.0
+# vLLM subtracts what its startup profile measured (vLLM 0.19's memory breakdowns on H100, llm-d-
+# planner's accuracy sweep, tests/data/vllm_kv_memory.csv): memory outside PyTorch (CUDA context;
+# with TP, NCCL and custom all-reduce buffers), 0.24-0.27 GiB on one GPU and 2.07-2.21 GiB each
+# with TP 2-4; and its activation peak, which the sampler sets: a top-k/top-p pass over fp32 logits
+# for max_num_seqs sequences, 14.8 bytes per logit (1.89 GiB for Llama 3.1 8B, 2.87 for gpt-oss-20b;
+# up to vLLM 0.16 it took 38.5 bytes, 4.76 and 7.38 GiB), plus 2.56 bytes per token and hidden unit
+# of the profiled batch (Llama 3.3 70B's peak is 0.08 GiB above 8B's at the same vocabulary), plus
+# the fused-MoE kernel's three intermediate caches (moe_workspace_bytes_token). CUDA graphs are
+# captured afterwards, outside the budget.
+VLLM_NON_TORCH_BYTES = 0.25 * GIB
+VLLM_NON_TORCH_TP_BYTES = 2.1 * GIB
+VLLM_SAMPLER_BYTES_PER_LOGIT = 14.8
+VLLM_HIDDEN_BYTES = 2.56
 # vLLM pages KV in 16-token blocks; on average half a block per sequence is unused (digest §2.4).
 BLOCK_TOKENS = 16
 
@@ -95,6 +109,8 @@ class ReplicaParams:
     gpu_mem_util: np.ndarray | float
     mem_util_of_free: np.ndarray | float  # 1: gpu_mem_util is a share of the memory the model leaves free
     kv_reserve_whole: np.ndarray | float  # 1: a request is admitted with KV room for its whole output
+    profiled_peak: np.ndarray | float  # 1: the engine reserves what its startup profile peaked at (vLLM)
+    moe_workspace_bytes_token: np.ndarray | float  # fused-MoE intermediate caches per token, one GPU
     prefix_hit: np.ndarray | float
     spec_k: np.ndarray | float
     spec_accept: np.ndarray | float
@@ -148,7 +164,10 @@ def replica_params(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Kn
     head_bytes = model.lm_head_params * 2.0
     embed_bytes = 0.0 if model.tie_embeddings else model.embedding_params * 2.0
     body_params = model.body_dense_params * keep
-    expert_params = model.expert_params * keep
+    # the experts as the engine stores them: vLLM pads MXFP4 experts for its kernels, and streams
+    # and multiplies the padding with them
+    mxfp4 = cfg.weights == "fp4" and model.dtype == "fp4" and model.fp4_scale_block == 32
+    expert_params = model.stored_expert_params(cfg.tp, *moe_weight_padding(cfg.engine, gpu, mxfp4)) * keep
     body_bytes = body_params * stored(b_body)
     expert_bytes = expert_params * stored(b_w)
     routed_bytes = model.moe_layers * model.experts * expert_bytes
@@ -170,6 +189,12 @@ def replica_params(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Kn
     flops = compute_flops(gpu, cfg.weights) * (2.0 if cfg.sparsity_2_4 else 1.0) * mm_share
     bf16 = gpu.tflops.get("bf16", gpu.tflops.get("fp16", 0.0)) * 1e12 * attn_share
     budget = cfg.max_num_batched_tokens or default_batched_tokens(cfg.engine, gpu)
+    # vLLM's fused-MoE kernel caches, per token and routed expert, the gate-up output (2N), the
+    # activation (N) and the down output (hidden) in bf16, N being each GPU's shard of the expert
+    # width; its MXFP4 path runs other kernels (gpt-oss-20b's profiled peak shows none)
+    moe_workspace = 0.0
+    if model.is_moe and not mxfp4:
+        moe_workspace = model.experts_per_token * (3.0 * model.moe_ffn_dim / cfg.tp + model.hidden) * 2.0
     return ReplicaParams(
         layers=float(model.layers),
         hidden=float(model.hidden),
@@ -203,6 +228,8 @@ def replica_params(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Kn
         gpu_mem_util=cfg.gpu_mem_util,
         mem_util_of_free=1.0 if kv_from_free_memory(cfg.engine) else 0.0,
         kv_reserve_whole=1.0 if reserves_whole_sequence(cfg.engine) else 0.0,
+        profiled_peak=1.0 if cfg.engine == "vllm" else 0.0,
+        moe_workspace_bytes_token=moe_workspace,
         prefix_hit=cfg.prefix_hit,
         spec_k=float(cfg.spec_k),
         spec_accept=cfg.spec_accept,
@@ -234,23 +261,28 @@ def take_params(p: ReplicaParams, index) -> ReplicaParams:
 
 
 # ---------------------------------------------------------------------------------------------
-# Memory (digest §2.3): per GPU, budget = util * HBM - weights share - runtime reserve - NCCL -
-# profiled activation peak; KV capacity in tokens is that budget over KV bytes per token.
+# Memory (digest §2.3): per GPU, budget = util * memory - weights share - what the engine holds
+# besides (engine_memory_bytes); KV capacity in tokens is that budget over KV bytes per token.
 
 
-def activation_bytes(p: ReplicaParams) -> np.ndarray | float:
-    """Peak activations of vLLM's profiling forward pass: a budget-sized batch of hidden states
-    and sharded MLP intermediates in bf16, plus fp32 logits for max_num_seqs sequences."""
+def engine_memory_bytes(p: ReplicaParams) -> np.ndarray | float:
+    """What the engine holds on each GPU besides weights and KV cache. vLLM: what its startup
+    profile measures (VLLM_* above) for a budget-sized batch. SGLang and TensorRT-LLM: a runtime
+    reserve, NCCL buffers with TP, a budget-sized batch of hidden states in bf16 (residual, normed
+    input, attention out, MLP out) and fp32 logits for max_num_seqs sequences over the TP ranks."""
     tokens = np.where(np.isinf(p.budget_tokens), 8192.0, p.budget_tokens)
-    hidden_states = tokens * p.hidden * 2.0 * 4  # residual, normed input, attention out, MLP out
-    logits = p.max_num_seqs * p.vocab * LOGIT_BYTES / p.tp
-    return hidden_states + logits
+    vllm = (np.where(p.tp > 1, VLLM_NON_TORCH_TP_BYTES, VLLM_NON_TORCH_BYTES)
+            + p.max_num_seqs * p.vocab * VLLM_SAMPLER_BYTES_PER_LOGIT
+            + tokens * (p.hidden * VLLM_HIDDEN_BYTES + p.moe_workspace_bytes_token))
+    others = (RUNTIME_RESERVE_BYTES + np.where(p.tp > 1, NCCL_BYTES, 0.0)
+              + tokens * p.hidden * 2.0 * 4 + p.max_num_seqs * p.vocab * LOGIT_BYTES / p.tp)
+    return np.where(p.profiled_peak > 0, vllm, others)
 
 
 def memory_per_gpu(p: ReplicaParams) -> dict[str, np.ndarray | float]:
     gpus = p.tp * p.pp
     weights = p.weights_total_bytes / gpus
-    other = RUNTIME_RESERVE_BYTES + np.where(p.tp > 1, NCCL_BYTES, 0.0) + activation_bytes(p)
+    other = engine_memory_bytes(p)
     used = weights + other
     # TensorRT-LLM's share is of what the loaded model leaves free, vLLM's and SGLang's of the GPU
     of_free = np.minimum(used, p.mem_bytes) + p.gpu_mem_util * np.maximum(p.mem_bytes - used, 0.0)

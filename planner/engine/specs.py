@@ -45,6 +45,9 @@ BYTES_PER_ELEMENT: dict[str, float] = {
     "int4": 0.5 + 4 / 128,
     "fp4": 0.5 + 1 / 16,
 }
+# What CUDA reports of an HBM GPU's capacity: 79.19 of H100's 80 GiB, 39.38 of A100's 40, 178.35
+# of B200's 180 (their reported_memory_gib); GDDR with ECC on reports less (L40S: 44.42 of 48).
+REPORTED_MEMORY_SHARE = 0.99
 # Bytes per weight of 4-bit floats by the number of values sharing one 8-bit scale: NVFP4's 16
 # (the "fp4" above) and MXFP4's 32 (OCP Microscaling Formats v1.0, E8M0 scales:
 # https://www.opencompute.org/documents/ocp-microscaling-formats-mx-v1-0-spec-final-pdf).
@@ -117,6 +120,7 @@ class GpuSpec(Sourced):
     family: str = Field(description="calibration family, e.g. ampere, hopper, blackwell, ada, cdna3")
     aliases: list[str] = []
     memory_gib: float = Field(gt=0, description="HBM capacity; vendors' 'GB' figures are GiB-sized")
+    reported_memory_gib: float | None = Field(None, gt=0, description="what the driver reports (CUDA's total memory)")
     mem_bw_tb_s: float = Field(gt=0)
     tflops: dict[str, float] = Field(description="dense peak per precision: bf16, fp16, fp8, int8, fp4")
     # What micro-benchmarks measured (max achievable matmul, STREAM-like bandwidth): the model's
@@ -159,7 +163,10 @@ class GpuSpec(Sourced):
 
     @property
     def memory_bytes(self) -> float:
-        return self.memory_gib * GIB
+        """The memory the driver reports, of which engines take their shares (vLLM's
+        gpu_memory_utilization): the GPU's own reported figure, else REPORTED_MEMORY_SHARE of its
+        capacity."""
+        return (self.reported_memory_gib or self.memory_gib * REPORTED_MEMORY_SHARE) * GIB
 
     def achieved_share(self, precision: str) -> float | None:
         """Measured matmul TFLOPS over the dense peak at this precision (bf16's share for a
@@ -263,6 +270,17 @@ class ModelSpec(Sourced):
     def expert_params(self) -> float:
         """Parameters of one routed expert in one layer."""
         return self._mlp_params(self.moe_ffn_dim) if self.is_moe else 0.0
+
+    def stored_expert_params(self, tp: int, hidden_multiple: int = 1, inner_multiple: int = 1) -> float:
+        """One routed expert's parameters as a kernel that pads its matrices stores them: the hidden
+        dimension rounded up to `hidden_multiple`, each GPU's TP shard of the inner one to
+        `inner_multiple` (engines.moe_weight_padding)."""
+        if not self.is_moe:
+            return 0.0
+        hidden = -(-self.hidden // hidden_multiple) * hidden_multiple
+        shard = -(-self.moe_ffn_dim // tp)
+        inner = tp * (-(-shard // inner_multiple) * inner_multiple)
+        return float((3 if self.gated_mlp else 2) * hidden * inner)
 
     @property
     def moe_layers(self) -> int:

@@ -53,6 +53,12 @@ def reserves_whole_sequence(engine: str) -> bool:
     return engine == "trtllm"
 
 
+def profiles_memory_peak(engine: str) -> bool:
+    """Whether the engine holds back, besides weights and KV cache, what its start-up profile
+    measured (vLLM's profile run: roofline.engine_memory_bytes) rather than a fixed reserve."""
+    return engine == "vllm"
+
+
 def default_batched_tokens(engine: str, gpu: GpuSpec) -> int:
     """Per-step token budget (chunked-prefill size) when the profile sets none.
     vLLM V1 (API server): 8192 on GPUs of >= 70 GiB other than A100, else 2048.

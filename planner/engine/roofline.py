@@ -19,6 +19,7 @@ from planner.engine.engines import (
     default_max_seqs,
     kv_from_free_memory,
     moe_weight_padding,
+    profiles_memory_peak,
     reserves_whole_sequence,
 )
 from planner.engine.knobs import Knobs
@@ -228,7 +229,7 @@ def replica_params(model: ModelSpec, gpu: GpuSpec, cfg: ServingConfig, knobs: Kn
         gpu_mem_util=cfg.gpu_mem_util,
         mem_util_of_free=1.0 if kv_from_free_memory(cfg.engine) else 0.0,
         kv_reserve_whole=1.0 if reserves_whole_sequence(cfg.engine) else 0.0,
-        profiled_peak=1.0 if cfg.engine == "vllm" else 0.0,
+        profiled_peak=1.0 if profiles_memory_peak(cfg.engine) else 0.0,
         moe_workspace_bytes_token=moe_workspace,
         prefix_hit=cfg.prefix_hit,
         spec_k=float(cfg.spec_k),

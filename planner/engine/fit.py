@@ -117,6 +117,13 @@ MIN_MOVING_ROWS = 3  # a knob fewer rows move would be fitted to their noise (on
 # Knobs only some metrics identify: the per-request cost is TTFT's, and end-to-end rows of long
 # outputs (vLLM's MI300X sweeps, 17-50 s) would otherwise set it to whatever their decode lacks.
 IDENTIFYING_METRICS = {"api_overhead_ms": frozenset(("ttft_ms_mean",))}
+# Metrics whose rows may not pull a knob, though it moves their predictions. What a TTFT row
+# measures above the engine's prefill is mostly the request's own cost outside the steps (HTTP, the
+# chat template, tokenising), which the model holds only as a per-request cost; and each metric
+# weighs as much in the fit as any other, so a few TTFT rows pulling the GEMM efficiency slowed
+# every prefill to pay for that cost (vLLM on Hopper fitted 0.49 against 0.71 for SGLang and
+# TensorRT-LLM on the same kernels). Throughput rows of compute-bound steps set it instead.
+BLIND_METRICS = {"eta_compute": frozenset(("ttft_ms_mean",))}
 TIED_SHARE = 0.1  # a knob's effect that the others reproduce to all but this share is not its own
 MAX_ITERATIONS = 4  # most of the gain comes in the first few; each costs one prediction per knob
 # Pull toward the starting knobs (a Gaussian prior in the transformed space): with few rows the fit
@@ -161,6 +168,11 @@ class _Rows:
         # every metric weighs the same in all
         self.weights = np.array([1.0 / counts[m.metric] for m in self.rows]) / max(len(counts), 1)
         self.measured = np.array([m.value for m in self.rows], dtype=float)
+
+    def blind_to(self, knob: str) -> np.ndarray:
+        """The rows that may not pull `knob` (BLIND_METRICS)."""
+        blind = BLIND_METRICS.get(knob, frozenset())
+        return np.array([m.metric in blind for m in self.rows], dtype=bool)
 
     def log_ratios(self, knobs: Knobs) -> np.ndarray:
         """log(predicted / measured) per row; NaN where the knobs give no prediction."""
@@ -352,7 +364,10 @@ def _jacobian(evaluate: _Evaluator, start: Knobs, names: list[str], u: np.ndarra
         trials.append(_knobs_at(start, names, v))
     cols = [(r - r0) / h for r, h in zip(evaluate(trials), steps)]
     # a row that loses its prediction under a step says nothing about the slope
-    return np.nan_to_num(np.column_stack(cols), nan=0.0, posinf=0.0, neginf=0.0)
+    jac = np.nan_to_num(np.column_stack(cols), nan=0.0, posinf=0.0, neginf=0.0)
+    for col, i in enumerate(which):
+        jac[evaluate.rows.blind_to(names[i]), col] = 0.0
+    return jac
 
 
 def _identified(names: list[str], jac: np.ndarray, weights: np.ndarray,

@@ -305,3 +305,27 @@ def test_publisher_is_the_host_and_the_repository():
     page = "https://github.com/gpustack/gpustack/blob/abc/docs/performance-lab/qwen3-8b/h100.md"
     assert publisher(page) == "github.com/gpustack/gpustack"
     assert publisher("https://example.org/a") == "example.org/a"
+
+
+
+def test_ttft_rows_do_not_pull_the_gemm_efficiency():
+    """What a TTFT row measures above the engine's prefill is mostly the request's own cost (HTTP,
+    the chat template, tokenising): its rows move the per-request cost in the fit, and their slope
+    on the GEMM efficiency is zero, so that efficiency comes from the throughput rows alone and no
+    prefill slows to pay for a request's cost (fit.BLIND_METRICS)."""
+    import numpy as np
+
+    from planner.engine.fit import _Evaluator, _jacobian, _Rows
+
+    rows = [measured(m, "offline", "output_tok_s", 2048, 128) for m in ("llama-3.1-8b", "llama-3.2-3b")]
+    rows += [measured(m, "rate", "ttft_ms_mean", 2048, 128, rate=0.05) for m in ("llama-3.1-8b", "llama-3.2-3b")]
+    names = ["eta_compute", "api_overhead_ms"]
+    start = Knobs(api_overhead_ms=20.0)
+    u = np.array([KNOB_RANGES[n].to_u(getattr(start, n)) for n in names])
+    evaluate = _Evaluator(_Rows(tuple(rows), Path(".")), parallel=False)
+    (r0,) = evaluate([start])
+    jac = _jacobian(evaluate, start, names, u, r0, [0, 1])
+    throughput, ttft = slice(0, 2), slice(2, 4)
+    assert np.all(jac[throughput, 0] != 0.0)  # prefill-heavy throughput moves with the GEMM efficiency
+    assert np.all(jac[ttft, 0] == 0.0)  # TTFT's prediction moves with it too, but may not pull it
+    assert np.all(jac[ttft, 1] != 0.0)  # the per-request cost is TTFT's

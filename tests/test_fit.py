@@ -307,7 +307,6 @@ def test_publisher_is_the_host_and_the_repository():
     assert publisher("https://example.org/a") == "example.org/a"
 
 
-
 def test_ttft_rows_do_not_pull_the_gemm_efficiency():
     """What a TTFT row measures above the engine's prefill is mostly the request's own cost (HTTP,
     the chat template, tokenising): its rows move the per-request cost in the fit, and their slope

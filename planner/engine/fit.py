@@ -168,11 +168,9 @@ class _Rows:
         # every metric weighs the same in all
         self.weights = np.array([1.0 / counts[m.metric] for m in self.rows]) / max(len(counts), 1)
         self.measured = np.array([m.value for m in self.rows], dtype=float)
-
-    def blind_to(self, knob: str) -> np.ndarray:
-        """The rows that may not pull `knob` (BLIND_METRICS)."""
-        blind = BLIND_METRICS.get(knob, frozenset())
-        return np.array([m.metric in blind for m in self.rows], dtype=bool)
+        # per knob of BLIND_METRICS, the rows that may not pull it
+        self.blind = {knob: np.array([m.metric in metrics for m in self.rows], dtype=bool)
+                      for knob, metrics in BLIND_METRICS.items()}
 
     def log_ratios(self, knobs: Knobs) -> np.ndarray:
         """log(predicted / measured) per row; NaN where the knobs give no prediction."""
@@ -366,7 +364,8 @@ def _jacobian(evaluate: _Evaluator, start: Knobs, names: list[str], u: np.ndarra
     # a row that loses its prediction under a step says nothing about the slope
     jac = np.nan_to_num(np.column_stack(cols), nan=0.0, posinf=0.0, neginf=0.0)
     for col, i in enumerate(which):
-        jac[evaluate.rows.blind_to(names[i]), col] = 0.0
+        if names[i] in evaluate.rows.blind:
+            jac[evaluate.rows.blind[names[i]], col] = 0.0
     return jac
 
 
